@@ -1,0 +1,164 @@
+"""`rollouts analyze` (run an AnalysisTemplate on its own) and `rollouts eval` (try a condition)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from rollouts.cli.main import app
+
+if TYPE_CHECKING:
+    from rollouts.spec.analysis import AnalysisRun
+
+EXIT_BY_PHASE = {"Successful": 0, "Failed": 1, "Error": 2, "Inconclusive": 3}
+
+
+@app.command("eval")
+def eval_command(
+    expression: str = typer.Argument(..., help="A successCondition/failureCondition, e.g. 'result[0] >= 0.995'."),
+    result: str = typer.Option("null", "--result", "-r", help="The provider's result as JSON, e.g. '[0.998]'."),
+) -> None:
+    """Evaluate a condition against a result: prints true or false (exit 0), or the error (exit 2)."""
+    from rollouts.analysis.expr import ExprError, evaluate_condition
+
+    try:
+        value = json.loads(result)
+    except ValueError as exc:
+        typer.echo(f"error: --result is not JSON: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        outcome = evaluate_condition(expression, value)
+    except ExprError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo("true" if outcome else "false")
+
+
+def _parse_args(pairs: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            typer.echo(f"error: argument {pair!r} is not NAME=VALUE", err=True)
+            raise typer.Exit(2)
+        values[name] = value
+    return values
+
+
+def build_standalone_run(template_docs: list[dict[str, Any]], cli_args: dict[str, str], *,
+                         once: bool, namespace: str) -> AnalysisRun:
+    """An AnalysisRun made from templates and command-line arguments, as a rollout would make it."""
+    from rollouts.analysis.args import ArgsError, flatten_template_args, merge_args
+    from rollouts.spec.analysis import AnalysisRun, AnalysisRunSpec, Argument
+    from rollouts.spec.kinds import parse_object
+
+    metrics = []
+    arg_lists = []
+    dry_run = []
+    retention = []
+    names = []
+    for doc in template_docs:
+        template = parse_object(doc)
+        spec = template.spec  # type: ignore[attr-defined]
+        names.append(template.metadata.name)  # type: ignore[attr-defined]
+        metrics.extend(spec.metrics)
+        arg_lists.append(spec.args)
+        dry_run.extend(spec.dry_run or [])
+        retention.extend(spec.measurement_retention or [])
+    if once:
+        # One measurement per metric: what a template says right now, for an SLO check during an incident.
+        metrics = [m.model_copy(update={"count": 1, "interval": None, "initial_delay": None}) for m in metrics]
+    try:
+        args = merge_args([Argument(name=k, value=v) for k, v in cli_args.items()], flatten_template_args(arg_lists))
+    except ArgsError as exc:
+        typer.echo(f"error: {exc} (pass it with -a NAME=VALUE)", err=True)
+        raise typer.Exit(2) from None
+    return AnalysisRun.model_validate({
+        "metadata": {"name": "-".join(n or "template" for n in names) + "-analyze", "namespace": namespace,
+                     "uid": "analyze"},
+        "spec": AnalysisRunSpec(metrics=metrics, args=args, dry_run=dry_run or None,
+                                measurement_retention=retention or None).to_dict(),
+    })
+
+
+@app.command("analyze")
+def analyze_command(
+    files: list[str] = typer.Option(..., "--filename", "-f", help="AnalysisTemplate file(s)."),
+    arguments: list[str] = typer.Option([], "--argument", "-a", help="Template argument NAME=VALUE."),
+    once: bool = typer.Option(False, "--once", help="Take one measurement of each metric and stop."),
+    namespace: str = typer.Option("default", "--namespace", "-n", help="Namespace for Secret look-ups."),
+    output: str = typer.Option("text", "--output", "-o", help="text or json (one object per measurement)."),
+) -> None:
+    """Run an AnalysisTemplate without a controller, printing each measurement and the final phase.
+
+    Exit 0 Successful, 1 Failed, 2 Error, 3 Inconclusive."""
+    import asyncio
+
+    from rollouts.spec.loader import load_paths
+
+    loaded = load_paths(files)
+    errors = [p for p in loaded.problems if p.severity == "error"]
+    if errors:
+        for problem in errors:
+            typer.echo(problem.render(), err=True)
+        raise typer.Exit(2)
+    docs = [o.data for o in loaded.objects if o.kind in ("AnalysisTemplate", "ClusterAnalysisTemplate")]
+    if not docs:
+        typer.echo("error: no AnalysisTemplate or ClusterAnalysisTemplate in the given files", err=True)
+        raise typer.Exit(2)
+    run = build_standalone_run(docs, _parse_args(arguments), once=once, namespace=namespace)
+    final = asyncio.run(_drive(run, output))
+    phase = final.status.phase if final.status else "Error"
+    message = (final.status.message if final.status else "") or ""
+    if output == "json":
+        typer.echo(json.dumps({"phase": phase, "message": message}))
+    else:
+        typer.echo(f"AnalysisRun {phase}" + (f": {message}" if message else ""))
+    raise typer.Exit(EXIT_BY_PHASE.get(phase, 2))
+
+
+async def _drive(run: AnalysisRun, output: str) -> AnalysisRun:
+    import asyncio
+
+    from rollouts.analysis.executor import AnalysisExecutor
+    from rollouts.controller.clock import SystemClock
+
+    clock = SystemClock()
+    executor = AnalysisExecutor()
+    shown: dict[str, int] = {}
+    try:
+        while True:
+            run, delay = executor.step(run, clock.now())
+            _print_new_measurements(run, shown, output)
+            if run.status is not None and run.status.phase in EXIT_BY_PHASE:
+                return run
+            await executor.wait_any(min(delay if delay is not None else 1.0, 1.0))
+            await asyncio.sleep(0)
+    finally:
+        await executor.close()
+
+
+def _print_new_measurements(run: AnalysisRun, shown: dict[str, int], output: str) -> None:
+    if run.status is None:
+        return
+    for result in run.status.metric_results:
+        total = result.count + result.error
+        seen = shown.get(result.name, 0)
+        if total <= seen:
+            continue
+        for measurement in result.measurements[-(total - seen):]:
+            if output == "json":
+                typer.echo(json.dumps({"metric": result.name, "phase": measurement.phase,
+                                       "value": measurement.value, "message": measurement.message,
+                                       "finishedAt": measurement.finished_at.isoformat()
+                                       if measurement.finished_at else None}))
+            else:
+                text = f"{result.name}: {measurement.phase}"
+                if measurement.value is not None:
+                    text += f" value={measurement.value}"
+                if measurement.message:
+                    text += f" ({measurement.message})"
+                typer.echo(text)
+        shown[result.name] = total

@@ -1,0 +1,188 @@
+"""The controller loop: observe ► reconcile ► apply ► persist ► requeue, for every rollout and analysis
+run in the store, until stopped.
+
+All decisions are the engine's and the analysis assessment's; this module only moves data between the
+store, the runtime and those pure functions, and decides when to look again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from rollouts.analysis.executor import AnalysisExecutor
+from rollouts.controller.apply import ActionFailed, apply_action, record_outcome
+from rollouts.controller.clock import Clock, SystemClock
+from rollouts.controller.observe import observe_rollout
+from rollouts.engine import reconcile
+from rollouts.engine.types import Decision, EmitEvent
+from rollouts.spec.analysis import AnalysisRun
+from rollouts.spec.rollout import Rollout
+from rollouts.store.protocol import Conflict, NotFound, ObjectStore
+
+log = logging.getLogger("rollouts.controller")
+
+# How often the loop looks at the store even when nothing asked it to: the bound on how long a write
+# made by another process (the CLI) waits to be noticed.
+POLL_SECONDS = 0.5
+
+
+class Runtime(Protocol):
+    async def start(self) -> None: ...
+
+    async def sync(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class DecisionObserver(Protocol):
+    def observe_decision(self, rollout: Rollout, decision: Decision, seconds: float) -> None: ...
+
+    def observe_error(self, rollout: Rollout) -> None: ...
+
+
+@dataclass
+class Controller:
+    store: ObjectStore
+    runtime: Runtime | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    executor: AnalysisExecutor = field(default_factory=AnalysisExecutor)
+    observers: list[DecisionObserver] = field(default_factory=list)
+    poll_seconds: float = POLL_SECONDS
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _requeue_at: dict[str, float] = field(default_factory=dict)
+
+    def wake(self) -> None:
+        """Ask for a pass as soon as possible (pod readiness changed, a write arrived...)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if self.runtime is not None:
+            await self.runtime.start()
+        try:
+            while not stop.is_set():
+                delay = await self.run_once()
+                self._wake.clear()
+                wait = min(self.poll_seconds, delay if delay is not None else self.poll_seconds)
+                waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+                try:
+                    await asyncio.wait(waiters, timeout=max(wait, 0.01), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for waiter in waiters:
+                        waiter.cancel()
+        finally:
+            await self.executor.close()
+            if self.runtime is not None:
+                await self.runtime.close()
+
+    async def run_once(self) -> float | None:
+        """One pass over everything; returns the seconds until something is due (None: nothing planned)."""
+        if self.runtime is not None:
+            await self.runtime.sync()
+        delays: list[float] = []
+        for obj in self.store.list("AnalysisRun"):
+            delay = self.step_analysis_run(obj)
+            if delay is not None:
+                delays.append(delay)
+        for obj in self.store.list("Rollout"):
+            delay = self.reconcile_rollout(obj)
+            if delay is not None:
+                delays.append(delay)
+        return min(delays) if delays else None
+
+    # -- analysis runs -----------------------------------------------------------------------------------
+
+    def step_analysis_run(self, obj: Mapping[str, Any]) -> float | None:
+        try:
+            run = AnalysisRun.model_validate(obj)
+        except ValidationError as exc:
+            log.warning("AnalysisRun %s: cannot be read: %s", obj.get("metadata", {}).get("name"), exc)
+            return None
+        updated, delay = self.executor.step(run, self.clock.now())
+        if updated.status != run.status and updated.status is not None:
+            try:
+                self.store.update_status({**dict(obj), "status": updated.status.to_dict()})
+            except Conflict:
+                return 0.0
+            except NotFound:
+                self.executor.forget(run)
+                return None
+            if updated.status.phase != (run.status.phase if run.status else None):
+                self._log_run(updated)
+        return delay
+
+    def _log_run(self, run: AnalysisRun) -> None:
+        status = run.status
+        assert status is not None
+        log.info("analysis run %s", status.phase, extra={"fields": {
+            "analysisrun": run.metadata.name, "namespace": run.metadata.namespace, "phase": status.phase,
+            "message": status.message or ""}})
+
+    # -- rollouts ----------------------------------------------------------------------------------------
+
+    def reconcile_rollout(self, obj: Mapping[str, Any]) -> float | None:
+        meta = obj.get("metadata", {})
+        name = f"{meta.get('namespace')}/{meta.get('name')}"
+        try:
+            rollout = Rollout.model_validate(obj)
+        except ValidationError as exc:
+            log.warning("Rollout %s: cannot be read: %s", name, exc.errors()[0].get("msg"))
+            return None
+        started = self.clock.monotonic()
+        now = self.clock.now()
+        try:
+            observed = observe_rollout(self.store, rollout)
+            decision = reconcile(rollout, observed, now)
+        except Exception:
+            log.exception("reconcile failed", extra={"fields": {"rollout": name}})
+            for observer in self.observers:
+                observer.observe_error(rollout)
+            return 5.0
+        try:
+            for action in decision.actions:
+                apply_action(self.store, rollout, action)
+                if isinstance(action, EmitEvent):
+                    record_outcome(self.store, rollout, decision.status.current_pod_hash, action)
+        except ActionFailed as exc:
+            log.warning(str(exc), extra={"fields": {"rollout": name}})
+            self.store.record_event(_involved(rollout), "Warning", "ActionFailed", str(exc))
+            return 5.0
+        except Conflict:
+            return 0.0
+        new_status = decision.status.to_dict()
+        if new_status != (obj.get("status") or {}):
+            try:
+                self.store.update_status({**dict(obj), "status": new_status})
+            except Conflict:
+                return 0.0
+            except NotFound:
+                return None
+        seconds = self.clock.monotonic() - started
+        for observer in self.observers:
+            observer.observe_decision(rollout, decision, seconds)
+        if decision.actions or new_status != (obj.get("status") or {}):
+            self._log_decision(rollout, decision)
+        return decision.requeue_after
+
+    def _log_decision(self, rollout: Rollout, decision: Decision) -> None:
+        status = decision.status
+        weights = status.canary.weights if status.canary else None
+        log.info("reconciled", extra={"fields": {
+            "rollout": rollout.name,
+            "namespace": rollout.namespace,
+            "revision": status.current_pod_hash,
+            "step": status.current_step_index,
+            "phase": status.phase,
+            "weight": weights.canary.weight if weights else None,
+            "message": status.message,
+            "actions": [a.describe() for a in decision.actions],
+        }})
+
+
+def _involved(rollout: Rollout) -> dict[str, Any]:
+    return {"kind": "Rollout", "namespace": rollout.namespace, "name": rollout.name,
+            "uid": rollout.metadata.uid, "apiVersion": rollout.api_version}

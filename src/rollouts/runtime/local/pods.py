@@ -1,0 +1,176 @@
+"""Keeps the pods of every ReplicaSet in the store running as local processes, and writes back what
+they do: Pod objects (for `get pods`, `logs`, and the engine's view) and ReplicaSet status counts.
+
+This plays the part of Kubernetes' ReplicaSet controller and kubelet on one host."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Any
+
+from pydantic import ValidationError
+
+from rollouts.runtime.local.supervisor import PodState, PodSupervisor
+from rollouts.spec.pod import PodTemplateSpec
+from rollouts.store.protocol import AlreadyExists, NotFound, ObjectStore
+
+log = logging.getLogger(__name__)
+
+POD_HASH_LABEL = "rollouts-pod-template-hash"
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def _pod_name(rs_name: str) -> str:
+    return f"{rs_name}-{''.join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))}"
+
+
+def _time(state: PodState) -> str:
+    return state.created_at.isoformat().replace("+00:00", "Z")
+
+
+def pod_status(state: PodState) -> dict[str, Any]:
+    """The Kubernetes-shaped status of a local pod."""
+    waiting = state.reason in ("CrashLoopBackOff", "ImageNotResolvable", "StartError")
+    container_state: dict[str, Any]
+    if waiting:
+        container_state = {"waiting": {"reason": state.reason, "message": state.message or ""}}
+    elif state.phase == "Running":
+        started = state.started_at.isoformat().replace("+00:00", "Z") if state.started_at else _time(state)
+        container_state = {"running": {"startedAt": started}}
+    else:
+        container_state = {"terminated": {"exitCode": state.exit_code or 0, "reason": state.reason or ""}}
+    return {
+        "phase": state.phase.value,
+        "podIP": "127.0.0.1",
+        "reason": state.reason,
+        "message": state.message,
+        "conditions": [{"type": "Ready", "status": "True" if state.ready else "False"}],
+        "containerStatuses": [{
+            "name": state.container,
+            "image": state.image,
+            "ready": state.ready,
+            "restartCount": state.restarts,
+            "state": container_state,
+        }],
+    }
+
+
+class PodSync:
+    """Reconciles ReplicaSets in the store with the supervisor's processes."""
+
+    def __init__(self, store: ObjectStore, supervisor: PodSupervisor) -> None:
+        self.store = store
+        self.supervisor = supervisor
+        self._written: dict[str, dict[str, Any]] = {}
+        self._stopping: set[asyncio.Task[bool]] = set()
+
+    def forget_stale_pods(self) -> None:
+        """At start-up no process of ours runs yet: Pod objects left by a previous controller are gone."""
+        for obj in self.store.list("Pod"):
+            try:
+                self.store.delete("Pod", obj["metadata"]["namespace"], obj["metadata"]["name"])
+            except NotFound:
+                pass
+
+    async def sync(self) -> None:
+        replica_sets = self.store.list("ReplicaSet")
+        stored_pods = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in self.store.list("Pod")}
+        live = {s.name: s for s in self.supervisor.pods() if not s.terminating}
+
+        # Pods whose object was deleted (eviction, ReplicaSet deleted) stop.
+        for name, state in list(live.items()):
+            if (state.namespace, name) not in stored_pods and name in self._written:
+                self._stop(name, state)
+                del live[name]
+
+        for rs in replica_sets:
+            await self._sync_replica_set(rs, live, stored_pods)
+
+        for (namespace, name), obj in stored_pods.items():
+            if name not in live and name in self._written:
+                self._delete_object(namespace, name)
+
+    async def _sync_replica_set(self, rs: dict[str, Any], live: dict[str, PodState],
+                                stored: dict[tuple[str, str], dict[str, Any]]) -> None:
+        meta = rs["metadata"]
+        namespace, rs_name = meta["namespace"], meta["name"]
+        pod_hash = (meta.get("labels") or {}).get(POD_HASH_LABEL, "")
+        mine = sorted((s for s in live.values() if s.labels.get("rollouts.io/replicaset") == rs_name
+                       and s.namespace == namespace), key=lambda s: s.created_at)
+        desired = int(rs["spec"].get("replicas") or 0)
+        try:
+            template = PodTemplateSpec.model_validate(rs["spec"].get("template") or {})
+        except ValidationError as exc:
+            log.warning("ReplicaSet %s/%s: invalid pod template: %s", namespace, rs_name, exc)
+            return
+        if len(mine) < desired and template.spec.containers:
+            container = template.spec.containers[0]
+            labels = {**template.metadata.labels, POD_HASH_LABEL: pod_hash, "rollouts.io/replicaset": rs_name}
+            grace = template.spec.termination_grace_period_seconds
+            for _ in range(desired - len(mine)):
+                state = await self.supervisor.ensure_pod(_pod_name(rs_name), labels, container, namespace,
+                                                         termination_grace_seconds=grace)
+                mine.append(state)
+                live[state.name] = state
+        elif len(mine) > desired:
+            # Remove not-ready pods first, then the newest, as Kubernetes does.
+            victims = sorted(mine, key=lambda s: (s.ready, s.created_at), reverse=False)[: len(mine) - desired]
+            for state in victims:
+                self._stop(state.name, state)
+                mine.remove(state)
+                if (namespace, state.name) in stored:
+                    self._delete_object(namespace, state.name)
+
+        for state in mine:
+            self._write_pod(rs, state)
+        ready = sum(1 for s in mine if s.ready)
+        status = {"replicas": len(mine), "readyReplicas": ready, "availableReplicas": ready,
+                  "observedGeneration": meta.get("generation")}
+        if {k: (rs.get("status") or {}).get(k) for k in status} != status:
+            try:
+                self.store.patch("ReplicaSet", namespace, rs_name, {"status": status}, subresource="status")
+            except NotFound:
+                pass
+
+    def _write_pod(self, rs: dict[str, Any], state: PodState) -> None:
+        status = pod_status(state)
+        labels = dict(state.labels)
+        obj = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": state.name,
+                "namespace": state.namespace,
+                "labels": labels,
+                "annotations": {"rollouts.io/port": str(state.port), "rollouts.io/log": str(state.log_path)},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs["metadata"]["name"],
+                                     "uid": rs["metadata"].get("uid", ""), "controller": True}],
+            },
+            "spec": {"containers": [{"name": state.container, "image": state.image}]},
+            "status": status,
+        }
+        if self._written.get(state.name) == obj:
+            return
+        try:
+            self.store.create(obj)
+        except AlreadyExists:
+            try:
+                self.store.patch("Pod", state.namespace, state.name, {"status": status}, subresource="status")
+            except NotFound:
+                return
+        self._written[state.name] = obj
+
+    def _delete_object(self, namespace: str, name: str) -> None:
+        self._written.pop(name, None)
+        try:
+            self.store.delete("Pod", namespace, name)
+        except NotFound:
+            pass
+
+    def _stop(self, name: str, state: PodState) -> None:
+        self._written.pop(name, None)
+        task = asyncio.create_task(self.supervisor.delete_pod(name), name=f"stop:{name}")
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
