@@ -16,6 +16,7 @@ class OwnerReference(LooseModel):
     name: str = ""
     uid: str = ""
     controller: bool | None = None
+    block_owner_deletion: bool | None = None
 
 
 class ObjectMeta(Model):
