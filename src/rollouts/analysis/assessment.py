@@ -90,7 +90,7 @@ def judge_outcome(metric: Metric, outcome: MeasurementOutcome) -> tuple[Analysis
     if outcome.error is not None:
         return "Error", outcome.error
     if outcome.phase is not None:
-        return outcome.phase, None
+        return outcome.phase, outcome.message
     return assess_measurement_value(metric, outcome.value)
 
 

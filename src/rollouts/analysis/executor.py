@@ -64,6 +64,9 @@ class AnalysisExecutor:
     secret_lookup: SecretLookup = no_secrets
     providers: Mapping[str, Provider] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    # Replaces the address of every prometheus metric: one set of templates serves the cluster (their own
+    # address) and a local run against another Prometheus (`--prometheus-address`).
+    prometheus_address: str | None = None
     _in_flight: dict[tuple[str, str], _InFlight] = field(default_factory=dict)
     _counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -128,6 +131,10 @@ class AnalysisExecutor:
         async def measure() -> MeasurementOutcome:
             try:
                 resolved = substitute_metric(metric, args)
+                if self.prometheus_address and resolved.provider.prometheus is not None:
+                    prometheus = resolved.provider.prometheus.model_copy(update={"address": self.prometheus_address})
+                    resolved = resolved.model_copy(
+                        update={"provider": resolved.provider.model_copy(update={"prometheus": prometheus})})
                 provider = provider_for(resolved, extra=self.providers)
             except (ArgsError, ProviderNotSupported, ValueError) as exc:
                 return ctx.error(str(exc))

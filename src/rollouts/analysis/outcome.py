@@ -20,6 +20,7 @@ class MeasurementOutcome:
     printed: the value as stored in the AnalysisRun (`[0.98]`, `NaN`, JSON text).
     error: set when the provider failed (HTTP error, query failure, unreachable): the measurement is an Error.
     phase: set by providers that judge on their own (job); conditions are then ignored.
+    message: why a provider that judges on its own chose that phase (exit code, deadline).
     metadata: provider details kept with the measurement (resolved query, job name, ...).
     """
 
@@ -27,4 +28,5 @@ class MeasurementOutcome:
     printed: str = ""
     error: str | None = None
     phase: ProviderPhase | None = None
+    message: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)

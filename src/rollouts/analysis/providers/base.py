@@ -1,0 +1,75 @@
+"""The contract every metric provider meets: what a measurement is given (MeasureContext), what a provider
+is (Provider), and the redaction of secret values that every provider applies to what it reports."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import quote, quote_plus
+
+from rollouts.analysis.outcome import MeasurementOutcome
+from rollouts.spec.analysis import Metric
+
+REDACTED = "*****"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasureContext:
+    """Where a measurement is taken and what must never be shown.
+
+    measurement_index is 1-based (Argo numbers job measurements from 1).
+    secrets: resolved secret values; each is shown as ***** in any message or log line.
+    env: overrides on top of the process environment (addresses such as ROLLOUTS_PROMETHEUS_ADDRESS,
+    and the base environment of job processes).
+    """
+
+    namespace: str
+    run_name: str
+    metric_name: str
+    measurement_index: int
+    secrets: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def environment(self) -> dict[str, str]:
+        """The process environment with this context's overrides applied."""
+        return {**os.environ, **self.env}
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret value (also in its URL-encoded forms) replaced by *****."""
+        return redact(text, self.secrets)
+
+    def error(self, message: str, **metadata: str) -> MeasurementOutcome:
+        """A failed measurement (phase Error) whose message carries no secret."""
+        clean = {key: self.redact(value) for key, value in metadata.items()}
+        return MeasurementOutcome(error=self.redact(message), metadata=clean)
+
+
+class Provider(Protocol):
+    """Takes one measurement of a metric. Never raises for a failed measurement: it returns an outcome
+    with `error` set. Cancellation propagates after the provider has cleaned up what it started."""
+
+    type_label: str
+
+    async def measure(self, metric: Metric, ctx: MeasureContext) -> MeasurementOutcome: ...
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """Replace every non-empty secret in `text` by *****.
+
+    Longest first, so a secret containing another is not left half-shown; URL-encoded forms too, because
+    URLs in HTTP error messages carry their query string encoded."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if secret:
+            forms.update({secret, quote(secret, safe=""), quote_plus(secret), quote(secret)})
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, REDACTED)
+    return text
+
+
+def tail(text: str, lines: int = 10, width: int = 2000) -> str:
+    """The last lines of a (possibly long) text, for error messages."""
+    kept = "\n".join(text.rstrip().splitlines()[-lines:])
+    return kept if len(kept) <= width else "..." + kept[-width:]

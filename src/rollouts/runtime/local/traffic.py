@@ -1,0 +1,305 @@
+"""Per-version request statistics of the local ingress, kept in memory for the traffic metric provider.
+
+Keyed by (namespace, service, version), where service is the stable Ingress's logical service name and
+version is `stable`, `canary` (through the ingress) or whatever a Service listener is labelled with
+(`active`, `preview`). Two rings per key, both bounded:
+- one bucket per second for `horizon` seconds (default 35 minutes): requests by status class and a sparse
+  latency histogram with geometric buckets 2 % wide, so quantiles are within about 1 % of the true value;
+- one bucket per minute for `coarse_horizon` seconds (default 24 hours): request and 5xx counts only, so
+  "errors since the release started" works for releases longer than the fine horizon.
+
+Thread-safe (one lock); the clock is injectable.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+DEFAULT_HORIZON_SECONDS = 35 * 60
+DEFAULT_COARSE_HORIZON_SECONDS = 24 * 3600
+
+# Latency buckets: bucket i holds [MIN * GROWTH**i, MIN * GROWTH**(i+1)); values below MIN land in bucket 0.
+_MIN_LATENCY = 1e-5
+_GROWTH = 1.02
+_LOG_GROWTH = math.log(_GROWTH)
+_MAX_BUCKET = int(math.log(3600 / _MIN_LATENCY) / _LOG_GROWTH)
+
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
+
+Clock = Callable[[], float]
+StatsKey = tuple[str, str, str]
+
+
+def _status_class(status: int) -> int:
+    return status // 100 - 1 if 100 <= status < 600 else 5
+
+
+def _bucket_of(seconds: float) -> int:
+    if seconds <= _MIN_LATENCY:
+        return 0
+    return min(int(math.log(seconds / _MIN_LATENCY) / _LOG_GROWTH), _MAX_BUCKET)
+
+
+def _bucket_value(index: int) -> float:
+    # Geometric middle of the bucket: the relative error is at most half the bucket width.
+    return _MIN_LATENCY * _GROWTH ** (index + 0.5)
+
+
+@dataclass
+class _Second:
+    at: int
+    classes: list[int] = field(default_factory=lambda: [0] * len(STATUS_CLASSES))
+    latency: Counter[int] = field(default_factory=Counter)
+
+
+@dataclass
+class _Minute:
+    at: int
+    requests: int = 0
+    errors: int = 0
+
+
+_Bucket = TypeVar("_Bucket", "_Second", "_Minute")
+
+
+@dataclass
+class _Series:
+    seconds: deque[_Second] = field(default_factory=deque)
+    minutes: deque[_Minute] = field(default_factory=deque)
+    first_seen: float | None = None
+    total_requests: int = 0
+    total_errors: int = 0
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """Requests served in a time window. Rates and quantiles are None when there were no requests."""
+
+    start: float
+    end: float
+    requests: int = 0
+    errors: int = 0
+    by_class: dict[str, int] = field(default_factory=dict)
+    latency_counts: tuple[tuple[int, int], ...] = ()
+    complete: bool = True
+
+    @property
+    def success_rate(self) -> float | None:
+        return None if self.requests == 0 else (self.requests - self.errors) / self.requests
+
+    @property
+    def error_rate(self) -> float | None:
+        return None if self.requests == 0 else self.errors / self.requests
+
+    @property
+    def p50(self) -> float | None:
+        return self.quantile(0.50)
+
+    @property
+    def p95(self) -> float | None:
+        return self.quantile(0.95)
+
+    @property
+    def p99(self) -> float | None:
+        return self.quantile(0.99)
+
+    def quantile(self, q: float) -> float | None:
+        """The q-quantile of latency in seconds (nearest rank), None without latency samples."""
+        total = sum(count for _, count in self.latency_counts)
+        if total == 0:
+            return None
+        rank = max(1, math.ceil(min(max(q, 0.0), 1.0) * total))
+        seen = 0
+        for index, count in self.latency_counts:
+            seen += count
+            if seen >= rank:
+                return _bucket_value(index)
+        return _bucket_value(self.latency_counts[-1][0])
+
+
+class TrafficStats:
+    """In-memory request counters and latency histograms per (namespace, service, version)."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock = time.time,
+        horizon: float = DEFAULT_HORIZON_SECONDS,
+        coarse_horizon: float = DEFAULT_COARSE_HORIZON_SECONDS,
+    ) -> None:
+        self._clock = clock
+        self.horizon = int(horizon)
+        self.coarse_horizon = int(coarse_horizon)
+        self._series: dict[StatsKey, _Series] = {}
+        self._lock = threading.Lock()
+
+    def record(
+        self,
+        namespace: str,
+        service: str,
+        version: str,
+        status: int,
+        duration: float,
+        *,
+        at: float | None = None,
+    ) -> None:
+        """Count one finished request (`duration` in seconds) at time `at` (default: now)."""
+        now = self._clock() if at is None else at
+        second, minute = int(math.floor(now)), int(math.floor(now / 60))
+        klass = _status_class(status)
+        with self._lock:
+            series = self._series.setdefault((namespace, service, version), _Series())
+            if series.first_seen is None or now < series.first_seen:
+                series.first_seen = now
+            series.total_requests += 1
+            series.total_errors += int(klass == 4)
+            fine = _slot(series.seconds, second, _Second)
+            fine.classes[klass] += 1
+            fine.latency[_bucket_of(duration)] += 1
+            coarse = _slot(series.minutes, minute, _Minute)
+            coarse.requests += 1
+            coarse.errors += int(klass == 4)
+            self._prune(series, now)
+
+    def window(
+        self,
+        namespace: str,
+        service: str,
+        version: str | Sequence[str],
+        seconds: float,
+        now: float | None = None,
+    ) -> WindowStats:
+        """Requests of one version (or the sum of several) in the last `seconds` up to `now`, in whole
+        seconds: the window covers the `ceil(seconds)` one-second buckets ending with the current one."""
+        now = self._clock() if now is None else now
+        last = int(math.floor(now))
+        span = max(1, math.ceil(seconds))
+        first = last - span + 1
+        classes = [0] * len(STATUS_CLASSES)
+        latency: Counter[int] = Counter()
+        with self._lock:
+            for series in self._matching(namespace, service, version):
+                for bucket in series.seconds:
+                    if first <= bucket.at <= last:
+                        for i, count in enumerate(bucket.classes):
+                            classes[i] += count
+                        latency.update(bucket.latency)
+        requests = sum(classes)
+        return WindowStats(
+            start=float(first),
+            end=float(last + 1),
+            requests=requests,
+            errors=classes[4],
+            by_class={name: classes[i] for i, name in enumerate(STATUS_CLASSES) if classes[i]},
+            latency_counts=tuple(sorted(latency.items())),
+            complete=span <= self.horizon,
+        )
+
+    def since(
+        self,
+        namespace: str,
+        service: str,
+        version: str | Sequence[str],
+        start: float,
+        now: float | None = None,
+    ) -> WindowStats:
+        """Cumulative request and 5xx counts from `start` to `now`.
+
+        Whole minutes are counted from the per-minute ring (so `start` is rounded down to its minute);
+        `complete` is False when `start` is older than what the ring keeps. No latency in this answer."""
+        now = self._clock() if now is None else now
+        first, last = int(math.floor(start / 60)), int(math.floor(now / 60))
+        requests = errors = 0
+        with self._lock:
+            for series in self._matching(namespace, service, version):
+                for bucket in series.minutes:
+                    if first <= bucket.at <= last:
+                        requests += bucket.requests
+                        errors += bucket.errors
+        complete = now - start <= self.coarse_horizon
+        return WindowStats(
+            start=first * 60.0,
+            end=now,
+            requests=requests,
+            errors=errors,
+            by_class={"5xx": errors} if errors else {},
+            complete=complete,
+        )
+
+    def first_seen(self, namespace: str, service: str, version: str | Sequence[str]) -> float | None:
+        """When this process first counted a request of the version(s); None if never."""
+        with self._lock:
+            seen = [s.first_seen for s in self._matching(namespace, service, version) if s.first_seen]
+        return min(seen) if seen else None
+
+    def request_rate(self, namespace: str, service: str, now: float | None = None) -> float | None:
+        """Requests per second to the service (all versions) over the fine horizon, or over the time since
+        the first request when that is shorter (so a young service's rate is not diluted). None when the
+        service has served nothing in the horizon."""
+        now = self._clock() if now is None else now
+        last = int(math.floor(now))
+        first = last - self.horizon + 1
+        requests = 0
+        oldest: float | None = None
+        with self._lock:
+            for (ns, svc, _), series in self._series.items():
+                if (ns, svc) != (namespace, service):
+                    continue
+                for bucket in series.seconds:
+                    if first <= bucket.at <= last:
+                        requests += sum(bucket.classes)
+                if series.first_seen is not None:
+                    oldest = series.first_seen if oldest is None else min(oldest, series.first_seen)
+        if requests == 0 or oldest is None:
+            return None
+        span = min(float(self.horizon), max(1.0, now - oldest))
+        return requests / span
+
+    def keys(self) -> list[StatsKey]:
+        with self._lock:
+            return sorted(self._series)
+
+    def totals(self, namespace: str, service: str, version: str) -> tuple[int, int]:
+        """(requests, 5xx) counted since this process started."""
+        with self._lock:
+            series = self._series.get((namespace, service, version))
+            return (series.total_requests, series.total_errors) if series else (0, 0)
+
+    def _matching(self, namespace: str, service: str, version: str | Sequence[str]) -> Iterable[_Series]:
+        versions = (version,) if isinstance(version, str) else tuple(version)
+        for v in versions:
+            series = self._series.get((namespace, service, v))
+            if series is not None:
+                yield series
+
+    def _prune(self, series: _Series, now: float) -> None:
+        oldest_second = int(math.floor(now)) - self.horizon
+        while series.seconds and series.seconds[0].at <= oldest_second:
+            series.seconds.popleft()
+        oldest_minute = int(math.floor((now - self.coarse_horizon) / 60))
+        while series.minutes and series.minutes[0].at <= oldest_minute:
+            series.minutes.popleft()
+
+
+def _slot(ring: deque[_Bucket], at: int, make: Callable[[int], _Bucket]) -> _Bucket:
+    """The bucket for time `at`, appended when new. Buckets stay sorted; a late sample (clock stepped back,
+    or `at` given explicitly) is inserted in order."""
+    if ring and ring[-1].at == at:
+        return ring[-1]
+    if not ring or ring[-1].at < at:
+        ring.append(make(at))
+        return ring[-1]
+    for i, bucket in enumerate(ring):
+        if bucket.at == at:
+            return bucket
+        if bucket.at > at:
+            ring.insert(i, make(at))
+            return ring[i]
+    ring.append(make(at))
+    return ring[-1]
