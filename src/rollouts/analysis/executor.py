@@ -80,13 +80,12 @@ class AnalysisExecutor:
         if run.status is not None and is_completed(run.status.phase):
             self.forget(run)
             return run, None
+        args: dict[str, str] | None = None
+        arg_error: str | None = None
         try:
             args = resolve_args(run.spec.args, self.secret_lookup, namespace=namespace)
         except ArgsError as exc:
-            args = None
             arg_error = str(exc)
-        else:
-            arg_error = None
         secrets = secret_values(run.spec.args, args or {})
 
         outcomes: dict[str, MeasurementOutcome] = {}
@@ -98,9 +97,9 @@ class AnalysisExecutor:
         for task in metric_tasks(run, now):
             slot = (run_key, task.metric)
             if task.kind == "terminate":
-                flight = self._in_flight.pop(slot, None)
-                if flight is not None:
-                    flight.task.cancel()
+                stopped = self._in_flight.pop(slot, None)
+                if stopped is not None:
+                    stopped.task.cancel()
                 outcomes.setdefault(task.metric, MeasurementOutcome(phase="Inconclusive",
                                                                     metadata={"reason": "Metric Terminated"}))
                 continue

@@ -51,14 +51,15 @@ def build_standalone_run(template_docs: list[dict[str, Any]], cli_args: dict[str
                          once: bool, namespace: str) -> AnalysisRun:
     """An AnalysisRun made from templates and command-line arguments, as a rollout would make it."""
     from rollouts.analysis.args import ArgsError, flatten_template_args, merge_args
-    from rollouts.spec.analysis import AnalysisRun, AnalysisRunSpec, Argument
+    from rollouts.spec.analysis import AnalysisRun, AnalysisRunSpec, Argument, Metric
     from rollouts.spec.kinds import parse_object
+    from rollouts.spec.rollout import DryRun, MeasurementRetention
 
-    metrics = []
-    arg_lists = []
-    dry_run = []
-    retention = []
-    names = []
+    metrics: list[Metric] = []
+    arg_lists: list[list[Argument] | None] = []
+    dry_run: list[DryRun] = []
+    retention: list[MeasurementRetention] = []
+    names: list[str | None] = []
     for doc in template_docs:
         template = parse_object(doc)
         spec = template.spec  # type: ignore[attr-defined]
@@ -68,8 +69,11 @@ def build_standalone_run(template_docs: list[dict[str, Any]], cli_args: dict[str
         dry_run.extend(spec.dry_run or [])
         retention.extend(spec.measurement_retention or [])
     if once:
-        # One measurement per metric: what a template says right now, for an SLO check during an incident.
-        metrics = [m.model_copy(update={"count": 1, "interval": None, "initial_delay": None}) for m in metrics]
+        # One measurement per metric decides: what a template says right now, for an SLO check during an
+        # incident. Failure and inconclusive tolerances would otherwise let a single bad reading pass.
+        once_fields = {"count": 1, "interval": None, "initial_delay": None, "failure_limit": 0,
+                       "inconclusive_limit": 0, "consecutive_success_limit": None}
+        metrics = [m.model_copy(update=once_fields) for m in metrics]
     try:
         args = merge_args([Argument(name=k, value=v) for k, v in cli_args.items()], flatten_template_args(arg_lists))
     except ArgsError as exc:
@@ -90,6 +94,8 @@ def analyze_command(
     once: bool = typer.Option(False, "--once", help="Take one measurement of each metric and stop."),
     namespace: str = typer.Option("default", "--namespace", "-n", help="Namespace for Secret look-ups."),
     output: str = typer.Option("text", "--output", "-o", help="text or json (one object per measurement)."),
+    prometheus_address: str | None = typer.Option(
+        None, "--prometheus-address", help="Query this Prometheus instead of the address in the templates."),
 ) -> None:
     """Run an AnalysisTemplate without a controller, printing each measurement and the final phase.
 
@@ -102,14 +108,14 @@ def analyze_command(
     errors = [p for p in loaded.problems if p.severity == "error"]
     if errors:
         for problem in errors:
-            typer.echo(problem.render(), err=True)
+            typer.echo(problem.format(), err=True)
         raise typer.Exit(2)
     docs = [o.data for o in loaded.objects if o.kind in ("AnalysisTemplate", "ClusterAnalysisTemplate")]
     if not docs:
         typer.echo("error: no AnalysisTemplate or ClusterAnalysisTemplate in the given files", err=True)
         raise typer.Exit(2)
     run = build_standalone_run(docs, _parse_args(arguments), once=once, namespace=namespace)
-    final = asyncio.run(_drive(run, output))
+    final = asyncio.run(_drive(run, output, prometheus_address))
     phase = final.status.phase if final.status else "Error"
     message = (final.status.message if final.status else "") or ""
     if output == "json":
@@ -119,14 +125,14 @@ def analyze_command(
     raise typer.Exit(EXIT_BY_PHASE.get(phase, 2))
 
 
-async def _drive(run: AnalysisRun, output: str) -> AnalysisRun:
+async def _drive(run: AnalysisRun, output: str, prometheus_address: str | None) -> AnalysisRun:
     import asyncio
 
     from rollouts.analysis.executor import AnalysisExecutor
     from rollouts.controller.clock import SystemClock
 
     clock = SystemClock()
-    executor = AnalysisExecutor()
+    executor = AnalysisExecutor(prometheus_address=prometheus_address)
     shown: dict[str, int] = {}
     try:
         while True:

@@ -1,3 +1,10 @@
 """Registers every verb module on the `rollouts` app (one import per verb family)."""
 
 from __future__ import annotations
+
+from rollouts.cli import (
+    analysis,  # noqa: F401
+    controller,  # noqa: F401
+    lint,  # noqa: F401
+    objects,  # noqa: F401
+)

@@ -28,7 +28,21 @@ def version(short: bool = typer.Option(False, "--short", help="Print only the ve
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: errors are one line on stderr unless --debug asks for the traceback."""
+    import sys
+
     from rollouts.cli import commands  # noqa: F401  (registers the verbs on `app`)
 
-    app()
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a verb's unexpected failure: say what it was, not where
+        if debug:
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"error: {message} (run with --debug for details)", file=sys.stderr)
+        sys.exit(1)

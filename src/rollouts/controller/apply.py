@@ -22,7 +22,7 @@ from rollouts.controller.objects import (
 )
 from rollouts.engine import types as t
 from rollouts.spec.rollout import Rollout
-from rollouts.store.protocol import AlreadyExists, NotFound, ObjectStore
+from rollouts.store.protocol import AlreadyExists, NotFound, ObjectStore, Outcome
 
 
 class ActionFailed(Exception):
@@ -203,7 +203,8 @@ def record_outcome(store: ObjectStore, rollout: Rollout, current_pod_hash: str |
             revision = int(rs["metadata"]["annotations"].get(REVISION_ANNOTATION, "0"))
     if revision is None:
         return
-    outcome = {"RolloutCompleted": "promoted", "RolloutAborted": "aborted"}.get(event.reason)
+    outcomes: dict[str, Outcome] = {"RolloutCompleted": "promoted", "RolloutAborted": "aborted"}
+    outcome = outcomes.get(event.reason)
     if outcome:
         try:
             store.set_revision_outcome(rollout.namespace, rollout.name, revision, outcome, event.message)

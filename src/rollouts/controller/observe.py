@@ -86,7 +86,7 @@ def canary_ingress(store: ObjectStore, rollout: Rollout) -> dict[str, Any] | Non
     nginx = canary.traffic_routing.nginx if canary and canary.traffic_routing else None
     if nginx is None:
         return None
-    stable = nginx.stable_ingress or (nginx.stable_ingresses or [None])[0]
+    stable = nginx.stable_ingress or next(iter(nginx.stable_ingresses or []), None)
     if not stable:
         return None
     try:

@@ -88,7 +88,7 @@ class PodSync:
         for rs in replica_sets:
             await self._sync_replica_set(rs, live, stored_pods)
 
-        for (namespace, name), obj in stored_pods.items():
+        for namespace, name in stored_pods:
             if name not in live and name in self._written:
                 self._delete_object(namespace, name)
 

@@ -1,0 +1,124 @@
+"""`apply`, `create` and `delete`: writing manifests to the store, validated with the lint rules first so
+that an invalid manifest changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from rollouts.cli.common import (
+    HOME_OPTION,
+    NAMESPACE_OPTION,
+    fail,
+    namespace_or_default,
+    open_store,
+    split_kind_name,
+)
+from rollouts.cli.main import app
+
+CLUSTER_SCOPED = {"ClusterAnalysisTemplate"}
+
+
+def _load_valid(files: list[str]) -> list[dict[str, Any]]:
+    from rollouts.spec.loader import load_paths
+    from rollouts.spec.validation import validate
+
+    loaded = load_paths(files)
+    problems = list(loaded.problems) + [p for p in validate(loaded) if p not in loaded.problems]
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        for problem in errors:
+            typer.echo(problem.format(), err=True)
+        fail(f"{len(errors)} problem(s) found; nothing was changed")
+    return [obj.data for obj in loaded.objects]
+
+
+def _place(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
+    meta = dict(obj.get("metadata") or {})
+    if obj.get("kind") in CLUSTER_SCOPED:
+        meta["namespace"] = ""
+    else:
+        meta["namespace"] = meta.get("namespace") or namespace
+    return {**obj, "metadata": meta}
+
+
+def _ref(obj: dict[str, Any]) -> str:
+    kind = str(obj.get("kind", "")).lower()
+    return f"{kind}/{obj['metadata'].get('name')}"
+
+
+@app.command()
+def apply(
+    filename: list[str] = typer.Option(..., "--filename", "-f", help="Manifest file or folder; '-' for stdin."),
+    namespace: str | None = NAMESPACE_OPTION,
+    home: str | None = HOME_OPTION,
+) -> None:
+    """Create or update objects from manifests (validated first: on any error nothing is written)."""
+    from rollouts.store.protocol import Conflict, NotFound
+
+    objects = [_place(o, namespace_or_default(namespace)) for o in _load_valid(filename)]
+    store = open_store(home)
+    with store.transaction():
+        for obj in objects:
+            meta = obj["metadata"]
+            try:
+                current = store.get(obj["kind"], meta["namespace"], meta["name"])
+            except NotFound:
+                store.create({k: v for k, v in obj.items() if k != "status"})
+                typer.echo(f"{_ref(obj)} created")
+                continue
+            merged_meta = {**current["metadata"], **{k: v for k, v in meta.items() if k != "resourceVersion"}}
+            desired = {**current, **{k: v for k, v in obj.items() if k != "status"}, "metadata": merged_meta}
+            if {k: desired.get(k) for k in desired if k not in ("metadata", "status")} == {
+                k: current.get(k) for k in desired if k not in ("metadata", "status")
+            } and merged_meta == current["metadata"]:
+                typer.echo(f"{_ref(obj)} unchanged")
+                continue
+            try:
+                store.update(desired)
+            except Conflict as exc:
+                fail(str(exc))
+            typer.echo(f"{_ref(obj)} configured")
+
+
+@app.command()
+def create(
+    filename: list[str] = typer.Option(..., "--filename", "-f", help="Manifest file or folder; '-' for stdin."),
+    namespace: str | None = NAMESPACE_OPTION,
+    home: str | None = HOME_OPTION,
+) -> None:
+    """Create objects from manifests; fails if one already exists."""
+    from rollouts.store.protocol import AlreadyExists
+
+    objects = [_place(o, namespace_or_default(namespace)) for o in _load_valid(filename)]
+    store = open_store(home)
+    with store.transaction():
+        for obj in objects:
+            try:
+                store.create({k: v for k, v in obj.items() if k != "status"})
+            except AlreadyExists as exc:
+                fail(str(exc))
+            typer.echo(f"{_ref(obj)} created")
+
+
+@app.command()
+def delete(
+    kind: str = typer.Argument(..., help="Resource type (rollout, analysistemplate, ...) or TYPE/NAME."),
+    name: str | None = typer.Argument(None, help="Object name."),
+    namespace: str | None = NAMESPACE_OPTION,
+    home: str | None = HOME_OPTION,
+) -> None:
+    """Delete an object (and what it owns: a Rollout's ReplicaSets, pods and analysis runs)."""
+    from rollouts.store.protocol import NotFound
+
+    kind_name, object_name = split_kind_name(kind, name)
+    if not object_name:
+        fail("a name is required: rollouts delete TYPE NAME")
+    ns = "" if kind_name in CLUSTER_SCOPED else namespace_or_default(namespace)
+    store = open_store(home)
+    try:
+        store.delete(kind_name, ns, object_name)
+    except NotFound as exc:
+        fail(str(exc))
+    typer.echo(f"{kind_name.lower()}/{object_name} deleted")

@@ -1,0 +1,130 @@
+"""The local runtime as one object the controller drives: pods as processes, a listener per Service,
+the ingress proxy, and the traffic counters the `rollouts/traffic` provider reads.
+
+Each `sync()` makes the processes and listeners match the objects in the store; the store stays the
+only source of truth, so a restarted controller rebuilds all of it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rollouts.analysis.providers.traffic import register_traffic_plugin
+from rollouts.runtime.local.images import ImageResolver
+from rollouts.runtime.local.pods import PodSync
+from rollouts.runtime.local.proxy import IngressProxy
+from rollouts.runtime.local.services import Endpoint, ServiceBalancer, TrafficIdentity
+from rollouts.runtime.local.supervisor import PodState, PodSupervisor
+from rollouts.runtime.local.traffic import TrafficStats
+from rollouts.store.protocol import NotFound, ObjectStore
+
+log = logging.getLogger(__name__)
+
+PORT_ANNOTATION = "rollouts.io/port"
+
+
+class LocalRuntime:
+    def __init__(self, store: ObjectStore, home: Path, *, images: Path | None = None,
+                 probe_period: float = 1.0, on_change: Callable[[], None] | None = None,
+                 metrics_port: int | None = None) -> None:
+        self.store = store
+        self.home = home
+        self.logs_dir = home / "logs"
+        self.stats = TrafficStats()
+        self._on_change = on_change
+        self.supervisor = PodSupervisor(self.logs_dir, images=ImageResolver(images), probe_period=probe_period,
+                                        on_change=self._pod_changed)
+        self.pods = PodSync(store, self.supervisor)
+        self.balancer = ServiceBalancer(stats=self.stats, on_port=self._service_port)
+        self.proxy = IngressProxy(self.balancer, stats=self.stats, access_log=self.logs_dir / "ingress.log",
+                                  metrics_port=metrics_port, on_port=self._ingress_port)
+        self._ingress_digest = ""
+
+    def _pod_changed(self, state: PodState) -> None:
+        if self._on_change is not None:
+            self._on_change()
+
+    def _annotate_port(self, kind: str, key: str, port: int) -> None:
+        namespace, _, name = key.partition("/")
+        try:
+            obj = self.store.get(kind, namespace, name)
+        except NotFound:
+            return
+        if (obj["metadata"].get("annotations") or {}).get(PORT_ANNOTATION) != str(port):
+            self.store.patch(kind, namespace, name, {"metadata": {"annotations": {PORT_ANNOTATION: str(port)}}})
+
+    def _service_port(self, key: str, port: int) -> None:
+        self._annotate_port("Service", key, port)
+
+    def _ingress_port(self, key: str, port: int) -> None:
+        self._annotate_port("Ingress", key, port)
+
+    async def start(self) -> None:
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.pods.forget_stale_pods()
+        register_traffic_plugin(self.stats)
+        await self.balancer.start()
+        await self.proxy.start()
+
+    async def sync(self) -> None:
+        await self.pods.sync()
+        await self._sync_services()
+        await self._sync_ingresses()
+
+    async def _sync_services(self) -> None:
+        services = self.store.list("Service")
+        wanted = set()
+        ready = [p for p in self.supervisor.pods() if p.ready and not p.terminating]
+        for svc in services:
+            meta = svc["metadata"]
+            key = f"{meta['namespace']}/{meta['name']}"
+            wanted.add(key)
+            try:
+                await self.balancer.ensure_service(svc)
+            except (OSError, ValueError) as exc:
+                log.warning("Service %s: cannot listen: %s", key, exc)
+                continue
+            selector = (svc.get("spec") or {}).get("selector") or {}
+            endpoints = [
+                Endpoint(host="127.0.0.1", port=p.port, pod=p.name, pod_hash=p.labels.get("rollouts-pod-template-hash", ""))
+                for p in ready
+                if p.namespace == meta["namespace"] and selector
+                and all(p.labels.get(k) == v for k, v in selector.items())
+            ]
+            self.balancer.set_endpoints(key, endpoints)
+            role = _blue_green_role(svc)
+            if role:
+                self.balancer.set_traffic_identity(key, TrafficIdentity(namespace=meta["namespace"],
+                                                                        service=role[0], version=role[1]))
+        for key in [k for k in self.balancer.ports if k not in wanted]:
+            await self.balancer.remove_service(key)
+
+    async def _sync_ingresses(self) -> None:
+        ingresses = self.store.list("Ingress")
+        digest = json.dumps([[i["metadata"].get("resourceVersion"), i["metadata"]["name"]] for i in ingresses])
+        if digest == self._ingress_digest:
+            return
+        table = await self.proxy.update_ingresses(ingresses)
+        for problem in table.problems:
+            log.warning("ingress: %s", problem)
+        self._ingress_digest = digest
+
+    async def close(self) -> None:
+        await self.proxy.close()
+        await self.balancer.close()
+        await self.supervisor.close(grace_seconds=5.0)
+
+    def render_metrics(self) -> bytes:
+        return self.proxy.render_metrics()
+
+
+def _blue_green_role(svc: dict[str, Any]) -> tuple[str, str] | None:
+    """Direct traffic to a blue/green Service counts as that role (`<name>-preview` -> preview)."""
+    name = svc["metadata"]["name"]
+    for suffix in ("preview", "active"):
+        if name.endswith(f"-{suffix}"):
+            return name[: -len(suffix) - 1], suffix
+    return None
