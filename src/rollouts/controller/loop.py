@@ -54,7 +54,7 @@ class Controller:
     observers: list[DecisionObserver] = field(default_factory=list)
     poll_seconds: float = POLL_SECONDS
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _requeue_at: dict[str, float] = field(default_factory=dict)
+    _acted: bool = False
 
     def wake(self) -> None:
         """Ask for a pass as soon as possible (pod readiness changed, a write arrived...)."""
@@ -88,10 +88,14 @@ class Controller:
             delay = self.step_analysis_run(obj)
             if delay is not None:
                 delays.append(delay)
+        self._acted = False
         for obj in self.store.list("Rollout"):
             delay = self.reconcile_rollout(obj)
             if delay is not None:
                 delays.append(delay)
+        if self._acted and self.runtime is not None:
+            # Carry the decisions out now (traffic back to stable after an abort), not one poll later.
+            await self.runtime.sync()
         return min(delays) if delays else None
 
     # -- analysis runs -----------------------------------------------------------------------------------
@@ -142,6 +146,7 @@ class Controller:
             for observer in self.observers:
                 observer.observe_error(rollout)
             return 5.0
+        self._acted = self._acted or bool(decision.actions)
         try:
             for action in decision.actions:
                 apply_action(self.store, rollout, action)

@@ -1,0 +1,244 @@
+"""The runbook's rollout verbs: promote, abort, retry, pause, resume, undo, restart, set image, status.
+
+Each verb is a patch on the Rollout, computed by the engine's pure intent functions and written to the
+store; the controller reacts to it like Argo's controller reacts to the kubectl plugin's patches."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from rollouts.cli.common import (
+    HOME_OPTION,
+    NAMESPACE_OPTION,
+    fail,
+    namespace_or_default,
+    open_store,
+    rollout_name,
+)
+from rollouts.cli.main import app
+
+if TYPE_CHECKING:
+    from rollouts.engine.intents import Patch
+    from rollouts.spec.rollout import Rollout
+    from rollouts.store.sqlite import SQLiteStore
+
+set_app = typer.Typer(help="Change a rollout's spec (set image).", no_args_is_help=True)
+retry_app = typer.Typer(help="Retry an aborted rollout.", no_args_is_help=True)
+app.add_typer(set_app, name="set")
+app.add_typer(retry_app, name="retry")
+
+
+def _load(store: SQLiteStore, namespace: str, name: str) -> tuple[dict[str, Any], Rollout]:
+    from rollouts.spec.rollout import Rollout
+    from rollouts.store.protocol import NotFound
+
+    try:
+        obj = store.get("Rollout", namespace, name)
+    except NotFound:
+        fail(f'rollouts.argoproj.io "{name}" not found in namespace "{namespace}"')
+    return obj, Rollout.model_validate(obj)
+
+
+def _write(store: SQLiteStore, namespace: str, name: str, patch: Patch) -> None:
+    if patch.spec:
+        store.patch("Rollout", namespace, name, {"spec": dict(patch.spec)})
+    if patch.status:
+        store.patch("Rollout", namespace, name, {"status": dict(patch.status)}, subresource="status")
+
+
+def _intent(name: str, namespace: str | None, home: str | None, make: Any) -> None:
+    from rollouts.engine.intents import IntentError
+
+    ns = namespace_or_default(namespace)
+    name = rollout_name(name)
+    store = open_store(home)
+    _, rollout = _load(store, ns, name)
+    try:
+        patch = make(rollout)
+    except IntentError as exc:
+        fail(str(exc))
+    _write(store, ns, name, patch)
+    typer.echo(patch.message)
+
+
+@app.command()
+def promote(
+    name: str = typer.Argument(..., help="Rollout name."),
+    full: bool = typer.Option(False, "--full", help="Skip all remaining steps, pauses and analysis."),
+    skip_current_step: bool = typer.Option(False, "--skip-current-step", "-c", help="Skip the current step."),
+    namespace: str | None = NAMESPACE_OPTION,
+    home: str | None = HOME_OPTION,
+) -> None:
+    """Promote a rollout: finish the current pause or step (or all steps with --full)."""
+    from rollouts.engine import intents
+
+    _intent(name, namespace, home, lambda r: intents.promote(r, full=full, skip_current_step=skip_current_step))
+
+
+@app.command()
+def abort(
+    name: str = typer.Argument(..., help="Rollout name."),
+    namespace: str | None = NAMESPACE_OPTION,
+    home: str | None = HOME_OPTION,
+) -> None:
+    """Abort a rollout: traffic and replicas go back to the stable version."""
+    from rollouts.engine import intents
+
+    _intent(name, namespace, home, intents.abort)
+
+
+@retry_app.command("rollout")
+def retry_rollout(
+    name: str = typer.Argument(..., help="Rollout name."),
+    namespace: str | None = NAMESPACE_OPTION,
+    home: str | None = HOME_OPTION,
+) -> None:
+    """Retry an aborted rollout from its first step."""
+    from rollouts.engine import intents
+
+    _intent(name, namespace, home, intents.retry)
+
+
+@app.command()
+def pause(
+    name: str = typer.Argument(..., help="Rollout name."),
+    namespace: str | None = NAMESPACE_OPTION,
+    home: str | None = HOME_OPTION,
+) -> None:
+    """Pause a rollout: steps stop advancing until it is resumed or promoted."""
+    from rollouts.engine import intents
+
+    _intent(name, namespace, home, intents.pause)
+
+
+@app.command()
+def resume(
+    name: str = typer.Argument(..., help="Rollout name."),
+    namespace: str | None = NAMESPACE_OPTION,
+    home: str | None = HOME_OPTION,
+) -> None:
+    """Resume a paused rollout without skipping the step it is on."""
+    from rollouts.engine import intents
+
+    _intent(name, namespace, home, intents.resume)
+
+
+@app.command()
+def restart(
+    name: str = typer.Argument(..., help="Rollout name."),
+    in_: str = typer.Option("0s", "--in", "-i", help="Restart after this long, e.g. 30s."),
+    namespace: str | None = NAMESPACE_OPTION,
+    home: str | None = HOME_OPTION,
+) -> None:
+    """Restart the rollout's pods (a few at a time)."""
+    from datetime import UTC, datetime, timedelta
+
+    from rollouts.engine import intents
+    from rollouts.spec.duration import DurationError, parse_duration
+
+    try:
+        delay = parse_duration(in_)
+    except DurationError as exc:
+        fail(f"--in: {exc}")
+    at = datetime.now(UTC) + timedelta(seconds=delay)
+    _intent(name, namespace, home, lambda r: intents.restart(r, at))
+
+
+@app.command()
+def undo(
+    name: str = typer.Argument(..., help="Rollout name."),
+    to_revision: int = typer.Option(0, "--to-revision", help="Revision to go back to (0: the previous one)."),
+    namespace: str | None = NAMESPACE_OPTION,
+    home: str | None = HOME_OPTION,
+) -> None:
+    """Roll back to an earlier revision's pod template."""
+    from rollouts.controller.observe import observe_rollout
+    from rollouts.engine import intents
+
+    ns = namespace_or_default(namespace)
+    name = rollout_name(name)
+    store = open_store(home)
+    _, rollout = _load(store, ns, name)
+    try:
+        result = intents.undo(rollout, observe_rollout(store, rollout).replica_sets, to_revision)
+    except intents.IntentError as exc:
+        fail(str(exc))
+    if result.template is not None:
+        store.patch("Rollout", ns, name, {"spec": {"template": result.template.to_dict()}})
+    typer.echo(result.message)
+
+
+@set_app.command("image")
+def set_image(
+    name: str = typer.Argument(..., help="Rollout name."),
+    container_image: str = typer.Argument(..., metavar="CONTAINER=IMAGE", help="'*=IMAGE' sets every container."),
+    namespace: str | None = NAMESPACE_OPTION,
+    home: str | None = HOME_OPTION,
+) -> None:
+    """Update a container's image: starts a new release."""
+    container, sep, image = container_image.partition("=")
+    if not sep or not container or not image:
+        fail(f"{container_image!r} is not CONTAINER=IMAGE (use '*=IMAGE' for every container)")
+    ns = namespace_or_default(namespace)
+    name = rollout_name(name)
+    store = open_store(home)
+    obj, _ = _load(store, ns, name)
+    spec = obj["spec"]["template"]["spec"]
+    found = False
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for item in spec.get(key) or []:
+            if container in ("*", item.get("name")):
+                item["image"] = image
+                found = True
+    if not found:
+        names = ", ".join(c.get("name", "") for c in spec.get("containers") or [])
+        fail(f"unable to find container named {container!r} (containers: {names})")
+    store.patch("Rollout", ns, name, {"spec": {"template": obj["spec"]["template"]}})
+    typer.echo(f"rollout '{name}' image updated")
+
+
+@app.command()
+def status(
+    name: str = typer.Argument(..., help="Rollout name."),
+    watch: bool = typer.Option(True, "--watch/--no-watch", "-w", help="Wait until Healthy or Degraded."),
+    timeout: str = typer.Option("0s", "--timeout", "-t", help="Give up after this long (0: never)."),
+    namespace: str | None = NAMESPACE_OPTION,
+    home: str | None = HOME_OPTION,
+) -> None:
+    """Print the rollout's status; with --watch, wait until Healthy (exit 0) or Degraded (exit 1)."""
+    import time
+
+    from rollouts.spec.duration import DurationError, parse_duration
+
+    try:
+        limit = parse_duration(timeout)
+    except DurationError as exc:
+        fail(f"--timeout: {exc}")
+    ns = namespace_or_default(namespace)
+    name = rollout_name(name)
+    store = open_store(home)
+    deadline = time.monotonic() + limit if limit > 0 else None
+    last = ""
+    while True:
+        obj, rollout = _load(store, ns, name)
+        state = rollout.status
+        phase = (state.phase if state else None) or "Progressing"
+        message = (state.message if state else None) or ""
+        generation_seen = state is not None and state.observed_generation == str(rollout.metadata.generation)
+        line = phase if not message or phase in ("Healthy",) else f"{phase} - {message}"
+        if not watch:
+            typer.echo(line)
+            raise typer.Exit(0)
+        if generation_seen and phase == "Healthy":
+            typer.echo("Healthy")
+            raise typer.Exit(0)
+        if generation_seen and phase == "Degraded":
+            fail(f"The rollout is in a degraded state with message: {message}")
+        if line != last:
+            typer.echo(line)
+            last = line
+        if deadline is not None and time.monotonic() > deadline:
+            fail("Rollout status watch exceeded timeout", code=2)
+        time.sleep(0.2)

@@ -1,0 +1,487 @@
+"""The canary strategy as a flat list of steps run in order on every pass:
+
+initial deploy -> promotion -> analysis -> replicas -> traffic + services -> step progression.
+
+Basic canaries approximate the step weight with pod ratios (within maxSurge/maxUnavailable); traffic-
+routed canaries size the canary for the weight and move the weight only once the canary is ready.
+"""
+
+from __future__ import annotations
+
+from rollouts.engine import analysis as an
+from rollouts.engine import conditions as c
+from rollouts.engine.context import Context
+from rollouts.engine.hashing import POD_TEMPLATE_HASH_LABEL
+from rollouts.engine.replicas import (
+    Pool,
+    basic_canary_counts,
+    closest_split,
+    share,
+    with_min_pods,
+)
+from rollouts.engine.steps import (
+    canary_scale_at,
+    current_step,
+    describe_step,
+    header_routes_at,
+    pause_seconds,
+    previous_set_weight,
+    set_weight_at,
+)
+from rollouts.engine.types import RemoveHeaderRoute, ReplicaSetObservation, SetCanaryWeight, SetHeaderRoute
+from rollouts.spec.rollout import (
+    DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS,
+    DEFAULT_SCALE_DOWN_DELAY_SECONDS,
+    CanaryStep,
+    TrafficWeights,
+    WeightDestination,
+)
+
+
+def reconcile_canary(ctx: Context) -> None:
+    if ctx.stable_rs is None:
+        reconcile_initial_deploy(ctx)
+    reconcile_promotion(ctx)
+    reconcile_canary_analysis(ctx)
+    reconcile_canary_replicas(ctx)
+    lowering = ctx.traffic_routed and desired_weight(ctx) < ctx.observed.canary_weight
+    if lowering:
+        reconcile_traffic(ctx)
+        reconcile_canary_services(ctx)
+    else:
+        reconcile_canary_services(ctx)
+        reconcile_traffic(ctx)
+    reconcile_steps(ctx)
+
+
+def reconcile_initial_deploy(ctx: Context) -> None:
+    """No stable ReplicaSet yet: the first template is stable at once; steps and analysis are skipped."""
+    assert ctx.new_rs is not None
+    ctx.stable_rs = ctx.new_rs
+    ctx.stable_hash = ctx.pod_hash
+    ctx.current_step_index = len(ctx.steps)
+    ctx.others = [rs for rs in ctx.others if rs.name != ctx.new_rs.name]
+    ctx.status_event(c.ROLLOUT_COMPLETED, c.completed_message(ctx.revision, ctx.pod_hash, "Initial deploy"))
+
+
+def reconcile_promotion(ctx: Context) -> None:
+    """All steps done and the canary fully available: it becomes the stable ReplicaSet."""
+    if ctx.fully_promoted:
+        ctx.promote_full = False
+        return
+    new_rs, old = ctx.new_rs, ctx.stable_rs
+    assert new_rs is not None and old is not None
+    if ctx.aborted or ctx.index < len(ctx.steps) or ctx.pause_conditions:
+        return
+    if ctx.rollout.spec.paused and not ctx.promote_full:
+        return
+    if not ctx.saturated(new_rs):
+        return
+    if ctx.traffic_routed and ctx.replicas > 0 and ctx.observed.canary_weight != ctx.max_weight:
+        return
+    how = f"Completed all {len(ctx.steps)} canary steps" if ctx.steps else "Completed update"
+    if ctx.fast_track or ctx.promote_full:
+        how = "Fully promoted" if not ctx.fast_track else "Rollback within window"
+    ctx.stable_rs = new_rs
+    ctx.stable_hash = ctx.pod_hash
+    ctx.others = [old, *ctx.others]
+    ctx.promote_full = False
+    ctx.promoted_now = True
+    if ctx.traffic_routed:
+        assert ctx.canary is not None
+        delay = ctx.canary.scale_down_delay_seconds
+        if delay is None:
+            delay = DEFAULT_SCALE_DOWN_DELAY_SECONDS
+        if delay > 0 and ctx.desired.get(old.name, 0) > 0:
+            ctx.set_deadline(old, ctx.after(delay))
+    ctx.status_event(c.ROLLOUT_COMPLETED, c.completed_message(ctx.revision, ctx.pod_hash, how))
+
+
+# --- analysis --------------------------------------------------------------------------------------
+
+
+def reconcile_canary_analysis(ctx: Context) -> None:
+    """Create, read and retire the current step's run and the background run."""
+    assert ctx.canary is not None
+    runs = ctx.runs_by_name()
+    in_update = not ctx.fully_promoted
+    index = ctx.index
+    step = current_step(ctx.steps, index)
+
+    want_step = (
+        in_update and not ctx.aborted and not ctx.promote_full and step is not None and step.analysis is not None
+    )
+    tracked = runs.get(ctx.step_run.name) if ctx.step_run is not None else None
+    if tracked is not None:
+        labels = tracked.metadata.labels
+        belongs = labels.get(an.STEP_INDEX_LABEL) == str(index) and labels.get(POD_TEMPLATE_HASH_LABEL) == ctx.pod_hash
+        if not want_step or not belongs:
+            an.terminate(ctx, tracked)
+            if not ctx.aborted:
+                ctx.step_run = None
+            tracked = None
+    elif not want_step and not ctx.aborted:
+        ctx.step_run = None
+    if want_step:
+        assert step is not None and step.analysis is not None
+        ref = an.RunRef(an.STEP, f"-{index}", index)
+        if tracked is None:
+            if not ctx.paused and not ctx.controller_pause:
+                ctx.step_run = an.create_run(ctx, step.analysis, ref)
+        else:
+            an.consume_run(ctx, ref, "step_run", tracked, step.analysis)
+
+    background = ctx.canary.analysis
+    start = (background.starting_step or 0) if background is not None else 0
+    want_bg = (
+        background is not None
+        and in_update
+        and not ctx.aborted
+        and not ctx.promote_full
+        and not ctx.fast_track
+        and index >= start
+    )
+    tracked = runs.get(ctx.background_run.name) if ctx.background_run is not None else None
+    if tracked is not None and (
+        not want_bg or tracked.metadata.labels.get(POD_TEMPLATE_HASH_LABEL) != ctx.pod_hash
+    ):
+        an.terminate(ctx, tracked)
+        if not ctx.aborted:
+            ctx.background_run = None
+        tracked = None
+    elif tracked is None and not want_bg and not ctx.aborted:
+        ctx.background_run = None
+    if want_bg:
+        assert background is not None
+        ref = an.RunRef(an.BACKGROUND, "")
+        if tracked is None:
+            if not ctx.rollout.spec.paused:
+                ctx.background_run = an.create_run(ctx, background, ref)
+        else:
+            an.consume_run(ctx, ref, "background_run", tracked, background)
+
+
+# --- replicas --------------------------------------------------------------------------------------
+
+
+def reconcile_canary_replicas(ctx: Context) -> None:
+    new_rs = ctx.new_rs
+    assert new_rs is not None and ctx.canary is not None
+    n = ctx.replicas
+    if ctx.fully_promoted:
+        target = n
+        if ctx.rollout.spec.paused and new_rs.replicas == 0 and ctx.desired.get(new_rs.name, 0) == 0:
+            target = 0
+        ctx.target_new, ctx.target_stable = target, 0
+        ctx.set_deadline(new_rs, None)
+        if ctx.traffic_routed:
+            ctx.scale(new_rs, target)
+            retire_others(ctx, _scale_down_delay(ctx))
+        else:
+            _apply_basic(ctx, target, 0, include_stable=False)
+        return
+    stable = ctx.stable_rs
+    assert stable is not None
+    ctx.set_deadline(stable, None)
+    if ctx.traffic_routed:
+        _traffic_routed_replicas(ctx)
+    else:
+        weight = 0 if ctx.aborted else set_weight_at(ctx.steps, ctx.index, 100)
+        surge, _ = ctx.surge_unavailable()
+        target_new, target_stable = closest_split(n, weight, surge)
+        _apply_basic(ctx, target_new, target_stable, include_stable=True)
+
+
+def _apply_basic(ctx: Context, target_new: int, target_stable: int, *, include_stable: bool) -> None:
+    new_rs, stable = ctx.new_rs, ctx.stable_rs
+    assert new_rs is not None
+    ctx.target_new, ctx.target_stable = target_new, target_stable
+    surge, unavailable = ctx.surge_unavailable()
+
+    def pool(rs: ReplicaSetObservation) -> Pool:
+        desired = ctx.desired.get(rs.name, rs.replicas)
+        return Pool(name=rs.name, replicas=desired, available=min(rs.available, desired))
+
+    new_count, stable_count, others = basic_canary_counts(
+        replicas=ctx.replicas,
+        target_new=target_new,
+        target_stable=target_stable,
+        max_surge=surge,
+        max_unavailable=unavailable,
+        new=pool(new_rs),
+        stable=pool(stable) if include_stable and stable is not None else None,
+        others=[pool(rs) for rs in ctx.others_by_age()],
+    )
+    if include_stable and stable is not None:
+        if target_stable > ctx.desired.get(stable.name, 0):
+            ctx.scale(stable, stable_count)
+            ctx.scale(new_rs, new_count)
+        else:
+            ctx.scale(new_rs, new_count)
+            ctx.scale(stable, stable_count)
+    else:
+        ctx.scale(new_rs, new_count)
+    for rs in ctx.others_by_age():
+        ctx.scale(rs, others[rs.name])
+
+
+def _traffic_routed_replicas(ctx: Context) -> None:
+    canary = ctx.canary
+    new_rs, stable = ctx.new_rs, ctx.stable_rs
+    assert canary is not None and new_rs is not None and stable is not None
+    n, top = ctx.replicas, ctx.max_weight
+    applied = ctx.observed.canary_weight
+    dynamic = bool(canary.dynamic_stable_scale)
+    if ctx.aborted:
+        target_stable = n
+        current = ctx.desired.get(new_rs.name, 0)
+        if dynamic:
+            target_new = share(applied, n, top)
+        else:
+            delay = canary.abort_scale_down_delay_seconds
+            if delay is None:
+                delay = DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS
+            target_new = current
+            if delay > 0 and current > 0:
+                deadline = ctx.deadline(new_rs)
+                if deadline is None:
+                    deadline = (ctx.aborted_at or ctx.now) + (ctx.after(delay) - ctx.now)
+                    ctx.set_deadline(new_rs, deadline)
+                if deadline <= ctx.now:
+                    target_new = 0
+                else:
+                    ctx.requeue_at(deadline)
+    else:
+        ctx.set_deadline(new_rs, None)
+        weight = top if ctx.promote_full else set_weight_at(ctx.steps, ctx.index, top)
+        scale = canary_scale_at(ctx.steps, ctx.index) if ctx.index < len(ctx.steps) else None
+        if scale is not None and not ctx.promote_full:
+            target_new = scale.replicas if scale.replicas is not None else share(scale.weight or 0, n, 100)
+        else:
+            target_new = share(weight, n, top)
+        target_stable = n
+        if dynamic:
+            target_stable = max(share(top - weight, n, top), share(top - applied, n, top))
+        target_new = with_min_pods(target_new, canary.min_pods_per_replica_set, n)
+        target_stable = with_min_pods(target_stable, canary.min_pods_per_replica_set, n)
+    ctx.target_new, ctx.target_stable = target_new, target_stable
+    if target_stable >= ctx.desired.get(stable.name, 0):
+        ctx.scale(stable, target_stable)
+        ctx.scale(new_rs, target_new)
+    else:
+        ctx.scale(new_rs, target_new)
+        ctx.scale(stable, target_stable)
+    retire_others(ctx, _scale_down_delay(ctx))
+
+
+def _scale_down_delay(ctx: Context) -> int:
+    delay = ctx.canary.scale_down_delay_seconds if ctx.canary is not None else None
+    return DEFAULT_SCALE_DOWN_DELAY_SECONDS if delay is None else delay
+
+
+def retire_others(ctx: Context, delay: int) -> None:
+    """Scale down ReplicaSets that are neither new nor stable: at once when no Service sends them
+    traffic, otherwise after `delay` seconds (scaleDownDelaySeconds), keeping at most
+    scaleDownDelayRevisionLimit of them waiting."""
+    strategy = ctx.canary if ctx.canary is not None else ctx.blue_green
+    limit = strategy.scale_down_delay_revision_limit if strategy is not None else None
+    selected = set(ctx.observed.service_selectors.values())
+    waiting: list[ReplicaSetObservation] = []
+    for rs in ctx.others_by_age():
+        if ctx.desired.get(rs.name, 0) == 0:
+            continue
+        deadline = ctx.deadline(rs)
+        if deadline is None:
+            if delay > 0 and rs.pod_hash in selected:
+                ctx.set_deadline(rs, ctx.after(delay))
+                ctx.requeue_in(delay)
+                waiting.append(rs)
+            else:
+                ctx.scale(rs, 0)
+        elif deadline <= ctx.now:
+            ctx.scale(rs, 0)
+        else:
+            ctx.requeue_at(deadline)
+            waiting.append(rs)
+    if limit is not None:
+        for rs in waiting[: max(len(waiting) - limit, 0)]:
+            ctx.scale(rs, 0)
+
+
+# --- services and traffic --------------------------------------------------------------------------
+
+
+def reconcile_canary_services(ctx: Context) -> None:
+    canary, new_rs, stable = ctx.canary, ctx.new_rs, ctx.stable_rs
+    assert canary is not None and new_rs is not None and stable is not None
+    canary_hash = stable.pod_hash if ctx.aborted or ctx.fully_promoted else new_rs.pod_hash
+    ctx.point_service(canary.stable_service, stable.pod_hash)
+    ctx.point_service(canary.canary_service, canary_hash)
+
+
+def at_desired_counts(ctx: Context, *, exact_stable: bool = True) -> bool:
+    """Whether the canary and stable run (and have available) exactly what the current step needs.
+
+    With `exact_stable=False` a stable side bigger than needed also passes: that is all a weight change
+    needs (a dynamically scaled stable only shrinks after the weight moved)."""
+    new_rs, stable = ctx.new_rs, ctx.stable_rs
+    assert new_rs is not None
+    want_new, want_stable = ctx.target_new, ctx.target_stable
+    if not (
+        new_rs.replicas == want_new
+        and ctx.desired.get(new_rs.name, 0) == want_new
+        and new_rs.available >= want_new
+    ):
+        return False
+    if stable is not None and stable is not new_rs:
+        if stable.available < want_stable:
+            return False
+        if exact_stable and not (
+            stable.replicas == want_stable and ctx.desired.get(stable.name, 0) == want_stable
+        ):
+            return False
+    if not ctx.traffic_routed:
+        return all(rs.replicas == 0 and ctx.desired.get(rs.name, 0) == 0 for rs in ctx.others)
+    return True
+
+
+def desired_weight(ctx: Context) -> int:
+    """The canary weight to apply now: the step's weight once the canary is ready for it (the previous
+    step's weight until then), never more than the canary's available pods can take."""
+    new_rs, stable = ctx.new_rs, ctx.stable_rs
+    assert new_rs is not None
+    top, n = ctx.max_weight, ctx.replicas
+    if ctx.fully_promoted or n <= 0 or stable is None:
+        return 0
+    applied = ctx.observed.canary_weight
+    if ctx.aborted:
+        if ctx.canary is not None and ctx.canary.dynamic_stable_scale:
+            absorbable = stable.available * top // n
+            return max(0, min(applied, top - absorbable))
+        return 0
+    if new_rs.available <= 0:
+        return 0
+    if ctx.promote_full:
+        return min(top, new_rs.available * top // n)
+    weight = set_weight_at(ctx.steps, ctx.index, top)
+    if not at_desired_counts(ctx, exact_stable=False):
+        # Lowering is always safe; raising waits until the canary has the pods for it.
+        weight = min(weight, previous_set_weight(ctx.steps, ctx.index))
+    return max(0, min(weight, top))
+
+
+def reconcile_traffic(ctx: Context) -> None:
+    canary, new_rs, stable = ctx.canary, ctx.new_rs, ctx.stable_rs
+    assert canary is not None and new_rs is not None and stable is not None
+    if not ctx.traffic_routed:
+        return
+    weight = desired_weight(ctx)
+    applied = ctx.observed.canary_weight
+    if weight != applied:
+        ctx.act(SetCanaryWeight(weight=weight))
+        ctx.status_event(c.TRAFFIC_WEIGHT_UPDATED, f"Traffic weight updated from {applied} to {weight}")
+    canary_hash = stable.pod_hash if ctx.aborted or ctx.fully_promoted else new_rs.pod_hash
+    if not _same_weights(ctx.weights, weight, canary_hash, stable.pod_hash, ctx.max_weight):
+        ctx.weights = _weights(ctx, weight, canary_hash, stable.pod_hash)
+    routes = {} if ctx.aborted or ctx.fully_promoted else header_routes_at(ctx.steps, ctx.index)
+    observed = ctx.observed.header_routes
+    for name, match in routes.items():
+        if tuple(observed.get(name, ())) != match:
+            ctx.act(SetHeaderRoute(name=name, match=match))
+    for name in observed:
+        if name not in routes:
+            ctx.act(RemoveHeaderRoute(name=name))
+
+
+def _same_weights(
+    current: TrafficWeights | None, weight: int, canary_hash: str, stable_hash: str, top: int
+) -> bool:
+    return (
+        current is not None
+        and current.canary.weight == weight
+        and current.canary.pod_template_hash == canary_hash
+        and current.stable.weight == top - weight
+        and current.stable.pod_template_hash == stable_hash
+        and current.additional is None
+        and current.verified is None
+    )
+
+
+def _weights(ctx: Context, weight: int, canary_hash: str, stable_hash: str) -> TrafficWeights:
+    canary = ctx.canary
+    assert canary is not None
+    return TrafficWeights(
+        canary=WeightDestination(
+            weight=weight, service_name=canary.canary_service or "", pod_template_hash=canary_hash
+        ),
+        stable=WeightDestination(
+            weight=ctx.max_weight - weight,
+            service_name=canary.stable_service or "",
+            pod_template_hash=stable_hash,
+        ),
+    )
+
+
+# --- steps -----------------------------------------------------------------------------------------
+
+
+def reconcile_steps(ctx: Context) -> None:
+    """Complete the current step when its condition holds and move to the next one."""
+    if ctx.fully_promoted or ctx.aborted or ctx.index >= len(ctx.steps):
+        return
+    if ctx.rollout.spec.paused and not ctx.promote_full:
+        return
+    step = ctx.steps[ctx.index]
+    if step.pause is not None:
+        _reconcile_pause_step(ctx, step)
+        return
+    if ctx.pause_conditions:
+        return
+    done = False
+    if step.set_weight is not None or step.set_canary_scale is not None:
+        done = at_desired_counts(ctx)
+        if done and ctx.traffic_routed:
+            done = ctx.observed.canary_weight == desired_weight(ctx)
+    elif step.analysis is not None:
+        done = ctx.step_run is not None and ctx.step_run.status == "Successful"
+    elif step.set_header_route is not None or step.set_mirror_route is not None:
+        done = True
+    if done:
+        complete_step(ctx, step)
+
+
+def _reconcile_pause_step(ctx: Context, step: CanaryStep) -> None:
+    assert step.pause is not None
+    cond = ctx.pause_condition(c.PAUSE_CANARY_STEP)
+    seconds = pause_seconds(step.pause)
+    if cond is None:
+        if ctx.resumed:
+            complete_step(ctx, step, announce=False)
+        elif seconds == 0:
+            complete_step(ctx, step)
+        elif not ctx.pause_conditions:
+            ctx.add_pause(c.PAUSE_CANARY_STEP)
+            if seconds is not None:
+                ctx.requeue_in(seconds)
+        return
+    if seconds is None:
+        return
+    expires = cond.start_time + (ctx.after(seconds) - ctx.now)
+    if expires <= ctx.now:
+        ctx.remove_pause(c.PAUSE_CANARY_STEP)
+        complete_step(ctx, step)
+    else:
+        ctx.requeue_at(expires)
+
+
+def complete_step(ctx: Context, step: CanaryStep, *, announce: bool = True) -> None:
+    index = ctx.index
+    ctx.current_step_index = index + 1
+    ctx.step_changed = True
+    ctx.step_run = None
+    if announce:
+        ctx.status_event(
+            c.ROLLOUT_STEP_COMPLETED,
+            f"Rollout step {index + 1}/{len(ctx.steps)} completed ({describe_step(step)})",
+        )
+    ctx.requeue_in(0)

@@ -1,0 +1,141 @@
+"""End-to-end harness: a real `rollouts controller` process on a temporary home, the CLI as subprocesses,
+and requests through the real ingress proxy."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from rollouts.store.sqlite import SQLiteStore
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def demo_service_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"rollouts.demo.service" in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+class ControllerProcess:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = {**os.environ, "ROLLOUTS_HOME": str(home)}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = home / "controller.log"
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "rollouts", "controller", "--probe-period", "0.2", "--log-format", "text"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_until(lambda: (self.home / "state.db").exists(), 20, "the controller's store")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "rollouts", *args], env=self.env, capture_output=True,
+                                text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"rollouts {' '.join(args)} failed ({result.returncode}): "
+                                 f"{result.stdout}{result.stderr}\n--- controller log ---\n{self.tail()}")
+        return result
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def store(self) -> SQLiteStore:
+        return SQLiteStore(self.home / "state.db")
+
+    def rollout(self, name: str, namespace: str = "default") -> dict[str, Any]:
+        with self.store() as store:
+            return store.get("Rollout", namespace, name)
+
+    def ingress_port(self, name: str, namespace: str = "default") -> int:
+        def port() -> int | None:
+            with self.store() as store:
+                value = store.get("Ingress", namespace, name)["metadata"]["annotations"].get("rollouts.io/port")
+            return int(value) if value else None
+
+        return int(wait_until(port, 20, f"a port for Ingress {name}"))
+
+
+class Load:
+    """Steady requests through the ingress in a background thread, counted per answering color."""
+
+    def __init__(self, port: int, rate: float = 40.0) -> None:
+        self.url = f"http://127.0.0.1:{port}/"
+        self.interval = 1.0 / rate
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=5) as client:
+            while not self._stop.wait(self.interval):
+                try:
+                    response = client.get(self.url)
+                    color = response.json().get("color", "?") if response.status_code == 200 else "?"
+                    self.counts[f"{color}:{response.status_code}"] += 1
+                except (httpx.HTTPError, ValueError):
+                    self.counts["error"] += 1
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def sample_colors(port: int, requests: int = 100) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    with httpx.Client(timeout=5) as client:
+        for _ in range(requests):
+            response = client.get(f"http://127.0.0.1:{port}/")
+            counts[response.json()["color"] if response.status_code == 200 else str(response.status_code)] += 1
+    return counts
