@@ -8,6 +8,7 @@ setup:
 
 demo: setup
 	rollouts lint -f infra/rollouts/
+	rollouts demo
 
 lint-code:
 	ruff check src tests bench

@@ -5,6 +5,9 @@ from __future__ import annotations
 from rollouts.cli import (
     analysis,  # noqa: F401
     controller,  # noqa: F401
+    demo,  # noqa: F401
     lint,  # noqa: F401
     objects,  # noqa: F401
+    simulate,  # noqa: F401
+    verbs,  # noqa: F401
 )
