@@ -147,6 +147,10 @@ def main() -> None:
         timed.settle(w)
         w.edit(lambda r, i=i: Rollout.model_validate(manifest(i, "app:2")))
     first_update = [w.rollout.status.stable_rs if w.rollout.status else None for w in worlds]
+    # The worlds are long-lived: keep the cyclic GC from rescanning them on every collection, as a
+    # long-running controller process would (gc.freeze after start-up).
+    gc.collect()
+    gc.freeze()
     heap = [(w.now, i) for i, w in enumerate(worlds)]
     heapq.heapify(heap)
     completed = 0

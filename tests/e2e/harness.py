@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from rollouts.store.sqlite import SQLiteStore
+from tests.integration.prometheus_server import free_port
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -49,12 +50,16 @@ class ControllerProcess:
         self.env = {**os.environ, "ROLLOUTS_HOME": str(home)}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = home / "controller.log"
+        # Every controller gets its own metrics port, so parallel tests never fight over the default 8090.
+        self.metrics_port = free_port()
+        self.metrics_address = f"127.0.0.1:{self.metrics_port}"
 
     def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "rollouts", "controller", "--probe-period", "0.2", "--log-format", "text"],
+                [sys.executable, "-m", "rollouts", "controller", "--probe-period", "0.2", "--log-format", "text",
+                 "--metrics-address", self.metrics_address],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
         wait_until(lambda: (self.home / "state.db").exists(), 20, "the controller's store")

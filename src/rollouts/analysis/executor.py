@@ -108,7 +108,7 @@ class AnalysisExecutor:
             if arg_error is not None:
                 outcomes[task.metric] = MeasurementOutcome(error=arg_error)
                 continue
-            self._start(run, task.metric, args or {}, secrets)
+            self._start(run, task.metric, args or {}, secrets, now)
 
         updated = advance_run(run, now, outcomes, args=args, secret_values=secrets)
         if updated.status is not None and is_completed(updated.status.phase):
@@ -119,13 +119,18 @@ class AnalysisExecutor:
             requeue = IN_FLIGHT_POLL_SECONDS if requeue is None else min(requeue, IN_FLIGHT_POLL_SECONDS)
         return updated, requeue
 
-    def _start(self, run: AnalysisRun, metric_name: str, args: Mapping[str, str], secrets: frozenset[str]) -> None:
+    def _start(
+        self, run: AnalysisRun, metric_name: str, args: Mapping[str, str], secrets: frozenset[str], now: datetime
+    ) -> None:
         metric = next(m for m in run.spec.metrics if m.name == metric_name)
         run_key = self._key(run)
         index = self._counts.get((run_key, metric_name), 0) + 1
         self._counts[(run_key, metric_name)] = index
+        # The stored start (not this process's first look) so counts "since the run" survive a restart.
+        started = run.status.started_at if run.status is not None and run.status.started_at else now
         ctx = MeasureContext(namespace=run.metadata.namespace or "default", run_name=run.metadata.name or "",
-                             metric_name=metric_name, measurement_index=index, secrets=tuple(secrets), env=self.env)
+                             metric_name=metric_name, measurement_index=index, secrets=tuple(secrets), env=self.env,
+                             run_started_at=started, args=dict(args))
 
         async def measure() -> MeasurementOutcome:
             try:

@@ -3,12 +3,17 @@ SIGTERM. One per home: a second one refuses to start and names the process holdi
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from rollouts.cli.common import HOME_OPTION, fail
 from rollouts.cli.main import app
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 @app.command()
@@ -18,6 +23,12 @@ def controller(
     prometheus_address: str | None = typer.Option(
         None, "--prometheus-address", help="Query this Prometheus instead of the address in the templates."),
     probe_period: float = typer.Option(1.0, "--probe-period", help="Seconds between readiness probes."),
+    metrics_address: str = typer.Option(
+        "127.0.0.1:8090", "--metrics-address",
+        help="HOST:PORT for /metrics and /healthz (port 0 picks a free one; an empty value serves neither)."),
+    dashboard_address: str = typer.Option(
+        "", "--dashboard-address",
+        help="HOST:PORT to serve the web dashboard on, e.g. 127.0.0.1:3100 (default: not served)."),
     log_format: str = typer.Option("json", "--log-format", help="json or text."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
@@ -25,14 +36,35 @@ def controller(
     import asyncio
 
     from rollouts.controller.logs import configure
+    from rollouts.controller.metrics_http import AddressError, parse_address
     from rollouts.controller.service import run_controller
     from rollouts.store.home import rollouts_home
     from rollouts.store.lock import LockHeld
 
     configure(log_level, log_format)
+    if metrics_address:
+        try:
+            parse_address(metrics_address)
+        except AddressError as exc:
+            fail(str(exc))
     folder = rollouts_home(home)
+    companions = [_dashboard(folder, dashboard_address)] if dashboard_address else []
     try:
         asyncio.run(run_controller(folder, images=images, prometheus_address=prometheus_address,
-                                   probe_period=probe_period))
-    except LockHeld as exc:
+                                   probe_period=probe_period, metrics_address=metrics_address or None,
+                                   companions=companions))
+    except (LockHeld, AddressError, OSError) as exc:
         fail(str(exc))
+
+
+def _dashboard(home: Path, address: str) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """The dashboard served beside the loop (its token: $ROLLOUTS_DASHBOARD_TOKEN or HOME/dashboard.token)."""
+    from rollouts.api.server import AddressError, build_server, parse_address, serve_until
+    from rollouts.api.token import TokenError, resolve_token
+
+    try:
+        host, port = parse_address(address)
+        token, _ = resolve_token(home)
+    except (AddressError, TokenError) as exc:
+        fail(f"--dashboard-address: {exc}")
+    return lambda stop: serve_until(build_server(home, host, port, token), stop)

@@ -3,41 +3,66 @@ that `rollouts get rollout X` starts fast."""
 
 from __future__ import annotations
 
-import typer
+from typing import TYPE_CHECKING, Any
 
 from rollouts import __version__
 
-app = typer.Typer(
-    name="rollouts",
-    help="Progressive delivery: canary and blue/green releases gated by SLO analysis.",
-    no_args_is_help=True,
-    add_completion=True,
-    pretty_exceptions_enable=False,
-)
+if TYPE_CHECKING:
+    import typer
+
+_app: Any = None
+app: typer.Typer  # built lazily by __getattr__ below
 
 
-@app.callback()
-def _root() -> None:
-    """Progressive delivery: canary and blue/green releases gated by SLO analysis."""
+def _build_app() -> typer.Typer:
+    import typer
+
+    app = typer.Typer(
+        name="rollouts",
+        help="Progressive delivery: canary and blue/green releases gated by SLO analysis.",
+        no_args_is_help=True,
+        add_completion=True,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def _root() -> None:
+        """Progressive delivery: canary and blue/green releases gated by SLO analysis."""
+
+    @app.command()
+    def version(short: bool = typer.Option(False, "--short", help="Print only the version number.")) -> None:
+        """Print the version of rollouts."""
+        typer.echo(__version__ if short else f"rollouts: v{__version__}")
+
+    return app
 
 
-@app.command()
-def version(short: bool = typer.Option(False, "--short", help="Print only the version number.")) -> None:
-    """Print the version of rollouts."""
-    typer.echo(__version__ if short else f"rollouts: v{__version__}")
+def __getattr__(name: str) -> typer.Typer:
+    # `app` is built on first use so the fast path of main() never imports typer (and the pydantic it loads).
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = _build_app()
+        return _app  # type: ignore[no-any-return]
+    raise AttributeError(name)
 
 
 def main() -> None:
     """Console-script entry point: errors are one line on stderr unless --debug asks for the traceback."""
     import sys
 
+    from rollouts.cli.fast import run_fast
+
+    code = run_fast(sys.argv[1:])  # `get rollout NAME` without loading every verb
+    if code is not None:
+        sys.exit(code)
     from rollouts.cli import commands  # noqa: F401  (registers the verbs on `app`)
 
     debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")
     try:
-        app()
+        __getattr__("app")()
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # a verb's unexpected failure: say what it was, not where

@@ -5,6 +5,7 @@ store; the controller reacts to it like Argo's controller reacts to the kubectl 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -20,6 +21,7 @@ from rollouts.cli.common import (
 from rollouts.cli.main import app
 
 if TYPE_CHECKING:
+    from rollouts.api.actions import ActionResult
     from rollouts.engine.intents import Patch
     from rollouts.spec.rollout import Rollout
     from rollouts.store.sqlite import SQLiteStore
@@ -41,26 +43,24 @@ def _load(store: SQLiteStore, namespace: str, name: str) -> tuple[dict[str, Any]
     return obj, Rollout.model_validate(obj)
 
 
-def _write(store: SQLiteStore, namespace: str, name: str, patch: Patch) -> None:
-    if patch.spec:
-        store.patch("Rollout", namespace, name, {"spec": dict(patch.spec)})
-    if patch.status:
-        store.patch("Rollout", namespace, name, {"status": dict(patch.status)}, subresource="status")
-
-
-def _intent(name: str, namespace: str | None, home: str | None, make: Any) -> None:
-    from rollouts.engine.intents import IntentError
+def _run(name: str, namespace: str | None, home: str | None, verb: Callable[..., ActionResult]) -> None:
+    """Runs a shared action (rollouts.api.actions) on the named rollout and prints its message."""
+    from rollouts.api.actions import ActionError, RolloutNotFound
 
     ns = namespace_or_default(namespace)
     name = rollout_name(name)
     store = open_store(home)
-    _, rollout = _load(store, ns, name)
     try:
-        patch = make(rollout)
-    except IntentError as exc:
+        result = verb(store, ns, name)
+    except (ActionError, RolloutNotFound) as exc:
         fail(str(exc))
-    _write(store, ns, name, patch)
-    typer.echo(patch.message)
+    typer.echo(result.message)
+
+
+def _intent(name: str, namespace: str | None, home: str | None, make: Callable[[Rollout], Patch]) -> None:
+    from rollouts.api.actions import apply_intent
+
+    _run(name, namespace, home, lambda store, ns, n: apply_intent(store, ns, n, make))
 
 
 @app.command()
@@ -79,14 +79,25 @@ def promote(
 
 @app.command()
 def abort(
-    name: str = typer.Argument(..., help="Rollout name."),
+    name: str | None = typer.Argument(None, help="Rollout name."),
+    all_: bool = typer.Option(False, "--all", help="Abort every rollout of the namespace (mass rollback)."),
+    all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", help="With --all: every namespace."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
 ) -> None:
     """Abort a rollout: traffic and replicas go back to the stable version."""
     from rollouts.engine import intents
 
-    _intent(name, namespace, home, intents.abort)
+    if all_ == (name is not None):
+        fail("give a rollout name or --all (not both)")
+    if all_namespaces and not all_:
+        fail("-A/--all-namespaces only goes with --all")
+    if name is not None:
+        _intent(name, namespace, home, intents.abort)
+        return
+    from rollouts.cli.mass import abort_all
+
+    raise typer.Exit(abort_all(open_store(home), None if all_namespaces else namespace_or_default(namespace)))
 
 
 @retry_app.command("rollout")
@@ -154,20 +165,9 @@ def undo(
     home: str | None = HOME_OPTION,
 ) -> None:
     """Roll back to an earlier revision's pod template."""
-    from rollouts.controller.observe import observe_rollout
-    from rollouts.engine import intents
+    from rollouts.api import actions
 
-    ns = namespace_or_default(namespace)
-    name = rollout_name(name)
-    store = open_store(home)
-    _, rollout = _load(store, ns, name)
-    try:
-        result = intents.undo(rollout, observe_rollout(store, rollout).replica_sets, to_revision)
-    except intents.IntentError as exc:
-        fail(str(exc))
-    if result.template is not None:
-        store.patch("Rollout", ns, name, {"spec": {"template": result.template.to_dict()}})
-    typer.echo(result.message)
+    _run(name, namespace, home, lambda store, ns, n: actions.undo(store, ns, n, to_revision))
 
 
 @set_app.command("image")
@@ -181,22 +181,9 @@ def set_image(
     container, sep, image = container_image.partition("=")
     if not sep or not container or not image:
         fail(f"{container_image!r} is not CONTAINER=IMAGE (use '*=IMAGE' for every container)")
-    ns = namespace_or_default(namespace)
-    name = rollout_name(name)
-    store = open_store(home)
-    obj, _ = _load(store, ns, name)
-    spec = obj["spec"]["template"]["spec"]
-    found = False
-    for key in ("initContainers", "containers", "ephemeralContainers"):
-        for item in spec.get(key) or []:
-            if container in ("*", item.get("name")):
-                item["image"] = image
-                found = True
-    if not found:
-        names = ", ".join(c.get("name", "") for c in spec.get("containers") or [])
-        fail(f"unable to find container named {container!r} (containers: {names})")
-    store.patch("Rollout", ns, name, {"spec": {"template": obj["spec"]["template"]}})
-    typer.echo(f"rollout '{name}' image updated")
+    from rollouts.api import actions
+
+    _run(name, namespace, home, lambda store, ns, n: actions.set_image(store, ns, n, container, image))
 
 
 @app.command()

@@ -55,6 +55,8 @@ class Controller:
     poll_seconds: float = POLL_SECONDS
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _acted: bool = False
+    # clock.monotonic() when the last pass over the store finished: the liveness signal for /healthz.
+    last_pass: float | None = None
 
     def wake(self) -> None:
         """Ask for a pass as soon as possible (pod readiness changed, a write arrived...)."""
@@ -96,6 +98,7 @@ class Controller:
         if self._acted and self.runtime is not None:
             # Carry the decisions out now (traffic back to stable after an abort), not one poll later.
             await self.runtime.sync()
+        self.last_pass = self.clock.monotonic()
         return min(delays) if delays else None
 
     # -- analysis runs -----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ POD_TEMPLATE_HASH_LABEL = "rollouts-pod-template-hash"
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 HASH_LENGTH = 10
 
-_MEMO_LIMIT = 4096
+_MEMO_LIMIT = 65536
 _template_memo: dict[tuple[int, int], tuple[object, str]] = {}
 _steps_memo: dict[int, tuple[object, str]] = {}
 
@@ -59,7 +59,7 @@ def pod_template_hash(template: PodTemplateSpec, collision_count: int | None = N
         payload += b"/" + str(collision_count).encode()
     result = _encode(hashlib.sha256(payload).digest())
     if len(_template_memo) >= _MEMO_LIMIT:
-        _template_memo.clear()
+        _forget_oldest(_template_memo)
     _template_memo[key] = (template, result)
     return result
 
@@ -73,7 +73,7 @@ def steps_hash(steps: Sequence[CanaryStep] | None) -> str:
     payload = _canonical([s.to_dict() for s in steps or []])
     result = _encode(hashlib.sha256(payload).digest())
     if len(_steps_memo) >= _MEMO_LIMIT:
-        _steps_memo.clear()
+        _forget_oldest(_steps_memo)
     _steps_memo[key] = (steps, result)
     return result
 
@@ -87,3 +87,9 @@ def templates_equal(a: PodTemplateSpec, b: PodTemplateSpec) -> bool:
     if a is b:
         return True
     return pod_template_hash(a) == pod_template_hash(b)
+
+
+def _forget_oldest(memo: dict[Any, Any]) -> None:
+    """Drop the oldest quarter of a memo (dicts keep insertion order)."""
+    for key in list(memo)[: len(memo) // 4 + 1]:
+        del memo[key]

@@ -18,7 +18,7 @@ STEP_KEYS_MESSAGE = (
 )
 
 
-_MEMO_LIMIT = 8192
+_MEMO_LIMIT = 65536
 _memo: dict[tuple[Any, ...], tuple[tuple[object, ...], list[str]]] = {}
 
 
@@ -39,7 +39,7 @@ def validate(rollout: Rollout, observed: Observed) -> list[str]:
         return list(hit[1])
     errors = _validate(rollout, observed)
     if len(_memo) >= _MEMO_LIMIT:
-        _memo.clear()
+        _forget_oldest(_memo)
     _memo[key] = ((rollout.spec, templates, cluster), errors)
     return list(errors)
 
@@ -178,3 +178,9 @@ def _unbounded_metrics(path: str, template: str, metrics: Sequence[object]) -> l
                 f"Invalid value for count: {count if count is not None else 0}"
             )
     return errors
+
+
+def _forget_oldest(memo: dict[Any, Any]) -> None:
+    """Drop the oldest quarter of a memo (dicts keep insertion order)."""
+    for key in list(memo)[: len(memo) // 4 + 1]:
+        del memo[key]

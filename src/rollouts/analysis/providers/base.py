@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 from urllib.parse import quote, quote_plus
 
@@ -23,6 +24,9 @@ class MeasureContext:
     secrets: resolved secret values; each is shown as ***** in any message or log line.
     env: overrides on top of the process environment (addresses such as ROLLOUTS_PROMETHEUS_ADDRESS,
     and the base environment of job processes).
+    run_started_at: when the analysis run started (its stored status.startedAt), so a provider that counts
+    "since the run started" counts the same after a controller restart; None when unknown.
+    args: the run's resolved arguments, secret values included: never log or show them (left out of repr).
     """
 
     namespace: str
@@ -31,6 +35,8 @@ class MeasureContext:
     measurement_index: int
     secrets: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    run_started_at: datetime | None = None
+    args: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def environment(self) -> dict[str, str]:
         """The process environment with this context's overrides applied."""

@@ -213,9 +213,8 @@ class TrafficMetricProvider:
     def _service(self, query: TrafficQuery, ctx: MeasureContext) -> str | None:
         if query.service:
             return query.service
-        args = getattr(ctx, "args", None)
-        if isinstance(args, Mapping) and args.get("service-name"):
-            return str(args["service-name"])
+        if ctx.args.get("service-name"):
+            return ctx.args["service-name"]
         if self._default_service is not None:
             return self._default_service(ctx)
         return None

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 POD_HASH_LABEL = "rollouts-pod-template-hash"
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+UNRESOLVED_IMAGE_REASONS = ("ImageNotResolvable", "ImageMapInvalid")
 
 
 def _pod_name(rs_name: str) -> str:
@@ -65,6 +66,7 @@ class PodSync:
         self.supervisor = supervisor
         self._written: dict[str, dict[str, Any]] = {}
         self._stopping: set[asyncio.Task[bool]] = set()
+        self._warned: set[str] = set()  # pods whose unresolvable image already has its Warning event
 
     def forget_stale_pods(self) -> None:
         """At start-up no process of ours runs yet: Pod objects left by a previous controller are gone."""
@@ -161,9 +163,29 @@ class PodSync:
             except NotFound:
                 return
         self._written[state.name] = obj
+        if state.reason in UNRESOLVED_IMAGE_REASONS and state.name not in self._warned:
+            self._warned.add(state.name)
+            self._warn_image(rs, state)
+
+    def _warn_image(self, rs: dict[str, Any], state: PodState) -> None:
+        """Once per pod: a Warning on the Pod and on the Rollout owning its ReplicaSet, with the supervisor's
+        message (which says how to map the image to a command)."""
+        message = f"pod {state.name}: {state.message or state.reason}"
+        involved = [{"kind": "Pod", "namespace": state.namespace, "name": state.name, "apiVersion": "v1"}]
+        for owner in rs["metadata"].get("ownerReferences") or []:
+            if owner.get("kind") == "Rollout" and owner.get("name"):
+                involved.append({"kind": "Rollout", "namespace": state.namespace, "name": owner["name"],
+                                 "uid": owner.get("uid", ""), "apiVersion": owner.get("apiVersion", "")})
+        for obj in involved:
+            try:
+                self.store.record_event(obj, "Warning", state.reason or "ImageNotResolvable", message,
+                                        source="rollouts-local-runtime")
+            except Exception:  # an event is best effort: never stop the pods from being synced
+                log.exception("cannot record the event for pod %s", state.name)
 
     def _delete_object(self, namespace: str, name: str) -> None:
         self._written.pop(name, None)
+        self._warned.discard(name)
         try:
             self.store.delete("Pod", namespace, name)
         except NotFound:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rollouts.analysis.providers.sequential import register_sequential_plugin
 from rollouts.analysis.providers.traffic import register_traffic_plugin
 from rollouts.runtime.local.images import ImageResolver
 from rollouts.runtime.local.pods import PodSync
@@ -66,6 +67,7 @@ class LocalRuntime:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.pods.forget_stale_pods()
         register_traffic_plugin(self.stats)
+        register_sequential_plugin(self.stats)
         await self.balancer.start()
         await self.proxy.start()
 

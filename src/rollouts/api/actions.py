@@ -1,0 +1,115 @@
+"""The operator verbs applied to a stored Rollout: load it, compute the engine's intent patch, write it.
+
+Shared by the CLI verbs and the dashboard API so that both write exactly the same patches. No web
+framework here: the CLI imports this module without pulling in the server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rollouts.engine import intents
+from rollouts.engine.intents import IntentError, Patch
+from rollouts.spec.rollout import Rollout
+from rollouts.store.protocol import NotFound, ObjectStore
+from rollouts.views.info import RolloutNotFound
+
+__all__ = ["ActionError", "ActionResult", "RolloutNotFound", "apply_intent", "load_rollout", "promote",
+           "set_image", "undo", "write_patch"]
+
+
+class ActionError(ValueError):
+    """A verb that cannot apply to this rollout; the text says why."""
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    message: str
+    changed: bool
+
+
+def load_rollout(store: ObjectStore, namespace: str, name: str) -> tuple[dict[str, Any], Rollout]:
+    try:
+        obj = store.get("Rollout", namespace, name)
+    except NotFound:
+        raise RolloutNotFound(namespace, name) from None
+    return obj, Rollout.model_validate(obj)
+
+
+def write_patch(store: ObjectStore, namespace: str, name: str, patch: Patch) -> bool:
+    """Writes the spec part, then the status part (the order the kubectl plugin uses)."""
+    for subresource, body in patch.bodies():
+        store.patch("Rollout", namespace, name, body, subresource="status" if subresource else None)
+    return bool(patch.bodies())
+
+
+def apply_intent(store: ObjectStore, namespace: str, name: str, make: Callable[[Rollout], Patch]) -> ActionResult:
+    _, rollout = load_rollout(store, namespace, name)
+    try:
+        patch = make(rollout)
+    except IntentError as exc:
+        raise ActionError(str(exc)) from None
+    return ActionResult(patch.message, write_patch(store, namespace, name, patch))
+
+
+def promote(store: ObjectStore, namespace: str, name: str, *, full: bool = False,
+            skip_current_step: bool = False) -> ActionResult:
+    return apply_intent(store, namespace, name,
+                        lambda r: intents.promote(r, full=full, skip_current_step=skip_current_step))
+
+
+def abort(store: ObjectStore, namespace: str, name: str) -> ActionResult:
+    return apply_intent(store, namespace, name, intents.abort)
+
+
+def retry(store: ObjectStore, namespace: str, name: str) -> ActionResult:
+    return apply_intent(store, namespace, name, intents.retry)
+
+
+def pause(store: ObjectStore, namespace: str, name: str) -> ActionResult:
+    return apply_intent(store, namespace, name, intents.pause)
+
+
+def resume(store: ObjectStore, namespace: str, name: str) -> ActionResult:
+    return apply_intent(store, namespace, name, intents.resume)
+
+
+def restart(store: ObjectStore, namespace: str, name: str, at: datetime) -> ActionResult:
+    return apply_intent(store, namespace, name, lambda r: intents.restart(r, at))
+
+
+def undo(store: ObjectStore, namespace: str, name: str, to_revision: int = 0) -> ActionResult:
+    from rollouts.controller.observe import observe_rollout
+
+    _, rollout = load_rollout(store, namespace, name)
+    try:
+        result = intents.undo(rollout, observe_rollout(store, rollout).replica_sets, to_revision)
+    except IntentError as exc:
+        raise ActionError(str(exc)) from None
+    changed = False
+    if result.template is not None:
+        store.patch("Rollout", namespace, name, {"spec": {"template": result.template.to_dict()}})
+        changed = True
+    return ActionResult(result.message, changed)
+
+
+def set_image(store: ObjectStore, namespace: str, name: str, container: str, image: str) -> ActionResult:
+    """Sets the image of the named container (init and ephemeral ones included); '*' means every one."""
+    if not container or not image:
+        raise ActionError("container and image must both be given (container '*' sets every container)")
+    obj, _ = load_rollout(store, namespace, name)
+    template = obj["spec"]["template"]
+    spec = template["spec"]
+    found = False
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for item in spec.get(key) or []:
+            if container in ("*", item.get("name")):
+                item["image"] = image
+                found = True
+    if not found:
+        names = ", ".join(c.get("name", "") for c in spec.get("containers") or [])
+        raise ActionError(f"unable to find container named {container!r} (containers: {names})")
+    store.patch("Rollout", namespace, name, {"spec": {"template": template}})
+    return ActionResult(f"rollout '{name}' image updated", True)

@@ -1,0 +1,360 @@
+"""The dashboard's HTTP application: the versioned JSON API under /api/v1 (with its OpenAPI document), the
+server-sent event streams driven by the store's change feed, and the page's three static files.
+
+Access rules: reading is open on a loopback bind and needs the bearer token otherwise; every mutation
+needs the token (401 without, 403 with a wrong one). No cookies are ever read or set, no CORS headers are
+sent, and every response carries a strict Content-Security-Policy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rollouts.api import actions
+from rollouts.api.models import (
+    ActionOutcome,
+    AnalysisRunList,
+    EventList,
+    History,
+    NamespaceList,
+    Problem,
+    SetImageRequest,
+    analysis_run_view,
+    event_view,
+    revision_view,
+)
+from rollouts.api.schema import mirror
+from rollouts.api.token import is_loopback, read_needs_token, tokens_match
+from rollouts.store.protocol import Expired, ObjectStore
+from rollouts.views.info import RolloutNotFound, list_rollout_infos, rollout_info
+from rollouts.views.model import RolloutInfo
+
+Clock = Callable[[], datetime]
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+}
+STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+WATCH_KINDS = {"Rollout", "ReplicaSet", "Pod", "AnalysisRun", "Event"}
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+
+RolloutInfoModel = mirror(RolloutInfo)
+BEARER = HTTPBearer(auto_error=False, description="the dashboard token (rollouts dashboard --show-token)")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+Namespace = Annotated[str, Path(pattern=NAME_PATTERN, max_length=253, description="namespace")]
+Name = Annotated[str, Path(pattern=NAME_PATTERN, max_length=253, description="rollout name")]
+MUTATION_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "no bearer token"},
+    403: {"model": Problem, "description": "a wrong bearer token"},
+    404: {"model": Problem, "description": "no such rollout"},
+    409: {"model": Problem, "description": "the action does not apply to the rollout in its current state"},
+}
+READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "no bearer token (only when not bound to loopback)"},
+    403: {"model": Problem, "description": "a wrong bearer token (only when not bound to loopback)"},
+    404: {"model": Problem, "description": "no such rollout"},
+}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _static(name: str) -> bytes:
+    return resources.files("rollouts.api").joinpath("static", name).read_bytes()
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response; on a loopback bind, refuses foreign Host headers so a
+    DNS-rebinding page cannot read the open API through the victim's browser."""
+
+    def __init__(self, app: ASGIApp, *, check_host: bool) -> None:
+        self.app = app
+        self.check_host = check_host
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.decode().lower() != "set-cookie"]
+                present = {k.decode().lower() for k, _ in headers}
+                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items() if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if self.check_host and not _loopback_host(scope):
+            body = b'{"detail":"this dashboard answers only to localhost addresses"}'
+            await with_headers({"type": "http.response.start", "status": 421,
+                                "headers": [(b"content-type", b"application/json"),
+                                            (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, with_headers)
+
+
+def _loopback_host(scope: Scope) -> bool:
+    host = ""
+    for key, value in scope.get("headers", []):
+        if key == b"host":
+            host = value.decode("latin-1")
+            break
+    if host.startswith("["):
+        name = host[1:].partition("]")[0]
+    else:
+        name = host.rpartition(":")[0] if host.count(":") == 1 else host
+    return is_loopback(name)
+
+
+def _event(kind: str, payload: Any, version: int) -> bytes:
+    return f"event: {kind}\nid: {version}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+
+def create_app(
+    store_factory: Callable[[], ObjectStore],
+    *,
+    token: str,
+    bind_host: str,
+    clock: Clock = _utcnow,
+    heartbeat: float = 15.0,
+) -> FastAPI:
+    """The dashboard application. `store_factory` is called once, on first use; the store is closed on
+    shutdown. `bind_host` decides whether reading needs the token (see `read_needs_token`)."""
+    if not token:
+        raise ValueError("the dashboard needs a token for mutations")
+    opened: list[ObjectStore] = []
+
+    def store() -> ObjectStore:
+        if not opened:
+            opened.append(store_factory())
+        return opened[0]
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        for item in opened:
+            item.close()
+
+    app = FastAPI(
+        title="rollouts dashboard API", version="1", lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
+        description="Rollouts, their analysis runs, history and events; operator actions behind a bearer token.",
+    )
+    app.add_middleware(SecurityHeaders, check_host=is_loopback(bind_host))
+    open_reads = not read_needs_token(bind_host)
+
+    def check(credentials: HTTPAuthorizationCredentials | None) -> None:
+        if credentials is None or not credentials.credentials:
+            raise HTTPException(401, "this needs the dashboard token: send 'Authorization: Bearer <token>' "
+                                     "(rollouts dashboard --show-token prints it)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not tokens_match(credentials.credentials, token):
+            raise HTTPException(403, "the bearer token is not the dashboard token")
+
+    def reader(credentials: Credentials) -> None:
+        if not open_reads:
+            check(credentials)
+
+    def writer(credentials: Credentials) -> None:
+        check(credentials)
+
+    read = APIRouter(prefix="/api/v1", dependencies=[Depends(reader)], responses=READ_ERRORS)
+    write = APIRouter(prefix="/api/v1", dependencies=[Depends(writer)], responses=MUTATION_ERRORS)
+
+    def info(ns: str, name: str) -> dict[str, Any]:
+        try:
+            return rollout_info(store(), ns, name, clock()).to_dict()
+        except RolloutNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    def require(ns: str, name: str) -> None:
+        try:
+            actions.load_rollout(store(), ns, name)
+        except RolloutNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    def owned_runs(ns: str, name: str) -> list[dict[str, Any]]:
+        runs = [run for run in store().list("AnalysisRun", ns)
+                if any(ref.get("kind") == "Rollout" and ref.get("name") == name
+                       for ref in (run.get("metadata") or {}).get("ownerReferences") or [])]
+        return sorted(runs, key=lambda r: ((r.get("metadata") or {}).get("creationTimestamp") or "",
+                                           (r.get("metadata") or {}).get("name") or ""))
+
+    def events(ns: str, name: str) -> EventList:
+        found = [e for e in store().list("Event", ns, field_selector=f"involvedObject.name={name}")
+                 if (e.get("involvedObject") or {}).get("kind") == "Rollout"]
+        found.sort(key=lambda e: (e.get("lastTimestamp") or "", e.get("metadata", {}).get("resourceVersion", "")))
+        return EventList(items=[event_view(e) for e in found])
+
+    def detail(ns: str, name: str) -> dict[str, Any]:
+        return {
+            "rollout": info(ns, name),
+            "analysisRuns": AnalysisRunList(items=[analysis_run_view(r) for r in owned_runs(ns, name)])
+            .model_dump(by_alias=True)["items"],
+            "history": [revision_view(r).model_dump(by_alias=True)
+                        for r in store().list_revisions(ns, name)],
+        }
+
+    @read.get("/namespaces", response_model=NamespaceList, summary="Namespaces that hold rollouts")
+    def namespaces() -> NamespaceList:
+        found = {(r.get("metadata") or {}).get("namespace") or "default" for r in store().list("Rollout")}
+        return NamespaceList(namespaces=sorted(found | {"default"}))
+
+    @read.get("/rollouts", response_model=list[RolloutInfoModel],  # type: ignore[valid-type]
+              summary="Rollouts (of one namespace)")
+    def rollouts(
+        namespace: Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=253,
+                                               description="only this namespace (default: all)")] = None,
+    ) -> list[dict[str, Any]]:
+        return [i.to_dict() for i in list_rollout_infos(store(), namespace or None, clock())]
+
+    def stream(request: Request, ns: str, compute: Callable[[], Any]) -> StreamingResponse:
+        async def events_out() -> AsyncIterator[bytes]:
+            feed = store()
+            version = feed.current_version()
+            last = await run_in_threadpool(compute)
+            yield _event("snapshot", last, version)
+            while not await request.is_disconnected():
+                try:
+                    changes = await feed.watch_async(version, WATCH_KINDS, timeout=heartbeat)
+                except Expired:
+                    version = feed.current_version()
+                    changes = None
+                if changes == []:
+                    yield b": heartbeat\n\n"
+                    continue
+                if changes is not None:
+                    version = changes[-1].resource_version
+                    if not any(c.namespace == ns for c in changes):
+                        continue
+                try:
+                    payload = await run_in_threadpool(compute)
+                except HTTPException:
+                    yield _event("deleted", None, version)
+                    return
+                if payload != last:
+                    last = payload
+                    yield _event("update", payload, version)
+
+        return StreamingResponse(events_out(), media_type="text/event-stream",
+                                 headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+
+    sse_doc: dict[int | str, dict[str, Any]] = {200: {
+        "description": "server-sent events: `snapshot` first, then `update` on each change; `: heartbeat` "
+                       "comments while idle",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }}
+
+    @read.get("/rollouts/{ns}/watch", response_class=StreamingResponse, responses=sse_doc,
+              summary="Stream the rollouts of a namespace")
+    def watch_namespace(request: Request, ns: Namespace) -> StreamingResponse:
+        return stream(request, ns, lambda: [i.to_dict() for i in list_rollout_infos(store(), ns, clock())])
+
+    @read.get("/rollouts/{ns}/{name}/watch", response_class=StreamingResponse, responses=sse_doc,
+              summary="Stream one rollout with its analysis runs and history")
+    def watch_rollout(request: Request, ns: Namespace, name: Name) -> StreamingResponse:
+        require(ns, name)
+        return stream(request, ns, lambda: detail(ns, name))
+
+    @read.get("/rollouts/{ns}/{name}", response_model=RolloutInfoModel, summary="One rollout")
+    def rollout(ns: Namespace, name: Name) -> dict[str, Any]:
+        return info(ns, name)
+
+    @read.get("/rollouts/{ns}/{name}/history", response_model=History, summary="Revisions and their outcomes")
+    def history(ns: Namespace, name: Name) -> History:
+        require(ns, name)
+        return History(items=[revision_view(r) for r in store().list_revisions(ns, name)])
+
+    @read.get("/rollouts/{ns}/{name}/analysisruns", response_model=AnalysisRunList,
+              summary="Analysis runs with measurements and gate thresholds")
+    def analysis_runs(ns: Namespace, name: Name) -> AnalysisRunList:
+        require(ns, name)
+        return AnalysisRunList(items=[analysis_run_view(r) for r in owned_runs(ns, name)])
+
+    @read.get("/rollouts/{ns}/{name}/events", response_model=EventList, summary="Events, oldest first")
+    def rollout_events(ns: Namespace, name: Name) -> EventList:
+        require(ns, name)
+        return events(ns, name)
+
+    def run(action: Callable[[], actions.ActionResult]) -> ActionOutcome:
+        try:
+            result = action()
+        except RolloutNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except actions.ActionError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return ActionOutcome(message=result.message, changed=result.changed)
+
+    verbs: dict[str, tuple[str, Callable[[ObjectStore, str, str], actions.ActionResult]]] = {
+        "promote": ("Promote: finish the current pause or step", actions.promote),
+        "promote-full": ("Promote fully: skip every remaining step, pause and analysis",
+                         lambda s, ns, n: actions.promote(s, ns, n, full=True)),
+        "abort": ("Abort: traffic and replicas go back to the stable version", actions.abort),
+        "retry": ("Retry an aborted rollout from its first step", actions.retry),
+        "pause": ("Pause: steps stop advancing", actions.pause),
+        "resume": ("Resume without skipping the current step", actions.resume),
+        "restart": ("Restart the pods", lambda s, ns, n: actions.restart(s, ns, n, clock())),
+    }
+
+    def add_verb(verb: str, summary: str, apply: Callable[[ObjectStore, str, str], actions.ActionResult]) -> None:
+        def endpoint(ns: Namespace, name: Name) -> ActionOutcome:
+            return run(lambda: apply(store(), ns, name))
+
+        endpoint.__name__ = f"post_{verb.replace('-', '_')}"
+        write.post(f"/rollouts/{{ns}}/{{name}}/{verb}", response_model=ActionOutcome, summary=summary)(endpoint)
+
+    for verb, (summary, apply) in verbs.items():
+        add_verb(verb, summary, apply)
+
+    @write.post("/rollouts/{ns}/{name}/undo/{revision}", response_model=ActionOutcome,
+                summary="Go back to a revision's pod template (0: the previous revision)")
+    def post_undo(ns: Namespace, name: Name,
+                  revision: Annotated[int, Path(ge=0, le=2**31 - 1)]) -> ActionOutcome:
+        return run(lambda: actions.undo(store(), ns, name, revision))
+
+    @write.post("/rollouts/{ns}/{name}/set-image", response_model=ActionOutcome,
+                summary="Set a container's image (starts a release)")
+    def post_set_image(ns: Namespace, name: Name, body: SetImageRequest) -> ActionOutcome:
+        return run(lambda: actions.set_image(store(), ns, name, body.container, body.image))
+
+    app.include_router(read)
+    app.include_router(write)
+
+    def page(name: str, media_type: str) -> Callable[[], Awaitable[Response]]:
+        content = _static(name)
+
+        async def serve() -> Response:
+            return Response(content, media_type=media_type, headers={"cache-control": "no-cache"})
+
+        return serve
+
+    app.get("/", include_in_schema=False)(page("index.html", "text/html; charset=utf-8"))
+    for file, media in STATIC_FILES.items():
+        # A fixed table of names: nothing from the request ever reaches a file system path.
+        app.get(f"/static/{file}", include_in_schema=False)(page(file, media))
+    return app
+
+
+def iter_static_files() -> Iterator[str]:
+    """The files the page is made of (for packaging checks)."""
+    yield "index.html"
+    yield from STATIC_FILES

@@ -1,0 +1,206 @@
+"""The JSON shapes of the dashboard API (besides RolloutInfo, which the views own), and the conversions
+from stored objects into them: revisions, analysis runs with their gate thresholds, events."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from rollouts.store.protocol import Revision
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class Problem(ApiModel):
+    detail: str
+
+
+class NamespaceList(ApiModel):
+    namespaces: list[str]
+
+
+class RevisionView(ApiModel):
+    revision: int
+    pod_hash: str
+    images: dict[str, str]
+    created_at: str
+    updated_at: str
+    outcome: str = Field(description="current, promoted, aborted, rolled-back, ... as the history records it")
+    cause: str
+
+
+class History(ApiModel):
+    items: list[RevisionView]
+
+
+class Threshold(ApiModel):
+    """A bound read from a simple condition such as `result >= 0.995` or `result[0] <= 0.5`."""
+
+    kind: Literal["success", "failure"]
+    operator: Literal[">=", ">", "<=", "<", "=="]
+    value: float
+    index: int | None = Field(None, description="the element of a vector result the bound applies to")
+
+
+class MeasurementView(ApiModel):
+    phase: str
+    value: str | None = None
+    numbers: list[float | None] = Field(default_factory=list,
+                                        description="the value as numbers (one per element of a vector)")
+    message: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class MetricView(ApiModel):
+    name: str
+    phase: str
+    success_condition: str | None = None
+    failure_condition: str | None = None
+    thresholds: list[Threshold]
+    count: int
+    successful: int
+    failed: int
+    inconclusive: int
+    error: int
+    message: str | None = None
+    measurements: list[MeasurementView]
+
+
+class AnalysisRunView(ApiModel):
+    name: str
+    phase: str
+    message: str | None = None
+    created_at: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    pod_hash: str | None = Field(None, description="the pod-template hash of the release the run gates")
+    kind: str | None = Field(None, description="Step, Background, ... (Argo's analysis-type label)")
+    metrics: list[MetricView]
+
+
+class AnalysisRunList(ApiModel):
+    items: list[AnalysisRunView]
+
+
+class EventView(ApiModel):
+    type: str
+    reason: str
+    message: str
+    count: int
+    first_timestamp: str | None = None
+    last_timestamp: str | None = None
+
+
+class EventList(ApiModel):
+    items: list[EventView]
+
+
+class SetImageRequest(ApiModel):
+    container: str = Field(min_length=1, max_length=253, description="container name, or '*' for every one")
+    image: str = Field(min_length=1, max_length=1024)
+
+
+class ActionOutcome(ApiModel):
+    message: str
+    changed: bool
+
+
+# ---- conversions ---------------------------------------------------------------------------------
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_CONDITION = re.compile(
+    rf"^\s*(?:result|asFloat\(\s*result\s*\))(?:\[\s*(\d+)\s*\])?\s*(>=|<=|==|>|<)\s*({_NUMBER})\s*$"
+)
+
+
+def parse_threshold(condition: str | None, kind: Literal["success", "failure"]) -> Threshold | None:
+    """The bound of `result OP number` (optionally `result[i]`); None for anything more complex."""
+    if not condition:
+        return None
+    match = _CONDITION.match(condition)
+    if match is None:
+        return None
+    index, operator, number = match.groups()
+    value = float(number)
+    if not math.isfinite(value):
+        return None
+    return Threshold(kind=kind, operator=operator, value=value, index=None if index is None else int(index))
+
+
+def _numbers(value: str | None) -> list[float | None]:
+    if value is None:
+        return []
+    try:
+        parsed: Any = json.loads(value)
+    except ValueError:
+        return []
+    items = parsed if isinstance(parsed, list) else [parsed]
+    out: list[float | None] = []
+    for item in items:
+        ok = isinstance(item, int | float) and not isinstance(item, bool) and math.isfinite(item)
+        out.append(float(item) if ok else None)
+    return out if any(v is not None for v in out) else []
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def revision_view(revision: Revision) -> RevisionView:
+    return RevisionView(
+        revision=revision.revision, pod_hash=revision.pod_hash, images=dict(revision.images),
+        created_at=revision.created_at, updated_at=revision.updated_at, outcome=revision.outcome,
+        cause=revision.cause,
+    )
+
+
+def analysis_run_view(run: Mapping[str, Any]) -> AnalysisRunView:
+    """From the stored AnalysisRun object (its dict form: kept loose so that any stored run renders)."""
+    meta = run.get("metadata") or {}
+    spec = run.get("spec") or {}
+    status = run.get("status") or {}
+    specs = {m.get("name"): m for m in spec.get("metrics") or [] if isinstance(m, Mapping)}
+    results = {r.get("name"): r for r in status.get("metricResults") or [] if isinstance(r, Mapping)}
+    metrics = []
+    for name in list(specs) + [n for n in results if n not in specs]:
+        metric, result = specs.get(name) or {}, results.get(name) or {}
+        success, failure = metric.get("successCondition"), metric.get("failureCondition")
+        thresholds = [t for t in (parse_threshold(success, "success"), parse_threshold(failure, "failure")) if t]
+        measurements = [
+            MeasurementView(phase=str(m.get("phase") or ""), value=_text(m.get("value")),
+                            numbers=_numbers(_text(m.get("value"))), message=m.get("message"),
+                            started_at=_text(m.get("startedAt")), finished_at=_text(m.get("finishedAt")))
+            for m in result.get("measurements") or [] if isinstance(m, Mapping)
+        ]
+        metrics.append(MetricView(
+            name=str(name), phase=str(result.get("phase") or ""), success_condition=success,
+            failure_condition=failure, thresholds=thresholds, count=int(result.get("count") or 0),
+            successful=int(result.get("successful") or 0), failed=int(result.get("failed") or 0),
+            inconclusive=int(result.get("inconclusive") or 0), error=int(result.get("error") or 0),
+            message=result.get("message"), measurements=measurements,
+        ))
+    labels = meta.get("labels") or {}
+    return AnalysisRunView(
+        name=str(meta.get("name") or ""), phase=str(status.get("phase") or "Pending"),
+        message=status.get("message"), created_at=_text(meta.get("creationTimestamp")),
+        started_at=_text(status.get("startedAt")), completed_at=_text(status.get("completedAt")),
+        pod_hash=labels.get("rollouts-pod-template-hash"),
+        kind=labels.get("rollout-type"), metrics=metrics,
+    )
+
+
+def event_view(event: Mapping[str, Any]) -> EventView:
+    return EventView(
+        type=str(event.get("type") or ""), reason=str(event.get("reason") or ""),
+        message=str(event.get("message") or ""), count=int(event.get("count") or 1),
+        first_timestamp=_text(event.get("firstTimestamp")), last_timestamp=_text(event.get("lastTimestamp")),
+    )

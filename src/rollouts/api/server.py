@@ -1,0 +1,91 @@
+"""Serving the dashboard with uvicorn inside an asyncio program (the controller, `rollouts dashboard`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from rollouts.api.app import create_app
+from rollouts.store.home import database_path
+from rollouts.store.sqlite import SQLiteStore
+
+DEFAULT_PORT = 3100
+log = logging.getLogger("rollouts.dashboard")
+
+
+class AddressError(ValueError):
+    pass
+
+
+def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
+    """`HOST:PORT`, `HOST`, `:PORT` or `[v6]:PORT` -> (host, port); the host defaults to 127.0.0.1."""
+    host, port_text = text, ""
+    if text.startswith("["):
+        inner, _, rest = text[1:].partition("]")
+        host, port_text = inner, rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    host = host or "127.0.0.1"
+    try:
+        port = int(port_text) if port_text else default_port
+    except ValueError:
+        raise AddressError(f"{text!r}: the port must be a number (HOST:PORT, e.g. 127.0.0.1:3100)") from None
+    if not 0 <= port <= 65535:
+        raise AddressError(f"{text!r}: port {port} is not between 0 and 65535")
+    return host, port
+
+
+class _HostedServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to the program hosting it (which stops it via `should_exit`)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def build_server(home: Path, host: str, port: int, token: str) -> uvicorn.Server:
+    app = create_app(lambda: SQLiteStore(database_path(home)), token=token, bind_host=host)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=2, lifespan="on")
+    return _HostedServer(config)
+
+
+async def _serve(server: uvicorn.Server) -> None:
+    try:
+        await server.serve()
+    except SystemExit:
+        # uvicorn exits the process when it cannot bind; here that must not take the host program down.
+        raise OSError(f"the dashboard cannot listen on {server.config.host}:{server.config.port} "
+                      "(address in use or not available)") from None
+
+
+async def serve_until(server: uvicorn.Server, stop: asyncio.Event) -> None:
+    """Runs the server until `stop` is set; raises OSError when it cannot listen."""
+    task = asyncio.create_task(_serve(server))
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        server.should_exit = True
+        waiter.cancel()
+    await task
+
+
+async def wait_started(server: uvicorn.Server, timeout: float = 10.0) -> None:
+    """Returns once the server listens (or raises TimeoutError)."""
+    async with asyncio.timeout(timeout):
+        while not server.started:
+            await asyncio.sleep(0.02)
+
+
+def bound_port(server: uvicorn.Server) -> int | None:
+    """The port actually bound (useful with port 0)."""
+    for item in getattr(server, "servers", []) or []:
+        for sock in item.sockets:
+            return int(sock.getsockname()[1])
+    return None

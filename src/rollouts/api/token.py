@@ -1,0 +1,97 @@
+"""The dashboard's bearer token and the access rules built on it.
+
+The token lives in HOME/dashboard.token (created on first start, mode 0600) unless one is configured
+with --token-file or $ROLLOUTS_DASHBOARD_TOKEN. It is only ever compared in constant time and only ever
+accepted from the Authorization header, never from a cookie or a URL."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+TOKEN_FILE = "dashboard.token"
+TOKEN_ENV = "ROLLOUTS_DASHBOARD_TOKEN"
+MIN_TOKEN_LENGTH = 16
+
+
+class TokenError(ValueError):
+    """A configured token that cannot be used; the text names its source."""
+
+
+def token_path(home: Path) -> Path:
+    return home / TOKEN_FILE
+
+
+def _check(token: str, source: str) -> str:
+    token = token.strip()
+    if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token) or not token.isprintable():
+        raise TokenError(f"{source}: the dashboard token must be at least {MIN_TOKEN_LENGTH} printable "
+                         "characters without spaces")
+    return token
+
+
+def load_or_create_token(home: Path) -> tuple[str, bool]:
+    """(token, created): reads HOME/dashboard.token, creating it with a fresh random token if absent."""
+    path = token_path(home)
+    try:
+        # O_EXCL: two processes starting at once cannot both create (and disagree on) the token.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _check(path.read_text(), str(path)), False
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    os.chmod(path, 0o600)  # exactly 0600 whatever the umask
+    return token, True
+
+
+def resolve_token(home: Path, token_file: Path | None = None,
+                  environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(token, where it came from): --token-file, else $ROLLOUTS_DASHBOARD_TOKEN, else the home's file."""
+    environ = os.environ if environ is None else environ
+    if token_file is not None:
+        try:
+            return _check(token_file.read_text(), f"--token-file {token_file}"), str(token_file)
+        except OSError as exc:
+            raise TokenError(f"--token-file {token_file}: {exc.strerror or exc}") from None
+    if environ.get(TOKEN_ENV):
+        return _check(environ[TOKEN_ENV], f"${TOKEN_ENV}"), f"${TOKEN_ENV}"
+    token, _ = load_or_create_token(home)
+    return token, str(token_path(home))
+
+
+def tokens_match(given: str | None, expected: str) -> bool:
+    """Constant-time comparison (of UTF-8 bytes, so non-ASCII input cannot raise)."""
+    if given is None:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost; 0.0.0.0 and :: listen on every interface, so they are not."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_needs_token(bind_host: str) -> bool:
+    """Reading is open only when nobody but this machine can connect."""
+    return not is_loopback(bind_host)
+
+
+def bearer(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()

@@ -1,0 +1,261 @@
+"""`rollouts get` and `rollouts list rollouts`: Argo's `get rollout` tree (live with -w), kubectl tables for
+every kind (-n/-A, -l, --field-selector, -w) and the json/yaml/name/wide outputs."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from rollouts.cli.common import HOME_OPTION, NAMESPACE_OPTION, fail, namespace_or_default, open_store
+from rollouts.cli.main import app
+
+if TYPE_CHECKING:
+    from rollouts.store.sqlite import SQLiteStore
+
+Obj = dict[str, Any]
+OUTPUTS = ("json", "yaml", "name", "wide")
+TREE_KINDS = {"Rollout", "ReplicaSet", "Pod", "AnalysisRun"}
+
+
+def _kind_and_name(kind: str, name: str | None) -> tuple[str, str | None]:
+    from rollouts.cli.common import split_kind_name
+    from rollouts.spec.kinds import UnknownKindError
+
+    try:
+        return split_kind_name(kind, name)
+    except UnknownKindError as exc:
+        fail(str(exc))
+
+
+def _check_output(output: str | None) -> None:
+    if output is not None and output not in OUTPUTS:
+        fail(f'--output: "{output}" is not one of {", ".join(OUTPUTS)}')
+
+
+def print_objects(objs: list[Obj], output: str, single: bool) -> None:
+    """json/yaml of one object, or of a v1 List; `name` lines as `kind.group/name`."""
+    from rollouts.views.tables import object_name
+
+    if output == "name":
+        for obj in objs:
+            typer.echo(object_name(str(obj.get("kind")), str(obj["metadata"]["name"])))
+        return
+    doc: Obj = objs[0] if single else {"apiVersion": "v1", "kind": "List", "items": objs, "metadata": {}}
+    if output == "json":
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        import yaml
+
+        typer.echo(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), nl=False)
+
+
+def _matches(obj: Obj, name: str | None, label_selector: str | None, field_selector: str | None) -> bool:
+    from rollouts.store.selectors import parse_field_selector, parse_label_selector
+
+    meta = obj.get("metadata") or {}
+    if name is not None and meta.get("name") != name:
+        return False
+    return parse_label_selector(label_selector).matches(meta.get("labels")) and \
+        parse_field_selector(field_selector).matches(obj)
+
+
+def _watch_rows(store: SQLiteStore, kind: str, namespace: str | None, name: str | None, label: str | None,
+                field: str | None, widths: list[int], row_of: Any, timeout: float | None) -> None:
+    """kubectl --watch: after the table, one new row per change of a matching object."""
+    from rollouts.store.protocol import Expired
+
+    watched = {"Service", "Pod"} if kind == "Endpoints" else {kind}
+    since = store.current_version()
+    deadline = time.monotonic() + timeout if timeout else None
+    while deadline is None or time.monotonic() < deadline:
+        try:
+            changes = store.watch(since, kinds=watched, timeout=1.0)
+        except Expired:
+            since = store.current_version()
+            continue
+        if not changes:
+            continue
+        since = changes[-1].resource_version
+        if kind == "Endpoints":
+            from rollouts.cli.show import fetch
+
+            objs = fetch(store, kind, namespace, name, label, field)
+        else:
+            objs = [c.object for c in changes if (namespace is None or
+                    (c.object.get("metadata") or {}).get("namespace", "") in (namespace, ""))
+                    and _matches(c.object, name, label, field)]
+        for obj in objs:
+            cells = row_of(obj)
+            typer.echo("  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths, strict=False)) + "  " + cells[-1])
+        sys.stdout.flush()
+
+
+def _watch_tree(store: SQLiteStore, namespace: str, name: str, color: bool, timeout: float | None) -> None:
+    """Redraw the tree on every change (in place on a terminal; a new copy per change otherwise)."""
+    from rollouts.cli.show import rollout_text
+    from rollouts.store.protocol import Expired
+
+    deadline = time.monotonic() + timeout if timeout else None
+    since = store.current_version()
+    text = rollout_text(store, namespace, name, color)
+    if not sys.stdout.isatty():
+        typer.echo(text, nl=False)
+        sys.stdout.flush()
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                changes = store.watch(since, kinds=TREE_KINDS, timeout=1.0)
+            except Expired:
+                changes, since = [], store.current_version()
+            if changes:
+                since = changes[-1].resource_version
+                new = rollout_text(store, namespace, name, color)
+                if new != text:
+                    text = new
+                    typer.echo("\n" + text, nl=False)
+                    sys.stdout.flush()
+        return
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    console = Console(no_color=not color, highlight=False)
+    with Live(Text.from_ansi(text), console=console, auto_refresh=False, transient=False) as live:
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                changes = store.watch(since, kinds=TREE_KINDS, timeout=1.0)
+            except Expired:
+                changes, since = [], store.current_version()
+            if changes:
+                since = changes[-1].resource_version
+            live.update(Text.from_ansi(rollout_text(store, namespace, name, color)), refresh=True)
+
+
+@app.command()
+def get(
+    kind: str = typer.Argument(..., help="Kind: rollout(ro), analysisrun(ar), analysistemplate(at), "
+                               "clusteranalysistemplate(cat), replicaset(rs), pod(po), service(svc), "
+                               "endpoints(ep), ingress(ing), event(ev), secret, configmap(cm); or KIND/NAME."),
+    name: str | None = typer.Argument(None, help="Object name."),
+    namespace: str | None = NAMESPACE_OPTION,
+    all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", help="Every namespace."),
+    selector: str | None = typer.Option(None, "--selector", "-l", help="Label selector, e.g. app=web."),
+    field_selector: str | None = typer.Option(None, "--field-selector", help="e.g. involvedObject.name=X."),
+    watch: bool = typer.Option(False, "--watch", "-w", help="Keep watching and show changes."),
+    output: str | None = typer.Option(None, "--output", "-o", help="json, yaml, name or wide."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colours in the rollout tree."),
+    timeout_seconds: int = typer.Option(0, "--timeout-seconds", help="Stop watching after N seconds (0: never)."),
+    home: str | None = HOME_OPTION,
+) -> None:
+    """Show objects: `get rollout NAME` draws Argo's tree; other forms print kubectl-style tables."""
+    from rollouts.cli.show import fetch, rollout_text, use_color
+    from rollouts.views.tables import table_header, table_row
+
+    kind_name, name = _kind_and_name(kind, name)
+    _check_output(output)
+    ns: str | None = None if all_namespaces else namespace_or_default(namespace)
+    store = open_store(home)
+    color = use_color(no_color)
+    timeout = float(timeout_seconds) or None
+    if kind_name == "Rollout" and name is not None and output is None:
+        assert ns is not None
+        try:
+            text = rollout_text(store, ns, name, color)
+        except LookupError as exc:
+            fail(str(exc.args[0]))
+        if watch:
+            _watch_tree(store, ns, name, color, timeout)
+        else:
+            typer.echo(text, nl=False)
+        return
+    try:
+        objs = fetch(store, kind_name, ns, name, selector, field_selector)
+    except LookupError as exc:
+        fail(str(exc.args[0]))
+    except ValueError as exc:  # a bad selector
+        fail(str(exc))
+    if output in ("json", "yaml", "name"):
+        if objs or output == "name":
+            print_objects(objs, output, single=name is not None)
+        elif not objs:
+            print_objects([], output, single=False)
+        return
+    wide = output == "wide"
+    now = datetime.now(UTC)
+    header = table_header(kind_name, wide=wide, all_namespaces=all_namespaces)
+    rows = [table_row(kind_name, obj, now, wide=wide, all_namespaces=all_namespaces) for obj in objs]
+    if not rows and not watch:
+        where = "" if all_namespaces else f" in {ns} namespace"
+        typer.echo(f"No resources found{where}.", err=True)
+        return
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+    for row in [header, *rows]:
+        typer.echo(("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)) + "  " + row[-1])
+                   .rstrip())
+    if watch:
+        sys.stdout.flush()
+        _watch_rows(store, kind_name, ns, name, selector, field_selector, widths,
+                    lambda obj: table_row(kind_name, obj, datetime.now(UTC), wide=wide,
+                                          all_namespaces=all_namespaces), timeout)
+
+
+@app.command("list")
+def list_(
+    resource: str = typer.Argument("rollouts", help="rollouts (ro)."),
+    all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", help="Every namespace."),
+    name: str | None = typer.Option(None, "--name", help="Only the rollout with this name."),
+    watch: bool = typer.Option(False, "--watch", "-w", help="Print a new line whenever a rollout changes."),
+    timeout_seconds: int = typer.Option(0, "--timeout-seconds", help="Stop watching after N seconds (0: never)."),
+    namespace: str | None = NAMESPACE_OPTION,
+    home: str | None = HOME_OPTION,
+) -> None:
+    """List rollouts: NAME STRATEGY STATUS STEP SET-WEIGHT READY DESIRED UP-TO-DATE AVAILABLE."""
+    from rollouts.store.protocol import Expired
+    from rollouts.views.info import list_rollout_infos
+    from rollouts.views.tables import LIST_HEADER, list_row
+
+    if _kind_and_name(resource, None)[0] != "Rollout":
+        fail(f'list: "{resource}" is not a listable resource (valid: rollouts)')
+    ns = None if all_namespaces else namespace_or_default(namespace)
+    store = open_store(home)
+
+    def rows() -> list[list[str]]:
+        infos = [i for i in list_rollout_infos(store, ns) if name is None or i.name == name]
+        return [list_row(i, all_namespaces=all_namespaces) for i in infos]
+
+    header = (["NAMESPACE"] if all_namespaces else []) + LIST_HEADER
+    current = rows()
+    if not current and not watch:
+        typer.echo("No resources found." if all_namespaces else f"No resources found in {ns} namespace.", err=True)
+        return
+    widths = [max(len(r[c]) for r in [header, *current]) for c in range(len(header))]
+
+    def show(row: list[str]) -> None:
+        typer.echo(("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)) + "  " + row[-1])
+                   .rstrip())
+
+    for row in [header, *current]:
+        show(row)
+    if not watch:
+        return
+    sys.stdout.flush()
+    since = store.current_version()
+    deadline = time.monotonic() + timeout_seconds if timeout_seconds else None
+    seen = {tuple(r) for r in current}
+    while deadline is None or time.monotonic() < deadline:
+        try:
+            changes = store.watch(since, kinds={"Rollout", "ReplicaSet"}, timeout=1.0)
+        except Expired:
+            changes, since = [], store.current_version()
+        if not changes:
+            continue
+        since = changes[-1].resource_version
+        for row in rows():
+            if tuple(row) not in seen:
+                seen.add(tuple(row))
+                show(row)
+        sys.stdout.flush()

@@ -1,0 +1,49 @@
+"""A rollout's release history as `rollouts history` shows it: each remembered revision with its images,
+creation time, outcome and cause. Outcomes the controller does not record are derived here: a revision
+replaced while still current was superseded, and the revision live when an `undo` re-released an older
+template was rolled back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rollouts.store.protocol import Revision
+from rollouts.views.model import _ToDict
+
+
+@dataclass(frozen=True)
+class HistoryEntry(_ToDict):
+    revision: int
+    pod_hash: str
+    images: dict[str, str]
+    created: str
+    outcome: str  # current, promoted, aborted, rolled back, superseded
+    cause: str
+    live: bool  # the rollout's current pod template
+
+
+def history(revisions: list[Revision], rollout: dict[str, Any] | None) -> list[HistoryEntry]:
+    status = (rollout or {}).get("status") or {}
+    current_hash = status.get("currentPodHash")
+    ordered = sorted(revisions, key=lambda r: r.revision)
+    entries: list[HistoryEntry] = []
+    for i, rev in enumerate(ordered):
+        later = ordered[i + 1] if i + 1 < len(ordered) else None
+        outcome = rev.outcome.replace("-", " ")
+        cause = rev.cause
+        if later is not None:
+            earlier_same = next((r for r in ordered[:i] if r.pod_hash == later.pod_hash), None)
+            if earlier_same is not None:
+                undo = f"rolled back to revision {earlier_same.revision} (re-released as revision {later.revision})"
+                if outcome == "aborted":
+                    cause = f"{cause}; {undo}" if cause else undo
+                else:
+                    outcome, cause = "rolled back", undo
+            elif outcome == "current":
+                outcome = "superseded"
+                cause = cause or f"replaced by revision {later.revision} before it was promoted"
+        entries.append(HistoryEntry(revision=rev.revision, pod_hash=rev.pod_hash, images=dict(rev.images),
+                                    created=rev.created_at, outcome=outcome, cause=cause,
+                                    live=bool(current_hash) and rev.pod_hash == current_hash and later is None))
+    return entries

@@ -1,0 +1,273 @@
+"""The dashboard API against a real uvicorn server: reads, the token rules for mutations, the patches the
+mutations write, security headers, static files that cannot escape their folder, and the SSE stream."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from rollouts.api.app import create_app
+from rollouts.store.sqlite import SQLiteStore
+from tests.dashboard.helpers import TOKEN, live_server, seed
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+BASE = "/api/v1/rollouts/default/shop"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "state.db"
+    with SQLiteStore(path) as store:
+        seed(store)
+    return path
+
+
+@pytest.fixture
+def server(db: Path) -> Iterator[httpx.Client]:
+    """A client of a real uvicorn server."""
+    with live_server(db) as url, httpx.Client(base_url=url, timeout=10) as http:
+        yield http
+
+
+@pytest.fixture
+def client(db: Path) -> Iterator[httpx.Client]:
+    """An in-process client (same app, no socket): for the many table-driven cases."""
+    app = create_app(lambda: SQLiteStore(db), token=TOKEN, bind_host="127.0.0.1")
+    with TestClient(app, base_url="http://127.0.0.1:3100") as http:
+        yield http
+
+
+def rollout(db: Path) -> dict[str, Any]:
+    with SQLiteStore(db) as store:
+        return store.get("Rollout", "default", "shop")
+
+
+def test_list_and_detail_share_the_views_model(server: httpx.Client) -> None:
+    client = server
+    listed = client.get("/api/v1/rollouts", params={"namespace": "default"})
+    assert listed.status_code == 200
+    [item] = listed.json()
+    assert (item["name"], item["status"], item["step"], item["setWeight"], item["actualWeight"]) == (
+        "shop", "Paused", "1/4", 30, 30)
+    detail = client.get(BASE).json()
+    assert [s["state"] for s in detail["steps"]] == ["done", "current", "pending", "pending"]
+    assert {i["image"]: i["tags"] for i in detail["images"]} == {
+        "rollouts-demo:yellow": ["canary"], "rollouts-demo:blue": ["stable"]}
+    assert client.get("/api/v1/rollouts", params={"namespace": "other"}).json() == []
+    assert client.get("/api/v1/namespaces").json() == {"namespaces": ["default"]}
+
+
+def test_history_analysis_runs_and_events(client: httpx.Client) -> None:
+    history = client.get(f"{BASE}/history").json()["items"]
+    assert [(r["revision"], r["outcome"], r["images"]) for r in history] == [
+        (1, "promoted", {"shop": "rollouts-demo:blue"}), (2, "current", {"shop": "rollouts-demo:yellow"})]
+    [run] = client.get(f"{BASE}/analysisruns").json()["items"]
+    [metric] = run["metrics"]
+    assert run["phase"] == "Running" and run["kind"] == "Step"
+    assert metric["thresholds"] == [
+        {"kind": "success", "operator": ">=", "value": 0.95, "index": 0},
+        {"kind": "failure", "operator": "<", "value": 0.9, "index": 0},
+    ]
+    assert [m["numbers"] for m in metric["measurements"]] == [[0.99], [0.97]]
+    events = client.get(f"{BASE}/events").json()["items"]
+    assert [e["reason"] for e in events] == ["RolloutUpdated", "RolloutPaused"]
+
+
+def test_unknown_rollout_is_404(client: httpx.Client) -> None:
+    for path in ("", "/history", "/analysisruns", "/events"):
+        response = client.get(f"/api/v1/rollouts/default/nope{path}")
+        assert response.status_code == 404, path
+        assert response.json() == {"detail": 'rollouts.argoproj.io "nope" not found in namespace "default"'}
+
+
+MUTATIONS = [
+    ("promote", None), ("promote-full", None), ("abort", None), ("retry", None), ("pause", None),
+    ("resume", None), ("restart", None), ("undo/1", None), ("set-image", {"container": "shop", "image": "x:1"}),
+]
+
+
+def test_mutations_need_the_token(client: httpx.Client, db: Path) -> None:
+    before = rollout(db)
+    for verb, body in MUTATIONS:
+        missing = client.post(f"{BASE}/{verb}", json=body)
+        assert missing.status_code == 401, verb
+        assert missing.headers["www-authenticate"] == "Bearer"
+        wrong = client.post(f"{BASE}/{verb}", json=body, headers={"Authorization": f"Bearer {TOKEN}x"})
+        assert wrong.status_code == 403, verb
+        not_bearer = client.post(f"{BASE}/{verb}", json=body, headers={"Authorization": f"Basic {TOKEN}"})
+        assert not_bearer.status_code == 401, verb
+        # A cookie carrying the token is no credential (cross-site requests carry cookies, not headers).
+        cookie = client.post(f"{BASE}/{verb}", json=body, headers={"Cookie": f"token={TOKEN}"})
+        assert cookie.status_code == 401, verb
+    assert rollout(db)["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+def _get(obj: dict[str, Any], path: str) -> Any:
+    for key in path.split("."):
+        obj = obj.get(key) if isinstance(obj, dict) else None  # type: ignore[assignment]
+    return obj
+
+
+CHANGES = [
+    ("promote", None, "status.pauseConditions", None),
+    ("promote-full", None, "status.promoteFull", True),
+    ("abort", None, "status.abort", True),
+    ("pause", None, "spec.paused", True),
+    ("resume", None, "status.pauseConditions", None),
+    ("undo/1", None, "spec.template.spec.containers", [{"name": "shop", "image": "rollouts-demo:blue"}]),
+    ("set-image", {"container": "shop", "image": "rollouts-demo:green"}, "spec.template.spec.containers",
+     [{"name": "shop", "image": "rollouts-demo:green"}]),
+]
+
+
+@pytest.mark.parametrize(("verb", "body", "field", "value"), CHANGES, ids=[c[0] for c in CHANGES])
+def test_mutation_with_the_token_writes_the_cli_patch(
+    client: httpx.Client, db: Path, verb: str, body: Any, field: str, value: Any
+) -> None:
+    response = client.post(f"{BASE}/{verb}", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert response.json()["changed"] is True
+    assert _get(rollout(db), field) == value
+
+
+def test_retry_clears_abort_and_restart_sets_restart_at(client: httpx.Client, db: Path) -> None:
+    assert client.post(f"{BASE}/abort", headers=AUTH).status_code == 200
+    assert client.post(f"{BASE}/retry", headers=AUTH).json() == {"message": "rollout 'shop' restarted",
+                                                                  "changed": True}
+    assert rollout(db)["status"]["abort"] is False
+    assert client.post(f"{BASE}/restart", headers=AUTH).status_code == 200
+    assert rollout(db)["spec"]["restartAt"].endswith("Z")
+
+
+@pytest.mark.parametrize(("verb", "body", "status", "text"), [
+    ("undo/7", None, 409, "unable to find specified revision 7 in history"),
+    ("set-image", {"container": "web", "image": "x:1"}, 409, "unable to find container named 'web'"),
+    ("set-image", {"container": "", "image": "x:1"}, 422, ""),
+], ids=["undo-unknown-revision", "set-image-unknown-container", "set-image-empty-container"])
+def test_actions_that_do_not_apply(client: httpx.Client, verb: str, body: Any, status: int, text: str) -> None:
+    response = client.post(f"{BASE}/{verb}", json=body, headers=AUTH)
+    assert response.status_code == status
+    assert text in str(response.json()["detail"])
+
+
+def test_reading_is_refused_without_token_on_a_non_loopback_bind(db: Path) -> None:
+    with live_server(db, bind_host="0.0.0.0") as url, httpx.Client(base_url=url, timeout=10) as http:
+        assert http.get("/api/v1/namespaces").status_code == 401
+        assert http.get(BASE, headers={"Authorization": "Bearer nope-nope-nope-nope"}).status_code == 403
+        assert http.get(BASE, headers=AUTH).status_code == 200
+        assert http.get("/").status_code == 200  # the page itself holds no data
+
+
+def test_security_headers_on_every_response(server: httpx.Client) -> None:
+    client = server
+    for path in ("/", "/static/app.js", "/api/v1/namespaces", "/api/v1/rollouts/default/nope", "/nothing"):
+        response = client.get(path)
+        csp = response.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+        assert "unsafe-inline" not in csp
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert "set-cookie" not in response.headers
+        assert "access-control-allow-origin" not in response.headers
+    preflight = client.options(f"{BASE}/abort", headers={"Origin": "https://evil.example",
+                                                       "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_the_page_has_no_inline_script(client: httpx.Client) -> None:
+    page = client.get("/").text
+    assert '<script src="/static/app.js" defer></script>' in page
+    assert "<script>" not in page and "onclick=" not in page and "style=" not in page
+
+
+def test_foreign_host_header_is_refused_on_loopback(client: httpx.Client) -> None:
+    response = client.get("/api/v1/namespaces", headers={"Host": "rebound.example:3100"})
+    assert response.status_code == 421
+    assert client.get("/api/v1/namespaces", headers={"Host": "localhost:3100"}).status_code == 200
+
+
+TRAVERSALS = [
+    "/static/..%2f..%2fapp.py", "/static/..%2fapp.py", "/static/%2e%2e/%2e%2e/token.py", "/static/../app.py",
+    "/..%2f..%2fpyproject.toml", "/static/app.js%2f..%2f..%2fapp.py", "/static/%2e%2e%5capp.py",
+    "/static/index.html/..%2f..%2f__init__.py", "/static/", "/static/app.py", "/etc/passwd",
+]
+
+
+def test_static_paths_cannot_escape(client: httpx.Client) -> None:
+    for path in TRAVERSALS:
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert b"import" not in response.content
+
+
+def test_sse_delivers_an_update_after_a_store_write(db: Path) -> None:
+    with live_server(db) as url, httpx.Client(base_url=url, timeout=10) as http:
+        events: list[tuple[str, str]] = []
+        got_snapshot = threading.Event()
+        got_update = threading.Event()
+
+        def read() -> None:
+            with http.stream("GET", "/api/v1/rollouts/default/watch") as response:
+                assert response.headers["content-type"].startswith("text/event-stream")
+                kind = ""
+                for line in response.iter_lines():
+                    if line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: "):
+                        events.append((kind, line[6:]))
+                        (got_snapshot if kind == "snapshot" else got_update).set()
+                        if kind == "update":
+                            return
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        assert got_snapshot.wait(10), "no snapshot"
+        with SQLiteStore(db) as store:
+            store.patch("Rollout", "default", "shop", {"status": {"currentStepIndex": 3}}, subresource="status")
+        assert got_update.wait(10), f"no update after the write (got {events})"
+        reader.join(5)
+    assert events[0][0] == "snapshot" and '"step":"1/4"' in events[0][1]
+    assert events[-1][0] == "update" and '"step":"3/4"' in events[-1][1] and '"setWeight":60' in events[-1][1]
+
+
+def test_rollout_stream_sends_heartbeats_and_detail(db: Path) -> None:
+    with live_server(db, heartbeat=0.2) as url, httpx.Client(base_url=url, timeout=10) as http:
+        lines: list[str] = []
+        with http.stream("GET", f"{BASE}/watch") as response:
+            for line in response.iter_lines():
+                lines.append(line)
+                if line == ": heartbeat":
+                    break
+        assert http.get(f"{BASE.replace('shop', 'nope')}/watch").status_code == 404
+    data = next(line for line in lines if line.startswith("data: "))
+    assert '"rollout":{"name":"shop"' in data and '"analysisRuns":[{' in data and '"history":[{' in data
+
+
+def test_real_server_refuses_mutations_without_a_valid_token(server: httpx.Client, db: Path) -> None:
+    before = rollout(db)["metadata"]["resourceVersion"]
+    assert server.post(f"{BASE}/abort").status_code == 401
+    assert server.post(f"{BASE}/abort", headers={"Authorization": "Bearer wrong-token-wrong-token"}).status_code == 403
+    assert rollout(db)["metadata"]["resourceVersion"] == before
+    assert server.post(f"{BASE}/abort", headers=AUTH).status_code == 200
+    assert rollout(db)["status"]["abort"] is True
+
+
+def test_raw_traversal_requests_on_the_wire(server: httpx.Client) -> None:
+    """Paths sent exactly as written (no client-side normalisation of `..`)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(str(server.base_url))
+    for raw in ("/static/../app.py", "/static/..%2f..%2fapi%2fapp.py", "/static/%2e%2e%2f%2e%2e%2fpyproject.toml"):
+        with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+            sock.sendall(f"GET {raw} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 404"), (raw, answer[:200])

@@ -1,0 +1,114 @@
+"""The runbook's alerts against the real thing: a Prometheus with deploy/prometheus/rules.yaml (evaluated every
+second) scrapes a running controller process, whose /metrics also carries the ingress proxy's request
+series. A good release fires neither RolloutFailed nor CanaryAnalysisFailed; a bad canary is aborted by its
+analysis and both fire, read back through Prometheus' ALERTS series."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.conftest import REPO, require_tool
+from tests.e2e.harness import ControllerProcess, Load, demo_service_pids, wait_until
+from tests.e2e.manifests import CANARY
+from tests.integration.prometheus_server import PrometheusServer
+
+pytestmark = pytest.mark.integration
+
+RULES = REPO / "deploy" / "prometheus" / "rules.yaml"
+RUNBOOK_ALERTS = 'ALERTS{alertname=~"RolloutFailed|CanaryAnalysisFailed"}'
+
+
+@dataclass
+class Stack:
+    controller: ControllerProcess
+    prometheus: PrometheusServer
+    port: int
+
+    def rules_evaluated_after(self, moment: float) -> bool:
+        """True once every rule group has been evaluated after `moment` (a time.time() value)."""
+        groups = httpx.get(f"{self.prometheus.address}/api/v1/rules", timeout=5).json()["data"]["groups"]
+        return bool(groups) and all(
+            datetime.fromisoformat(g["lastEvaluation"].replace("Z", "+00:00")).timestamp() > moment
+            for g in groups)
+
+    def settle(self) -> None:
+        """Wait until Prometheus has scraped the current state and evaluated the rules on it."""
+        now = time.time()
+        wait_until(lambda: self.prometheus.query(f"timestamp(up) > {now}"), 15, "a scrape after now")
+        after_scrape = time.time()
+        wait_until(lambda: self.rules_evaluated_after(after_scrape), 15, "a rule evaluation after that scrape")
+
+
+def _pods_of(home: Path) -> list[int]:
+    """Demo pod processes writing their log under `home` (other tests may run pods of their own)."""
+    mine = []
+    for pid in demo_service_pids():
+        try:
+            if Path(f"/proc/{pid}/fd/1").resolve().is_relative_to(home.resolve()):
+                mine.append(pid)
+        except OSError:
+            continue
+    return mine
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    binary = require_tool("prometheus", "apt-get install prometheus")
+    workdir = tmp_path_factory.mktemp("alerts")
+    controller = ControllerProcess(workdir / "home")
+    controller.start()
+    prometheus = PrometheusServer(binary, workdir, [controller.metrics_address], rule_files=[RULES])
+    try:
+        prometheus.start()
+        manifest = workdir / "shop.yaml"
+        manifest.write_text(CANARY)
+        controller.cli("apply", "-f", str(manifest))
+        controller.cli("status", "shop", "--timeout", "60s")
+        yield Stack(controller, prometheus, controller.ingress_port("shop"))
+    finally:
+        prometheus.stop()
+        controller.stop()
+        wait_until(lambda: not _pods_of(controller.home), 20, "every pod process to exit")
+        shutil.rmtree(workdir / "data", ignore_errors=True)
+
+
+def test_a_good_release_fires_neither_runbook_alert(stack: Stack) -> None:
+    with Load(stack.port):
+        stack.controller.cli("set", "image", "shop", "shop=rollouts-demo:yellow")
+        result = stack.controller.cli("status", "shop", "--timeout", "60s", check=False, timeout=90)
+        assert result.returncode == 0, result.stdout + result.stderr + stack.controller.tail()
+    stack.settle()
+    prom = stack.prometheus
+    # The rules had their inputs: both gate runs are exported as Successful, the Aborted clock exists.
+    successful = prom.query('argo_rollouts_analysis_run_phase{rollout="shop", phase="Successful"} == 1')
+    assert len(successful) == 2, successful
+    aborted = prom.query('rollout_phase_duration_seconds{rollout="shop", phase="Aborted"}')
+    assert [float(s["value"][1]) for s in aborted] == [0.0]
+    assert prom.query('sum(http_requests_total{service="shop", version="canary"}) > 0'), \
+        "the ingress proxy's request series are not on the controller's scrape target"
+    # Nothing pending or firing at any evaluation during the release.
+    assert prom.query(f"count_over_time({RUNBOOK_ALERTS}[10m])") == []
+
+
+def test_a_bad_canary_fires_rollout_failed_and_canary_analysis_failed(stack: Stack) -> None:
+    with Load(stack.port):
+        stack.controller.cli("set", "image", "shop", "shop=rollouts-demo:bad-red")
+        result = stack.controller.cli("status", "shop", "--timeout", "60s", check=False, timeout=90)
+        assert result.returncode == 1 and "RolloutAborted" in result.stderr, \
+            result.stdout + result.stderr + stack.controller.tail()
+    with stack.controller.store() as store:
+        failed = [r["metadata"]["name"] for r in store.list("AnalysisRun", "default")
+                  if r.get("status", {}).get("phase") == "Failed"]
+    assert len(failed) == 1, failed
+    prom = stack.prometheus
+    rollout_failed = prom.wait_for('ALERTS{alertname="RolloutFailed", alertstate="firing"}', timeout=20)
+    assert [(a["metric"]["rollout"], a["metric"]["severity"]) for a in rollout_failed] == [("shop", "critical")]
+    analysis_failed = prom.wait_for('ALERTS{alertname="CanaryAnalysisFailed", alertstate="firing"}', timeout=20)
+    assert [(a["metric"]["analysisrun"], a["metric"]["rollout"]) for a in analysis_failed] == [(failed[0], "shop")]
