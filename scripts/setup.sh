@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what rollouts and its tests need on a fresh Debian machine: the Python package with its
-# test extras, and the system programs the integration tests drive (Prometheus and promtool).
+# test extras, and the system programs the integration tests drive (Prometheus and promtool, Chromium for
+# the dashboard's browser tests, driven by Playwright with executable_path=/usr/bin/chromium).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_system_packages=${ROLLOUTS_SYSTEM_PACKAGES:-prometheus}
+want_system_packages=${ROLLOUTS_SYSTEM_PACKAGES:-prometheus chromium}
 missing=()
 for pkg in $want_system_packages; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

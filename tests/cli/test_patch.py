@@ -23,7 +23,8 @@ IMAGE_JSON = '[{"op":"replace","path":"/spec/template/spec/containers/0/image","
     ("json", IMAGE_JSON, "rollout shop"),
     ("merge", IMAGE_MERGE, "rollouts.argoproj.io/shop"),
     ("merge", IMAGE_MERGE, "ro/shop"),
-], ids=["merge", "json", "kind.group/name", "short/name"])
+    ("merge", "=" + IMAGE_MERGE, "rollout shop"),
+], ids=["merge", "json", "kind.group/name", "short/name", "kubectl-p=-spelling"])
 def test_patch_changes_the_image_and_bumps_generation(home: Path, patch_type: str, body: str, target: str) -> None:
     before = get(home, "Rollout", "shop")
     result = run(home, "patch", *target.split(), "--type", patch_type, "-p", body)

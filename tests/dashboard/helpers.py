@@ -103,5 +103,6 @@ def live_server(db: Path, *, bind_host: str = "127.0.0.1", heartbeat: float = 15
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
+        app.state.close_streams()
         server.should_exit = True
         thread.join(10)

@@ -45,8 +45,9 @@ def demo_service_pids() -> list[int]:
 
 
 class ControllerProcess:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, images: Path | None = None) -> None:
         self.home = home
+        self.images = images
         self.env = {**os.environ, "ROLLOUTS_HOME": str(home)}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = home / "controller.log"
@@ -59,7 +60,8 @@ class ControllerProcess:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "rollouts", "controller", "--probe-period", "0.2", "--log-format", "text",
-                 "--metrics-address", self.metrics_address],
+                 "--metrics-address", self.metrics_address,
+                 *(["--images", str(self.images)] if self.images is not None else [])],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
         wait_until(lambda: (self.home / "state.db").exists(), 20, "the controller's store")

@@ -4,7 +4,6 @@ per home, and SIGTERM stops it cleanly with every pod process gone."""
 
 from __future__ import annotations
 
-import collections
 import signal
 import subprocess
 import sys
@@ -12,10 +11,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.bluegreen_manifests import free_port
 from tests.e2e.harness import ControllerProcess, sample_colors, wait_until
+from tests.e2e.processes import descendants, living
 from tests.e2e.restart_manifests import STEPS, canary
 
 pytestmark = pytest.mark.integration
@@ -37,9 +38,9 @@ class StepMonitor:
             while not self._stop.wait(0.05):
                 status = store.get("Rollout", "default", "shop").get("status") or {}
                 index = status.get("currentStepIndex")
-                if status.get("currentPodHash") != self.old_hash and isinstance(index, int):
-                    if not self.indexes or self.indexes[-1] != index:
-                        self.indexes.append(index)
+                new = status.get("currentPodHash") != self.old_hash and isinstance(index, int)
+                if new and (not self.indexes or self.indexes[-1] != index):
+                    self.indexes.append(index)
 
     def __enter__(self) -> StepMonitor:
         self._thread.start()
@@ -48,6 +49,14 @@ class StepMonitor:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+def answers(port: int, requests: int) -> dict[str, int]:
+    """Colors answered through the ingress; while the proxy restarts with its controller, "unreachable"."""
+    try:
+        return dict(sample_colors(port, requests))
+    except httpx.HTTPError:
+        return {"unreachable": requests}
 
 
 def deploy(ctl: ControllerProcess, tmp_path: Path) -> tuple[int, str]:
@@ -59,7 +68,11 @@ def deploy(ctl: ControllerProcess, tmp_path: Path) -> tuple[int, str]:
 
 
 def restart(ctl: ControllerProcess) -> None:
+    """SIGKILL, then a new controller on the same home; the killed one's pods die with it."""
+    assert ctl.process is not None
+    pods = descendants(ctl.process.pid)
     ctl.kill()
+    wait_until(lambda: not living(pods), 20, "the killed controller's pods to exit")
     ctl.start()
 
 
@@ -105,7 +118,7 @@ def outcome(ctl: ControllerProcess, port: int, old_hash: str) -> dict[str, Any]:
                          if e["reason"] == "RolloutCompleted" and new_hash in e["message"]),
         "aborted": sum(e.get("count", 1) for e in events if e["reason"] == "RolloutAborted"),
         "runs": sorted((r["metadata"]["labels"].get("rollout-type", "?"), r["status"]["phase"]) for r in runs),
-        "answers": dict(sample_colors(port, 40)),
+        "answers": answers(port, 40),
     }
 
 
@@ -158,7 +171,7 @@ def test_bad_release_killed_during_its_analysis_is_still_aborted(controller: Con
         restart(controller)
         result = controller.cli("status", "shop", "--timeout", "60s", check=False, timeout=90)
         assert result.returncode == 1, result.stdout + result.stderr + controller.tail()
-    wait_until(lambda: sample_colors(port, 10) == {"blue": 10}, 15, "traffic back on the stable version")
+    wait_until(lambda: answers(port, 10) == {"blue": 10}, 15, "traffic back on the stable version")
     final = outcome(controller, port, old_hash)
     assert final == {
         "phase": "Degraded", "abort": True, "stable": "old", "weight": 0, "image": "rollouts-demo:red",
@@ -178,14 +191,14 @@ def test_abort_requested_just_before_a_kill_is_not_forgotten(controller: Control
     port, old_hash = deploy(controller, tmp_path)
     controller.cli("set", "image", "shop", "shop=rollouts-demo:yellow")
     wait_paused(controller)
-    assert sample_colors(port, 60).keys() == {"blue", "yellow"}  # the canary serves its 30 %
+    assert answers(port, 60).keys() == {"blue", "yellow"}  # the canary serves its 30 %
     controller.cli("abort", "shop")
     restart(controller)  # at once: the controller may not have acted on the abort yet
     wait_until(lambda: status(controller).get("phase") == "Degraded", 30, "the rollout to be Degraded")
-    wait_until(lambda: sample_colors(port, 10) == {"blue": 10}, 15, "traffic back on the stable version")
+    wait_until(lambda: answers(port, 10) == {"blue": 10}, 15, "traffic back on the stable version")
     # Another restart later: still aborted, still on the stable version, no step taken meanwhile.
     restart(controller)
-    wait_until(lambda: controller.ingress_port("shop") and sample_colors(port, 5) == {"blue": 5}, 30,
+    wait_until(lambda: controller.ingress_port("shop") and answers(port, 5) == {"blue": 5}, 30,
                "the proxy to serve again")
     final = outcome(controller, port, old_hash)
     assert final == {
@@ -193,31 +206,6 @@ def test_abort_requested_just_before_a_kill_is_not_forgotten(controller: Control
         "steps": step_messages(1), "completed": 0, "aborted": 1, "runs": [], "answers": {"blue": 40},
     }
     assert status(controller)["currentStepIndex"] == 0
-
-
-def descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = collections.defaultdict(list)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            children[int(fields[1])].append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_one_controller_per_home_and_sigterm_stops_cleanly(controller: ControllerProcess, tmp_path: Path) -> None:
@@ -233,5 +221,5 @@ def test_one_controller_per_home_and_sigterm_stops_cleanly(controller: Controlle
     pods = wait_until(lambda: descendants(holder), 10, "the pod processes")
     controller.process.send_signal(signal.SIGTERM)
     assert controller.process.wait(timeout=30) == 0, controller.tail()
-    assert not [pid for pid in pods if alive(pid)], "pod processes outlived the controller"
+    assert not living(pods), "pod processes outlived the controller"
     assert "controller stopped" in controller.log.read_text()

@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.e2e.harness import ControllerProcess, demo_service_pids, wait_until
+from tests.e2e.manifests import CANARY
 
 from rollouts.controller import metrics as controller_metrics
 from rollouts.controller.loop import Controller
@@ -26,8 +28,6 @@ from rollouts.controller.service import _liveness
 from rollouts.engine.types import Decision, EmitEvent
 from rollouts.spec.rollout import Rollout, RolloutStatus
 from rollouts.store.sqlite import SQLiteStore
-from tests.e2e.harness import ControllerProcess, demo_service_pids, wait_until
-from tests.e2e.manifests import CANARY
 
 # -- a small reader of the text format that keeps names as exposed (prometheus-client's parser renames) ----
 

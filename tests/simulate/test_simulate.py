@@ -24,8 +24,12 @@ MANIFESTS = str(EXAMPLES / "rollout.yaml")
 GOOD = {"release": "shop:1.1", "analysis": {"success-rate": [{"from": "0s", "value": 0.999}]}}
 
 
-def run(scenario: dict[str, Any]) -> Simulation:
-    objects = [parse_object(o.data) for o in load_paths([MANIFESTS]).objects]
+SEQUENTIAL_MANIFESTS = [str(EXAMPLES / "rollout-sequential.yaml"),
+                        str(EXAMPLES.parents[1] / "infra" / "rollouts" / "analysis-templates.yaml")]
+
+
+def run(scenario: dict[str, Any], manifests: list[str] | None = None) -> Simulation:
+    objects = [parse_object(o.data) for o in load_paths(manifests or [MANIFESTS]).objects]
     rollout = next(o for o in objects if isinstance(o, Rollout))
     templates = [o for o in objects if isinstance(o, AnalysisTemplate)]
     return simulate(rollout, parse_scenario(scenario), templates=templates)
@@ -155,10 +159,15 @@ def test_cli_text_timeline(tmp_path: Path) -> None:
 def test_cli_bad_key_exits_2(tmp_path: Path) -> None:
     result = cli(tmp_path, {"relase": "shop:1.1"})
     assert result.exit_code == 2
-    assert "unknown key 'relase' (valid keys: analysis, operator, readyAfter, release, until)" in result.output
+    assert ("unknown key 'relase' (valid keys: analysis, operator, readyAfter, release, seed, traffic, until)"
+            in result.output)
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml") if p.name != "rollout.yaml"))
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in EXAMPLES.glob("*.yaml") if not p.name.startswith("rollout"))
+)
 def test_examples_run(name: str) -> None:
-    sim = run(yaml.safe_load((EXAMPLES / name).read_text()))
+    # sequential-* scenarios go with the sequential rollout and the infra templates (see test_traffic.py).
+    manifests = SEQUENTIAL_MANIFESTS if name.startswith("sequential-") else [MANIFESTS]
+    sim = run(yaml.safe_load((EXAMPLES / name).read_text()), manifests)
     assert sim.summary.phase in ("Healthy", "Degraded")

@@ -120,7 +120,12 @@ class AnalysisExecutor:
         return updated, requeue
 
     def _start(
-        self, run: AnalysisRun, metric_name: str, args: Mapping[str, str], secrets: frozenset[str], now: datetime
+        self,
+        run: AnalysisRun,
+        metric_name: str,
+        args: Mapping[str, str],
+        secrets: frozenset[str],
+        now: datetime,
     ) -> None:
         metric = next(m for m in run.spec.metrics if m.name == metric_name)
         run_key = self._key(run)
@@ -129,8 +134,8 @@ class AnalysisExecutor:
         # The stored start (not this process's first look) so counts "since the run" survive a restart.
         started = run.status.started_at if run.status is not None and run.status.started_at else now
         ctx = MeasureContext(namespace=run.metadata.namespace or "default", run_name=run.metadata.name or "",
-                             metric_name=metric_name, measurement_index=index, secrets=tuple(secrets), env=self.env,
-                             run_started_at=started, args=dict(args))
+                             metric_name=metric_name, measurement_index=index, secrets=tuple(secrets),
+                             env=self.env, run_started_at=started, args=dict(args))
 
         async def measure() -> MeasurementOutcome:
             try:

@@ -8,7 +8,9 @@ sent, and every response carries a strict Content-Security-Policy."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -142,6 +144,7 @@ def create_app(
     if not token:
         raise ValueError("the dashboard needs a token for mutations")
     opened: list[ObjectStore] = []
+    closing = threading.Event()
 
     def store() -> ObjectStore:
         if not opened:
@@ -160,6 +163,8 @@ def create_app(
         description="Rollouts, their analysis runs, history and events; operator actions behind a bearer token.",
     )
     app.add_middleware(SecurityHeaders, check_host=is_loopback(bind_host))
+    # Called by whoever stops the server: open event streams end instead of holding the shutdown.
+    app.state.close_streams = closing.set
     open_reads = not read_needs_token(bind_host)
 
     def check(credentials: HTTPAuthorizationCredentials | None) -> None:
@@ -233,14 +238,18 @@ def create_app(
             version = feed.current_version()
             last = await run_in_threadpool(compute)
             yield _event("snapshot", last, version)
-            while not await request.is_disconnected():
+            beat = time.monotonic()
+            while not closing.is_set() and not await request.is_disconnected():
                 try:
-                    changes = await feed.watch_async(version, WATCH_KINDS, timeout=heartbeat)
+                    # Short waits so that a closing server ends its streams promptly.
+                    changes = await feed.watch_async(version, WATCH_KINDS, timeout=min(heartbeat, 0.5))
                 except Expired:
                     version = feed.current_version()
                     changes = None
                 if changes == []:
-                    yield b": heartbeat\n\n"
+                    if time.monotonic() - beat >= heartbeat:
+                        beat = time.monotonic()
+                        yield b": heartbeat\n\n"
                     continue
                 if changes is not None:
                     version = changes[-1].resource_version
@@ -353,8 +362,3 @@ def create_app(
         app.get(f"/static/{file}", include_in_schema=False)(page(file, media))
     return app
 
-
-def iter_static_files() -> Iterator[str]:
-    """The files the page is made of (for packaging checks)."""
-    yield "index.html"
-    yield from STATIC_FILES

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from rollouts.api.app import create_app
 from rollouts.store.home import database_path
@@ -71,6 +72,9 @@ async def serve_until(server: uvicorn.Server, stop: asyncio.Event) -> None:
     try:
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        app = server.config.app
+        if isinstance(app, FastAPI):
+            app.state.close_streams()
         server.should_exit = True
         waiter.cancel()
     await task

@@ -12,7 +12,8 @@ from rollouts.cli.main import app
 @app.command()
 def demo(
     home: str | None = typer.Option(None, "--home", help="Use this folder as the home (default: a temporary one)."),
-    prometheus: bool = typer.Option(False, "--prometheus", help="Measure the gates through Prometheus."),
+    prometheus: bool = typer.Option(
+        False, "--prometheus", help="Measure the gates with PromQL through a real Prometheus (needs the binary)."),
     rate: float = typer.Option(50.0, "--rate", min=1.0, max=500.0, help="Requests per second of the load."),
 ) -> None:
     """Run a canary demo end to end: a good release is promoted, a bad one is rolled back automatically."""
@@ -27,14 +28,27 @@ def demo(
     from rich.console import Console
     from rich.live import Live
 
+    from rollouts.demo.prometheus import DemoPrometheus, PrometheusUnavailable, find_binary, free_port
     from rollouts.demo.runner import DemoRunner, DemoStopped, ReleaseResult
     from rollouts.demo.view import render, summary_line
     from rollouts.store.home import rollouts_home
     from rollouts.store.lock import LockHeld
 
+    server: DemoPrometheus | None = None
+    metrics_port: int | None = None
     if prometheus:
-        typer.echo("rollouts demo --prometheus: not available yet", err=True)
-        raise typer.Exit(2)
+        try:
+            binary = find_binary()
+        except PrometheusUnavailable as exc:
+            typer.echo(f"rollouts demo --prometheus: {exc}", err=True)
+            raise typer.Exit(2) from None
+        metrics_port = free_port()
+        server = DemoPrometheus(binary, f"127.0.0.1:{metrics_port}")
+        try:
+            server.start()
+        except PrometheusUnavailable as exc:
+            typer.echo(f"rollouts demo --prometheus: {exc}", err=True)
+            raise typer.Exit(2) from None
 
     folder = rollouts_home(home) if home else Path(tempfile.mkdtemp(prefix="rollouts-demo-"))
     log_file = folder / "demo.log"
@@ -57,7 +71,9 @@ def demo(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         with Live(console=console, refresh_per_second=4, transient=False) as live:
-            runner = DemoRunner(folder, stop=stop, rate=rate, on_update=lambda s: live.update(render(s)))
+            runner = DemoRunner(folder, stop=stop, rate=rate, on_update=lambda s: live.update(render(s)),
+                                prometheus_address=server.address if server else None,
+                                proxy_metrics_port=metrics_port)
             results = await runner.run()
 
     try:
@@ -68,6 +84,8 @@ def demo(
     except LockHeld as exc:
         error = str(exc)
     finally:
+        if server is not None:
+            server.stop()
         root.removeHandler(handler)
         handler.close()
         if home is None:

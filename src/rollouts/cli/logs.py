@@ -112,16 +112,20 @@ def _read_new(source: LogSource, prefix: bool) -> list[str]:
 
 
 def _tail_start(path: Path, lines: int) -> int:
-    """Offset where the last `lines` lines of a file begin."""
+    """Offset where the last `lines` complete lines of a file begin (-1: the start, 0: the end)."""
     try:
         data = path.read_bytes()
     except OSError:
         return 0
     if lines < 0:
         return 0
-    cut = data.rstrip(b"\n").split(b"\n")
-    keep = b"\n".join(cut[-lines:]) if lines else b""
-    return len(data.rstrip(b"\n")) - len(keep)
+    end = len(data) if data.endswith(b"\n") else data.rfind(b"\n") + 1
+    start = end
+    for _ in range(lines):
+        if start == 0:
+            break
+        start = data.rfind(b"\n", 0, start - 1) + 1
+    return start
 
 
 @app.command()

@@ -84,13 +84,33 @@ def apply(
 
 @app.command()
 def create(
-    filename: list[str] = typer.Option(..., "--filename", "-f", help="Manifest file or folder; '-' for stdin."),
+    kind: str | None = typer.Argument(None, help="'analysisrun' with --from; omit with -f."),
+    filename: list[str] = typer.Option([], "--filename", "-f", help="Manifest file or folder; '-' for stdin."),
+    from_template: str | None = typer.Option(None, "--from", help="analysisrun: the template to run."),
+    cluster: bool = typer.Option(False, "--global", help="analysisrun: --from names a ClusterAnalysisTemplate."),
+    arguments: list[str] = typer.Option([], "--argument", "-a", help="analysisrun: argument NAME=VALUE."),
+    run_name: str | None = typer.Option(None, "--name", help="analysisrun: its name (default TEMPLATE-xxxxx)."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
 ) -> None:
-    """Create objects from manifests; fails if one already exists."""
+    """Create objects from manifests (fails if one already exists), or an analysis run from a template."""
     from rollouts.store.protocol import AlreadyExists
 
+    if kind is not None:
+        from rollouts.spec.kinds import UnknownKindError, resolve_resource
+
+        try:
+            resolved = resolve_resource(kind)
+        except UnknownKindError as exc:
+            fail(str(exc))
+        if resolved != "AnalysisRun" or not from_template or filename:
+            fail("use `create -f FILE`, or `create analysisrun --from TEMPLATE [-a NAME=VALUE]`")
+        from rollouts.cli.analysisruns import create_analysisrun
+
+        create_analysisrun(from_template, cluster, arguments, run_name, namespace_or_default(namespace), home)
+        return
+    if not filename:
+        fail("-f FILE is required (or: create analysisrun --from TEMPLATE)")
     objects = [_place(o, namespace_or_default(namespace)) for o in _load_valid(filename)]
     store = open_store(home)
     with store.transaction():

@@ -21,7 +21,7 @@ _NEIGHBOURS = ("Service", "Ingress", "AnalysisTemplate", "Secret", "ConfigMap")
 _SERVER_FIELDS = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
 
 
-def resolve_kind_name(kind: str, name: str | None) -> tuple[str, str]:
+def resolve_kind_name(kind: str, name: str | None = None) -> tuple[str, str]:
     """`KIND NAME`, `KIND/NAME` or `kind.group/NAME` -> (Kind, name); a one-line error otherwise."""
     from rollouts.cli.common import split_kind_name
     from rollouts.spec.kinds import UnknownKindError
@@ -112,6 +112,8 @@ def patch(
     if patch_type not in ("merge", "json"):
         fail(f'--type: "{patch_type}" is not a patch type (use merge or json)')
     kind_name, object_name = resolve_kind_name(kind, name)
+    if patch_text.startswith("="):
+        patch_text = patch_text[1:]  # kubectl's `-p='{...}'` spelling: click hands the short option "={...}"
     try:
         body = json.loads(patch_text)
     except ValueError as exc:

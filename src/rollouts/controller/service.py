@@ -53,15 +53,17 @@ def _liveness(controller: Controller, stale_after: float = LIVENESS_SECONDS) -> 
 async def run_controller(home: Path, *, images: Path | None = None, prometheus_address: str | None = None,
                          probe_period: float = 1.0, stop: asyncio.Event | None = None,
                          notifications_config: Path | None = None, metrics_address: str | None = None,
-                         companions: Sequence[Companion] = ()) -> None:
+                         companions: Sequence[Companion] = (), proxy_metrics_port: int | None = None) -> None:
     """Run until `stop` is set. `metrics_address` (HOST:PORT) serves /metrics and /healthz; None serves nothing.
-    `companions` run beside the loop until `stop` (the dashboard); one failing stops the controller."""
+    `companions` run beside the loop until `stop` (the dashboard); one failing stops the controller.
+    `proxy_metrics_port` serves the ingress proxy's own /metrics there (what a Prometheus scrapes)."""
     stop = stop or asyncio.Event()
     with HomeLock(home):
         store = SQLiteStore(database_path(home))
         try:
             controller = Controller(store=store)
-            runtime = LocalRuntime(store, home, images=images, probe_period=probe_period, on_change=controller.wake)
+            runtime = LocalRuntime(store, home, images=images, probe_period=probe_period, on_change=controller.wake,
+                                   metrics_port=proxy_metrics_port)
             controller.runtime = runtime
             controller.executor = AnalysisExecutor(
                 secret_lookup=store_secret_lookup(lambda ns, name: _secret(store, ns, name)),

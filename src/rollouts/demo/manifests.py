@@ -26,6 +26,47 @@ GATE_INITIAL_DELAY = "3s"
 GATE_WINDOW = "10s"
 
 
+# With --prometheus: the PromQL shapes of infra/rollouts/analysis-templates.yaml (service-wide success rate
+# and p95 latency, the runbook's thresholds) over windows short enough for a demo. The address is replaced
+# by the demo's own Prometheus (--prometheus-address); no data gives Inconclusive, as in the infra templates.
+PROMETHEUS_ADDRESS = "http://prometheus.prometheus.svc:9090"
+PROMQL_WINDOW = "10s"
+PROMQL_SUCCESS_THRESHOLD = 0.995
+PROMQL = {
+    "success-rate": (
+        'sum(rate(http_requests_total{{service="{{{{args.service-name}}}}",code!~"5.."}}[{w}]))'
+        ' / sum(rate(http_requests_total{{service="{{{{args.service-name}}}}"}}[{w}]))'
+    ),
+    "latency-p95": (
+        "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket"
+        '{{service="{{{{args.service-name}}}}"}}[{w}])))'
+    ),
+}
+
+
+def _has_data(op: str, threshold: float) -> str:
+    return f"len(result) > 0 && !isNaN(result[0]) && result[0] {op} {threshold}"
+
+
+def prometheus_template() -> dict[str, Any]:
+    common = {"interval": GATE_INTERVAL, "count": GATE_COUNT, "failureLimit": 0, "inconclusiveLimit": 1,
+              "initialDelay": GATE_INITIAL_DELAY}
+    thresholds = {"success-rate": (">=", "<", PROMQL_SUCCESS_THRESHOLD),
+                  "latency-p95": ("<=", ">", LATENCY_THRESHOLD_SECONDS)}
+    metrics = []
+    for name, (good, bad, threshold) in thresholds.items():
+        query = PROMQL[name].format(w=PROMQL_WINDOW)
+        metrics.append({"name": name, **common, "successCondition": _has_data(good, threshold),
+                        "failureCondition": _has_data(bad, threshold),
+                        "provider": {"prometheus": {"address": PROMETHEUS_ADDRESS, "query": query}}})
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": TEMPLATE, "namespace": NAMESPACE},
+        "spec": {"args": [{"name": "service-name"}], "metrics": metrics},
+    }
+
+
 def _traffic(metric: str) -> dict[str, Any]:
     config = {"service": INGRESS, "metric": metric, "version": "canary", "window": GATE_WINDOW}
     return {"plugin": {"rollouts/traffic": config}}
@@ -49,11 +90,14 @@ def analysis_template() -> dict[str, Any]:
     }
 
 
-def rollout(image: str = STABLE_IMAGE) -> dict[str, Any]:
+def rollout(image: str = STABLE_IMAGE, *, prometheus: bool = False) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
+    analysis: dict[str, Any] = {"templates": [{"templateName": TEMPLATE}]}
+    if prometheus:
+        analysis["args"] = [{"name": "service-name", "value": INGRESS}]  # the proxy's `service` label
     for weight in WEIGHTS:
         steps.append({"setWeight": weight})
-        steps.append({"analysis": {"templates": [{"templateName": TEMPLATE}]}})
+        steps.append({"analysis": analysis})
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Rollout",
@@ -103,6 +147,7 @@ def ingress() -> dict[str, Any]:
     }
 
 
-def all_objects() -> list[dict[str, Any]]:
+def all_objects(*, prometheus: bool = False) -> list[dict[str, Any]]:
     """In apply order: what the Rollout references exists before it."""
-    return [analysis_template(), service("demo-stable"), service("demo-canary"), ingress(), rollout()]
+    template = prometheus_template() if prometheus else analysis_template()
+    return [template, service("demo-stable"), service("demo-canary"), ingress(), rollout(prometheus=prometheus)]

@@ -98,8 +98,13 @@ class DemoState:
 
 class DemoRunner:
     def __init__(self, home: Path, *, stop: asyncio.Event, on_update: Callable[[DemoState], None] | None = None,
-                 rate: float = 50.0) -> None:
+                 rate: float = 50.0, prometheus_address: str | None = None,
+                 proxy_metrics_port: int | None = None) -> None:
+        """With `prometheus_address` the gates are PromQL queries to that Prometheus, which is expected to
+        scrape the ingress proxy's metrics on `proxy_metrics_port`."""
         self.home = home
+        self.prometheus_address = prometheus_address
+        self.proxy_metrics_port = proxy_metrics_port
         self.stop = stop
         self.rate = rate
         self._on_update = on_update or (lambda state: None)
@@ -117,7 +122,10 @@ class DemoRunner:
         try:
             self._apply_objects(self._store)
             self._controller = asyncio.create_task(
-                run_controller(self.home, probe_period=PROBE_PERIOD, stop=self.stop), name="demo-controller")
+                run_controller(self.home, probe_period=PROBE_PERIOD, stop=self.stop,
+                               prometheus_address=self.prometheus_address,
+                               proxy_metrics_port=self.proxy_metrics_port),
+                name="demo-controller")
             port = await self._wait_ready(self._store)
             self._load = LoadGenerator(f"http://127.0.0.1:{port}/", rate=self.rate)
             self._load.start()
@@ -154,10 +162,11 @@ class DemoRunner:
     def _apply_objects(self, store: SQLiteStore) -> None:
         # A reused home may hold an earlier demo: start from the manifests again (deleting the Rollout
         # also deletes what it owns: ReplicaSets, pods, AnalysisRuns).
-        for obj in reversed(m.all_objects()):
+        objects = m.all_objects(prometheus=self.prometheus_address is not None)
+        for obj in reversed(objects):
             with contextlib.suppress(NotFound):
                 store.delete(obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
-        for obj in m.all_objects():
+        for obj in objects:
             store.create(obj)
 
     async def _wait_ready(self, store: SQLiteStore) -> int:

@@ -35,3 +35,8 @@ def text_lines(simulation: Simulation) -> Iterator[str]:
         f"Rollout {simulation.rollout}: {outcome} after {format_duration(summary.t)} "
         f"(phase {summary.phase}, step index {summary.current_step_index}, stable image {summary.stable_image})"
     )
+    if summary.traffic:
+        decided = "no abort or full promotion" if summary.time_to_decision is None else (
+            f"decided {format_duration(summary.time_to_decision)} after the release")
+        yield (f"Canary served {summary.canary_requests} requests, {summary.canary_failed_requests} failed; "
+               f"{decided}")

@@ -1,6 +1,7 @@
 """Runs one release of a rollout in virtual time: the engine's decisions applied to an in-memory world,
-analysis runs measured with the scenario's values and judged by the templates' own conditions and limits,
-operator actions applied when their time comes. Pure: no clock, no I/O."""
+analysis runs measured with the scenario's values (or, with a traffic model, the traffic metrics computed
+from simulated requests: simulate/requests.py) and judged by the templates' own conditions and limits,
+operator actions applied when their time comes. Pure: no clock, no I/O (randomness seeded)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rollouts.analysis.advance import advance_run
+from rollouts.analysis.args import ArgsError, resolve_args, substitute_metric
 from rollouts.analysis.assessment import is_completed
 from rollouts.analysis.outcome import MeasurementOutcome
 from rollouts.analysis.schedule import metric_tasks, run_requeue_after
 from rollouts.engine import intents
 from rollouts.engine.types import Decision
 from rollouts.engine.world import World
+from rollouts.simulate.requests import Routing, TrafficLedger, measure_from_traffic, simulated_plugin
 from rollouts.simulate.scenario import OperatorAction, Scenario
-from rollouts.spec.analysis import AnalysisTemplate, ClusterAnalysisTemplate
+from rollouts.simulate.traffic import LatencyModel, VersionTraffic
+from rollouts.spec.analysis import AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate
 from rollouts.spec.rollout import Rollout
 
 # The release happens at T0; the first revision is deployed (and settles) before it.
@@ -60,15 +64,28 @@ class Summary:
     stable_image: str | None
     current_step_index: int | None
     t: float
+    # With a traffic model only: what the canary served, and seconds from the release to the first abort
+    # or full promotion (None when neither happened).
+    traffic: bool = False
+    canary_requests: int = 0
+    canary_failed_requests: int = 0
+    time_to_decision: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "phase": self.phase,
             "aborted": self.aborted,
             "stableImage": self.stable_image,
             "currentStepIndex": self.current_step_index,
             "t": _number(self.t),
         }
+        if self.traffic:
+            out.update(
+                canaryRequests=self.canary_requests,
+                canaryFailedRequests=self.canary_failed_requests,
+                timeToDecision=None if self.time_to_decision is None else _number(self.time_to_decision),
+            )
+        return out
 
 
 @dataclass(frozen=True)
@@ -106,6 +123,13 @@ class _SimWorld(World):
         self.timeline: list[TimelineEvent] = []
         self.recording = False
         self._measured: list[tuple[str, str]] = []
+        self.ledger: TrafficLedger | None = None
+        if scenario.traffic is not None:
+            versions = {
+                image: VersionTraffic(v.error_rate, LatencyModel(v.latency_ms.p50, v.latency_ms.p95))
+                for image, v in scenario.traffic.versions.items()
+            }
+            self.ledger = TrafficLedger(scenario.traffic.rps, versions, scenario.seed)
 
     def seconds(self) -> float:
         return (self.now - T0).total_seconds()
@@ -150,8 +174,29 @@ class _SimWorld(World):
         self._flush_measurements()
 
     def advance_to(self, when: datetime) -> None:
+        if self.ledger is not None and self.recording and when > self.now:
+            # The routing holds from now until `when`: it only changes when the world does.
+            try:
+                self.ledger.generate_until((when - T0).total_seconds(), self.routing())
+            except LookupError as exc:
+                raise SimulationError(f"scenario: {exc.args[0]}") from None
         super().advance_to(when)
         self._flush_measurements()
+
+    def routing(self) -> Routing:
+        """Who serves the traffic now: the released revision is the canary while it is not the stable one
+        and has a ready pod to send requests to."""
+        stable = self.stable_image() or ""
+        status = self.rollout.status
+        if status is None or status.current_pod_hash is None or status.current_pod_hash == status.stable_rs:
+            return Routing(stable)
+        hash_ = status.current_pod_hash
+        current = next((rs for rs in self.replica_sets.values() if rs.pod_hash == hash_), None)
+        if current is None or not any(p.ready_at <= self.now for p in current.pods):
+            return Routing(stable)
+        containers = current.template.spec.containers if current.template.spec is not None else None
+        image = containers[0].image if containers else None
+        return Routing(stable, image, float(self.release_weight()))
 
     def _flush_measurements(self) -> None:
         # Measurements are taken while the engine's actions are applied; they show after its events.
@@ -167,7 +212,7 @@ class _SimWorld(World):
             due = [task.metric for task in metric_tasks(run, now) if task.kind == "measure"]
             if not due:
                 continue
-            taken = {metric: self.measure(metric) for metric in due}
+            taken = {metric: self.measure(metric, run) for metric in due}
             advanced = advance_run(run, now, taken)
             self.runs[name] = advanced
             self._observed = None
@@ -179,8 +224,12 @@ class _SimWorld(World):
                 shown = f"error {outcome.error!r}" if outcome.error else f"= {outcome.printed}"
                 self._measured.append(("AnalysisMeasurement", f"{name}: {metric} {shown} ({verdict})"))
 
-    def measure(self, metric: str) -> MeasurementOutcome:
+    def measure(self, metric: str, run: AnalysisRun | None = None) -> MeasurementOutcome:
         changes = self.scenario.timeline(metric)
+        if not changes and self.ledger is not None and run is not None:
+            simulated = self._measure_traffic(metric, run)
+            if simulated is not None:
+                return simulated
         if not changes:
             return MeasurementOutcome(error=f'no scenario value for metric "{metric}"')
         current = [c for c in changes if c.from_ <= self.seconds()]
@@ -190,6 +239,18 @@ class _SimWorld(World):
         if change.error is not None:
             return MeasurementOutcome(error=change.error)
         return MeasurementOutcome(value=change.value, printed=_printed(change.value))
+
+    def _measure_traffic(self, name: str, run: AnalysisRun) -> MeasurementOutcome | None:
+        assert self.ledger is not None
+        metric = next((m for m in run.spec.metrics if m.name == name), None)
+        if metric is None or simulated_plugin(metric) is None:
+            return None
+        try:
+            metric = substitute_metric(metric, resolve_args(run.spec.args, _no_secrets))
+        except (ArgsError, LookupError, ValueError):
+            pass  # measured with the placeholders left in; the simulated traffic has one service anyway
+        started = run.status.started_at if run.status is not None and run.status.started_at else self.now
+        return measure_from_traffic(self.ledger, metric, self.seconds(), (started - T0).total_seconds())
 
     def next_wakeup(self) -> datetime | None:
         now = self.now
@@ -213,6 +274,24 @@ class _SimWorld(World):
             if rs.pod_hash == stable and rs.template.spec is not None and rs.template.spec.containers:
                 return rs.template.spec.containers[0].image
         return None
+
+
+def _no_secrets(namespace: str, name: str, key: str) -> str:
+    raise LookupError(f'secrets "{name}" are not available in a simulation')
+
+
+def _check_images(rollout: Rollout, scenario: Scenario) -> None:
+    if scenario.traffic is None:
+        return
+    template = rollout.spec.template
+    containers = template.spec.containers if template is not None and template.spec is not None else None
+    images = [containers[0].image] if containers else []
+    images += [scenario.release] if scenario.release else []
+    images += [a.image for a in scenario.operator if a.action == "set-image" and a.image]
+    missing = sorted({i for i in images if i and i not in scenario.traffic.versions})
+    if missing:
+        raise SimulationError(f"scenario: traffic.versions has no entry for image {missing[0]!r} "
+                              f"(given: {', '.join(sorted(scenario.traffic.versions))})")
 
 
 def _operate(world: _SimWorld, action: OperatorAction) -> None:
@@ -253,6 +332,7 @@ def simulate(
 ) -> Simulation:
     """Deploy the rollout's current template as the stable revision, release `scenario.release` at t=0,
     and follow the rollout until it is Healthy or Degraded with nothing left to happen, or `until`."""
+    _check_images(rollout, scenario)
     fresh = rollout.model_copy(
         update={"status": None, "metadata": rollout.metadata.model_copy(update={"generation": 1})}
     )
@@ -296,12 +376,18 @@ def simulate(
         raise SimulationError(f"Rollout {rollout.name}: the simulation did not finish within {_MAX_STEPS} steps")
 
     status = world.rollout.status
+    canary_requests, canary_failed = world.ledger.totals("canary") if world.ledger is not None else (0, 0)
+    decided = next((e.t for e in world.timeline if e.reason in ("RolloutAborted", "RolloutCompleted")), None)
     summary = Summary(
         phase=world.phase or "",
         aborted=bool(status.abort) if status else False,
         stable_image=world.stable_image(),
         current_step_index=status.current_step_index if status else None,
         t=world.seconds(),
+        traffic=world.ledger is not None,
+        canary_requests=canary_requests,
+        canary_failed_requests=canary_failed,
+        time_to_decision=decided,
     )
     return Simulation(rollout=rollout.name, events=tuple(world.timeline), summary=summary)
 

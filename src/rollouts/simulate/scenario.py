@@ -1,5 +1,6 @@
-"""The scenario file of `rollouts simulate`: what the release is, what the metrics return over time, and
-what the operator does when. Parsing and validation only; durations become seconds after the release."""
+"""The scenario file of `rollouts simulate`: what the release is, what the metrics return over time (given
+values, or a traffic model whose simulated requests the traffic metrics are computed from), and what the
+operator does when. Parsing and validation only; durations become seconds after the release."""
 
 from __future__ import annotations
 
@@ -65,8 +66,37 @@ class OperatorAction(_Strict):
         return self
 
 
+class LatencySpec(_Strict):
+    """A version's latency distribution (lognormal) by its median and 95th percentile, in milliseconds."""
+
+    p50: float = Field(gt=0)
+    p95: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LatencySpec:
+        if self.p95 < self.p50:
+            raise ValueError(f"p95 ({self.p95:g}) must not be below p50 ({self.p50:g})")
+        return self
+
+
+class VersionSpec(_Strict):
+    """How the requests served by one image behave."""
+
+    error_rate: float = Field(alias="errorRate", ge=0, le=1)
+    latency_ms: LatencySpec = Field(default=LatencySpec(p50=50.0, p95=200.0), alias="latencyMs")
+
+
+class TrafficSpec(_Strict):
+    """`rps` requests per second to the service, split between stable and canary by the canary's weight."""
+
+    rps: float = Field(gt=0)
+    versions: dict[str, VersionSpec] = Field(min_length=1)
+
+
 class Scenario(_Strict):
     release: str | None = None
+    seed: int = 0
+    traffic: TrafficSpec | None = None
     until: Seconds = 24 * 3600.0
     ready_after: Seconds = Field(default=5.0, alias="readyAfter")
     analysis: dict[str, list[ValueChange]] = Field(default_factory=dict)
@@ -81,6 +111,12 @@ def _aliases(model: type[BaseModel]) -> list[str]:
 
 
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel]:
+    if loc[:1] == ("traffic",):
+        if len(loc) > 4 and loc[1] == "versions" and loc[3] == "latencyMs":
+            return LatencySpec
+        if len(loc) > 3 and loc[1] == "versions":
+            return VersionSpec
+        return TrafficSpec
     if loc[:1] == ("operator",) and len(loc) > 2:
         return OperatorAction
     if loc[:1] == ("analysis",) and len(loc) > 3:

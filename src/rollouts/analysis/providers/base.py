@@ -33,7 +33,7 @@ class MeasureContext:
     run_name: str
     metric_name: str
     measurement_index: int
-    secrets: Sequence[str] = ()
+    secrets: Sequence[str] = field(default=(), repr=False)
     env: Mapping[str, str] = field(default_factory=dict)
     run_started_at: datetime | None = None
     args: Mapping[str, str] = field(default_factory=dict, repr=False)

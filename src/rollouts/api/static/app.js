@@ -280,7 +280,9 @@ function metricChart(metric) {
   for (const t of metric.thresholds) {
     const y = s.y(t.value);
     chart.append(svg("line", { x1: PAD, x2: W - 6, y1: y, y2: y, class: `threshold ${t.kind}` }));
-    chart.append(svg("text", { x: W - 8, y: y - 3, class: `threshold-label ${t.kind}`, "text-anchor": "end" },
+    // Success bounds labelled above their line, failure bounds below, so equal bounds stay readable.
+    const labelY = t.kind === "success" ? y - 3 : y + 11;
+    chart.append(svg("text", { x: W - 8, y: labelY, class: `threshold-label ${t.kind}`, "text-anchor": "end" },
       `${t.kind}: ${t.index !== null ? `result[${t.index}]` : "result"} ${t.operator} ${t.value}`));
   }
   const n = values.length;

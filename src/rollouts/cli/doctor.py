@@ -1,0 +1,263 @@
+"""`rollouts doctor`: the runbook's pre-release checklist as one command. Each check prints one line
+`PASS|FAIL|SKIP name: detail`; the exit code is 1 when any check failed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from rollouts.cli.common import HOME_OPTION, NAMESPACE_OPTION, namespace_or_default, open_store
+from rollouts.cli.main import app
+
+if TYPE_CHECKING:
+    from rollouts.spec.analysis import AnalysisRun
+    from rollouts.spec.rollout import Rollout, RolloutAnalysis
+    from rollouts.store.sqlite import SQLiteStore
+
+TRAFFIC_PLUGIN = "rollouts/traffic"
+GATE_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Check:
+    verdict: str  # PASS, FAIL or SKIP
+    name: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.verdict} {self.name}: {self.detail}"
+
+
+def check_controller(home: Path) -> Check:
+    """Running = the lock file names a live process (the holder clears it when it stops)."""
+    from rollouts.store.lock import LOCK_FILE
+
+    try:
+        text = (home / LOCK_FILE).read_text().strip()
+    except OSError:
+        text = ""
+    if not text.isdigit():
+        return Check("FAIL", "controller", f"not running on {home} (start it: rollouts controller)")
+    pid = int(text)
+    try:
+        cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return Check("FAIL", "controller", f"pid {pid} in the lock file is gone (start it: rollouts controller)")
+    if "controller" not in cmdline:
+        return Check("FAIL", "controller", f"pid {pid} in the lock file is not a controller ({cmdline.strip()})")
+    return Check("PASS", "controller", f"running (pid {pid}) on {home}")
+
+
+def check_healthz(address: str | None) -> Check:
+    import httpx
+
+    if not address:
+        return Check("SKIP", "controller-health", "no controller address (pass --controller-address HOST:PORT)")
+    url = address if address.startswith("http") else f"http://{address}"
+    try:
+        response = httpx.get(url.rstrip("/") + "/healthz", timeout=3)
+    except httpx.HTTPError as exc:
+        return Check("FAIL", "controller-health", f"{url}/healthz: {exc}")
+    verdict = "PASS" if response.status_code == 200 else "FAIL"
+    return Check(verdict, "controller-health", f"{url}/healthz answered {response.status_code}")
+
+
+def _gate_analyses(rollout: Rollout) -> list[RolloutAnalysis]:
+    strategy = rollout.spec.strategy
+    if strategy.canary is not None:
+        found: list[RolloutAnalysis] = [s.analysis for s in strategy.canary.steps or [] if s.analysis]
+        if strategy.canary.analysis is not None:
+            found.append(strategy.canary.analysis)
+        return found
+    if strategy.blue_green is not None:
+        return [a for a in (strategy.blue_green.pre_promotion_analysis,
+                            strategy.blue_green.post_promotion_analysis) if a is not None]
+    return []
+
+
+def _template(store: SQLiteStore, namespace: str, name: str, cluster: bool) -> dict[str, Any] | None:
+    from rollouts.store.protocol import NotFound
+
+    try:
+        return store.get("ClusterAnalysisTemplate" if cluster else "AnalysisTemplate",
+                         "" if cluster else namespace, name)
+    except NotFound:
+        return None
+
+
+def check_templates(store: SQLiteStore, namespace: str, rollouts: list[Rollout]) -> tuple[Check, list[dict[str, Any]]]:
+    """Templates present (every one a rollout refers to) and valid by the lint rules."""
+    from rollouts.cli.patching import lint_object
+
+    if rollouts:
+        wanted = {(ref.template_name, bool(ref.cluster_scope)) for r in rollouts
+                  for a in _gate_analyses(r) for ref in a.templates}
+        missing = sorted(n for n, cluster in wanted if _template(store, namespace, n, cluster) is None)
+        if missing:
+            return Check("FAIL", "analysis-templates", f"missing in {namespace}: {', '.join(missing)}"), []
+        docs = [d for n, cluster in sorted(wanted) if (d := _template(store, namespace, n, cluster))]
+    else:
+        docs = store.list("AnalysisTemplate", namespace) + store.list("ClusterAnalysisTemplate")
+    if not docs:
+        return Check("FAIL", "analysis-templates", f'none in namespace "{namespace}"'), []
+    for doc in docs:
+        problems = lint_object(store, doc)
+        if problems:
+            return Check("FAIL", "analysis-templates", problems[0].format()), docs
+    names = ", ".join(d["metadata"]["name"] for d in docs)
+    return Check("PASS", "analysis-templates", f"{len(docs)} valid ({names})"), docs
+
+
+def _prometheus_addresses(docs: list[dict[str, Any]]) -> list[str]:
+    found: list[str] = []
+    for doc in docs:
+        for metric in (doc.get("spec") or {}).get("metrics") or []:
+            address = ((metric.get("provider") or {}).get("prometheus") or {}).get("address")
+            if address and address not in found:
+                found.append(address)
+    return found
+
+
+def check_prometheus(docs: list[dict[str, Any]], override: str | None) -> Check:
+    import httpx
+
+    addresses = _prometheus_addresses(docs)
+    if not addresses:
+        return Check("SKIP", "prometheus", "no analysis template queries Prometheus")
+    targets = [override] if override else addresses
+    for address in targets:
+        url = address.rstrip("/") + "/-/healthy"
+        try:
+            response = httpx.get(url, timeout=3)
+        except httpx.HTTPError as exc:
+            hint = "" if override else " (pass --prometheus-address to use another one)"
+            return Check("FAIL", "prometheus", f"{url}: {type(exc).__name__}: {exc}{hint}")
+        if response.status_code != 200:
+            return Check("FAIL", "prometheus", f"{url} answered {response.status_code}")
+    return Check("PASS", "prometheus", ", ".join(targets) + " healthy")
+
+
+def _uses_traffic_plugin(doc: dict[str, Any]) -> bool:
+    return any(TRAFFIC_PLUGIN in ((m.get("provider") or {}).get("plugin") or {})
+               for m in (doc.get("spec") or {}).get("metrics") or [])
+
+
+async def _measure(run: AnalysisRun, prometheus_address: str | None) -> AnalysisRun:
+    import asyncio
+
+    from rollouts.analysis.executor import AnalysisExecutor
+    from rollouts.controller.clock import SystemClock
+
+    clock = SystemClock()
+    executor = AnalysisExecutor(prometheus_address=prometheus_address)
+    deadline = asyncio.get_running_loop().time() + GATE_TIMEOUT
+    try:
+        while True:
+            run, delay = executor.step(run, clock.now())
+            if run.status is not None and run.status.phase in ("Successful", "Failed", "Error", "Inconclusive"):
+                return run
+            # One finished measurement per metric answers the question; an error need not be retried.
+            results = run.status.metric_results if run.status is not None else []
+            if results and len(results) == len(run.spec.metrics) and all(
+                    r.measurements and r.measurements[-1].phase != "Running" for r in results):
+                return run
+            if asyncio.get_running_loop().time() > deadline:
+                return run
+            await executor.wait_any(min(delay if delay is not None else 1.0, 1.0))
+    finally:
+        await executor.close()
+
+
+def check_gates(store: SQLiteStore, rollout: Rollout, prometheus_address: str | None) -> Check:
+    """The rollout's first gate, measured once against the stable version (as `analyze --once` does)."""
+    import asyncio
+
+    from rollouts.analysis.args import ArgsError, rollout_argument_values
+    from rollouts.cli.analysis import build_standalone_run
+
+    name = f"gates {rollout.name}"
+    analyses = _gate_analyses(rollout)
+    if not analyses:
+        return Check("SKIP", name, "the rollout has no analysis")
+    stable = rollout.status.stable_rs if rollout.status else None
+    if not stable:
+        return Check("SKIP", name, "no stable version yet")
+    gate = analyses[0]
+    docs = [d for ref in gate.templates
+            if (d := _template(store, rollout.namespace or "", ref.template_name, bool(ref.cluster_scope)))]
+    measurable = [d for d in docs if not _uses_traffic_plugin(d)]
+    if not measurable:
+        return Check("SKIP", name, f"{TRAFFIC_PLUGIN} metrics are measured inside the controller only")
+    try:
+        args = rollout_argument_values(gate.args, rollout, stable_hash=stable, latest_hash=stable)
+    except ArgsError as exc:
+        return Check("FAIL", name, str(exc))
+    try:
+        run = build_standalone_run(measurable, {a.name: a.value or "" for a in args}, once=True,
+                                   namespace=rollout.namespace or "default")
+    except typer.Exit:
+        return Check("FAIL", name, "the gate's templates need arguments the rollout does not give")
+    final = asyncio.run(_measure(run, prometheus_address))
+    results = final.status.metric_results if final.status else []
+    last = {r.name: r.measurements[-1] for r in results if r.measurements}
+    passed = len(last) == len(final.spec.metrics) and all(m.phase == "Successful" for m in last.values())
+    parts = []
+    for metric, measurement in last.items():
+        text = f"{metric} {measurement.phase}"
+        if measurement.value is not None:
+            text += f" value={measurement.value}"
+        if measurement.message and measurement.phase != "Successful":
+            text += f" ({measurement.message[:200]})"
+        parts.append(text)
+    detail = f"stable {stable}: " + ("; ".join(parts) or f"no measurement within {GATE_TIMEOUT:.0f}s")
+    return Check("PASS" if passed else "FAIL", name, detail)
+
+
+def run_checks(home: Path, namespace: str, rollout_name: str | None, prometheus_address: str | None,
+               controller_address: str | None) -> list[Check]:
+    from rollouts import __version__
+    from rollouts.spec.rollout import Rollout
+    from rollouts.store.protocol import NotFound
+
+    checks = [check_controller(home), Check("PASS", "version", f"rollouts v{__version__}"),
+              check_healthz(controller_address)]
+    store = open_store(str(home))
+    if rollout_name is not None:
+        try:
+            rollouts = [Rollout.model_validate(store.get("Rollout", namespace, rollout_name))]
+        except NotFound as exc:
+            return [*checks, Check("FAIL", "rollout", str(exc))]
+    else:
+        rollouts = [Rollout.model_validate(o) for o in store.list("Rollout", namespace)]
+    template_check, docs = check_templates(store, namespace, rollouts)
+    checks += [template_check, check_prometheus(docs, prometheus_address)]
+    if template_check.verdict == "PASS":
+        checks += [check_gates(store, r, prometheus_address) for r in rollouts]
+    return checks
+
+
+@app.command()
+def doctor(
+    rollout: str | None = typer.Argument(None, help="Check this rollout's gates only (default: all)."),
+    prometheus_address: str | None = typer.Option(
+        None, "--prometheus-address", help="Query this Prometheus instead of the address in the templates."),
+    controller_address: str | None = typer.Option(
+        None, "--controller-address", envvar="ROLLOUTS_CONTROLLER_ADDRESS",
+        help="HOST:PORT of the controller's metrics listener, to probe /healthz."),
+    namespace: str | None = NAMESPACE_OPTION,
+    home: str | None = HOME_OPTION,
+) -> None:
+    """Pre-release checklist: controller, templates, Prometheus and the stable version's gates."""
+    from rollouts.cli.common import rollout_name
+    from rollouts.store.home import rollouts_home
+
+    folder = rollouts_home(home)
+    name = rollout_name(rollout) if rollout else None
+    checks = run_checks(folder, namespace_or_default(namespace), name, prometheus_address, controller_address)
+    for check in checks:
+        typer.echo(check.line())
+    raise typer.Exit(1 if any(c.verdict == "FAIL" for c in checks) else 0)
+

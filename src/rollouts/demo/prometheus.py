@@ -1,0 +1,95 @@
+"""A real Prometheus for `rollouts demo --prometheus`: the `prometheus` binary started on 127.0.0.1 with a
+temporary data folder, scraping the ingress proxy's /metrics every second; stopped (and its folder
+removed) when the demo ends."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+INSTALL_HINT = "apt-get install prometheus"
+SCRAPE_INTERVAL = "1s"
+
+
+class PrometheusUnavailable(RuntimeError):
+    """The binary is missing, or the server did not come up."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_binary() -> str:
+    path = shutil.which("prometheus")
+    if path is None:
+        raise PrometheusUnavailable(f"prometheus is not installed: {INSTALL_HINT}")
+    return path
+
+
+class DemoPrometheus:
+    """One Prometheus process scraping `target` (HOST:PORT); `address` is its base URL once started."""
+
+    def __init__(self, binary: str, target: str) -> None:
+        self.binary = binary
+        self.target = target
+        self.port = free_port()
+        self.address = f"http://127.0.0.1:{self.port}"
+        self.folder: Path | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="rollouts-demo-prometheus-"))
+        config = {
+            "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
+            "scrape_configs": [{"job_name": "rollouts-ingress", "static_configs": [{"targets": [self.target]}]}],
+        }
+        config_path = self.folder / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(config))
+        log = self.folder / "prometheus.log"
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [self.binary, f"--config.file={config_path}", f"--storage.tsdb.path={self.folder / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}"],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                self.stop()
+                raise PrometheusUnavailable(f"prometheus exited with code {self.process.returncode}: {tail[0]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.address}/-/ready", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise PrometheusUnavailable(f"prometheus did not become ready on {self.address} within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+    def __enter__(self) -> DemoPrometheus:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

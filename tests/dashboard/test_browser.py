@@ -1,0 +1,155 @@
+"""The page in Debian's Chromium (Playwright), against a real controller process releasing a canary through
+a traffic gate: the list follows the canary live without a reload, promote and abort clicked with the token
+change the rollout, and the same clicks without a token are refused (the page says so; nothing changes).
+
+Set ROLLOUTS_WRITE_SCREENSHOT=1 to refresh docs/dashboard.png (the rollout page mid-canary)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, require_tool
+from tests.dashboard.helpers import TOKEN, live_server
+from tests.e2e.harness import ControllerProcess, Load, demo_service_pids, wait_until
+from tests.e2e.manifests import CANARY
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+# The e2e canary, ending on an indefinite pause so the buttons have something to act on.
+MANIFEST = CANARY.replace(
+    "      - setWeight: 60\n      - analysis: {templates: [{templateName: gate}]}\n",
+    "      - setWeight: 60\n      - pause: {}\n",
+)
+
+
+@pytest.fixture
+def controller(tmp_path: Path) -> Iterator[ControllerProcess]:
+    ctl = ControllerProcess(tmp_path / "home")
+    ctl.start()
+    try:
+        yield ctl
+    finally:
+        ctl.stop()
+    wait_until(lambda: not demo_service_pids(), 20, "every pod process to exit")
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    chromium = require_tool("chromium", "apt-get install chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("playwright is not installed in CI: pip install -e '.[test]'")
+        pytest.skip("playwright is not installed: pip install playwright")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def status(ctl: ControllerProcess) -> dict[str, Any]:
+    return dict(ctl.rollout("shop").get("status") or {})
+
+
+def confirm(page: Any, selector: str) -> str:
+    """Clicks an action, confirms in the page's dialog, returns the result line the page shows."""
+    page.locator("#result").evaluate("node => { node.hidden = true; node.textContent = ''; }")
+    page.click(selector)
+    page.wait_for_selector("#confirm[open]")
+    page.click("#confirm-ok")
+    page.wait_for_function("() => !document.querySelector('#result').hidden")
+    return str(page.text_content("#result"))
+
+
+def test_dashboard_in_chromium(controller: ControllerProcess, browser: Any, tmp_path: Path) -> None:
+    manifest = tmp_path / "shop.yaml"
+    manifest.write_text(MANIFEST)
+    controller.cli("apply", "-f", str(manifest))
+    controller.cli("status", "shop", "--timeout", "60s")
+    port = controller.ingress_port("shop")
+    errors: list[str] = []
+    with live_server(controller.home / "state.db") as url, Load(port):
+        context = browser.new_context(viewport={"width": 1280, "height": 1500})
+        listing, detail = context.new_page(), context.new_page()
+        for page in (listing, detail):
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+        listing.goto(f"{url}/#/ns/default")
+        listing.wait_for_selector("tr[data-rollout='default/shop'] td.status >> text=Healthy")
+        detail.goto(f"{url}/#/rollout/default/shop")
+        detail.wait_for_selector("#r-status >> text=Healthy")
+        # Remember every set weight the list shows; a reload would lose both the record and the marker.
+        listing.evaluate("""() => {
+            window.seen = [];
+            window.notReloaded = true;
+            const record = () => {
+              const cell = document.querySelector("tr[data-rollout='default/shop'] td.set-weight");
+              if (cell && window.seen[window.seen.length - 1] !== cell.textContent) window.seen.push(cell.textContent);
+            };
+            new MutationObserver(record).observe(document.querySelector('#rollouts tbody'),
+                                                 {childList: true, subtree: true, characterData: true});
+        }""")
+
+        controller.cli("set", "image", "shop", "shop=rollouts-demo:yellow")
+        listing.wait_for_function(
+            "() => window.seen.includes('30') && window.seen.includes('60') && window.notReloaded", timeout=90_000)
+        listing.wait_for_selector("tr[data-rollout='default/shop'] td.step >> text=3/4", timeout=30_000)
+        assert listing.text_content("tr[data-rollout='default/shop'] td.status") == "Paused"
+        assert "rollouts-demo:yellow (canary)" in str(listing.text_content("tr[data-rollout='default/shop'] td.images"))
+
+        # The rollout page followed too: its current step, the gate's measurements against 0.95.
+        detail.wait_for_selector("#steps li.current >> text=pause", timeout=20_000)
+        detail.wait_for_selector("section.run .threshold.success", state="attached")
+        assert detail.locator("section.run circle.point").count() >= 2
+        assert detail.locator("#weight-chart polyline.actual").get_attribute("points").count(",") >= 3
+        shot = REPO / "docs" / "dashboard.png" if os.environ.get("ROLLOUTS_WRITE_SCREENSHOT") else tmp_path / "d.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        detail.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+
+        # Without a token: both clicks are refused, the page says so, the rollout stays paused.
+        for action in ("promote", "abort"):
+            shown = confirm(detail, f"#actions button[data-action='{action}']")
+            assert shown.startswith("refused (401)"), shown
+        paused = status(controller)
+        assert paused.get("pauseConditions") and not paused.get("abort")
+        assert paused["currentStepIndex"] == 3
+
+        # A cancelled confirmation does nothing.
+        detail.click("#actions button[data-action='abort']")
+        detail.click("#confirm-cancel")
+        assert not status(controller).get("abort")
+
+        detail.fill("#token", TOKEN)
+        detail.click("#token-save")
+        assert detail.evaluate("() => sessionStorage.getItem('rollouts.dashboard.token')") == TOKEN
+        assert context.cookies() == []
+        assert confirm(detail, "#actions button[data-action='promote']") == "rollout 'shop' promoted"
+        wait_until(lambda: status(controller).get("phase") == "Healthy"
+                   and status(controller).get("stableRS") == status(controller).get("currentPodHash"),
+                   60, "the promoted rollout to finish")
+        detail.wait_for_selector("#r-status >> text=Healthy", timeout=20_000)
+
+        # A new release through the page's set-image form, then aborted from the page.
+        detail.select_option("#si-container", "shop")
+        detail.fill("#si-image", "rollouts-demo:green")
+        assert confirm(detail, "#set-image button[type=submit]") == "rollout 'shop' image updated"
+        detail.wait_for_selector("#r-status >> text=Progressing", timeout=30_000)
+        assert confirm(detail, "#actions button[data-action='abort']") == "rollout 'shop' aborted"
+        wait_until(lambda: status(controller).get("abort") is True, 10, "the abort to be stored")
+        detail.wait_for_selector("#r-status >> text=Degraded", timeout=30_000)
+        assert listing.evaluate("() => window.notReloaded") is True
+        context.close()
+    # The refused clicks log their 401s; anything else (a script error, a CSP violation) is a failure.
+    assert [e for e in errors if "status of 401" not in e] == []
+    assert sum("status of 401" in e for e in errors) == 2

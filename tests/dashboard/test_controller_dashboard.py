@@ -1,0 +1,74 @@
+"""`rollouts controller --dashboard-address`: the controller serves the dashboard with the home's token,
+and stops promptly on SIGTERM even while a browser holds an event stream open."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.harness import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_controller_serves_the_dashboard(tmp_path: Path) -> None:
+    home, port = tmp_path / "home", free_port()
+    env = {k: v for k, v in os.environ.items() if k != "ROLLOUTS_DASHBOARD_TOKEN"} | {"ROLLOUTS_HOME": str(home)}
+    log = (tmp_path / "controller.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rollouts", "controller", "--dashboard-address", f"127.0.0.1:{port}",
+         "--metrics-address", "127.0.0.1:0", "--log-format", "text"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def up() -> bool:
+            try:
+                return httpx.get(f"{url}/api/v1/namespaces", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, 30, "the controller's dashboard")
+        token = (home / "dashboard.token").read_text().strip()
+        assert httpx.post(f"{url}/api/v1/rollouts/default/x/abort").status_code == 401
+        assert httpx.post(f"{url}/api/v1/rollouts/default/x/abort",
+                          headers={"Authorization": f"Bearer {token}"}).status_code == 404
+        opened = threading.Event()
+
+        def hold_stream() -> None:
+            try:
+                with httpx.stream("GET", f"{url}/api/v1/rollouts/default/watch", timeout=30) as response:
+                    for _ in response.iter_lines():
+                        opened.set()
+            except httpx.HTTPError:
+                pass
+
+        threading.Thread(target=hold_stream, daemon=True).start()
+        assert opened.wait(10)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0, (tmp_path / "controller.log").read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_controller_refuses_a_bad_dashboard_address(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "rollouts", "controller", "--home", str(tmp_path),
+                          "--dashboard-address", "127.0.0.1:notaport"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "--dashboard-address: '127.0.0.1:notaport': the port must be a number" in run.stderr
