@@ -36,6 +36,7 @@ def home(tmp_path: Path) -> Path:
                 subresource="status")
     (logs / "ingress.log").write_text("GET / 200 stable\nGET / 200 canary\n")
     (logs / "shop-old-1.log").write_text("from a deleted pod\n")
+    (logs / "shop-ccc-gone1.log").write_text("canary that was scaled down\n")
     return home
 
 
@@ -44,6 +45,7 @@ def home(tmp_path: Path) -> Path:
     (["pod/shop-aaa-1"], ["stable one"]),
     (["shop-bbb-1", "--tail", "1"], ["line two"]),
     (["shop-old-1"], ["from a deleted pod"]),
+    (["-l", "rollouts-pod-template-hash=ccc"], ["[shop-ccc-gone1] canary that was scaled down"]),
     (["-l", "app=shop,rollouts-pod-template-hash=bbb"], ["[shop-bbb-1] canary one", "[shop-bbb-1] line two"]),
     (["shop", "--canary"], ["canary one", "line two"]),
     (["rollout/shop", "--stable"], ["[shop-aaa-1] stable one", "[shop-aaa-2] stable two"]),
@@ -52,7 +54,7 @@ def home(tmp_path: Path) -> Path:
                 "[shop-bbb-1] line two"]),
     (["ingress"], ["GET / 200 stable", "GET / 200 canary"]),
     (["ingress", "--tail", "1"], ["GET / 200 canary"]),
-], ids=["pod", "pod/name", "tail", "deleted-pod", "selector", "canary", "stable", "no-prefix", "rollout",
+], ids=["pod", "pod/name", "tail", "deleted-pod", "deleted-canary", "selector", "canary", "stable", "no-prefix", "rollout",
         "ingress", "ingress-tail"])
 def test_logs(home: Path, args: list[str], expected: list[str]) -> None:
     result = run(home, "logs", *args)

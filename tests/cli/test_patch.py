@@ -106,3 +106,22 @@ def test_scale_errors(home: Path, args: list[str], message: str) -> None:
     result = run(home, "scale", *args)
     assert result.exit_code == 1 and message in result.stderr
     assert get(home, "Rollout", "shop")["spec"]["replicas"] == 2
+
+
+def test_a_concurrent_status_write_is_retried_not_reported(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rollouts.store.sqlite import SQLiteStore
+
+    real_update = SQLiteStore.update
+    calls = {"n": 0}
+
+    def update_after_a_status_write(self: SQLiteStore, obj: dict) -> dict:  # type: ignore[type-arg]
+        calls["n"] += 1
+        if calls["n"] == 1:  # the controller writes status between our read and our write
+            self.patch("Rollout", "default", "shop", {"status": {"phase": "Progressing"}}, subresource="status")
+        return real_update(self, obj)
+
+    monkeypatch.setattr(SQLiteStore, "update", update_after_a_status_write)
+    result = run(home, "patch", "rollout", "shop", "-p", IMAGE_MERGE)
+    assert result.exit_code == 0, result.stderr
+    assert calls["n"] == 2
+    assert get(home, "Rollout", "shop")["spec"]["template"]["spec"]["containers"][0]["image"] == "rollouts-demo:green"

@@ -3,26 +3,14 @@ one is aborted by its gate and all traffic returns to the stable version."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ControllerProcess, Load, demo_service_pids, sample_colors, wait_until
+from tests.e2e.harness import ControllerProcess, Load, sample_colors, wait_until
 from tests.e2e.manifests import CANARY
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def controller(tmp_path: Path) -> Iterator[ControllerProcess]:
-    ctl = ControllerProcess(tmp_path / "home")
-    ctl.start()
-    try:
-        yield ctl
-    finally:
-        ctl.stop()
-    wait_until(lambda: not demo_service_pids(), 20, "every pod process to exit")
 
 
 def deploy(ctl: ControllerProcess, tmp_path: Path) -> int:

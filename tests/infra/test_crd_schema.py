@@ -72,6 +72,8 @@ def _our_docs() -> list[tuple[str, Doc]]:
     out: list[tuple[str, Doc]] = []
     for path in sorted(ROLLOUTS_DIR.glob("*.yaml")):
         for doc in _load_all(path):
+            if doc.get("kind") == "ImageMap":  # local runtime configuration, not an API object
+                continue
             out.append((f"{path.name}:{doc.get('kind')}/{doc.get('metadata', {}).get('name')}", doc))
     return out
 

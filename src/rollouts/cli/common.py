@@ -33,11 +33,18 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def split_kind_name(kind: str, name: str | None) -> tuple[str, str | None]:
     """Accepts `rollout NAME`, `rollout/NAME` and `rollouts.argoproj.io/NAME` (kubectl's forms)."""
-    from rollouts.spec.kinds import resolve_resource
+    from rollouts.spec.kinds import UnknownKindError, resolve_resource
 
     if name is None and "/" in kind:
         kind, name = kind.split("/", 1)
-    return resolve_resource(kind), name
+    resolved = resolve_resource(kind)
+    if name is not None and "/" in name:
+        # `describe analysisrun $(get analysisrun -o name | head -1)`: the name carries its kind again.
+        prefix, rest = name.split("/", 1)
+        if resolve_resource(prefix) != resolved:
+            raise UnknownKindError(f'"{name}" is a {resolve_resource(prefix)}, not a {resolved}')
+        name = rest
+    return resolved, name
 
 
 def rollout_name(name: str) -> str:

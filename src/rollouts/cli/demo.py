@@ -34,21 +34,15 @@ def demo(
     from rollouts.store.home import rollouts_home
     from rollouts.store.lock import LockHeld
 
-    server: DemoPrometheus | None = None
-    metrics_port: int | None = None
+    binary = None
     if prometheus:
         try:
             binary = find_binary()
         except PrometheusUnavailable as exc:
             typer.echo(f"rollouts demo --prometheus: {exc}", err=True)
             raise typer.Exit(2) from None
-        metrics_port = free_port()
-        server = DemoPrometheus(binary, f"127.0.0.1:{metrics_port}")
-        try:
-            server.start()
-        except PrometheusUnavailable as exc:
-            typer.echo(f"rollouts demo --prometheus: {exc}", err=True)
-            raise typer.Exit(2) from None
+    server: DemoPrometheus | None = None
+    metrics_port: int | None = None
 
     folder = rollouts_home(home) if home else Path(tempfile.mkdtemp(prefix="rollouts-demo-"))
     log_file = folder / "demo.log"
@@ -77,12 +71,19 @@ def demo(
             results = await runner.run()
 
     try:
+        if binary is not None:
+            # Started inside the try so that the finally below stops it whatever happens next.
+            metrics_port = free_port()
+            server = DemoPrometheus(binary, f"127.0.0.1:{metrics_port}")
+            server.start()
         asyncio.run(main())
         code = 0 if results and all(r.as_expected for r in results) else 1
     except DemoStopped as exc:
         error, code = str(exc), 130 if str(exc) == "interrupted" else 1
     except LockHeld as exc:
         error = str(exc)
+    except PrometheusUnavailable as exc:
+        error, code = f"--prometheus: {exc}", 2
     finally:
         if server is not None:
             server.stop()

@@ -94,7 +94,19 @@ def select_sources(store: SQLiteStore, home: Path, namespace: str, name: str | N
     if not labels:
         fail("say which logs: a pod or rollout NAME, -l SELECTOR, or 'ingress'")
     pods = store.list("Pod", namespace, label_selector=",".join(labels))
-    return [LogSource(p["metadata"]["name"], _pod_log(home, p)) for p in pods]
+    sources = [LogSource(p["metadata"]["name"], _pod_log(home, p)) for p in pods]
+    return sources + _gone_pods(home, ",".join(labels), {s.path for s in sources})
+
+
+def _gone_pods(home: Path, selector: str, known: set[Path]) -> list[LogSource]:
+    """Logs of deleted pods of one ReplicaSet: an aborted canary's pods are removed soon after the abort,
+    and their output is what an incident needs. Pod names are `<rollout>-<hash>-<suffix>`."""
+    hashes = [part.split("=", 1)[1].strip() for part in selector.split(",")
+              if part.split("=", 1)[0].strip() == HASH_LABEL and "=" in part and "!=" not in part]
+    if len(hashes) != 1 or not hashes[0]:
+        return []
+    found = sorted(p for p in (home / "logs").glob(f"*-{hashes[0]}-?????.log") if p not in known)
+    return [LogSource(p.name[: -len(".log")], p) for p in found]
 
 
 def _read_new(source: LogSource, prefix: bool) -> list[str]:

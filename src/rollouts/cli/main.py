@@ -62,7 +62,7 @@ def main() -> None:
     if debug:
         sys.argv.remove("--debug")
     try:
-        __getattr__("app")()
+        __getattr__("app")(prog_name="rollouts")  # also under `python -m rollouts`
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # a verb's unexpected failure: say what it was, not where

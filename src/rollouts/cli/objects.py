@@ -31,7 +31,11 @@ def _load_valid(files: list[str]) -> list[dict[str, Any]]:
         for problem in errors:
             typer.echo(problem.format(), err=True)
         fail(f"{len(errors)} problem(s) found; nothing was changed")
-    return [obj.data for obj in loaded.objects]
+    from rollouts.spec.kinds import KINDS
+
+    # Only kinds with a model are stored; the rest (an image map, a Deployment beside the rollouts) are
+    # left out, as lint's warnings already said.
+    return [obj.data for obj in loaded.objects if (obj.api_version, obj.kind) in KINDS]
 
 
 def _place(obj: dict[str, Any], namespace: str) -> dict[str, Any]:

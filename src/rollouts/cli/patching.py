@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 # Kinds whose lint rules know the objects they reference: validated together with the patched object.
 _NEIGHBOURS = ("Service", "Ingress", "AnalysisTemplate", "Secret", "ConfigMap")
+ATTEMPTS = 5
 _SERVER_FIELDS = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
 
 
@@ -68,35 +69,53 @@ def lint_object(store: SQLiteStore, obj: dict[str, Any]) -> list[Problem]:
     return [p for p in checked[0].problems if p.is_error]
 
 
+def _user_version(patch: Any, patch_type: str) -> bool:
+    """Whether the patch itself pins metadata.resourceVersion (then a conflict is the user's answer)."""
+    if patch_type == "merge":
+        return isinstance(patch, dict) and "resourceVersion" in (patch.get("metadata") or {})
+    return any(isinstance(op, dict) and str(op.get("path", "")).startswith("/metadata/resourceVersion")
+               for op in patch or [])
+
+
 def apply_patch(store: SQLiteStore, kind: str, namespace: str, name: str, patch: Any, patch_type: str) -> bool:
-    """Patch one object after checking the result; returns whether anything changed."""
+    """Patch one object after checking the result; returns whether anything changed.
+
+    The write is conditional on the version that was checked. The controller updates a rollout's status
+    all the time, so a conflict caused by someone else is retried on the new version (as the API server
+    does for a patch); a resourceVersion written in the patch itself is honoured and reported."""
     from rollouts.store.patch import json_patch, merge_patch
     from rollouts.store.protocol import Conflict, Invalid, NotFound
 
-    try:
-        stored = store.get(kind, namespace, name)
-    except NotFound as exc:
-        fail(str(exc))
-    try:
-        patched = merge_patch(stored, patch) if patch_type == "merge" else json_patch(stored, patch)
-    except Invalid as exc:
-        fail(str(exc))
-    if not isinstance(patched, dict) or patched.get("kind") != kind \
-            or (patched.get("metadata") or {}).get("name") != name:
-        fail(f'patching {kind} "{name}" may not change kind or metadata.name')
-    problems = lint_object(store, patched)
-    if problems:
-        for problem in problems:
-            typer.echo(problem.format(), err=True)
-        fail(f"{len(problems)} problem(s) in the patched {kind}; nothing was changed")
-    # The version read is the precondition of the write: a change made meanwhile is a Conflict.
-    given = patched["metadata"].get("resourceVersion") or stored["metadata"]["resourceVersion"]
-    patched["metadata"]["resourceVersion"] = given
-    try:
-        written = store.update(patched)
-    except (Conflict, Invalid) as exc:
-        fail(str(exc))
-    return bool(written["metadata"]["resourceVersion"] != stored["metadata"]["resourceVersion"])
+    pinned = _user_version(patch, patch_type)
+    for attempt in range(ATTEMPTS):
+        try:
+            stored = store.get(kind, namespace, name)
+        except NotFound as exc:
+            fail(str(exc))
+        try:
+            patched = merge_patch(stored, patch) if patch_type == "merge" else json_patch(stored, patch)
+        except Invalid as exc:
+            fail(str(exc))
+        if not isinstance(patched, dict) or patched.get("kind") != kind \
+                or (patched.get("metadata") or {}).get("name") != name:
+            fail(f'patching {kind} "{name}" may not change kind or metadata.name')
+        problems = lint_object(store, patched)
+        if problems:
+            for problem in problems:
+                typer.echo(problem.format(), err=True)
+            fail(f"{len(problems)} problem(s) in the patched {kind}; nothing was changed")
+        patched["metadata"]["resourceVersion"] = patched["metadata"].get("resourceVersion") \
+            or stored["metadata"]["resourceVersion"]
+        try:
+            written = store.update(patched)
+        except Conflict as exc:
+            if pinned or attempt == ATTEMPTS - 1:
+                fail(str(exc))
+            continue
+        except Invalid as exc:
+            fail(str(exc))
+        return bool(written["metadata"]["resourceVersion"] != stored["metadata"]["resourceVersion"])
+    raise AssertionError("unreachable")
 
 
 @app.command()

@@ -39,6 +39,10 @@ FOREIGN_KINDS: frozenset[str] = frozenset(
     }
 )
 
+# Configuration documents of this project that may sit in a manifest folder but are not objects to store
+# (the local runtime's image map, given to `rollouts controller --images`).
+LOCAL_CONFIG_KINDS: frozenset[tuple[str, str]] = frozenset({("rollouts.io/v1alpha1", "ImageMap")})
+
 # Resource names the CLI accepts -> canonical kind. Plurals, singulars, short names, case-insensitive.
 RESOURCE_NAMES: dict[str, str] = {}
 _RESOURCES: dict[str, tuple[str, ...]] = {

@@ -12,7 +12,7 @@ from rollouts.spec.analysis import AnalysisRun, AnalysisTemplate, ClusterAnalysi
 from rollouts.spec.core import Ingress, Secret, Service
 from rollouts.spec.experiment import Experiment
 from rollouts.spec.inventory import Inventory
-from rollouts.spec.kinds import FOREIGN_KINDS, KINDS
+from rollouts.spec.kinds import FOREIGN_KINDS, KINDS, LOCAL_CONFIG_KINDS
 from rollouts.spec.loader import LoadedObject, LoadResult
 from rollouts.spec.problems import FieldPath, Finding, Problem, format_path, warning
 from rollouts.spec.rollout import Rollout
@@ -81,6 +81,8 @@ def _problem(obj: LoadedObject, finding: Finding, kind: str) -> Problem:
 
 def _structure(obj: LoadedObject) -> tuple[BaseModel | None, list[Finding], list[FieldPath]]:
     kind = obj.data.get("kind")
+    if (obj.api_version, kind) in LOCAL_CONFIG_KINDS:
+        return None, [], []
     if isinstance(kind, str) and kind in FOREIGN_KINDS and (obj.api_version, kind) not in KINDS:
         return None, [warning((), f"{kind} is not used by rollouts; skipped")], []
     return check_structure(obj.data)

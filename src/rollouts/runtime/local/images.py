@@ -36,6 +36,11 @@ DEMO_ERROR_RATE = "0.2"
 DEMO_LATENCY_MS = "1000"
 
 
+# An image map may declare itself (`apiVersion: rollouts.io/v1alpha1, kind: ImageMap`) so that it can live in
+# a manifest folder: lint and apply recognise the kind and leave the document out.
+LOCAL_CONFIG_KIND = "ImageMap"
+
+
 class ImageNotResolvable(LookupError):
     """A container whose image the local runtime does not know how to run."""
 
@@ -110,7 +115,9 @@ class ImageMap:
         where = str(path) if path is not None else "image map"
         if data is None:
             return cls(path=path)
-        if isinstance(data, dict) and set(data) == {"images"} and isinstance(data["images"], dict):
+        if isinstance(data, dict) and data.get("kind") == LOCAL_CONFIG_KIND and isinstance(data.get("images"), dict):
+            data = data["images"]
+        elif isinstance(data, dict) and set(data) == {"images"} and isinstance(data["images"], dict):
             data = data["images"]
         if not isinstance(data, dict):
             raise ImageMapError(f"{where}: expected a mapping of image patterns to entries")
