@@ -115,9 +115,8 @@ class ImageMap:
         where = str(path) if path is not None else "image map"
         if data is None:
             return cls(path=path)
-        if isinstance(data, dict) and data.get("kind") == LOCAL_CONFIG_KIND and isinstance(data.get("images"), dict):
-            data = data["images"]
-        elif isinstance(data, dict) and set(data) == {"images"} and isinstance(data["images"], dict):
+        wrapped = isinstance(data, dict) and (data.get("kind") == LOCAL_CONFIG_KIND or set(data) == {"images"})
+        if wrapped and isinstance(data.get("images"), dict):
             data = data["images"]
         if not isinstance(data, dict):
             raise ImageMapError(f"{where}: expected a mapping of image patterns to entries")
