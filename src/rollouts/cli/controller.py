@@ -29,6 +29,9 @@ def controller(
     dashboard_address: str = typer.Option(
         "", "--dashboard-address",
         help="HOST:PORT to serve the web dashboard on, e.g. 127.0.0.1:3100 (default: not served)."),
+    notifications_config: Path | None = typer.Option(
+        None, "--notifications-config",
+        help="Notification services and templates (YAML); default: the argo-rollouts-notification-configmap."),
     log_format: str = typer.Option("json", "--log-format", help="json or text."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
@@ -52,7 +55,7 @@ def controller(
     try:
         asyncio.run(run_controller(folder, images=images, prometheus_address=prometheus_address,
                                    probe_period=probe_period, metrics_address=metrics_address or None,
-                                   companions=companions))
+                                   companions=companions, notifications_config=notifications_config))
     except (LockHeld, AddressError, OSError) as exc:
         fail(str(exc))
 
