@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rollouts.api.models import Threshold, parse_threshold
-from rollouts.api.server import AddressError, parse_address
+from rollouts.api.server import parse_address
 from rollouts.api.token import (
     TOKEN_ENV,
     TokenError,
@@ -23,6 +23,7 @@ from rollouts.api.token import (
     resolve_token,
     tokens_match,
 )
+from rollouts.netaddr import AddressError
 
 
 @pytest.mark.parametrize(("host", "needs"), [

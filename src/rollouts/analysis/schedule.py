@@ -66,21 +66,32 @@ def _terminating(run: AnalysisRun) -> bool:
     return any(r.phase in ("Failed", "Error", "Inconclusive") and not r.dry_run for r in results)
 
 
+def _schedulable(
+    run: AnalysisRun, now: datetime
+) -> tuple[list[Metric], dict[str, MetricResult], datetime, bool] | None:
+    """The run's metrics (arguments substituted), their results by name, when the run started and whether
+    it is terminating; None when nothing is scheduled (a completed run, or metrics that do not resolve)."""
+    status = run.status
+    if status is not None and is_completed(status.phase):
+        return None
+    metrics, problem = resolve_run_metrics(run)
+    if problem is not None:
+        return None
+    results = {r.name: r for r in status.metric_results} if status else {}
+    started = (status.started_at if status else None) or now
+    return metrics, results, started, _terminating(run)
+
+
 def metric_tasks(run: AnalysisRun, now: datetime) -> list[MetricTask]:
     """The measurements to take, resume or terminate now, in metric order. Nothing for a completed run.
 
     In-flight measurements are resumed when their resumeAt has passed (or they have none); a
     terminating run starts no new measurements and terminates the in-flight ones.
     """
-    status = run.status
-    if status is not None and is_completed(status.phase):
+    view = _schedulable(run, now)
+    if view is None:
         return []
-    metrics, problem = resolve_run_metrics(run)
-    if problem is not None:
-        return []
-    results = {r.name: r for r in status.metric_results} if status else {}
-    started = (status.started_at if status else None) or now
-    terminating = _terminating(run)
+    metrics, results, started, terminating = view
     tasks: list[MetricTask] = []
     for metric in metrics:
         result = results.get(metric.name)
@@ -109,15 +120,10 @@ def run_requeue_after(run: AnalysisRun, now: datetime) -> float | None:
     """Seconds until the run next needs attention (0 when something is overdue), None when nothing is
     scheduled (completed run, or only in-flight measurements without a resumeAt: those are resumed
     when the run is next looked at for another reason, as Argo does on watch events)."""
-    status = run.status
-    if status is not None and is_completed(status.phase):
+    view = _schedulable(run, now)
+    if view is None:
         return None
-    metrics, problem = resolve_run_metrics(run)
-    if problem is not None:
-        return None
-    results = {r.name: r for r in status.metric_results} if status else {}
-    started = (status.started_at if status else None) or now
-    terminating = _terminating(run)
+    metrics, results, started, terminating = view
     times: list[datetime] = []
     for metric in metrics:
         result = results.get(metric.name)

@@ -11,6 +11,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from rollouts import netaddr
 from rollouts.api.app import create_app
 from rollouts.store.home import database_path
 from rollouts.store.sqlite import SQLiteStore
@@ -19,26 +20,10 @@ DEFAULT_PORT = 3100
 log = logging.getLogger("rollouts.dashboard")
 
 
-class AddressError(ValueError):
-    pass
-
-
-def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
-    """`HOST:PORT`, `HOST`, `:PORT` or `[v6]:PORT` -> (host, port); the host defaults to 127.0.0.1."""
-    host, port_text = text, ""
-    if text.startswith("["):
-        inner, _, rest = text[1:].partition("]")
-        host, port_text = inner, rest.removeprefix(":")
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-    host = host or "127.0.0.1"
-    try:
-        port = int(port_text) if port_text else default_port
-    except ValueError:
-        raise AddressError(f"{text!r}: the port must be a number (HOST:PORT, e.g. 127.0.0.1:3100)") from None
-    if not 0 <= port <= 65535:
-        raise AddressError(f"{text!r}: port {port} is not between 0 and 65535")
-    return host, port
+def parse_address(text: str) -> tuple[str, int]:
+    """`--dashboard-address`: `HOST:PORT`, `HOST`, `:PORT` or `[v6]:PORT`; host 127.0.0.1 and port 3100 by default."""
+    return netaddr.parse_address(text, default_host="127.0.0.1", default_port=DEFAULT_PORT,
+                                 what="--dashboard-address")
 
 
 class _HostedServer(uvicorn.Server):

@@ -39,15 +39,16 @@ def controller(
     import asyncio
 
     from rollouts.controller.logs import configure
-    from rollouts.controller.metrics_http import AddressError, parse_address
+    from rollouts.controller.metrics_http import parse_metrics_address
     from rollouts.controller.service import run_controller
+    from rollouts.netaddr import AddressError
     from rollouts.store.home import rollouts_home
     from rollouts.store.lock import LockHeld
 
     configure(log_level, log_format)
     if metrics_address:
         try:
-            parse_address(metrics_address)
+            parse_metrics_address(metrics_address)
         except AddressError as exc:
             fail(str(exc))
     folder = rollouts_home(home)
@@ -62,12 +63,16 @@ def controller(
 
 def _dashboard(home: Path, address: str) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
     """The dashboard served beside the loop (its token: $ROLLOUTS_DASHBOARD_TOKEN or HOME/dashboard.token)."""
-    from rollouts.api.server import AddressError, build_server, parse_address, serve_until
+    from rollouts.api.server import build_server, parse_address, serve_until
     from rollouts.api.token import TokenError, resolve_token
+    from rollouts.netaddr import AddressError
 
     try:
         host, port = parse_address(address)
+    except AddressError as exc:
+        fail(str(exc))
+    try:
         token, _ = resolve_token(home)
-    except (AddressError, TokenError) as exc:
+    except TokenError as exc:
         fail(f"--dashboard-address: {exc}")
     return lambda stop: serve_until(build_server(home, host, port, token), stop)

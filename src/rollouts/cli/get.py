@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -98,7 +99,6 @@ def _watch_rows(store: SQLiteStore, kind: str, namespace: str | None, name: str 
 def _watch_tree(store: SQLiteStore, namespace: str, name: str, color: bool, timeout: float | None) -> None:
     """Redraw the tree on every change (in place on a terminal; a new copy per change otherwise)."""
     from rollouts.cli.show import rollout_text
-    from rollouts.store.protocol import Expired
 
     deadline = time.monotonic() + timeout if timeout else None
     since = store.current_version()
@@ -106,13 +106,8 @@ def _watch_tree(store: SQLiteStore, namespace: str, name: str, color: bool, time
     if not sys.stdout.isatty():
         typer.echo(text, nl=False)
         sys.stdout.flush()
-        while deadline is None or time.monotonic() < deadline:
-            try:
-                changes = store.watch(since, kinds=TREE_KINDS, timeout=1.0)
-            except Expired:
-                changes, since = [], store.current_version()
-            if changes:
-                since = changes[-1].resource_version
+        for changed in _tree_changes(store, since, deadline):
+            if changed:
                 new = rollout_text(store, namespace, name, color)
                 if new != text:
                     text = new
@@ -125,14 +120,23 @@ def _watch_tree(store: SQLiteStore, namespace: str, name: str, color: bool, time
 
     console = Console(no_color=not color, highlight=False)
     with Live(Text.from_ansi(text), console=console, auto_refresh=False, transient=False) as live:
-        while deadline is None or time.monotonic() < deadline:
-            try:
-                changes = store.watch(since, kinds=TREE_KINDS, timeout=1.0)
-            except Expired:
-                changes, since = [], store.current_version()
-            if changes:
-                since = changes[-1].resource_version
+        for _ in _tree_changes(store, since, deadline):
             live.update(Text.from_ansi(rollout_text(store, namespace, name, color)), refresh=True)
+
+
+def _tree_changes(store: SQLiteStore, since: int, deadline: float | None) -> Iterator[bool]:
+    """Waits up to a second at a time for changes to a rollout's tree after `since`, until the deadline;
+    yields after each wait whether anything changed (a compacted history restarts from the current version)."""
+    from rollouts.store.protocol import Expired
+
+    while deadline is None or time.monotonic() < deadline:
+        try:
+            changes = store.watch(since, kinds=TREE_KINDS, timeout=1.0)
+        except Expired:
+            changes, since = [], store.current_version()
+        if changes:
+            since = changes[-1].resource_version
+        yield bool(changes)
 
 
 @app.command()

@@ -11,23 +11,16 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from rollouts.controller.metrics import CONTENT_TYPE
+from rollouts.netaddr import AddressError, parse_address
 
 log = logging.getLogger("rollouts.controller")
 
 DEFAULT_ADDRESS = "127.0.0.1:8090"
 
 
-class AddressError(ValueError):
-    pass
-
-
-def parse_address(value: str) -> tuple[str, int]:
-    """`HOST:PORT` (an IPv6 host in brackets) as a host and port; port 0 picks a free one."""
-    host, sep, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise AddressError(f'--metrics-address: "{value}" is not HOST:PORT (for example {DEFAULT_ADDRESS})')
-    return host, int(port)
+def parse_metrics_address(value: str) -> tuple[str, int]:
+    """`--metrics-address`: host and port are both required; port 0 picks a free one."""
+    return parse_address(value, what="--metrics-address", example=DEFAULT_ADDRESS)
 
 
 @dataclass
@@ -42,7 +35,7 @@ class MetricsServer:
     host: str = ""
 
     async def start(self, address: str) -> None:
-        host, port = parse_address(address)
+        host, port = parse_metrics_address(address)
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)

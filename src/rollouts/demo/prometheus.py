@@ -1,6 +1,6 @@
 """A real Prometheus for `rollouts demo --prometheus`: the `prometheus` binary started on 127.0.0.1 with a
 temporary data folder, scraping the ingress proxy's /metrics every second; stopped (and its folder
-removed) when the demo ends."""
+removed) when the demo ends. The launcher (PrometheusProcess) also serves the integration tests."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -36,23 +38,32 @@ def find_binary() -> str:
     return path
 
 
-class DemoPrometheus:
-    """One Prometheus process scraping `target` (HOST:PORT); `address` is its base URL once started."""
+class PrometheusProcess:
+    """One Prometheus process scraping `targets` (job name -> HOST:PORT); `address` is its base URL once
+    started. Its files go to `folder` when given (left in place), else to a temporary folder removed at stop."""
 
-    def __init__(self, binary: str, target: str) -> None:
+    def __init__(self, binary: str, targets: Mapping[str, str], *, scrape_interval: str = SCRAPE_INTERVAL,
+                 rule_files: Sequence[Path] = (), folder: Path | None = None) -> None:
         self.binary = binary
-        self.target = target
+        self.targets = dict(targets)
+        self.scrape_interval = scrape_interval
+        self.rule_files = list(rule_files)
         self.port = free_port()
         self.address = f"http://127.0.0.1:{self.port}"
-        self.folder: Path | None = None
+        self.folder = folder
+        self._owns_folder = folder is None
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="rollouts-demo-prometheus-"))
-        config = {
-            "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
-            "scrape_configs": [{"job_name": "rollouts-ingress", "static_configs": [{"targets": [self.target]}]}],
+        if self.folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="rollouts-demo-prometheus-"))
+        config: dict[str, Any] = {
+            "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
+            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}
+                               for job, target in self.targets.items()],
         }
+        if self.rule_files:
+            config["rule_files"] = [str(path) for path in self.rule_files]
         config_path = self.folder / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
         log = self.folder / "prometheus.log"
@@ -83,13 +94,21 @@ class DemoPrometheus:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.folder is not None:
+        if self.folder is not None and self._owns_folder:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
 
-    def __enter__(self) -> DemoPrometheus:
+    def __enter__(self) -> PrometheusProcess:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class DemoPrometheus(PrometheusProcess):
+    """The demo's Prometheus: scrapes the ingress proxy's /metrics at `target` (HOST:PORT)."""
+
+    def __init__(self, binary: str, target: str) -> None:
+        super().__init__(binary, {"rollouts-ingress": target})
+        self.target = target

@@ -104,6 +104,10 @@ def with_condition(
 ) -> list[RolloutCondition]:
     """Conditions with one type set. Times move only when something changed (or `touch` says progress
     was made), so reconciling an unchanged rollout leaves its status byte-identical."""
+    def updated(transition: datetime | None) -> RolloutCondition:
+        return RolloutCondition(type=ctype, status=status, reason=reason, message=message,
+                                last_update_time=now, last_transition_time=transition)
+
     out: list[RolloutCondition] = []
     found = False
     for cond in conditions:
@@ -115,28 +119,9 @@ def with_condition(
         if same and not touch:
             out.append(cond)
             continue
-        transition = cond.last_transition_time if cond.status == status else now
-        out.append(
-            RolloutCondition(
-                type=ctype,
-                status=status,
-                reason=reason,
-                message=message,
-                last_update_time=now,
-                last_transition_time=transition,
-            )
-        )
+        out.append(updated(cond.last_transition_time if cond.status == status else now))
     if not found:
-        out.append(
-            RolloutCondition(
-                type=ctype,
-                status=status,
-                reason=reason,
-                message=message,
-                last_update_time=now,
-                last_transition_time=now,
-            )
-        )
+        out.append(updated(now))
     return out
 
 

@@ -47,19 +47,18 @@ from __future__ import annotations
 
 import math
 import string
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rollouts.analysis.outcome import MeasurementOutcome
+from rollouts.analysis.providers._traffic_base import TrafficPlugin, TrafficSource
 from rollouts.analysis.providers.base import MeasureContext
-from rollouts.analysis.providers.prometheus import ADDRESS_ENV_VARS, PrometheusMetricProvider, format_float
+from rollouts.analysis.providers.prometheus import format_float
 from rollouts.analysis.providers.registry import register_plugin
-from rollouts.analysis.providers.traffic import DefaultService, ReleaseStart, TrafficSource
 from rollouts.analysis.sequential import ArmCounts, SequentialSettings, Verdict, assess_sequential
 from rollouts.analysis.sequential.judge import DEFAULT_GUARD_MIN_EVENTS, DEFAULT_GUARD_RATE
-from rollouts.spec.analysis import Metric, MetricProvider, PrometheusProvider
+from rollouts.spec.analysis import Metric
 
 PLUGIN_NAME = "rollouts/sequential"
 FIELD = f"provider.plugin.{PLUGIN_NAME}"
@@ -172,25 +171,13 @@ def _printed(value: object) -> str:
     return str(value)
 
 
-class SequentialMetricProvider:
+class SequentialMetricProvider(TrafficPlugin):
     """Judges the canary against the stable version with the sequential test on cumulative counts."""
 
-    type_label = "RPCPlugin"
+    field = FIELD
 
-    def __init__(
-        self,
-        *,
-        stats: TrafficSource | None = None,
-        clock: Callable[[], float] = time.time,
-        release_start: ReleaseStart | None = None,
-        default_service: DefaultService | None = None,
-        prometheus: PrometheusMetricProvider | None = None,
-    ) -> None:
-        self._stats = stats
-        self._clock = clock
-        self._release_start = release_start
-        self._default_service = default_service
-        self._prometheus = prometheus or PrometheusMetricProvider()
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self._first_measured: dict[tuple[str, str, str], float] = {}
 
     async def measure(self, metric: Metric, ctx: MeasureContext) -> MeasurementOutcome:
@@ -198,12 +185,9 @@ class SequentialMetricProvider:
             query = parse_config((metric.provider.plugin or {}).get(PLUGIN_NAME))
         except (ConfigError, ValueError) as exc:
             return ctx.error(str(exc))
-        service = query.service or ctx.args.get("service-name")
-        if not service and self._default_service is not None:
-            service = self._default_service(ctx)
+        service = self._service(query.service, ctx)
         if not service:
-            return ctx.error(f"{FIELD}.service is not set and no service could be inferred: set it, e.g. "
-                             'service: "{{args.service-name}}"')
+            return self._no_service(ctx)
         now = self._clock()
         run_key = (ctx.namespace, ctx.run_name, ctx.metric_name)
         if ctx.run_started_at is not None:
@@ -218,7 +202,7 @@ class SequentialMetricProvider:
             start = release if release is not None else run_start
         meta = {"service": service, "test": query.test, "since": query.since,
                 "start": format_float(round(start, 3))}
-        address = self._address(query, ctx)
+        address = self._prometheus_address(query.prometheus, ctx)
         try:
             if address:
                 counts = await self._prometheus_counts(metric, query, service, address, now - start, ctx)
@@ -233,22 +217,11 @@ class SequentialMetricProvider:
                     budget = self._local_counts(self._stats, query, ctx.namespace, service, run_start,
                                                 now)[0].requests
             else:
-                return ctx.error(f"{FIELD}: no local traffic statistics here (not the local runtime) and no "
-                                 f"Prometheus: set {FIELD}.prometheus.address or {ADDRESS_ENV_VARS[0]}")
+                return self._no_source(ctx)
         except _QueryFailed as exc:
             return MeasurementOutcome(error=str(exc), metadata=meta)
         canary, stable = counts
         return verdict_outcome(assess_sequential(canary, stable, query.settings, budget_requests=budget), meta)
-
-    def _address(self, query: SequentialQuery, ctx: MeasureContext) -> str | None:
-        if query.prometheus is not None and query.prometheus.get("address"):
-            return str(query.prometheus["address"]).rstrip("/")
-        if self._stats is None:
-            env = ctx.environment()
-            for name in ADDRESS_ENV_VARS:
-                if env.get(name):
-                    return env[name].rstrip("/")
-        return None
 
     @staticmethod
     def _local_counts(
@@ -295,14 +268,11 @@ class SequentialMetricProvider:
             promql = string.Template(template).substitute(values)
         except (KeyError, ValueError) as exc:
             raise _QueryFailed(f"{FIELD}.queries.{key}: unknown or malformed placeholder {exc}") from None
-        spec = dict(query.prometheus or {})
-        spec.update(address=address, query=promql)
         try:
-            prom = PrometheusProvider.model_validate(spec)
+            inner = self._prometheus_metric(metric, query.prometheus, promql=promql, address=address)
         except ValueError as exc:
             raise _QueryFailed(f"{FIELD}.prometheus: {exc}") from None
-        outcome = await self._prometheus.measure(Metric(name=metric.name, provider=MetricProvider(prometheus=prom)),
-                                                 ctx)
+        outcome = await self._prometheus.measure(inner, ctx)
         if outcome.error is not None:
             raise _QueryFailed(outcome.error)
         value = outcome.value

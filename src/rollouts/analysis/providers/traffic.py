@@ -50,16 +50,16 @@ from __future__ import annotations
 import math
 import re
 import string
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from rollouts.analysis.outcome import MeasurementOutcome
+from rollouts.analysis.providers._traffic_base import TrafficPlugin, TrafficSource
 from rollouts.analysis.providers.base import MeasureContext
-from rollouts.analysis.providers.prometheus import ADDRESS_ENV_VARS, PrometheusMetricProvider, format_float
+from rollouts.analysis.providers.prometheus import format_float
 from rollouts.analysis.providers.registry import register_plugin
-from rollouts.spec.analysis import Metric, MetricProvider, PrometheusProvider
+from rollouts.spec.analysis import Metric
 from rollouts.spec.duration import DurationError, parse_duration
 
 PLUGIN_NAME = "rollouts/traffic"
@@ -108,44 +108,6 @@ DEFAULT_QUERIES: dict[str, str] = {
 _VERSION_SELECTORS = {"canary": 'canary!=""', "stable": 'canary=""', "active": 'canary=""'}
 
 
-class TrafficWindow(Protocol):
-    """What a window of local traffic statistics offers (runtime.local.traffic.WindowStats)."""
-
-    @property
-    def requests(self) -> int: ...
-
-    @property
-    def errors(self) -> int: ...
-
-    @property
-    def success_rate(self) -> float | None: ...
-
-    @property
-    def error_rate(self) -> float | None: ...
-
-    def quantile(self, q: float) -> float | None: ...
-
-
-class TrafficSource(Protocol):
-    """Local per-version request statistics (runtime.local.traffic.TrafficStats)."""
-
-    def window(
-        self, namespace: str, service: str, version: str | Sequence[str], seconds: float, now: float | None = None
-    ) -> TrafficWindow: ...
-
-    def since(
-        self, namespace: str, service: str, version: str | Sequence[str], start: float, now: float | None = None
-    ) -> TrafficWindow: ...
-
-    def first_seen(self, namespace: str, service: str, version: str | Sequence[str]) -> float | None: ...
-
-    def request_rate(self, namespace: str, service: str, now: float | None = None) -> float | None: ...
-
-
-ReleaseStart = Callable[[str, str, str], "float | None"]
-DefaultService = Callable[[MeasureContext], "str | None"]
-
-
 class ConfigError(ValueError):
     pass
 
@@ -169,67 +131,25 @@ class TrafficQuery:
     rate_window: str
 
 
-class TrafficMetricProvider:
+class TrafficMetricProvider(TrafficPlugin):
     """Measures request success, latency and error-budget burn of one version of a service."""
 
-    type_label = "RPCPlugin"
-
-    def __init__(
-        self,
-        *,
-        stats: TrafficSource | None = None,
-        clock: Callable[[], float] = time.time,
-        release_start: ReleaseStart | None = None,
-        default_service: DefaultService | None = None,
-        prometheus: PrometheusMetricProvider | None = None,
-    ) -> None:
-        self._stats = stats
-        self._clock = clock
-        self._release_start = release_start
-        self._default_service = default_service
-        self._prometheus = prometheus or PrometheusMetricProvider()
+    field = FIELD
 
     async def measure(self, metric: Metric, ctx: MeasureContext) -> MeasurementOutcome:
         try:
             query = parse_config((metric.provider.plugin or {}).get(PLUGIN_NAME))
         except ConfigError as exc:
             return ctx.error(str(exc))
-        service = self._service(query, ctx)
+        service = self._service(query.service, ctx)
         if not service:
-            return ctx.error(
-                f"{FIELD}.service is not set and no service could be inferred: set it, e.g. "
-                'service: "{{args.service-name}}"'
-            )
-        address = self._prometheus_address(query, ctx)
+            return self._no_service(ctx)
+        address = self._prometheus_address(query.prometheus, ctx)
         if address:
             return await self._measure_prometheus(metric, query, service, address, ctx)
         if self._stats is None:
-            return ctx.error(
-                f"{FIELD}: no local traffic statistics here (not the local runtime) and no Prometheus: set "
-                f"{FIELD}.prometheus.address or {ADDRESS_ENV_VARS[0]}"
-            )
+            return self._no_source(ctx)
         return self._measure_local(self._stats, query, service, ctx)
-
-    def _service(self, query: TrafficQuery, ctx: MeasureContext) -> str | None:
-        if query.service:
-            return query.service
-        if ctx.args.get("service-name"):
-            return ctx.args["service-name"]
-        if self._default_service is not None:
-            return self._default_service(ctx)
-        return None
-
-    def _prometheus_address(self, query: TrafficQuery, ctx: MeasureContext) -> str | None:
-        if query.prometheus is not None:
-            address = query.prometheus.get("address")
-            if address:
-                return str(address).rstrip("/")
-        if self._stats is None:
-            env = ctx.environment()
-            for name in ADDRESS_ENV_VARS:
-                if env.get(name):
-                    return env[name].rstrip("/")
-        return None
 
     # --- local --------------------------------------------------------------------------------------
 
@@ -315,13 +235,10 @@ class TrafficMetricProvider:
         except (KeyError, ValueError) as exc:
             return ctx.error(f"{FIELD}.queries.{template_key}: unknown or malformed placeholder {exc} "
                              f"(known: {', '.join('${' + k + '}' for k in values)})")
-        spec = dict(query.prometheus or {})
-        spec.update(address=address, query=promql)
         try:
-            prom = PrometheusProvider.model_validate(spec)
+            inner = self._prometheus_metric(metric, query.prometheus, promql=promql, address=address)
         except ValueError as exc:
             return ctx.error(f"{FIELD}.prometheus: {exc}")
-        inner = Metric(name=metric.name, provider=MetricProvider(prometheus=prom))
         outcome = await self._prometheus.measure(inner, ctx)
         if outcome.error is not None:
             return outcome
