@@ -26,13 +26,9 @@ from pathlib import Path
 
 import aiohttp
 
+from rollouts.demo.prometheus import free_port
+
 NAMESPACE = "default"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_listening(port: int, timeout: float = 20.0) -> None:

@@ -24,6 +24,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.e2e.harness import ControllerProcess, wait_until  # noqa: E402
+from tests.e2e.manifests import shop_services  # noqa: E402
 
 MANIFEST = """
 apiVersion: argoproj.io/v1alpha1
@@ -44,27 +45,7 @@ spec:
       abortScaleDownDelaySeconds: 30
       trafficRouting: {nginx: {stableIngress: shop}}
       steps: [{setWeight: 50}, {pause: {}}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: shop-stable}
-spec: {selector: {app: shop}, ports: [{port: 80}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: shop-canary}
-spec: {selector: {app: shop}, ports: [{port: 80}]}
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: shop}
-spec:
-  ingressClassName: nginx
-  rules:
-  - http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: shop-stable, port: {number: 80}}}}
-"""
+""" + shop_services()
 
 
 class Requests:

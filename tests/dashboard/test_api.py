@@ -79,6 +79,19 @@ def test_history_analysis_runs_and_events(client: httpx.Client) -> None:
     assert [e["reason"] for e in events] == ["RolloutUpdated", "RolloutPaused"]
 
 
+def test_history_derives_outcomes_like_the_cli(db: Path, client: httpx.Client) -> None:
+    """A revision replaced before promotion reads `superseded`, and the one undone reads `rolled back`,
+    in the API as in `rollouts history` (both use rollouts.views.history)."""
+    with SQLiteStore(db) as store:
+        for revision, pod_hash in ((3, "ccc333"), (4, "aaa111")):
+            store.record_revision("default", "shop", revision, pod_hash, {"shop": "x"}, {"spec": {}})
+        store.patch("Rollout", "default", "shop", {"status": {"currentPodHash": "aaa111"}}, subresource="status")
+    history = client.get(f"{BASE}/history").json()["items"]
+    assert [(r["revision"], r["outcome"], r["live"]) for r in history] == [
+        (1, "promoted", False), (2, "superseded", False), (3, "rolled back", False), (4, "current", True)]
+    assert history[2]["cause"] == "rolled back to revision 1 (re-released as revision 4)"
+
+
 def test_unknown_rollout_is_404(client: httpx.Client) -> None:
     for path in ("", "/history", "/analysisruns", "/events"):
         response = client.get(f"/api/v1/rollouts/default/nope{path}")

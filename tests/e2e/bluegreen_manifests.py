@@ -3,13 +3,9 @@ promotion, and pre/post-promotion analysis that asks a Service's own port which 
 
 from __future__ import annotations
 
-import socket
+from rollouts.demo.prometheus import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["blue_green", "free_port"]
 
 
 def blue_green(active_port: int, preview_port: int, post_color: str) -> str:

@@ -4,6 +4,8 @@ pause. Fixed Service ports make the analysis URL known before the controller run
 
 from __future__ import annotations
 
+from tests.e2e.manifests import shop_services
+
 STEPS = 5
 
 
@@ -50,26 +52,4 @@ spec:
       - analysis: {{templates: [{{templateName: not-red}}]}}
       - setWeight: 60
       - pause: {{duration: 2s}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: shop-stable}}
-spec: {{selector: {{app: shop}}, ports: [{{port: 80, targetPort: 8080}}]}}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: shop-canary
-  annotations: {{rollouts.io/port: "{canary_port}"}}
-spec: {{selector: {{app: shop}}, ports: [{{port: 80, targetPort: 8080}}]}}
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {{name: shop}}
-spec:
-  ingressClassName: nginx
-  rules:
-  - http:
-      paths:
-      - {{path: /, pathType: Prefix, backend: {{service: {{name: shop-stable, port: {{number: 80}}}}}}}}
-"""
+""" + shop_services(canary_port)

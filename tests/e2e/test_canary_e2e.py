@@ -3,6 +3,7 @@ one is aborted by its gate and all traffic returns to the stable version."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,9 @@ def test_good_canary_is_promoted_through_its_gates(controller: ControllerProcess
         runs = store.list("AnalysisRun", "default")
     assert "RolloutCompleted" in reasons
     assert len(runs) >= 2 and all(r["status"]["phase"] == "Successful" for r in runs)
+    # The release history the controller keeps: revision 2 promoted, with the completion message as cause.
+    release = next(e for e in _history(controller) if e["revision"] == 2)
+    assert release["outcome"] == "promoted" and "Completed all 4 canary steps" in str(release["cause"])
 
 
 def test_bad_canary_is_aborted_by_its_gate(controller: ControllerProcess, tmp_path: Path) -> None:
@@ -56,3 +60,9 @@ def test_bad_canary_is_aborted_by_its_gate(controller: ControllerProcess, tmp_pa
     with controller.store() as store:
         runs = store.list("AnalysisRun", "default")
     assert any(r["status"]["phase"] == "Failed" for r in runs)
+    release = next(e for e in _history(controller) if e["revision"] == 2)
+    assert release["outcome"] == "aborted" and "success-rate" in str(release["cause"])
+
+
+def _history(ctl: ControllerProcess) -> list[dict[str, object]]:
+    return list(json.loads(ctl.cli("history", "shop", "-o", "json").stdout))

@@ -17,7 +17,7 @@ from rollouts.engine.types import (
 )
 from rollouts.engine.world import World, failed_after, successful_after
 
-from .builders import T0, deployed, rollout, traffic, update, world
+from .builders import deployed, rollout, traffic, update, world
 
 ANALYSIS = {"analysis": {"templates": [{"templateName": "success-rate"}]}}
 
@@ -372,6 +372,3 @@ SCENARIOS = {
 def test_canary_behaviour(scenario: Callable[[], None]) -> None:
     scenario()
 
-
-def test_t0_is_fixed() -> None:
-    assert T0.year == 2026

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,15 +14,10 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from rollouts.demo.prometheus import free_port
 from rollouts.demo.service import ConfigError, DemoConfig
 
 Start = Callable[..., tuple[str, subprocess.Popen[bytes]]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], deadline_s: float = 10.0) -> None:

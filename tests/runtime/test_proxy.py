@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +16,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from rollouts.demo.prometheus import free_port
 from rollouts.runtime.local.proxy import IngressProxy
 from rollouts.runtime.local.services import Endpoint, ServiceBalancer, TrafficIdentity
 from rollouts.runtime.local.traffic import TrafficStats
@@ -26,12 +26,6 @@ P = "nginx.ingress.kubernetes.io"
 
 def run(coro: Awaitable[None]) -> None:
     asyncio.run(asyncio.wait_for(coro, timeout=60))  # type: ignore[arg-type]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -15,6 +15,7 @@ from datetime import datetime
 from rollouts.analysis.advance import advance_run
 from rollouts.analysis.args import ArgsError, SecretLookup, resolve_args, secret_values, substitute_metric
 from rollouts.analysis.assessment import is_completed
+from rollouts.analysis.messages import METRIC_TERMINATED
 from rollouts.analysis.outcome import MeasurementOutcome
 from rollouts.analysis.providers.base import MeasureContext, Provider
 from rollouts.analysis.providers.registry import ProviderNotSupported, provider_for
@@ -100,8 +101,7 @@ class AnalysisExecutor:
                 stopped = self._in_flight.pop(slot, None)
                 if stopped is not None:
                     stopped.task.cancel()
-                outcomes.setdefault(task.metric, MeasurementOutcome(phase="Inconclusive",
-                                                                    metadata={"reason": "Metric Terminated"}))
+                outcomes.setdefault(task.metric, _terminated())
                 continue
             if slot in self._in_flight or task.metric in outcomes:
                 continue
@@ -178,9 +178,13 @@ class AnalysisExecutor:
         self._in_flight.clear()
 
 
+def _terminated() -> MeasurementOutcome:
+    return MeasurementOutcome(phase="Inconclusive", metadata={"reason": METRIC_TERMINATED})
+
+
 def _task_outcome(task: asyncio.Task[MeasurementOutcome]) -> MeasurementOutcome:
     if task.cancelled():
-        return MeasurementOutcome(phase="Inconclusive", metadata={"reason": "Metric Terminated"})
+        return _terminated()
     exc = task.exception()
     if exc is not None:
         log.error("measurement task failed: %r", exc)

@@ -88,11 +88,7 @@ def undo(store: ObjectStore, namespace: str, name: str, to_revision: int = 0) ->
         result = intents.undo(rollout, observe_rollout(store, rollout).replica_sets, to_revision)
     except IntentError as exc:
         raise ActionError(str(exc)) from None
-    changed = False
-    if result.template is not None:
-        store.patch("Rollout", namespace, name, {"spec": {"template": result.template.to_dict()}})
-        changed = True
-    return ActionResult(result.message, changed)
+    return ActionResult(result.message, write_patch(store, namespace, name, result.patch))
 
 
 def set_image(store: ObjectStore, namespace: str, name: str, container: str, image: str) -> ActionResult:

@@ -30,6 +30,7 @@ from rollouts.api.models import (
     History,
     NamespaceList,
     Problem,
+    RevisionView,
     SetImageRequest,
     analysis_run_view,
     event_view,
@@ -38,6 +39,7 @@ from rollouts.api.models import (
 from rollouts.api.schema import mirror
 from rollouts.api.token import is_loopback, read_needs_token, tokens_match
 from rollouts.store.protocol import Expired, ObjectStore
+from rollouts.views.history import history as history_entries
 from rollouts.views.info import RolloutNotFound, list_rollout_infos, rollout_info
 from rollouts.views.model import RolloutInfo
 
@@ -191,11 +193,16 @@ def create_app(
         except RolloutNotFound as exc:
             raise HTTPException(404, str(exc)) from None
 
-    def require(ns: str, name: str) -> None:
+    def require(ns: str, name: str) -> dict[str, Any]:
         try:
-            actions.load_rollout(store(), ns, name)
+            obj, _ = actions.load_rollout(store(), ns, name)
         except RolloutNotFound as exc:
             raise HTTPException(404, str(exc)) from None
+        return obj
+
+    def revisions(ns: str, name: str) -> list[RevisionView]:
+        # The same derived outcomes (superseded, rolled back) as `rollouts history` shows.
+        return [revision_view(e) for e in history_entries(store().list_revisions(ns, name), require(ns, name))]
 
     def owned_runs(ns: str, name: str) -> list[dict[str, Any]]:
         runs = [run for run in store().list("AnalysisRun", ns)
@@ -215,8 +222,7 @@ def create_app(
             "rollout": info(ns, name),
             "analysisRuns": AnalysisRunList(items=[analysis_run_view(r) for r in owned_runs(ns, name)])
             .model_dump(by_alias=True)["items"],
-            "history": [revision_view(r).model_dump(by_alias=True)
-                        for r in store().list_revisions(ns, name)],
+            "history": [r.model_dump(by_alias=True) for r in revisions(ns, name)],
         }
 
     @read.get("/namespaces", response_model=NamespaceList, summary="Namespaces that hold rollouts")
@@ -290,8 +296,7 @@ def create_app(
 
     @read.get("/rollouts/{ns}/{name}/history", response_model=History, summary="Revisions and their outcomes")
     def history(ns: Namespace, name: Name) -> History:
-        require(ns, name)
-        return History(items=[revision_view(r) for r in store().list_revisions(ns, name)])
+        return History(items=revisions(ns, name))
 
     @read.get("/rollouts/{ns}/{name}/analysisruns", response_model=AnalysisRunList,
               summary="Analysis runs with measurements and gate thresholds")

@@ -12,7 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from rollouts.store.protocol import Revision
+from rollouts.views.history import HistoryEntry
+from rollouts.views.info import POD_HASH_LABEL, ROLLOUT_TYPE_LABEL
 
 
 class ApiModel(BaseModel):
@@ -33,8 +34,9 @@ class RevisionView(ApiModel):
     images: dict[str, str]
     created_at: str
     updated_at: str
-    outcome: str = Field(description="current, promoted, aborted, rolled-back, ... as the history records it")
+    outcome: str = Field(description="current, promoted, aborted, rolled back or superseded")
     cause: str
+    live: bool = Field(description="the rollout's current pod template")
 
 
 class History(ApiModel):
@@ -155,11 +157,10 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def revision_view(revision: Revision) -> RevisionView:
+def revision_view(entry: HistoryEntry) -> RevisionView:
     return RevisionView(
-        revision=revision.revision, pod_hash=revision.pod_hash, images=dict(revision.images),
-        created_at=revision.created_at, updated_at=revision.updated_at, outcome=revision.outcome,
-        cause=revision.cause,
+        revision=entry.revision, pod_hash=entry.pod_hash, images=dict(entry.images), created_at=entry.created,
+        updated_at=entry.updated, outcome=entry.outcome, cause=entry.cause, live=entry.live,
     )
 
 
@@ -193,8 +194,7 @@ def analysis_run_view(run: Mapping[str, Any]) -> AnalysisRunView:
         name=str(meta.get("name") or ""), phase=str(status.get("phase") or "Pending"),
         message=status.get("message"), created_at=_text(meta.get("creationTimestamp")),
         started_at=_text(status.get("startedAt")), completed_at=_text(status.get("completedAt")),
-        pod_hash=labels.get("rollouts-pod-template-hash"),
-        kind=labels.get("rollout-type"), metrics=metrics,
+        pod_hash=labels.get(POD_HASH_LABEL), kind=labels.get(ROLLOUT_TYPE_LABEL), metrics=metrics,
     )
 
 

@@ -19,6 +19,13 @@ def namespace_or_default(namespace: str | None) -> str:
     return namespace or os.environ.get("ROLLOUTS_NAMESPACE") or "default"
 
 
+def namespace_for(kind: str, namespace: str | None) -> str:
+    """The namespace an object of `kind` lives in: "" for cluster-scoped kinds."""
+    from rollouts.store.protocol import CLUSTER_SCOPED_KINDS
+
+    return "" if kind in CLUSTER_SCOPED_KINDS else namespace_or_default(namespace)
+
+
 def open_store(home: str | None) -> SQLiteStore:
     from rollouts.store.home import database_path, rollouts_home
     from rollouts.store.sqlite import SQLiteStore

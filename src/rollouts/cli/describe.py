@@ -191,8 +191,7 @@ def describe_text(store: ObjectStore, kind: str, obj: Obj, now: datetime) -> str
             if obj.get(section):
                 lines.append(section[:1].upper() + section[1:] + ":")
                 lines += _block(obj[section], 2)
-        if kind != "Rollout":
-            lines += _conditions((obj.get("status") or {}).get("conditions") or [])
+        lines += _conditions((obj.get("status") or {}).get("conditions") or [])
     lines += _events(store, kind, str(meta.get("namespace") or ""), str(meta.get("name")), now)
     return "\n".join(lines) + "\n"
 

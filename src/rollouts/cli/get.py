@@ -55,6 +55,11 @@ def print_objects(objs: list[Obj], output: str, single: bool) -> None:
         typer.echo(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), nl=False)
 
 
+def _row_text(row: list[str], widths: list[int]) -> str:
+    """A table row with its cells padded to the column widths (kubectl's layout: the last cell unpadded)."""
+    return ("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)) + "  " + row[-1]).rstrip()
+
+
 def _matches(obj: Obj, name: str | None, label_selector: str | None, field_selector: str | None) -> bool:
     from rollouts.store.selectors import parse_field_selector, parse_label_selector
 
@@ -91,8 +96,7 @@ def _watch_rows(store: SQLiteStore, kind: str, namespace: str | None, name: str 
                     (c.object.get("metadata") or {}).get("namespace", "") in (namespace, ""))
                     and _matches(c.object, name, label, field)]
         for obj in objs:
-            cells = row_of(obj)
-            typer.echo("  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths, strict=False)) + "  " + cells[-1])
+            typer.echo(_row_text(row_of(obj), widths))
         sys.stdout.flush()
 
 
@@ -183,10 +187,8 @@ def get(
     except ValueError as exc:  # a bad selector
         fail(str(exc))
     if output in ("json", "yaml", "name"):
-        if objs or output == "name":
-            print_objects(objs, output, single=name is not None)
-        elif not objs:
-            print_objects([], output, single=False)
+        # A named object that is missing failed above, so `single` always has its one object.
+        print_objects(objs, output, single=name is not None)
         return
     wide = output == "wide"
     now = datetime.now(UTC)
@@ -198,8 +200,7 @@ def get(
         return
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     for row in [header, *rows]:
-        typer.echo(("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)) + "  " + row[-1])
-                   .rstrip())
+        typer.echo(_row_text(row, widths))
     if watch:
         sys.stdout.flush()
         _watch_rows(store, kind_name, ns, name, selector, field_selector, widths,
@@ -237,13 +238,8 @@ def list_(
         typer.echo("No resources found." if all_namespaces else f"No resources found in {ns} namespace.", err=True)
         return
     widths = [max(len(r[c]) for r in [header, *current]) for c in range(len(header))]
-
-    def show(row: list[str]) -> None:
-        typer.echo(("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)) + "  " + row[-1])
-                   .rstrip())
-
     for row in [header, *current]:
-        show(row)
+        typer.echo(_row_text(row, widths))
     if not watch:
         return
     sys.stdout.flush()
@@ -261,5 +257,5 @@ def list_(
         for row in rows():
             if tuple(row) not in seen:
                 seen.add(tuple(row))
-                show(row)
+                typer.echo(_row_text(row, widths))
         sys.stdout.flush()

@@ -11,27 +11,27 @@ from typing import TextIO
 from rollouts.spec.problems import Problem
 
 
-def lint_problems(paths: Sequence[str]) -> tuple[list[Problem], list[tuple[int, Problem | None, str]]]:
-    """Problems and, in input order, the text lines to print: (index, problem or None, text)."""
+def lint_problems(paths: Sequence[str]) -> tuple[list[Problem], list[str]]:
+    """Problems and, in input order, the text lines to print (one per problem, `ok` per valid object)."""
     from rollouts.spec.loader import load_paths
     from rollouts.spec.validation import validate_objects
 
     result = load_paths(paths)
     checked = {id(c.obj): c for c in validate_objects(result.objects)}
     problems: list[Problem] = []
-    lines: list[tuple[int, Problem | None, str]] = []
+    lines: list[str] = []
     for item in result.order:
         if isinstance(item, Problem):
             problems.append(item)
-            lines.append((len(lines), item, item.format()))
+            lines.append(item.format())
             continue
         entry = checked[id(item)]
         if entry.ok:
             kind = item.kind or "<no kind>"
-            lines.append((len(lines), None, f"{item.source}:{item.line}: {kind}/{item.name or '<unnamed>'}: ok"))
+            lines.append(f"{item.source}:{item.line}: {kind}/{item.name or '<unnamed>'}: ok")
         for problem in entry.problems:
             problems.append(problem)
-            lines.append((len(lines), problem, problem.format()))
+            lines.append(problem.format())
     return problems, lines
 
 
@@ -46,10 +46,10 @@ def run_lint(paths: Sequence[str], output: str, out: TextIO | None = None) -> in
         problem = Problem(
             ",".join(paths), 0, "", "", "", f"internal error{where}: {type(exc).__name__}: {exc}", "error"
         )
-        problems, lines = [problem], [(0, problem, problem.format())]
+        problems, lines = [problem], [problem.format()]
     if output == "json":
         out.write(json.dumps([p.to_dict() for p in problems], indent=2) + "\n")
     else:
-        for _, _, text in lines:
+        for text in lines:
             out.write(text + "\n")
     return 1 if any(p.is_error for p in problems) else 0

@@ -12,12 +12,12 @@ import typer
 
 from rollouts.cli.common import HOME_OPTION, NAMESPACE_OPTION, fail, namespace_or_default, open_store
 from rollouts.cli.main import app
+from rollouts.views.info import POD_HASH_LABEL as HASH_LABEL
 
 if TYPE_CHECKING:
     from rollouts.store.sqlite import SQLiteStore
 
 INGRESS = "ingress"
-HASH_LABEL = "rollouts-pod-template-hash"
 
 
 @dataclass

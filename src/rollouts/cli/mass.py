@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 def abort_all(store: SQLiteStore, namespace: str | None) -> int:
     """Abort every rollout of `namespace` (None: all namespaces); 0 when all succeeded, 1 otherwise."""
+    from rollouts.api.actions import write_patch
     from rollouts.engine import intents
     from rollouts.spec.rollout import Rollout
     from rollouts.store.protocol import StoreError
@@ -29,10 +30,7 @@ def abort_all(store: SQLiteStore, namespace: str | None) -> int:
         label = f"{ns}/{name}" if namespace is None else name
         try:
             patch = intents.abort(Rollout.model_validate(obj))
-            if patch.spec:
-                store.patch("Rollout", ns, name, {"spec": dict(patch.spec)})
-            if patch.status:
-                store.patch("Rollout", ns, name, {"status": dict(patch.status)}, subresource="status")
+            write_patch(store, ns, name, patch)
         except (intents.IntentError, StoreError, ValueError) as exc:
             failed += 1
             typer.echo(f"{label}: failed: {str(exc).splitlines()[0]}")

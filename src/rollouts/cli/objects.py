@@ -11,13 +11,19 @@ from rollouts.cli.common import (
     HOME_OPTION,
     NAMESPACE_OPTION,
     fail,
+    namespace_for,
     namespace_or_default,
     open_store,
     split_kind_name,
 )
 from rollouts.cli.main import app
 
-CLUSTER_SCOPED = {"ClusterAnalysisTemplate"}
+
+def _manifests(files: list[str], namespace: str | None) -> list[dict[str, Any]]:
+    """The objects to write, validated (on any error: fail, nothing written), placed in their namespace and
+    without a status (the controller owns that)."""
+    placed = [_place(obj, namespace_or_default(namespace)) for obj in _load_valid(files)]
+    return [{k: v for k, v in obj.items() if k != "status"} for obj in placed]
 
 
 def _load_valid(files: list[str]) -> list[dict[str, Any]]:
@@ -40,10 +46,7 @@ def _load_valid(files: list[str]) -> list[dict[str, Any]]:
 
 def _place(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
     meta = dict(obj.get("metadata") or {})
-    if obj.get("kind") in CLUSTER_SCOPED:
-        meta["namespace"] = ""
-    else:
-        meta["namespace"] = meta.get("namespace") or namespace
+    meta["namespace"] = namespace_for(str(obj.get("kind")), meta.get("namespace") or namespace)
     return {**obj, "metadata": meta}
 
 
@@ -61,7 +64,7 @@ def apply(
     """Create or update objects from manifests (validated first: on any error nothing is written)."""
     from rollouts.store.protocol import Conflict, NotFound
 
-    objects = [_place(o, namespace_or_default(namespace)) for o in _load_valid(filename)]
+    objects = _manifests(filename, namespace)
     store = open_store(home)
     with store.transaction():
         for obj in objects:
@@ -69,16 +72,16 @@ def apply(
             try:
                 current = store.get(obj["kind"], meta["namespace"], meta["name"])
             except NotFound:
-                store.create({k: v for k, v in obj.items() if k != "status"})
+                store.create(obj)
                 typer.echo(f"{_ref(obj)} created")
                 continue
             merged_meta = {**current["metadata"], **{k: v for k, v in meta.items() if k != "resourceVersion"}}
-            desired = {**current, **{k: v for k, v in obj.items() if k != "status"}, "metadata": merged_meta}
-            if {k: desired.get(k) for k in desired if k not in ("metadata", "status")} == {
-                k: current.get(k) for k in desired if k not in ("metadata", "status")
-            } and merged_meta == current["metadata"]:
+            if merged_meta == current["metadata"] and all(
+                current.get(k) == v for k, v in obj.items() if k != "metadata"
+            ):
                 typer.echo(f"{_ref(obj)} unchanged")
                 continue
+            desired = {**current, **obj, "metadata": merged_meta}
             try:
                 store.update(desired)
             except Conflict as exc:
@@ -115,12 +118,12 @@ def create(
         return
     if not filename:
         fail("-f FILE is required (or: create analysisrun --from TEMPLATE)")
-    objects = [_place(o, namespace_or_default(namespace)) for o in _load_valid(filename)]
+    objects = _manifests(filename, namespace)
     store = open_store(home)
     with store.transaction():
         for obj in objects:
             try:
-                store.create({k: v for k, v in obj.items() if k != "status"})
+                store.create(obj)
             except AlreadyExists as exc:
                 fail(str(exc))
             typer.echo(f"{_ref(obj)} created")
@@ -139,7 +142,7 @@ def delete(
     kind_name, object_name = split_kind_name(kind, name)
     if not object_name:
         fail("a name is required: rollouts delete TYPE NAME")
-    ns = "" if kind_name in CLUSTER_SCOPED else namespace_or_default(namespace)
+    ns = namespace_for(kind_name, namespace)
     store = open_store(home)
     try:
         store.delete(kind_name, ns, object_name)

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from rollouts.cli.common import HOME_OPTION, NAMESPACE_OPTION, fail, namespace_or_default, open_store
+from rollouts.cli.common import (
+    HOME_OPTION,
+    NAMESPACE_OPTION,
+    fail,
+    namespace_for,
+    namespace_or_default,
+    open_store,
+)
 from rollouts.cli.main import app
 
 if TYPE_CHECKING:
@@ -34,12 +41,6 @@ def resolve_kind_name(kind: str, name: str | None = None) -> tuple[str, str]:
     if not object_name:
         fail(f"a name is required: {kind} NAME or {kind}/NAME")
     return kind_name, object_name
-
-
-def _namespace_for(kind: str, namespace: str | None) -> str:
-    from rollouts.store.protocol import CLUSTER_SCOPED_KINDS
-
-    return "" if kind in CLUSTER_SCOPED_KINDS else namespace_or_default(namespace)
 
 
 def _manifest_form(obj: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +144,7 @@ def patch(
         fail("--patch: a json patch must be a list of operations, e.g. "
              "'[{\"op\":\"replace\",\"path\":\"/spec/replicas\",\"value\":3}]'")
     store = open_store(home)
-    changed = apply_patch(store, kind_name, _namespace_for(kind_name, namespace), object_name, body, patch_type)
+    changed = apply_patch(store, kind_name, namespace_for(kind_name, namespace), object_name, body, patch_type)
     typer.echo(f"{kind_name.lower()}/{object_name} {'patched' if changed else 'patched (no change)'}")
 
 

@@ -9,8 +9,7 @@ import typer
 
 from rollouts.cli.common import HOME_OPTION, NAMESPACE_OPTION, fail, namespace_or_default, open_store
 from rollouts.cli.main import app
-
-PORT_ANNOTATION = "rollouts.io/port"
+from rollouts.views.info import PORT_ANNOTATION
 
 
 def parse_ports(spec: str) -> tuple[int, int]:

@@ -20,12 +20,12 @@ def use_color(no_color: bool) -> bool:
 
 
 def not_found(kind: str, namespace: str, name: str) -> str:
-    from rollouts.store.protocol import resource_name
-    from rollouts.views.tables import CLUSTER_SCOPED, GROUPS
+    from rollouts.store.protocol import CLUSTER_SCOPED_KINDS, resource_name
+    from rollouts.views.tables import GROUPS
 
     group = GROUPS.get(kind)
     what = f"{resource_name(kind)}.{group}" if group else resource_name(kind)
-    where = "" if kind in CLUSTER_SCOPED else f' in namespace "{namespace}"'
+    where = "" if kind in CLUSTER_SCOPED_KINDS else f' in namespace "{namespace}"'
     return f'{what} "{name}" not found{where}'
 
 

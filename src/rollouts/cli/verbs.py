@@ -1,12 +1,12 @@
 """The runbook's rollout verbs: promote, abort, retry, pause, resume, undo, restart, set image, status.
 
 Each verb is a patch on the Rollout, computed by the engine's pure intent functions and written to the
-store; the controller reacts to it like Argo's controller reacts to the kubectl plugin's patches."""
+store by the actions the dashboard API uses too (rollouts.api.actions); the controller reacts to it like Argo's controller reacts to the kubectl plugin's patches."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -22,8 +22,6 @@ from rollouts.cli.main import app
 
 if TYPE_CHECKING:
     from rollouts.api.actions import ActionResult
-    from rollouts.engine.intents import Patch
-    from rollouts.spec.rollout import Rollout
     from rollouts.store.sqlite import SQLiteStore
 
 set_app = typer.Typer(help="Change a rollout's spec (set image).", no_args_is_help=True)
@@ -32,18 +30,7 @@ app.add_typer(set_app, name="set")
 app.add_typer(retry_app, name="retry")
 
 
-def _load(store: SQLiteStore, namespace: str, name: str) -> tuple[dict[str, Any], Rollout]:
-    from rollouts.spec.rollout import Rollout
-    from rollouts.store.protocol import NotFound
-
-    try:
-        obj = store.get("Rollout", namespace, name)
-    except NotFound:
-        fail(f'rollouts.argoproj.io "{name}" not found in namespace "{namespace}"')
-    return obj, Rollout.model_validate(obj)
-
-
-def _run(name: str, namespace: str | None, home: str | None, verb: Callable[..., ActionResult]) -> None:
+def _run(name: str, namespace: str | None, home: str | None, verb: Callable[[SQLiteStore, str, str], ActionResult]) -> None:
     """Runs a shared action (rollouts.api.actions) on the named rollout and prints its message."""
     from rollouts.api.actions import ActionError, RolloutNotFound
 
@@ -57,12 +44,6 @@ def _run(name: str, namespace: str | None, home: str | None, verb: Callable[...,
     typer.echo(result.message)
 
 
-def _intent(name: str, namespace: str | None, home: str | None, make: Callable[[Rollout], Patch]) -> None:
-    from rollouts.api.actions import apply_intent
-
-    _run(name, namespace, home, lambda store, ns, n: apply_intent(store, ns, n, make))
-
-
 @app.command()
 def promote(
     name: str = typer.Argument(..., help="Rollout name."),
@@ -72,9 +53,10 @@ def promote(
     home: str | None = HOME_OPTION,
 ) -> None:
     """Promote a rollout: finish the current pause or step (or all steps with --full)."""
-    from rollouts.engine import intents
+    from rollouts.api import actions
 
-    _intent(name, namespace, home, lambda r: intents.promote(r, full=full, skip_current_step=skip_current_step))
+    _run(name, namespace, home,
+         lambda store, ns, n: actions.promote(store, ns, n, full=full, skip_current_step=skip_current_step))
 
 
 @app.command()
@@ -86,14 +68,14 @@ def abort(
     home: str | None = HOME_OPTION,
 ) -> None:
     """Abort a rollout: traffic and replicas go back to the stable version."""
-    from rollouts.engine import intents
+    from rollouts.api import actions
 
     if all_ == (name is not None):
         fail("give a rollout name or --all (not both)")
     if all_namespaces and not all_:
         fail("-A/--all-namespaces only goes with --all")
     if name is not None:
-        _intent(name, namespace, home, intents.abort)
+        _run(name, namespace, home, actions.abort)
         return
     from rollouts.cli.mass import abort_all
 
@@ -107,9 +89,9 @@ def retry_rollout(
     home: str | None = HOME_OPTION,
 ) -> None:
     """Retry an aborted rollout from its first step."""
-    from rollouts.engine import intents
+    from rollouts.api import actions
 
-    _intent(name, namespace, home, intents.retry)
+    _run(name, namespace, home, actions.retry)
 
 
 @app.command()
@@ -119,9 +101,9 @@ def pause(
     home: str | None = HOME_OPTION,
 ) -> None:
     """Pause a rollout: steps stop advancing until it is resumed or promoted."""
-    from rollouts.engine import intents
+    from rollouts.api import actions
 
-    _intent(name, namespace, home, intents.pause)
+    _run(name, namespace, home, actions.pause)
 
 
 @app.command()
@@ -131,9 +113,9 @@ def resume(
     home: str | None = HOME_OPTION,
 ) -> None:
     """Resume a paused rollout without skipping the step it is on."""
-    from rollouts.engine import intents
+    from rollouts.api import actions
 
-    _intent(name, namespace, home, intents.resume)
+    _run(name, namespace, home, actions.resume)
 
 
 @app.command()
@@ -146,7 +128,7 @@ def restart(
     """Restart the rollout's pods (a few at a time)."""
     from datetime import UTC, datetime, timedelta
 
-    from rollouts.engine import intents
+    from rollouts.api import actions
     from rollouts.spec.duration import DurationError, parse_duration
 
     try:
@@ -154,7 +136,7 @@ def restart(
     except DurationError as exc:
         fail(f"--in: {exc}")
     at = datetime.now(UTC) + timedelta(seconds=delay)
-    _intent(name, namespace, home, lambda r: intents.restart(r, at))
+    _run(name, namespace, home, lambda store, ns, n: actions.restart(store, ns, n, at))
 
 
 @app.command()
@@ -197,6 +179,7 @@ def status(
     """Print the rollout's status; with --watch, wait until Healthy (exit 0) or Degraded (exit 1)."""
     import time
 
+    from rollouts.api.actions import RolloutNotFound, load_rollout
     from rollouts.spec.duration import DurationError, parse_duration
 
     try:
@@ -209,7 +192,10 @@ def status(
     deadline = time.monotonic() + limit if limit > 0 else None
     last = ""
     while True:
-        obj, rollout = _load(store, ns, name)
+        try:
+            _, rollout = load_rollout(store, ns, name)
+        except RolloutNotFound as exc:
+            fail(str(exc))
         state = rollout.status
         phase = (state.phase if state else None) or "Progressing"
         message = (state.message if state else None) or ""

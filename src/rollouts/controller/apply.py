@@ -20,6 +20,7 @@ from rollouts.controller.objects import (
     owner_reference,
     replica_set_object,
 )
+from rollouts.controller.observe import observe_revision
 from rollouts.engine import types as t
 from rollouts.spec.rollout import Rollout
 from rollouts.store.protocol import AlreadyExists, NotFound, ObjectStore, Outcome
@@ -195,18 +196,18 @@ def apply_action(store: ObjectStore, rollout: Rollout, action: t.Action) -> None
             raise ActionFailed(f"unknown action {action!r}")
 
 
+_OUTCOMES: dict[str, Outcome] = {"RolloutCompleted": "promoted", "RolloutAborted": "aborted"}
+
+
 def record_outcome(store: ObjectStore, rollout: Rollout, current_pod_hash: str | None, event: t.EmitEvent) -> None:
     """Keeps the release history that `history` and `report` read in step with the rollout's events."""
-    revision = None
-    for rs in store.list("ReplicaSet", rollout.namespace):
-        if current_pod_hash and rs["metadata"]["labels"].get(POD_HASH_LABEL) == current_pod_hash:
-            revision = int(rs["metadata"]["annotations"].get(REVISION_ANNOTATION, "0"))
+    outcome = _OUTCOMES.get(event.reason)
+    if outcome is None or not current_pod_hash:
+        return
+    revision = observe_revision(store, rollout.namespace, rollout.name, current_pod_hash)
     if revision is None:
         return
-    outcomes: dict[str, Outcome] = {"RolloutCompleted": "promoted", "RolloutAborted": "aborted"}
-    outcome = outcomes.get(event.reason)
-    if outcome:
-        try:
-            store.set_revision_outcome(rollout.namespace, rollout.name, revision, outcome, event.message)
-        except (NotFound, KeyError, LookupError):
-            pass
+    try:
+        store.set_revision_outcome(rollout.namespace, rollout.name, revision, outcome, event.message)
+    except NotFound:
+        pass

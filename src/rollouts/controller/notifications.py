@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import logging
 import re
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from rollouts.controller.metrics import record_notification
 from rollouts.controller.notifications_config import (
     CONFIGMAP_NAME,
     SECRET_NAME,
@@ -34,9 +34,12 @@ from rollouts.controller.notifications_config import (
     parse_config,
     parse_documents,
     render,
+    secret_values,
     subscriptions,
     trigger_for,
 )
+from rollouts.controller.objects import REVISION_ANNOTATION
+from rollouts.controller.observe import observe_revision
 from rollouts.engine.types import Decision, EmitEvent
 from rollouts.spec.rollout import Rollout
 from rollouts.store.protocol import NotFound, ObjectStore
@@ -44,7 +47,6 @@ from rollouts.store.protocol import NotFound, ObjectStore
 log = logging.getLogger("rollouts.notifications")
 
 DEFAULT_CONTROLLER_NAMESPACE = "argo-rollouts"
-REVISION_ANNOTATION = "rollout.argoproj.io/revision"
 _RETRYABLE = frozenset({408, 425, 429})
 _REVISION = re.compile(r"\brevision (\d+)\b")
 
@@ -71,16 +73,6 @@ class NotificationStats:
     sent: int = 0
     failed: int = 0
     dropped: int = 0
-
-
-def _metrics_recorder() -> RecordFn | None:
-    """The controller metrics' `record_notification`, when that module is present."""
-    try:
-        module = importlib.import_module("rollouts.controller.metrics")
-    except ImportError:
-        return None
-    found = getattr(module, "record_notification", None)
-    return found if callable(found) else None
 
 
 def _safe_url(url: str) -> str:
@@ -110,7 +102,7 @@ class Notifier:
         self.backoff = backoff
         self.timeout = timeout
         self.stats = NotificationStats()
-        self._record = record if record is not None else _metrics_recorder()
+        self._record: RecordFn = record if record is not None else record_notification
         self._queue: asyncio.Queue[Notice] = asyncio.Queue(maxsize=queue_size)
         self._worker_count = max(workers, 1)
         self._workers: list[asyncio.Task[None]] = []
@@ -296,8 +288,6 @@ class Notifier:
             "service": service, "url": _safe_url(url) if url else "", "error": config.redact(error)}})
 
     def _count(self, notice: Notice, ok: bool) -> None:
-        if self._record is None:
-            return
         try:
             self._record(notice.namespace, notice.name, notice.event_type, notice.reason, ok)
         except Exception:
@@ -323,16 +313,11 @@ class Notifier:
             f"ConfigMap {CONFIGMAP_NAME} not found in namespace {namespace} or {self.controller_namespace}")
 
     def _secret(self, namespace: str) -> dict[str, str]:
-        import base64
-
         assert self.store is not None
         try:
-            obj = self.store.get("Secret", namespace, SECRET_NAME)
+            return secret_values(self.store.get("Secret", namespace, SECRET_NAME))
         except NotFound:
             return {}
-        values = {str(k): base64.b64decode(str(v)).decode() for k, v in (obj.get("data") or {}).items()}
-        values.update({str(k): str(v) for k, v in (obj.get("stringData") or {}).items()})
-        return values
 
     def _fields(self, notice: Notice) -> dict[str, Any]:
         rollout = notice.rollout
@@ -360,7 +345,7 @@ class Notifier:
             return str(annotations[REVISION_ANNOTATION])
         pod_hash = status.get("currentPodHash")
         if self.store is not None and pod_hash:
-            for rs in self.store.list("ReplicaSet", notice.namespace):
-                if (rs["metadata"].get("labels") or {}).get("rollouts-pod-template-hash") == pod_hash:
-                    return str((rs["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION, ""))
+            revision = observe_revision(self.store, notice.namespace, notice.name, pod_hash)
+            if revision is not None:
+                return str(revision)
         return ""

@@ -7,6 +7,7 @@ dotted paths into the rollout object), they never evaluate code."""
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -79,16 +80,6 @@ class Subscription:
 
 
 # --- triggers ----------------------------------------------------------------------------------------
-
-TRIGGERS = (
-    "on-rollout-updated",
-    "on-rollout-step-completed",
-    "on-rollout-paused",
-    "on-rollout-aborted",
-    "on-rollout-completed",
-    "on-analysis-run-failed",
-    "on-analysis-run-error",
-)
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
@@ -259,19 +250,22 @@ def parse_documents(text: str) -> tuple[dict[str, Any], dict[str, str]]:
     """A config file: a ConfigMap (and optionally its Secret) as YAML documents, or a plain key mapping.
 
     Returns the ConfigMap data and the secret values (Secret `stringData`, or `data` base64-decoded)."""
-    import base64
-
     data: dict[str, Any] = {}
     secrets: dict[str, str] = {}
     for doc in yaml.safe_load_all(text):
         if not isinstance(doc, Mapping):
             continue
         if doc.get("kind") == "Secret":
-            for k, v in (doc.get("data") or {}).items():
-                secrets[str(k)] = base64.b64decode(str(v)).decode()
-            secrets.update({str(k): str(v) for k, v in (doc.get("stringData") or {}).items()})
+            secrets.update(secret_values(doc))
         elif doc.get("kind") == "ConfigMap":
             data.update(doc.get("data") or {})
         elif "kind" not in doc:
             data.update(doc)
     return data, secrets
+
+
+def secret_values(secret: Mapping[str, Any]) -> dict[str, str]:
+    """A Secret's values: `data` base64-decoded, then `stringData` (which wins, as in Kubernetes)."""
+    values = {str(k): base64.b64decode(str(v)).decode() for k, v in (secret.get("data") or {}).items()}
+    values.update({str(k): str(v) for k, v in (secret.get("stringData") or {}).items()})
+    return values

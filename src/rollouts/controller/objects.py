@@ -7,15 +7,14 @@ import json
 from datetime import datetime
 from typing import Any
 
+from rollouts.engine.hashing import POD_TEMPLATE_HASH_LABEL as POD_HASH_LABEL
 from rollouts.spec.pod import PodTemplateSpec
 from rollouts.spec.rollout import Rollout
 
-POD_HASH_LABEL = "rollouts-pod-template-hash"
 REVISION_ANNOTATION = "rollout.argoproj.io/revision"
 SCALE_DOWN_DEADLINE_ANNOTATION = "scale-down-deadline"
 MANAGED_BY_ANNOTATION = "argo-rollouts.argoproj.io/managed-by-rollouts"
 HEADER_ROUTES_ANNOTATION = "rollouts.io/header-routes"
-PORT_ANNOTATION = "rollouts.io/port"
 NGINX_PREFIX = "nginx.ingress.kubernetes.io"
 
 

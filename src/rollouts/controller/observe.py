@@ -95,6 +95,15 @@ def canary_ingress(store: ObjectStore, rollout: Rollout) -> dict[str, Any] | Non
         return None
 
 
+def observe_revision(store: ObjectStore, namespace: str, rollout: str, pod_hash: str) -> int | None:
+    """The revision annotation of the rollout's ReplicaSet for `pod_hash` (None: there is no such ReplicaSet)."""
+    for rs in store.list("ReplicaSet", namespace, label_selector=f"{POD_HASH_LABEL}={pod_hash}"):
+        meta = rs["metadata"]
+        if any(ref.get("kind") == "Rollout" and ref.get("name") == rollout for ref in meta.get("ownerReferences") or []):
+            return int((meta.get("annotations") or {}).get(REVISION_ANNOTATION, "0") or 0)
+    return None
+
+
 def observe_rollout(store: ObjectStore, rollout: Rollout) -> Observed:
     namespace = rollout.namespace
     replica_sets = tuple(

@@ -16,6 +16,7 @@ from typing import Any
 from rollouts.controller.service import run_controller
 from rollouts.demo import manifests as m
 from rollouts.demo.load import LoadGenerator, LoadSnapshot
+from rollouts.runtime.local.routing import PORT_ANNOTATION
 from rollouts.store.home import database_path
 from rollouts.store.lock import HomeLock
 from rollouts.store.protocol import NotFound
@@ -328,5 +329,5 @@ def _ingress_port(store: SQLiteStore) -> int | None:
         ingress = store.get("Ingress", m.NAMESPACE, m.INGRESS)
     except NotFound:
         return None
-    raw = ((ingress.get("metadata") or {}).get("annotations") or {}).get("rollouts.io/port")
+    raw = ((ingress.get("metadata") or {}).get("annotations") or {}).get(PORT_ANNOTATION)
     return int(raw) if raw else None

@@ -9,9 +9,11 @@ analysis passed and any pause was released), so the preview can be scaled to ful
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from rollouts.engine import analysis as an
 from rollouts.engine import conditions as c
-from rollouts.engine.canary import retire_others
+from rollouts.engine.canary import abort_delay_elapsed, retire_others
 from rollouts.engine.context import Context
 from rollouts.engine.hashing import POD_TEMPLATE_HASH_LABEL
 from rollouts.spec.rollout import (
@@ -129,15 +131,8 @@ def reconcile_bg_abort(ctx: Context) -> None:
     if delay is None:
         delay = DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS
     current = ctx.desired.get(new_rs.name, 0)
-    if delay > 0 and current > 0:
-        deadline = ctx.deadline(new_rs)
-        if deadline is None:
-            deadline = (ctx.aborted_at or ctx.now) + (ctx.after(delay) - ctx.now)
-            ctx.set_deadline(new_rs, deadline)
-        if deadline <= ctx.now:
-            ctx.scale(new_rs, 0)
-        else:
-            ctx.requeue_at(deadline)
+    if delay > 0 and current > 0 and abort_delay_elapsed(ctx, new_rs, delay):
+        ctx.scale(new_rs, 0)
     retire_others(ctx, _delay(ctx))
 
 
@@ -181,11 +176,11 @@ def reconcile_cutover(ctx: Context) -> None:
                     if auto:
                         ctx.requeue_in(seconds)
                     return
-            elif auto and cond.start_time + (ctx.after(seconds) - ctx.now) <= ctx.now:
+            elif auto and cond.start_time + timedelta(seconds=seconds) <= ctx.now:
                 ctx.remove_pause(c.PAUSE_BLUE_GREEN)
             else:
                 if auto:
-                    ctx.requeue_at(cond.start_time + (ctx.after(seconds) - ctx.now))
+                    ctx.requeue_at(cond.start_time + timedelta(seconds=seconds))
                 return
         ctx.check_point = True
         ctx.scale(new_rs, ctx.replicas)

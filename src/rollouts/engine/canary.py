@@ -8,6 +8,8 @@ routed canaries size the canary for the weight and move the weight only once the
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from rollouts.engine import analysis as an
 from rollouts.engine import conditions as c
 from rollouts.engine.context import Context
@@ -242,15 +244,8 @@ def _traffic_routed_replicas(ctx: Context) -> None:
             if delay is None:
                 delay = DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS
             target_new = current
-            if delay > 0 and current > 0:
-                deadline = ctx.deadline(new_rs)
-                if deadline is None:
-                    deadline = (ctx.aborted_at or ctx.now) + (ctx.after(delay) - ctx.now)
-                    ctx.set_deadline(new_rs, deadline)
-                if deadline <= ctx.now:
-                    target_new = 0
-                else:
-                    ctx.requeue_at(deadline)
+            if delay > 0 and current > 0 and abort_delay_elapsed(ctx, new_rs, delay):
+                target_new = 0
     else:
         ctx.set_deadline(new_rs, None)
         weight = top if ctx.promote_full else set_weight_at(ctx.steps, ctx.index, top)
@@ -272,6 +267,19 @@ def _traffic_routed_replicas(ctx: Context) -> None:
         ctx.scale(new_rs, target_new)
         ctx.scale(stable, target_stable)
     retire_others(ctx, _scale_down_delay(ctx))
+
+
+def abort_delay_elapsed(ctx: Context, rs: ReplicaSetObservation, delay: int) -> bool:
+    """Whether the aborted update's ReplicaSet may scale down: its deadline (abort time + `delay`) is
+    set on first sight; until it passes the answer is False and the pass requeues for it."""
+    deadline = ctx.deadline(rs)
+    if deadline is None:
+        deadline = (ctx.aborted_at or ctx.now) + timedelta(seconds=delay)
+        ctx.set_deadline(rs, deadline)
+    if deadline <= ctx.now:
+        return True
+    ctx.requeue_at(deadline)
+    return False
 
 
 def _scale_down_delay(ctx: Context) -> int:
@@ -466,7 +474,7 @@ def _reconcile_pause_step(ctx: Context, step: CanaryStep) -> None:
         return
     if seconds is None:
         return
-    expires = cond.start_time + (ctx.after(seconds) - ctx.now)
+    expires = cond.start_time + timedelta(seconds=seconds)
     if expires <= ctx.now:
         ctx.remove_pause(c.PAUSE_CANARY_STEP)
         complete_step(ctx, step)

@@ -8,10 +8,8 @@ public function stays pure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from rollouts.engine import conditions as c
 from rollouts.engine.replicas import surge_and_unavailable
@@ -84,7 +82,7 @@ class Context:
     weights: TrafficWeights | None = None
     conditions: list[RolloutCondition] = field(default_factory=list)
     restarted_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    step_hash: str | None = None
 
     # Flags the later steps read.
     updated: bool = False
@@ -305,9 +303,3 @@ class Context:
 
     def after(self, seconds: float) -> datetime:
         return self.now + timedelta(seconds=seconds)
-
-
-def first(items: Iterable[Any]) -> Any:
-    for item in items:
-        return item
-    return None

@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from rollouts.engine.memo import MEMO_LIMIT, forget_oldest
 from rollouts.spec.pod import PodTemplateSpec
 from rollouts.spec.rollout import CanaryStep
 
@@ -20,7 +21,6 @@ POD_TEMPLATE_HASH_LABEL = "rollouts-pod-template-hash"
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 HASH_LENGTH = 10
 
-_MEMO_LIMIT = 65536
 _template_memo: dict[tuple[int, int], tuple[object, str]] = {}
 _steps_memo: dict[int, tuple[object, str]] = {}
 
@@ -58,8 +58,8 @@ def pod_template_hash(template: PodTemplateSpec, collision_count: int | None = N
     if collision_count:
         payload += b"/" + str(collision_count).encode()
     result = _encode(hashlib.sha256(payload).digest())
-    if len(_template_memo) >= _MEMO_LIMIT:
-        _forget_oldest(_template_memo)
+    if len(_template_memo) >= MEMO_LIMIT:
+        forget_oldest(_template_memo)
     _template_memo[key] = (template, result)
     return result
 
@@ -72,8 +72,8 @@ def steps_hash(steps: Sequence[CanaryStep] | None) -> str:
         return hit[1]
     payload = _canonical([s.to_dict() for s in steps or []])
     result = _encode(hashlib.sha256(payload).digest())
-    if len(_steps_memo) >= _MEMO_LIMIT:
-        _forget_oldest(_steps_memo)
+    if len(_steps_memo) >= MEMO_LIMIT:
+        forget_oldest(_steps_memo)
     _steps_memo[key] = (steps, result)
     return result
 
@@ -87,9 +87,3 @@ def templates_equal(a: PodTemplateSpec, b: PodTemplateSpec) -> bool:
     if a is b:
         return True
     return pod_template_hash(a) == pod_template_hash(b)
-
-
-def _forget_oldest(memo: dict[Any, Any]) -> None:
-    """Drop the oldest quarter of a memo (dicts keep insertion order)."""
-    for key in list(memo)[: len(memo) // 4 + 1]:
-        del memo[key]

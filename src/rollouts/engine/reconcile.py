@@ -15,7 +15,7 @@ from rollouts.engine import conditions as c
 from rollouts.engine.bluegreen import reconcile_blue_green
 from rollouts.engine.canary import reconcile_canary
 from rollouts.engine.context import Context
-from rollouts.engine.hashing import pod_template_hash, replica_set_name, steps_hash
+from rollouts.engine.hashing import POD_TEMPLATE_HASH_LABEL, pod_template_hash, replica_set_name, steps_hash
 from rollouts.engine.types import (
     CreateReplicaSet,
     Decision,
@@ -82,7 +82,7 @@ def reconcile_revision(ctx: Context) -> None:
         revision = max_revision + 1
         name = replica_set_name(ctx.name, ctx.pod_hash)
         labels = dict(template.metadata.labels)
-        labels["rollouts-pod-template-hash"] = ctx.pod_hash
+        labels[POD_TEMPLATE_HASH_LABEL] = ctx.pod_hash
         rs_template = template.model_copy(
             update={"metadata": template.metadata.model_copy(update={"labels": labels})}
         )
@@ -138,7 +138,7 @@ def reconcile_revision(ctx: Context) -> None:
         if ctx.current_step_index is None:
             ctx.current_step_index = 0
         ctx.current_step_index = min(max(ctx.current_step_index, 0), len(ctx.steps))
-    ctx.extra["step_hash"] = step_hash
+    ctx.step_hash = step_hash
 
 
 def _fast_track(ctx: Context, adopted: bool) -> None:
@@ -331,7 +331,7 @@ def _finish(ctx: Context) -> Decision:
     selector = spec.selector.match_labels if spec.selector is not None else {}
     selector_labels = dict(selector)
     if ctx.blue_green is not None and ctx.active_selector:
-        selector_labels["rollouts-pod-template-hash"] = ctx.active_selector
+        selector_labels[POD_TEMPLATE_HASH_LABEL] = ctx.active_selector
     selector_text = ",".join(f"{k}={v}" for k, v in sorted(selector_labels.items())) or None
 
     _set_conditions(ctx, updated=updated, ready=ready, available=available)
@@ -343,7 +343,7 @@ def _finish(ctx: Context) -> Decision:
             "pause_conditions": ctx.pause_conditions or None,
             "controller_pause": ctx.controller_pause or None,
             "current_pod_hash": ctx.pod_hash,
-            "current_step_hash": ctx.extra.get("step_hash"),
+            "current_step_hash": ctx.step_hash,
             "current_step_index": ctx.current_step_index if ctx.canary is not None and ctx.steps else None,
             "replicas": replicas_total,
             "updated_replicas": updated,

@@ -80,11 +80,6 @@ def with_min_pods(count: int, min_pods: int | None, replicas: int) -> int:
     return max(count, min(min_pods, replicas))
 
 
-def _available_after(pool_replicas: int, pool_available: int, new_replicas: int) -> int:
-    # Scaling down removes not-yet-available pods first.
-    return min(pool_available, new_replicas)
-
-
 def basic_canary_counts(
     *,
     replicas: int,
@@ -104,15 +99,12 @@ def basic_canary_counts(
     """
     counts = {new.name: new.replicas}
     available = {new.name: min(new.available, new.replicas)}
-    pools = [new]
     if stable is not None:
         counts[stable.name] = stable.replicas
         available[stable.name] = min(stable.available, stable.replicas)
-        pools.append(stable)
     for other in others:
         counts[other.name] = other.replicas
         available[other.name] = min(other.available, other.replicas)
-        pools.append(other)
     targets = {new.name: target_new}
     if stable is not None:
         targets[stable.name] = target_stable
@@ -142,7 +134,8 @@ def basic_canary_counts(
         lowest = max(target, current - free - max(budget, 0))
         if lowest >= current:
             continue
-        lost = available[pool.name] - _available_after(current, available[pool.name], lowest)
+        # Scaling down removes not-yet-available pods first.
+        lost = available[pool.name] - min(available[pool.name], lowest)
         budget -= lost
         available[pool.name] -= lost
         counts[pool.name] = lowest

@@ -1,6 +1,10 @@
 """The checks that make a Rollout `InvalidSpec` before the engine acts on it: strategy shape, step
 contents, traffic-routing requirements, and analysis references (templates must exist and step/pre/post
 analyses must not run forever). Messages name the field path and carry Argo's wording.
+
+These stay apart from the lint rules in spec.rules_rollout: the lint words its findings for authors and
+only warns about unsupported features and templates missing from its input, while a controller must
+refuse what it cannot run, report Argo's InvalidSpec messages, and not reject specs Argo accepts.
 """
 
 from __future__ import annotations
@@ -9,7 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from rollouts.engine.analysis import MissingTemplate, resolve_templates
+from rollouts.engine.memo import MEMO_LIMIT, forget_oldest
 from rollouts.engine.types import Observed
+from rollouts.spec.analysis import Metric
 from rollouts.spec.intorstr import IntOrPercentError, resolve_int_or_percent
 from rollouts.spec.rollout import DEFAULT_MAX_TRAFFIC_WEIGHT, Rollout, RolloutAnalysis
 
@@ -18,7 +24,6 @@ STEP_KEYS_MESSAGE = (
 )
 
 
-_MEMO_LIMIT = 65536
 _memo: dict[tuple[Any, ...], tuple[tuple[object, ...], list[str]]] = {}
 
 
@@ -38,8 +43,8 @@ def validate(rollout: Rollout, observed: Observed) -> list[str]:
     if hit is not None and hit[0][0] is rollout.spec:
         return list(hit[1])
     errors = _validate(rollout, observed)
-    if len(_memo) >= _MEMO_LIMIT:
-        _forget_oldest(_memo)
+    if len(_memo) >= MEMO_LIMIT:
+        forget_oldest(_memo)
     _memo[key] = ((rollout.spec, templates, cluster), errors)
     return list(errors)
 
@@ -166,21 +171,15 @@ def _validate_analysis(path: str, analysis: RolloutAnalysis, observed: Observed,
     return errors
 
 
-def _unbounded_metrics(path: str, template: str, metrics: Sequence[object]) -> list[str]:
+def _unbounded_metrics(path: str, template: str, metrics: Sequence[Metric]) -> list[str]:
+    """Metrics that measure on an interval with no count. Argo's rule: a negative count is not
+    "indefinite" (the lint rule `runs_indefinitely` is stricter), so this check stays separate."""
     errors = []
     for metric in metrics:
-        interval = getattr(metric, "interval", None)
-        count = getattr(metric, "count", None)
-        if interval and (count is None or count == 0 or count == "0"):
-            name = getattr(metric, "name", "")
+        count = metric.count
+        if metric.interval and (count is None or count == 0 or count == "0"):
             errors.append(
-                f"{path}.templates: AnalysisTemplate {template} has metric {name} which runs indefinitely. "
+                f"{path}.templates: AnalysisTemplate {template} has metric {metric.name} which runs indefinitely. "
                 f"Invalid value for count: {count if count is not None else 0}"
             )
     return errors
-
-
-def _forget_oldest(memo: dict[Any, Any]) -> None:
-    """Drop the oldest quarter of a memo (dicts keep insertion order)."""
-    for key in list(memo)[: len(memo) // 4 + 1]:
-        del memo[key]

@@ -70,24 +70,6 @@ class VersionTraffic:
     latency: LatencyModel
 
 
-@dataclass(frozen=True)
-class TickCounts:
-    requests: int
-    errors: int
-    slow: int
-
-
-def draw_tick(
-    rng: random.Random, requests: int, version: VersionTraffic, slow_threshold_ms: float | None
-) -> TickCounts:
-    """The errors and slow requests among `requests` requests of one version."""
-    errors = binomial(rng, requests, version.error_rate)
-    slow = 0
-    if slow_threshold_ms is not None:
-        slow = binomial(rng, requests, version.latency.share_slower_than(slow_threshold_ms))
-    return TickCounts(requests, errors, slow)
-
-
 def split_requests(rng: random.Random, total: int, canary_percent: float) -> tuple[int, int]:
     """(canary, stable) requests of `total` routed with the canary at `canary_percent` (each request
     independently, as a weighted router does)."""

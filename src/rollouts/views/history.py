@@ -1,7 +1,7 @@
 """A rollout's release history as `rollouts history` shows it: each remembered revision with its images,
 creation time, outcome and cause. Outcomes the controller does not record are derived here: a revision
 replaced while still current was superseded, and the revision live when an `undo` re-released an older
-template was rolled back."""
+template was rolled back. The CLI (`rollouts history`) and the dashboard API both show this."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class HistoryEntry(_ToDict):
     pod_hash: str
     images: dict[str, str]
     created: str
+    updated: str
     outcome: str  # current, promoted, aborted, rolled back, superseded
     cause: str
     live: bool  # the rollout's current pod template
@@ -44,6 +45,6 @@ def history(revisions: list[Revision], rollout: dict[str, Any] | None) -> list[H
                 outcome = "superseded"
                 cause = cause or f"replaced by revision {later.revision} before it was promoted"
         entries.append(HistoryEntry(revision=rev.revision, pod_hash=rev.pod_hash, images=dict(rev.images),
-                                    created=rev.created_at, outcome=outcome, cause=cause,
+                                    created=rev.created_at, updated=rev.updated_at, outcome=outcome, cause=cause,
                                     live=bool(current_hash) and rev.pod_hash == current_hash and later is None))
     return entries

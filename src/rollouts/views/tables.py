@@ -7,8 +7,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from rollouts.store.protocol import CLUSTER_SCOPED_KINDS
 from rollouts.views.ages import age
-from rollouts.views.info import PORT_ANNOTATION, analysis_run_info, pod_info
+from rollouts.views.info import POD_HASH_LABEL, PORT_ANNOTATION, analysis_run_info, pod_info
 from rollouts.views.model import RolloutInfo
 
 Obj = dict[str, Any]
@@ -18,7 +19,6 @@ GROUPS = {
     "ClusterAnalysisTemplate": "argoproj.io", "Experiment": "argoproj.io", "ReplicaSet": "apps",
     "Ingress": "networking.k8s.io",
 }
-CLUSTER_SCOPED = {"ClusterAnalysisTemplate"}
 
 
 def object_name(kind: str, name: str) -> str:
@@ -86,7 +86,7 @@ def _pod_row(pod: Obj, now: datetime, wide: bool) -> list[str]:
     row = [info.name, info.ready, info.status, str(info.restarts), info.age]
     if wide:
         row += ["127.0.0.1", str(info.port or "<none>"), (_meta(pod).get("labels") or {}).get(
-            "rollouts-pod-template-hash", "<none>")]
+            POD_HASH_LABEL, "<none>")]
     return row
 
 
@@ -163,12 +163,12 @@ WIDE_EXTRA: dict[str, list[str]] = {
 
 def table_header(kind: str, *, wide: bool = False, all_namespaces: bool = False) -> list[str]:
     header = list(HEADERS.get(kind, ["NAME", "AGE"])) + (WIDE_EXTRA.get(kind, []) if wide else [])
-    return (["NAMESPACE"] + header) if all_namespaces and kind not in CLUSTER_SCOPED else header
+    return (["NAMESPACE"] + header) if all_namespaces and kind not in CLUSTER_SCOPED_KINDS else header
 
 
 def table_row(kind: str, obj: Obj, now: datetime, *, wide: bool = False, all_namespaces: bool = False) -> list[str]:
     row = _rows(kind, obj, now, wide)
-    if all_namespaces and kind not in CLUSTER_SCOPED:
+    if all_namespaces and kind not in CLUSTER_SCOPED_KINDS:
         row = [str(_meta(obj).get("namespace") or "default"), *row]
     return row
 

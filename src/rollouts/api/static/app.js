@@ -221,7 +221,7 @@ function renderHistory(items) {
     el("tr", { "data-revision": rev.revision },
       el("td", {}, rev.revision),
       el("td", {}, Object.entries(rev.images).map(([c, i]) => `${c}=${i}`).join(", ")),
-      el("td", { class: `outcome ${rev.outcome}` }, rev.outcome),
+      el("td", { class: `outcome ${rev.outcome.replaceAll(" ", "-")}` }, rev.outcome),
       el("td", {}, rev.cause),
       el("td", {}, rev.createdAt),
       el("td", {}, el("button", { "data-undo": rev.revision, onclick: () => act(`undo/${rev.revision}`,

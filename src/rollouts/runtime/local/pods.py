@@ -12,13 +12,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rollouts.engine.hashing import POD_TEMPLATE_HASH_LABEL as POD_HASH_LABEL
+from rollouts.runtime.local.routing import PORT_ANNOTATION
 from rollouts.runtime.local.supervisor import PodState, PodSupervisor
 from rollouts.spec.pod import PodTemplateSpec
 from rollouts.store.protocol import AlreadyExists, NotFound, ObjectStore
 
 log = logging.getLogger(__name__)
 
-POD_HASH_LABEL = "rollouts-pod-template-hash"
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 UNRESOLVED_IMAGE_REASONS = ("ImageNotResolvable", "ImageMapInvalid")
 
@@ -146,7 +147,7 @@ class PodSync:
                 "name": state.name,
                 "namespace": state.namespace,
                 "labels": labels,
-                "annotations": {"rollouts.io/port": str(state.port), "rollouts.io/log": str(state.log_path)},
+                "annotations": {PORT_ANNOTATION: str(state.port), "rollouts.io/log": str(state.log_path)},
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs["metadata"]["name"],
                                      "uid": rs["metadata"].get("uid", ""), "controller": True}],
             },

@@ -15,16 +15,15 @@ from typing import Any
 from rollouts.analysis.providers.sequential import register_sequential_plugin
 from rollouts.analysis.providers.traffic import register_traffic_plugin
 from rollouts.runtime.local.images import ImageResolver
-from rollouts.runtime.local.pods import PodSync
+from rollouts.runtime.local.pods import POD_HASH_LABEL, PodSync
 from rollouts.runtime.local.proxy import IngressProxy
+from rollouts.runtime.local.routing import PORT_ANNOTATION
 from rollouts.runtime.local.services import Endpoint, ServiceBalancer, TrafficIdentity
 from rollouts.runtime.local.supervisor import PodState, PodSupervisor
 from rollouts.runtime.local.traffic import TrafficStats
 from rollouts.store.protocol import NotFound, ObjectStore
 
 log = logging.getLogger(__name__)
-
-PORT_ANNOTATION = "rollouts.io/port"
 
 
 class LocalRuntime:
@@ -91,7 +90,7 @@ class LocalRuntime:
                 continue
             selector = (svc.get("spec") or {}).get("selector") or {}
             endpoints = [
-                Endpoint(host="127.0.0.1", port=p.port, pod=p.name, pod_hash=p.labels.get("rollouts-pod-template-hash", ""))
+                Endpoint(host="127.0.0.1", port=p.port, pod=p.name, pod_hash=p.labels.get(POD_HASH_LABEL, ""))
                 for p in ready
                 if p.namespace == meta["namespace"] and selector
                 and all(p.labels.get(k) == v for k, v in selector.items())

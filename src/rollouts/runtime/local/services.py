@@ -24,12 +24,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from rollouts.runtime.local.routing import PORT_ANNOTATION
 from rollouts.runtime.local.traffic import TrafficStats
 from rollouts.spec.core import Service
 
 log = logging.getLogger(__name__)
 
-PORT_ANNOTATION = "rollouts.io/port"
 LISTEN_HOST = "127.0.0.1"
 
 # RFC 9110 section 7.6.1, plus the ones proxies conventionally strip.
