@@ -246,3 +246,33 @@ def test_invalid_ingress_is_reported_not_raised() -> None:
 def test_weight_split_is_monotonic(weight: int, rand: float) -> None:
     got = version([STABLE, canary(canary_weight=str(weight))], rand=rand)
     assert got == ("canary" if rand * 100 < weight else "stable")
+
+
+# (id, pattern, header value, expected): patterns Python's backtracking `re` takes seconds to minutes on
+# (`^(a+)+$` with 25 bytes took 1.46 s, x1.7 per byte); matched per request, they must be answered at once.
+HOSTILE_HEADER_PATTERNS = [
+    ("nested-quantifier", "^(a+)+$", "a" * 40 + "!", "stable"),
+    ("nested-quantifier-match", "^(a+)+$", "a" * 40, "canary"),
+    ("overlapping-alternation", "(a|a)+$", "a" * 40 + "!", "stable"),
+    ("huge-value", "(x|xx)+y$", "x" * 100_000, "stable"),
+]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(("pattern", "value", "expected"), [c[1:] for c in HOSTILE_HEADER_PATTERNS],
+                         ids=[c[0] for c in HOSTILE_HEADER_PATTERNS])
+def test_header_pattern_with_backtracking_regex_is_matched_in_linear_time(
+    pattern: str, value: str, expected: str
+) -> None:
+    notes = {"canary_by_header": "X-User", "canary_by_header_pattern": pattern}
+    table = build_table([STABLE, canary(**notes)])
+    assert table.problems == ()
+    for _ in range(20):  # per request: many requests must not add up to a stall either
+        assert version([STABLE, canary(**notes)], headers={"X-User": value}) == expected
+
+
+def test_header_pattern_refused_by_re2_goes_to_stable_with_a_problem() -> None:
+    notes = {"canary_by_header": "X-User", "canary_by_header_pattern": "(a)\\1", "canary_weight": "100"}
+    table = build_table([STABLE, canary(**notes)])
+    assert any("backreferences" in problem and "canary-by-header-pattern" in problem for problem in table.problems)
+    assert choose_backend(table, "app.example.com", "/", {"X-User": "aa"}, {}, 0.0).version == "stable"  # type: ignore[union-attr]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 import re
-import re._constants as sre_constants
-import re._parser as sre_parser
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
+
+from rollouts.linear_regex import LinearPattern, RegexError, compile_linear
 
 from .errors import ExprError
 
@@ -171,7 +171,7 @@ def _strings(op: str, a: Any, b: Any) -> tuple[str, str]:
 
 def matches(subject: Any, pattern: Any) -> bool:
     s, p = _strings("matches", subject, pattern)
-    return _compile_regex(p).search(s) is not None
+    return _compile_regex(p).search(s, limit=MAX_STRING_LENGTH)
 
 
 def _lt(a: Any, b: Any) -> bool:
@@ -237,38 +237,13 @@ COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
 
 # ---------------------------------------------------------------- regular expressions
 
-_REPEATS = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT}
-_UNSUPPORTED = {sre_constants.GROUPREF, sre_constants.GROUPREF_EXISTS, sre_constants.ASSERT,
-                sre_constants.ASSERT_NOT}
-
-
-def _check_regex(items: Any, inside_repeat: bool) -> None:
-    """Refuse what RE2 (Go's engine) refuses and what could make a backtracking engine hang."""
-    for op, arg in items:
-        if op in _UNSUPPORTED:
-            raise ExprError("invalid regular expression: backreferences and lookarounds are not supported")
-        if op in _REPEATS:
-            low, high, sub = arg
-            unbounded = high is sre_constants.MAXREPEAT or high > 1
-            if unbounded and inside_repeat:
-                raise ExprError("regular expression with nested repetition is refused (it could run "
-                                "for a very long time)")
-            _check_regex(sub, inside_repeat or unbounded)
-        elif op is sre_constants.SUBPATTERN:
-            _check_regex(arg[-1], inside_repeat)
-        elif op is sre_constants.BRANCH:
-            for branch in arg[1]:
-                _check_regex(branch, inside_repeat)
-        elif op is sre_constants.ATOMIC_GROUP:
-            _check_regex(arg, inside_repeat)
-
-
 @lru_cache(maxsize=256)
-def _compile_regex(pattern: str) -> re.Pattern[str]:
+def _compile_regex(pattern: str) -> LinearPattern:
+    # RE2, as Go's regexp (Argo's expr): linear in the subject, so `(a|a)+$` or `(a+)+$` cannot hang an
+    # evaluation; backreferences and lookarounds are refused, as Go refuses them.
     try:
-        _check_regex(sre_parser.parse(pattern), False)
-        return re.compile(pattern)
-    except re.error as exc:
+        return compile_linear(pattern)
+    except RegexError as exc:
         raise ExprError(f"invalid regular expression {pattern!r}: {exc}") from None
 
 

@@ -25,13 +25,13 @@ Semantics carried over from ingress-nginx:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from rollouts.linear_regex import LinearPattern, RegexError, compile_linear
 from rollouts.spec.core import Ingress, IngressBackend
 
 DEFAULT_ANNOTATION_PREFIX = "nginx.ingress.kubernetes.io"
@@ -59,6 +59,8 @@ class CanaryPolicy:
     header_value: str | None = None
     header_pattern: str | None = None
     cookie: str | None = None
+    # The compiled header pattern (RE2, linear time); None when there is none or it is invalid.
+    header_regex: LinearPattern | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -286,10 +288,11 @@ def _canary_policy(ing: Ingress, backend: IngressBackend, prefix: str, problems:
         )
         weight = min(max(weight, 0), total)
     pattern = get("canary-by-header-pattern")
+    regex: LinearPattern | None = None
     if pattern is not None:
         try:
-            re.compile(pattern)
-        except re.error as exc:
+            regex = compile_linear(pattern)
+        except RegexError as exc:
             problems.append(
                 f"Ingress {_name(ing)}: metadata.annotations.{prefix}/canary-by-header-pattern: {pattern!r} "
                 f"is not a valid regular expression ({exc}); requests carrying the header go to stable"
@@ -306,6 +309,7 @@ def _canary_policy(ing: Ingress, backend: IngressBackend, prefix: str, problems:
         header_value=get("canary-by-header-value"),
         header_pattern=pattern,
         cookie=get("canary-by-cookie"),
+        header_regex=regex,
     )
 
 
@@ -379,11 +383,11 @@ def _goes_to_canary(
                 if value == policy.header_value:
                     return True
             elif policy.header_pattern:
-                try:
-                    if re.search(policy.header_pattern, value):
-                        return True
-                except re.error:
+                # Matched per request: RE2 (linear time, bounded subject), never a backtracking engine.
+                if policy.header_regex is None:
                     return False
+                if policy.header_regex.search(value):
+                    return True
             elif value == "always":
                 return True
             elif value == "never":
