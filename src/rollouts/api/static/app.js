@@ -149,7 +149,7 @@ function renderList(items) {
       el("td", { class: "set-weight" }, info.setWeight ?? "-"),
       el("td", { class: "actual-weight" }, info.actualWeight ?? "-"),
       el("td", { class: "images" }, images(info)),
-      el("td", { class: "ready" }, `${info.ready}/${info.desired}`));
+      el("td", { class: "ready" }, `${info.ready}/${info.current}`));
   }));
   $("#empty").hidden = items.length > 0;
 }
@@ -196,7 +196,7 @@ function renderRollout(detail) {
   $("#r-message").textContent = info.message || "";
   const summary = [
     ["strategy", info.strategy], ["step", info.step ?? "-"], ["set weight", info.setWeight ?? "-"],
-    ["actual weight", info.actualWeight ?? "-"], ["ready", `${info.ready}/${info.desired}`],
+    ["actual weight", info.actualWeight ?? "-"], ["ready", `${info.ready}/${info.current}`],
     ["updated", info.updated], ["available", info.available], ["images", images(info) || "-"],
   ];
   $("#summary").replaceChildren(...summary.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { "data-field": k }, v)]));
