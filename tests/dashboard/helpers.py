@@ -85,9 +85,11 @@ def seed(store: SQLiteStore) -> dict[str, Any]:
 
 
 @contextmanager
-def live_server(db: Path, *, bind_host: str = "127.0.0.1", heartbeat: float = 15.0) -> Iterator[str]:
-    """The dashboard on 127.0.0.1:<free port> (bind_host only decides the access rules); yields its URL."""
-    app = create_app(lambda: SQLiteStore(db), token=TOKEN, bind_host=bind_host, heartbeat=heartbeat)
+def live_server(db: Path, *, bind_host: str = "127.0.0.1", heartbeat: float = 15.0,
+                **options: Any) -> Iterator[str]:
+    """The dashboard on 127.0.0.1:<free port> (bind_host only decides the access rules); yields its URL.
+    `options` go to create_app (limits such as max_streams)."""
+    app = create_app(lambda: SQLiteStore(db), token=TOKEN, bind_host=bind_host, heartbeat=heartbeat, **options)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -25,7 +25,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_controller_serves_the_dashboard(tmp_path: Path) -> None:
+def test_controller_serves_the_dashboard_and_logs_its_address(tmp_path: Path) -> None:
     home, port = tmp_path / "home", free_port()
     env = {k: v for k, v in os.environ.items() if k != "ROLLOUTS_DASHBOARD_TOKEN"} | {"ROLLOUTS_HOME": str(home)}
     log = (tmp_path / "controller.log").open("wb")
@@ -60,6 +60,8 @@ def test_controller_serves_the_dashboard(tmp_path: Path) -> None:
         assert opened.wait(10)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0, (tmp_path / "controller.log").read_text()
+        # 12.14: the controller's log says where the dashboard is.
+        assert f"dashboard listening on http://127.0.0.1:{port}/" in (tmp_path / "controller.log").read_text()
     finally:
         if process.poll() is None:
             process.kill()

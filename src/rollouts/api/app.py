@@ -23,6 +23,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rollouts.api import actions
+from rollouts.api.guard import (
+    MAX_BODY_BYTES,
+    MAX_STREAMS,
+    MAX_STREAMS_PER_CLIENT,
+    CountedStream,
+    RequestGuard,
+    StreamLimitReached,
+    StreamLimits,
+)
 from rollouts.api.models import (
     ActionOutcome,
     AnalysisRunList,
@@ -37,7 +46,7 @@ from rollouts.api.models import (
     revision_view,
 )
 from rollouts.api.schema import mirror
-from rollouts.api.token import is_loopback, read_needs_token, tokens_match
+from rollouts.api.token import auth_problem, is_loopback, read_needs_token
 from rollouts.store.protocol import Expired, ObjectStore
 from rollouts.views.history import history as history_entries
 from rollouts.views.info import RolloutNotFound, list_rollout_infos, rollout_info
@@ -86,12 +95,10 @@ def _static(name: str) -> bytes:
 
 
 class SecurityHeaders:
-    """Adds the security headers to every response; on a loopback bind, refuses foreign Host headers so a
-    DNS-rebinding page cannot read the open API through the victim's browser."""
+    """Adds the security headers to every response (the guard's refusals included) and drops any cookie."""
 
-    def __init__(self, app: ASGIApp, *, check_host: bool) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.check_host = check_host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,27 +113,7 @@ class SecurityHeaders:
                 message = {**message, "headers": headers}
             await send(message)
 
-        if self.check_host and not _loopback_host(scope):
-            body = b'{"detail":"this dashboard answers only to localhost addresses"}'
-            await with_headers({"type": "http.response.start", "status": 421,
-                                "headers": [(b"content-type", b"application/json"),
-                                            (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
-            return
         await self.app(scope, receive, with_headers)
-
-
-def _loopback_host(scope: Scope) -> bool:
-    host = ""
-    for key, value in scope.get("headers", []):
-        if key == b"host":
-            host = value.decode("latin-1")
-            break
-    if host.startswith("["):
-        name = host[1:].partition("]")[0]
-    else:
-        name = host.rpartition(":")[0] if host.count(":") == 1 else host
-    return is_loopback(name)
 
 
 def _event(kind: str, payload: Any, version: int) -> bytes:
@@ -140,6 +127,9 @@ def create_app(
     bind_host: str,
     clock: Clock = _utcnow,
     heartbeat: float = 15.0,
+    max_body: int = MAX_BODY_BYTES,
+    max_streams: int = MAX_STREAMS,
+    max_streams_per_client: int = MAX_STREAMS_PER_CLIENT,
 ) -> FastAPI:
     """The dashboard application. `store_factory` is called once, on first use; the store is closed on
     shutdown. `bind_host` decides whether reading needs the token (see `read_needs_token`)."""
@@ -164,18 +154,21 @@ def create_app(
         openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
         description="Rollouts, their analysis runs, history and events; operator actions behind a bearer token.",
     )
-    app.add_middleware(SecurityHeaders, check_host=is_loopback(bind_host))
+    # Added first, so it runs inside SecurityHeaders: its refusals carry the security headers too.
+    app.add_middleware(RequestGuard, token=token, loopback_only=is_loopback(bind_host), limit=max_body)
+    app.add_middleware(SecurityHeaders)
+    limits = StreamLimits(total=max_streams, per_client=max_streams_per_client)
+    app.state.stream_limits = limits
     # Called by whoever stops the server: open event streams end instead of holding the shutdown.
     app.state.close_streams = closing.set
     open_reads = not read_needs_token(bind_host)
 
     def check(credentials: HTTPAuthorizationCredentials | None) -> None:
-        if credentials is None or not credentials.credentials:
-            raise HTTPException(401, "this needs the dashboard token: send 'Authorization: Bearer <token>' "
-                                     "(rollouts dashboard --show-token prints it)",
-                                headers={"WWW-Authenticate": "Bearer"})
-        if not tokens_match(credentials.credentials, token):
-            raise HTTPException(403, "the bearer token is not the dashboard token")
+        given = f"Bearer {credentials.credentials}" if credentials is not None else None
+        problem = auth_problem(given, token)
+        if problem is not None:
+            raise HTTPException(problem[0], problem[1],
+                                headers={"WWW-Authenticate": "Bearer"} if problem[0] == 401 else None)
 
     def reader(credentials: Credentials) -> None:
         if not open_reads:
@@ -270,8 +263,14 @@ def create_app(
                     last = payload
                     yield _event("update", payload, version)
 
-        return StreamingResponse(events_out(), media_type="text/event-stream",
-                                 headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+        client = request.client.host if request.client is not None else "unknown"
+        try:
+            release = limits.acquire(client)
+        except StreamLimitReached as exc:
+            raise HTTPException(exc.status, exc.detail,
+                                headers={"retry-after": "10"} if exc.status == 503 else None) from None
+        return CountedStream(events_out(), release, media_type="text/event-stream",
+                             headers={"cache-control": "no-store", "x-accel-buffering": "no"})
 
     sse_doc: dict[int | str, dict[str, Any]] = {200: {
         "description": "server-sent events: `snapshot` first, then `update` on each change; `: heartbeat` "

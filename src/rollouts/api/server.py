@@ -54,15 +54,32 @@ async def serve_until(server: uvicorn.Server, stop: asyncio.Event) -> None:
     """Runs the server until `stop` is set; raises OSError when it cannot listen."""
     task = asyncio.create_task(_serve(server))
     waiter = asyncio.create_task(stop.wait())
+    announce = asyncio.create_task(_announce(server))
     try:
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        announce.cancel()
         app = server.config.app
         if isinstance(app, FastAPI):
             app.state.close_streams()
         server.should_exit = True
         waiter.cancel()
     await task
+
+
+def url(server: uvicorn.Server) -> str:
+    """The address to open in a browser (the bound port, brackets around a v6 host)."""
+    host = server.config.host
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{bound_port(server) or server.config.port}/"
+
+
+async def _announce(server: uvicorn.Server) -> None:
+    """Logs the address once the server listens, so the controller's log says where the dashboard is."""
+    with contextlib.suppress(TimeoutError):
+        await wait_started(server, timeout=60)
+        address = url(server)
+        log.info("dashboard listening on %s", address, extra={"fields": {"address": address}})
 
 
 async def wait_started(server: uvicorn.Server, timeout: float = 10.0) -> None:

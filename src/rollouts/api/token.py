@@ -7,11 +7,12 @@ accepted from the Authorization header, never from a cookie or a URL."""
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+
+from rollouts.netaddr import is_loopback_host
 
 TOKEN_FILE = "dashboard.token"
 TOKEN_ENV = "ROLLOUTS_DASHBOARD_TOKEN"
@@ -73,13 +74,7 @@ def tokens_match(given: str | None, expected: str) -> bool:
 
 def is_loopback(host: str) -> bool:
     """127.0.0.0/8, ::1 and localhost; 0.0.0.0 and :: listen on every interface, so they are not."""
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 def read_needs_token(bind_host: str) -> bool:
@@ -95,3 +90,15 @@ def bearer(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()
+
+
+def auth_problem(authorization: str | None, expected: str) -> tuple[int, str] | None:
+    """None when the Authorization header carries the token; else the status (401 no token, 403 a wrong
+    one) and the text to answer with."""
+    given = bearer(authorization)
+    if given is None:
+        return 401, ("this needs the dashboard token: send 'Authorization: Bearer <token>' "
+                     "(rollouts dashboard --show-token prints it)")
+    if not tokens_match(given, expected):
+        return 403, "the bearer token is not the dashboard token"
+    return None

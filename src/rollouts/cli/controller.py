@@ -26,6 +26,10 @@ def controller(
     metrics_address: str = typer.Option(
         "127.0.0.1:8090", "--metrics-address",
         help="HOST:PORT for /metrics and /healthz (port 0 picks a free one; an empty value serves neither)."),
+    metrics_allowed_hosts: list[str] = typer.Option(  # noqa: B008 - typer's option declaration
+        [], "--metrics-allowed-hosts",
+        help="Host names /metrics and /healthz also answer to (comma-separated or repeated; * for any), "
+             "for a Prometheus scraping a non-loopback address."),
     dashboard_address: str = typer.Option(
         "", "--dashboard-address",
         help="HOST:PORT to serve the web dashboard on, e.g. 127.0.0.1:3100 (default: not served)."),
@@ -39,7 +43,7 @@ def controller(
     import asyncio
 
     from rollouts.controller.logs import configure
-    from rollouts.controller.metrics_http import parse_metrics_address
+    from rollouts.controller.metrics_http import parse_allowed_hosts, parse_metrics_address
     from rollouts.controller.service import run_controller
     from rollouts.netaddr import AddressError
     from rollouts.store.home import rollouts_home
@@ -49,6 +53,7 @@ def controller(
     if metrics_address:
         try:
             parse_metrics_address(metrics_address)
+            allowed_hosts = parse_allowed_hosts(metrics_allowed_hosts)
         except AddressError as exc:
             fail(str(exc))
     folder = rollouts_home(home)
@@ -56,7 +61,8 @@ def controller(
     try:
         asyncio.run(run_controller(folder, images=images, prometheus_address=prometheus_address,
                                    probe_period=probe_period, metrics_address=metrics_address or None,
-                                   companions=companions, notifications_config=notifications_config))
+                                   companions=companions, notifications_config=notifications_config,
+                                   metrics_allowed_hosts=allowed_hosts if metrics_address else frozenset()))
     except (LockHeld, AddressError, OSError) as exc:
         fail(str(exc))
 

@@ -1,17 +1,29 @@
 """The controller's HTTP endpoints: `/metrics` (the controller's series followed by the local ingress proxy's
 request series, so one scrape target carries both) and `/healthz` (liveness: 200 while the loop keeps
-completing passes, 503 once it has not for `stale_after` seconds)."""
+completing passes, 503 once it has not for `stale_after` seconds).
+
+Both answer only to a Host header that names this machine's loopback, the bound address, or a name on the
+allow-list (`--metrics-allowed-hosts`, for a Prometheus that scrapes a non-loopback address): a
+DNS-rebinding page must not read rollout names, hashes and phases through a browser."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from rollouts.controller.metrics import CONTENT_TYPE
-from rollouts.netaddr import AddressError, parse_address
+from rollouts.netaddr import (
+    AddressError,
+    HostHeaderError,
+    host_allowed,
+    is_loopback_host,
+    parse_address,
+    parse_host_header,
+)
 
 log = logging.getLogger("rollouts.controller")
 
@@ -23,6 +35,27 @@ def parse_metrics_address(value: str) -> tuple[str, int]:
     return parse_address(value, what="--metrics-address", example=DEFAULT_ADDRESS)
 
 
+def parse_allowed_hosts(values: Iterable[str]) -> frozenset[str]:
+    """`--metrics-allowed-hosts`: host names or addresses (comma-separated or repeated), `*` for any."""
+    hosts: set[str] = set()
+    for value in values:
+        for item in value.split(","):
+            item = item.strip().lower()
+            if not item:
+                continue
+            if item != "*":
+                try:
+                    host, port = parse_host_header(item)
+                except HostHeaderError:
+                    host, port = "", None
+                if not host or port is not None:
+                    raise AddressError(f"--metrics-allowed-hosts: {item!r} is not a host name or address "
+                                       "(no port, no scheme; e.g. prometheus.internal,10.0.0.5 or *)")
+                item = host
+            hosts.add(item)
+    return frozenset(hosts)
+
+
 @dataclass
 class MetricsServer:
     """Serves `render()` + every `extra()` on /metrics and `healthy()` on /healthz."""
@@ -30,13 +63,17 @@ class MetricsServer:
     render: Callable[[], bytes]
     healthy: Callable[[], tuple[bool, str]]
     extra: list[Callable[[], bytes]]
+    allowed_hosts: frozenset[str] = field(default_factory=frozenset)
     _runner: web.AppRunner | None = None
     port: int = 0
     host: str = ""
 
     async def start(self, address: str) -> None:
         host, port = parse_metrics_address(address)
-        app = web.Application()
+        allowed = set(self.allowed_hosts)
+        if not is_loopback_host(host) and host not in ("0.0.0.0", "::", ""):
+            allowed.add(host.strip("[]").lower())  # the address it was asked to listen on names itself
+        app = web.Application(middlewares=[_host_check(frozenset(allowed))])
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         runner = web.AppRunner(app, access_log=None)
@@ -70,3 +107,23 @@ class MetricsServer:
     async def _healthz(self, request: web.Request) -> web.Response:
         ok, detail = self.healthy()
         return web.Response(status=200 if ok else 503, text=f"{'ok' if ok else 'unhealthy'}: {detail}\n")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _host_check(allowed: frozenset[str]) -> Middleware:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        value = request.headers.get("Host")
+        if host_allowed(value, allowed):
+            return await handler(request)
+        try:
+            parse_host_header(value or "")
+        except HostHeaderError as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        return web.Response(status=421, text=(
+            f"Host {value!r} is not this controller's: it answers to localhost, 127.0.0.1, [::1]"
+            f"{''.join(', ' + h for h in sorted(allowed))} (--metrics-allowed-hosts adds names)\n"))
+
+    return check

@@ -53,7 +53,8 @@ def _liveness(controller: Controller, stale_after: float = LIVENESS_SECONDS) -> 
 async def run_controller(home: Path, *, images: Path | None = None, prometheus_address: str | None = None,
                          probe_period: float = 1.0, stop: asyncio.Event | None = None,
                          notifications_config: Path | None = None, metrics_address: str | None = None,
-                         companions: Sequence[Companion] = (), proxy_metrics_port: int | None = None) -> None:
+                         companions: Sequence[Companion] = (), proxy_metrics_port: int | None = None,
+                         metrics_allowed_hosts: frozenset[str] = frozenset()) -> None:
     """Run until `stop` is set. `metrics_address` (HOST:PORT) serves /metrics and /healthz; None serves nothing.
     `companions` run beside the loop until `stop` (the dashboard); one failing stops the controller.
     `proxy_metrics_port` serves the ingress proxy's own /metrics there (what a Prometheus scrapes)."""
@@ -72,7 +73,7 @@ async def run_controller(home: Path, *, images: Path | None = None, prometheus_a
             metrics = controller_metrics.ControllerMetrics(store)
             controller.observers.append(metrics)
             server = MetricsServer(render=metrics.render, healthy=_liveness(controller),
-                                   extra=[runtime.render_metrics])
+                                   extra=[runtime.render_metrics], allowed_hosts=metrics_allowed_hosts)
             if metrics_address is not None:
                 await server.start(metrics_address)
             controller_metrics.activate(metrics)
