@@ -120,7 +120,7 @@ def paused_canary(store: SQLiteStore, clock: Clock) -> None:
     clock.now = NOW
     status = {"phase": "Paused", "message": "CanaryPauseStep", "currentStepIndex": 1, "stableRS": "578bfdb4b8",
               "currentPodHash": "64fb847897", "replicas": 2, "updatedReplicas": 1, "readyReplicas": 2,
-              "availableReplicas": 2, "pauseConditions": [{"reason": "CanaryPauseStep"}],
+              "availableReplicas": 2, "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2024-05-01T11:59:00Z"}],
               "canary": {"weights": {"canary": {"weight": 30}, "stable": {"weight": 70}}}}
     store.patch("Rollout", "default", ro["metadata"]["name"], {"status": status}, subresource="status")
     store.record_event({"kind": "Rollout", "namespace": "default", "name": "echo-rollout"}, "Normal",

@@ -136,7 +136,7 @@ def test_list_rollouts(home: Path, cli: Cli) -> None:
     assert lines[0].split() == ["NAME", "STRATEGY", "STATUS", "STEP", "SET-WEIGHT", "READY", "DESIRED",
                                 "UP-TO-DATE", "AVAILABLE"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
-    assert rows["echo-rollout"] == ["echo-rollout", "Canary", "Paused", "1/6", "30", "2/1", "1", "1", "2"]
+    assert rows["echo-rollout"] == ["echo-rollout", "Canary", "Paused", "1/6", "30", "2/2", "1", "1", "2"]
     assert rows["bg"][1:5] == ["BlueGreen", "Progressing", "-", "-"]
     assert cli("list", "rollouts", "-A").output.splitlines()[0].startswith("NAMESPACE  NAME")
     assert len(cli("list", "rollouts", "--name", "bg").output.splitlines()) == 2

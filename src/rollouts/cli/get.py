@@ -143,6 +143,18 @@ def _tree_changes(store: SQLiteStore, since: int, deadline: float | None) -> Ite
         yield bool(changes)
 
 
+def _ordered(objs: list[Obj], kind: str, sort_by: str | None) -> list[Obj]:
+    """The rows in --sort-by order; events default to kubectl's order (by last timestamp)."""
+    from rollouts.views.sorting import SortError, parse_sort_by, sort_events, sort_objects
+
+    if sort_by is None:
+        return sort_events(objs) if kind == "Event" else objs
+    try:
+        return sort_objects(objs, parse_sort_by(sort_by))
+    except SortError as exc:
+        fail(str(exc))
+
+
 @app.command()
 def get(
     kind: str = typer.Argument(..., help="Kind: rollout(ro), analysisrun(ar), analysistemplate(at), "
@@ -157,6 +169,8 @@ def get(
     output: str | None = typer.Option(None, "--output", "-o", help="json, yaml, name or wide."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours in the rollout tree."),
     timeout_seconds: int = typer.Option(0, "--timeout-seconds", help="Stop watching after N seconds (0: never)."),
+    sort_by: str | None = typer.Option(None, "--sort-by", help="Sort rows by a field path, e.g. "
+                                       ".metadata.creationTimestamp (events: .lastTimestamp by default)."),
     home: str | None = HOME_OPTION,
 ) -> None:
     """Show objects: `get rollout NAME` draws Argo's tree; other forms print kubectl-style tables."""
@@ -165,6 +179,7 @@ def get(
 
     kind_name, name = _kind_and_name(kind, name)
     _check_output(output)
+    _ordered([], kind_name, sort_by)  # a bad --sort-by fails before anything is read
     ns: str | None = None if all_namespaces else namespace_or_default(namespace)
     store = open_store(home)
     color = use_color(no_color)
@@ -186,6 +201,7 @@ def get(
         fail(str(exc.args[0]))
     except ValueError as exc:  # a bad selector
         fail(str(exc))
+    objs = _ordered(objs, kind_name, sort_by)
     if output in ("json", "yaml", "name"):
         # A named object that is missing failed above, so `single` always has its one object.
         print_objects(objs, output, single=name is not None)
@@ -215,6 +231,7 @@ def list_(
     name: str | None = typer.Option(None, "--name", help="Only the rollout with this name."),
     watch: bool = typer.Option(False, "--watch", "-w", help="Print a new line whenever a rollout changes."),
     timeout_seconds: int = typer.Option(0, "--timeout-seconds", help="Stop watching after N seconds (0: never)."),
+    timestamps: bool = typer.Option(False, "--timestamps", help="Start each line with the time it was printed."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
 ) -> None:
@@ -232,8 +249,12 @@ def list_(
         infos = [i for i in list_rollout_infos(store, ns) if name is None or i.name == name]
         return [list_row(i, all_namespaces=all_namespaces) for i in infos]
 
-    header = (["NAMESPACE"] if all_namespaces else []) + LIST_HEADER
-    current = rows()
+    def stamped(row: list[str]) -> list[str]:
+        # Argo's --timestamps: the UTC second each line was printed, in the first column.
+        return [datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), *row] if timestamps else row
+
+    header = (["TIMESTAMP"] if timestamps else []) + (["NAMESPACE"] if all_namespaces else []) + LIST_HEADER
+    current = [stamped(row) for row in rows()]
     if not current and not watch:
         typer.echo("No resources found." if all_namespaces else f"No resources found in {ns} namespace.", err=True)
         return
@@ -245,7 +266,7 @@ def list_(
     sys.stdout.flush()
     since = store.current_version()
     deadline = time.monotonic() + timeout_seconds if timeout_seconds else None
-    seen = {tuple(r) for r in current}
+    seen = {tuple(r[1:] if timestamps else r) for r in current}
     while deadline is None or time.monotonic() < deadline:
         try:
             changes = store.watch(since, kinds={"Rollout", "ReplicaSet"}, timeout=1.0)
@@ -257,5 +278,5 @@ def list_(
         for row in rows():
             if tuple(row) not in seen:
                 seen.add(tuple(row))
-                typer.echo(_row_text(row, widths))
+                typer.echo(_row_text(stamped(row), widths))
         sys.stdout.flush()

@@ -17,8 +17,11 @@ app: typer.Typer  # built lazily by __getattr__ below
 def _build_app() -> typer.Typer:
     import typer
 
+    from rollouts.cli.conventions import RolloutsGroup
+
     app = typer.Typer(
         name="rollouts",
+        cls=RolloutsGroup,  # one-line usage errors, `--flag=false`, Examples in every help
         help="Progressive delivery: canary and blue/green releases gated by SLO analysis.",
         no_args_is_help=True,
         add_completion=True,
@@ -57,6 +60,7 @@ def main() -> None:
     if code is not None:
         sys.exit(code)
     from rollouts.cli import commands  # noqa: F401  (registers the verbs on `app`)
+    from rollouts.cli import cluster  # noqa: F401  (rollouts cluster up|down|status|kubeconfig)
 
     debug = "--debug" in sys.argv
     if debug:

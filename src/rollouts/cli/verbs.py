@@ -22,6 +22,8 @@ from rollouts.cli.main import app
 
 if TYPE_CHECKING:
     from rollouts.api.actions import ActionResult
+    from rollouts.engine.intents import Patch
+    from rollouts.spec.rollout import Rollout
     from rollouts.store.sqlite import SQLiteStore
 
 set_app = typer.Typer(help="Change a rollout's spec (set image).", no_args_is_help=True)
@@ -30,8 +32,11 @@ app.add_typer(set_app, name="set")
 app.add_typer(retry_app, name="retry")
 
 
-def _run(name: str, namespace: str | None, home: str | None, verb: Callable[[SQLiteStore, str, str], ActionResult]) -> None:
-    """Runs a shared action (rollouts.api.actions) on the named rollout and prints its message."""
+def _run(name: str, namespace: str | None, home: str | None, verb: Callable[[SQLiteStore, str, str], ActionResult],
+         message: Callable[[str], str] | None = None, suffix: list[str] | None = None) -> None:
+    """Runs a shared action (rollouts.api.actions) on the named rollout and prints its message (or the
+    kubectl plugin's own wording, `message(name)`, where the shared text differs); `suffix` is filled
+    by the verb with what the user should know about the outcome."""
     from rollouts.api.actions import ActionError, RolloutNotFound
 
     ns = namespace_or_default(namespace)
@@ -41,7 +46,8 @@ def _run(name: str, namespace: str | None, home: str | None, verb: Callable[[SQL
         result = verb(store, ns, name)
     except (ActionError, RolloutNotFound) as exc:
         fail(str(exc))
-    typer.echo(result.message)
+    text = message(name) if message is not None else result.message
+    typer.echo(": ".join([text, *(suffix or [])]))
 
 
 @app.command()
@@ -49,14 +55,60 @@ def promote(
     name: str = typer.Argument(..., help="Rollout name."),
     full: bool = typer.Option(False, "--full", help="Skip all remaining steps, pauses and analysis."),
     skip_current_step: bool = typer.Option(False, "--skip-current-step", "-c", help="Skip the current step."),
+    skip_all_steps: bool = typer.Option(False, "--skip-all-steps", "-a",
+                                        help="Skip the remaining steps (Argo's deprecated flag; prefer --full)."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
 ) -> None:
     """Promote a rollout: finish the current pause or step (or all steps with --full)."""
     from rollouts.api import actions
 
-    _run(name, namespace, home,
-         lambda store, ns, n: actions.promote(store, ns, n, full=full, skip_current_step=skip_current_step))
+    if skip_current_step and skip_all_steps:
+        fail("Cannot use skip-current-step and skip-all-steps flags at the same time")
+    if skip_all_steps:
+        _run(name, namespace, home, lambda store, ns, n: actions.apply_intent(store, ns, n, _skip_all_steps))
+        return
+    note: list[str] = []
+
+    def run(store: SQLiteStore, ns: str, n: str) -> ActionResult:
+        if not full and not skip_current_step:
+            note.extend(_rerun_note(store, ns, n))
+        return actions.promote(store, ns, n, full=full, skip_current_step=skip_current_step)
+
+    _run(name, namespace, home, run, suffix=note)
+
+
+def _skip_all_steps(rollout: Rollout) -> Patch:
+    """Argo's `promote --skip-all-steps`: the step index jumps past the last step (analysis still runs)."""
+    from rollouts.engine.intents import IntentError, Patch
+
+    canary = rollout.spec.strategy.canary
+    if canary is None:
+        raise IntentError("Cannot skip steps of a bluegreen rollout. Run without a flags")
+    if not canary.steps:
+        raise IntentError("Cannot skip steps of a rollout without steps")
+    return Patch(status={"currentStepIndex": len(canary.steps)}, message=f"rollout '{rollout.name}' promoted")
+
+
+def _rerun_note(store: SQLiteStore, namespace: str, name: str) -> list[str]:
+    """What a plain promote of a blue/green rollout paused on an Inconclusive analysis leads to: the engine
+    clears the pause and starts a new run of that analysis (Argo's semantics), it does not skip it."""
+    from rollouts.api.actions import RolloutNotFound, load_rollout
+
+    try:
+        _, rollout = load_rollout(store, namespace, name)
+    except RolloutNotFound:
+        return []
+    status = rollout.status
+    if rollout.spec.strategy.blue_green is None or status is None or status.blue_green is None:
+        return []
+    if not any(c.reason == "InconclusiveAnalysisRun" for c in status.pause_conditions or []):
+        return []
+    for which, run in (("pre-promotion", status.blue_green.pre_promotion_analysis_run_status),
+                       ("post-promotion", status.blue_green.post_promotion_analysis_run_status)):
+        if run is not None and run.status == "Inconclusive":
+            return [f"a new {which} analysis run starts; use --full to skip it"]
+    return []
 
 
 @app.command()
@@ -91,7 +143,7 @@ def retry_rollout(
     """Retry an aborted rollout from its first step."""
     from rollouts.api import actions
 
-    _run(name, namespace, home, actions.retry)
+    _run(name, namespace, home, actions.retry, message=lambda n: f"rollout '{n}' retried")
 
 
 @app.command()
@@ -115,7 +167,15 @@ def resume(
     """Resume a paused rollout without skipping the step it is on."""
     from rollouts.api import actions
 
-    _run(name, namespace, home, actions.resume)
+    def run(store: SQLiteStore, ns: str, n: str) -> ActionResult:
+        _, rollout = actions.load_rollout(store, ns, n)
+        status = rollout.status
+        if not rollout.spec.paused and not (status is not None and status.pause_conditions):
+            # Nothing is holding it: writing the patch would change nothing, say so instead.
+            return actions.ActionResult(f"rollout '{n}' is not paused: nothing to resume", False)
+        return actions.resume(store, ns, n)
+
+    _run(name, namespace, home, run)
 
 
 @app.command()
@@ -165,7 +225,8 @@ def set_image(
         fail(f"{container_image!r} is not CONTAINER=IMAGE (use '*=IMAGE' for every container)")
     from rollouts.api import actions
 
-    _run(name, namespace, home, lambda store, ns, n: actions.set_image(store, ns, n, container, image))
+    _run(name, namespace, home, lambda store, ns, n: actions.set_image(store, ns, n, container, image),
+         message=lambda n: f'rollout "{n}" image updated')
 
 
 @app.command()

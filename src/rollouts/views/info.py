@@ -341,7 +341,9 @@ def _build(obj: Obj, snap: _Snapshot, now: datetime) -> RolloutInfo:
     if not blue_green:
         set_weight = _set_weight(steps, index if steps else None, aborted)
         weights = (status.get("canary") or {}).get("weights") or {}
-        if weights.get("canary") is not None:
+        if not aborted and (not steps or index is None or index >= len(steps)):
+            actual_weight = 100  # no step left: the release is complete (Argo shows 100, whatever the RSs)
+        elif weights.get("canary") is not None:
             actual_weight = _int((weights.get("canary") or {}).get("weight"))
         else:
             total = sum(rs.available for rs in replica_sets)

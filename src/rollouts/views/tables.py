@@ -177,11 +177,11 @@ LIST_HEADER = ["NAME", "STRATEGY", "STATUS", "STEP", "SET-WEIGHT", "READY", "DES
 
 
 def list_row(info: RolloutInfo, *, all_namespaces: bool = False) -> list[str]:
-    """One line of `list rollouts`; blue/green shows `-` for step and weight."""
+    """One line of `list rollouts`; blue/green shows `-` for step and weight; READY is ready/current (Argo)."""
     canary = info.strategy == "Canary"
     row = [info.name, info.strategy, info.status, (info.step or "-") if canary else "-",
            str(info.set_weight) if canary and info.set_weight is not None else "-",
-           f"{info.ready}/{info.desired}", str(info.desired), str(info.updated), str(info.available)]
+           f"{info.ready}/{info.current}", str(info.desired), str(info.updated), str(info.available)]
     return [info.namespace, *row] if all_namespaces else row
 
 
