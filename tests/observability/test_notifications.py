@@ -150,7 +150,7 @@ async def receiver(behaviour: str) -> AsyncIterator[Receiver]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    runner = web.AppRunner(app, shutdown_timeout=0.1, access_log=None)  # the receiver's log is not ours
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -361,3 +361,54 @@ def test_missing_service_counts_as_error(tmp_path: Path) -> None:
         assert record.calls == [("default", "web", "Normal", "RolloutUpdated", False)]
 
     asyncio.run(scenario())
+
+
+# -- 20.11: webhook user-info and secret path segments never reach a log line -------------------------------
+
+HOOK_PASSWORD = "hook-pa55word"
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("https://hooks.slack.com/services/T0AB12/B0CD34/XXXXSECRETPATH",
+     "https://hooks.slack.com/services/*****/*****/*****"),
+    ("http://user:" + HOOK_PASSWORD + "@127.0.0.1:9/hook", "http://127.0.0.1:9/hook"),
+    ("https://discord.com/api/webhooks/123456789/abcdefTOKEN", "https://discord.com/api/webhooks/*****/*****"),
+    ("https://example.com/v1/notify?token=abc123&x=1", "https://example.com/v1/notify?token=*****&x=*****"),
+    ("http://[::1]:8080/", "http://[::1]:8080/"),
+    ("http://example.com", "http://example.com"),
+    ("http://bad:port:x/y", "*****"),
+], ids=["slack-path", "user-info", "discord-path", "query-values", "ipv6", "no-path", "unparseable"])
+def test_safe_url_hides_user_info_and_secret_path_segments(url: str, shown: str) -> None:
+    from rollouts.safeurl import safe_url
+
+    assert safe_url(url) == shown
+
+
+@pytest.mark.parametrize("behaviour", ["ok", "fail"])
+def test_webhook_user_info_and_slack_path_redacted_in_every_log_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, behaviour: str) -> None:
+    async def scenario() -> None:
+        async with receiver(behaviour) as box:
+            store = _store(tmp_path)
+            secret_url = box.url.replace("http://", f"http://hookuser:{HOOK_PASSWORD}@") + SLACK_PATH
+            _configure(store, box.url)
+            secret = store.get("Secret", "default", "argo-rollouts-notification-secret")
+            secret["stringData"]["slack-url"] = secret_url
+            store.update(secret)
+            notifier = Notifier(store, record=Recorder(), attempts=2, backoff=0.01, timeout=2.0)
+            rollout = _rollout({"notifications.argoproj.io/subscribe.on-rollout-aborted.slack": "#ops"})
+            notifier.notify(rollout, "Warning", "RolloutAborted", "Rollout aborted update to revision 9: bad")
+            assert await notifier.join(5.0)
+            await notifier.close()
+            store.close()
+            assert box.requests and box.requests[0].path == SLACK_PATH  # it was really sent there
+
+    caplog.set_level(logging.DEBUG)  # every logger, the HTTP client's own included
+    asyncio.run(scenario())
+    assert caplog.records, "nothing was logged"
+    for text in (HOOK_PASSWORD, "hookuser", "XXXXSECRETPATH", "T000/B000"):
+        assert text not in caplog.text, text
+        assert all(text not in json.dumps(getattr(r, "fields", {})) for r in caplog.records), text
+    wanted = "notification sent" if behaviour == "ok" else "notification not delivered"
+    [line] = [r for r in caplog.records if r.getMessage() == wanted]
+    assert line.fields["url"].endswith("/services/*****/*****/*****")  # type: ignore[attr-defined]

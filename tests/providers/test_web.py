@@ -137,3 +137,85 @@ def test_secrets_in_url_and_headers_are_redacted(server: ScriptedServer) -> None
     assert outcome.error is not None and "403" in outcome.error
     assert secret not in outcome.error and "k3y%26v%40lue" not in outcome.error
     assert outcome.error.count("*****") == 3
+
+
+# -- 12.5 (c): a secretKeyRef value in a web metric's URL, headers or body is never shown ---------------------
+
+SECRET = "s3cr3t-T0ken_value"
+
+
+def _secret_run(url: str, json_path: str) -> Any:
+    from rollouts.spec.analysis import AnalysisRun
+
+    return AnalysisRun.model_validate({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+        "metadata": {"name": "shop-abc-1", "namespace": "shop", "uid": "u-secret"},
+        "spec": {
+            "args": [{"name": "api-token", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}}],
+            "metrics": [{"name": "check", "successCondition": "result == 'fine'", "provider": {"web": {
+                "url": url + "?token={{args.api-token}}", "method": "POST", "jsonPath": json_path,
+                "headers": [{"key": "X-Token", "value": "{{args.api-token}}"}],
+                "jsonBody": {"token": "{{args.api-token}}"}}}}],
+        },
+    })
+
+
+def _run_to_completion(run: Any) -> Any:
+    import asyncio
+    import time
+    from datetime import UTC, datetime
+
+    from rollouts.analysis.executor import AnalysisExecutor, store_secret_lookup
+
+    async def go() -> Any:
+        executor = AnalysisExecutor(secret_lookup=store_secret_lookup(
+            lambda ns, name: {"stringData": {"token": SECRET}}))
+        current = run
+        deadline = time.monotonic() + 15
+        try:
+            while time.monotonic() < deadline:
+                current, _ = executor.step(current, datetime.now(UTC))
+                results = current.status.metric_results if current.status is not None else None
+                if results and results[0].measurements and results[0].measurements[-1].phase != "Running":
+                    return current  # one measurement taken: enough to see what it recorded
+                await executor.wait_any(0.2)
+        finally:
+            await executor.close()
+        raise AssertionError(f"no measurement was taken: {current.status}")
+
+    return asyncio.run(go())
+
+
+def _echo_secret(status: int) -> Any:
+    def reply(seen: Seen) -> Reply:
+        assert seen.query["token"] == [SECRET] and seen.headers["X-Token"] == SECRET  # it was really sent
+        return Reply(status=status, body={"echo": f"token {seen.query['token'][0]} accepted"})
+
+    return reply
+
+
+@pytest.mark.parametrize(("route", "json_path", "phase"), [
+    pytest.param(_echo_secret(200), "{$.echo}", "Failed", id="value-quotes-the-secret"),
+    pytest.param(_echo_secret(500), "{$.echo}", "Error", id="server-error-quotes-the-secret"),
+    pytest.param(_echo_secret(200), "{$.missing}", "Error", id="json-path-matches-nothing"),
+    pytest.param(None, "{$.echo}", "Error", id="connection-refused"),
+])
+def test_secret_arg_in_web_url_redacted_from_logs_and_run_messages(
+        server: ScriptedServer, closed_port: int, caplog: pytest.LogCaptureFixture,
+        route: Any, json_path: str, phase: str) -> None:
+    import logging
+    from urllib.parse import quote
+
+    url = server.url + "/check" if route is not None else f"http://127.0.0.1:{closed_port}/check"
+    if route is not None:
+        server.routes["/check"] = route
+    caplog.set_level(logging.DEBUG)  # every logger: ours and the HTTP client's own
+    done = _run_to_completion(_secret_run(url, json_path))
+    assert done.status.metric_results[0].measurements[-1].phase == phase
+    stored = done.model_dump_json(by_alias=True)
+    assert "*****" in stored
+    for form in (SECRET, quote(SECRET, safe="")):
+        assert form not in stored
+        assert form not in caplog.text
+    if route is not None:
+        assert server.seen, "the request was never made"

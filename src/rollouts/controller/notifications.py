@@ -5,7 +5,8 @@ messages, look up the settings (ConfigMap `argo-rollouts-notification-configmap`
 `argo-rollouts-notification-secret` in the rollout's namespace, then the controller's, or a config file)
 and deliver them with a per-request timeout and retries with exponential backoff. A slow, failing or
 hanging receiver costs a worker's time, never the loop's: the queue is bounded and drops (with a log line)
-when full. Every delivery is counted as a success or an error, and logged with secret values redacted."""
+when full. Every delivery is counted as a success or an error, and logged with secret values, webhook
+user-info and secret path segments redacted."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -41,6 +41,7 @@ from rollouts.controller.notifications_config import (
 from rollouts.controller.objects import REVISION_ANNOTATION
 from rollouts.controller.observe import observe_revision
 from rollouts.engine.types import Decision, EmitEvent
+from rollouts.safeurl import quiet_client_logs, safe_url, scrub
 from rollouts.spec.rollout import Rollout
 from rollouts.store.protocol import NotFound, ObjectStore
 
@@ -49,6 +50,8 @@ log = logging.getLogger("rollouts.notifications")
 DEFAULT_CONTROLLER_NAMESPACE = "argo-rollouts"
 _RETRYABLE = frozenset({408, 425, 429})
 _REVISION = re.compile(r"\brevision (\d+)\b")
+# Webhook URLs are credentials (user-info, Slack's secret path): httpx must not log them on its own.
+quiet_client_logs()
 
 # (namespace, rollout, event type, event reason, delivered)
 RecordFn = Callable[[str, str, str, str, bool], None]
@@ -73,12 +76,6 @@ class NotificationStats:
     sent: int = 0
     failed: int = 0
     dropped: int = 0
-
-
-def _safe_url(url: str) -> str:
-    """Scheme and host only: webhook paths (Slack's especially) are credentials."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/..." if parts.path not in ("", "/") else f"{parts.scheme}://{parts.netloc}"
 
 
 class Notifier:
@@ -272,7 +269,7 @@ class Notifier:
                 self._count(notice, ok=True)
                 log.info("notification sent", extra={"fields": {
                     "rollout": notice.name, "namespace": notice.namespace, "trigger": notice.trigger,
-                    "service": service.name, "url": _safe_url(url), "attempts": attempt + 1}})
+                    "service": service.name, "url": safe_url(url), "attempts": attempt + 1}})
                 return
             error = f"HTTP {response.status_code}"
             if response.status_code < 500 and response.status_code not in _RETRYABLE:
@@ -285,7 +282,7 @@ class Notifier:
         self._count(notice, ok=False)
         log.warning("notification not delivered", extra={"fields": {
             "rollout": notice.name, "namespace": notice.namespace, "trigger": notice.trigger,
-            "service": service, "url": _safe_url(url) if url else "", "error": config.redact(error)}})
+            "service": service, "url": safe_url(url) if url else "", "error": config.redact(scrub(error, url))}})
 
     def _count(self, notice: Notice, ok: bool) -> None:
         try:

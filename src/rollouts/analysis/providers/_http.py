@@ -1,5 +1,5 @@
 """HTTP pieces the Prometheus and web providers share: headers, authentication (basic, OAuth2 client
-credentials) and plain-language descriptions of transport failures."""
+credentials), plain-language descriptions of transport failures, and a client that logs no URLs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import ssl
 
 import httpx
 
+from rollouts.safeurl import quiet_client_logs
 from rollouts.spec.analysis import Authentication, KeyValue
+
+# httpx logs each request's full URL at INFO: a secret argument in a query string (`?token={{args.t}}`)
+# would reach the log in clear, past every redaction of ours.
+quiet_client_logs()
 
 
 class RequestFailed(Exception):
