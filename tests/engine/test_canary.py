@@ -333,7 +333,7 @@ def scenario_spec_paused_blocks_steps() -> None:
     update(w)
     w.run()
     assert w.phase == "Paused" and status(w).message == "manually paused"
-    assert status(w).current_step_index == 0 and w.counts()[2] == (1, 1)
+    assert status(w).current_step_index == 0 and w.counts()[2] == (0, 0)  # Argo: nothing scales while paused
     w.patch(intents.resume(w.rollout))
     assert w.run(until=healthy_on_new)
 

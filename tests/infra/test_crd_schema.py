@@ -492,7 +492,7 @@ def test_pod_template_and_common_settings(rollout: Doc) -> None:
     name, spec = rollout["metadata"]["name"], rollout["spec"]
     assert (spec["revisionHistoryLimit"], spec["progressDeadlineSeconds"], spec["progressDeadlineAbort"]) == (
         10,
-        600,
+        1800,
         True,
     )
     container = _pod_container(rollout)

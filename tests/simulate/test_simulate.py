@@ -79,7 +79,7 @@ def test_promote_full_skips_the_remaining_steps() -> None:
     completed = [e for e in sim.events if e.reason == "RolloutStepCompleted"]
     assert [e.message for e in completed] == ["Rollout step 1/9 completed (setWeight: 10)"]
     done = next(e for e in sim.events if e.reason == "RolloutCompleted")
-    assert done.t == 65 and done.message.endswith("Fully promoted")
+    assert done.t == 65 and done.message.endswith("Full promotion requested")
 
 
 def test_operator_abort_keeps_the_stable_and_retry_resumes() -> None:
@@ -169,5 +169,19 @@ def test_cli_bad_key_exits_2(tmp_path: Path) -> None:
 def test_examples_run(name: str) -> None:
     # sequential-* scenarios go with the sequential rollout and the infra templates (see test_traffic.py).
     manifests = SEQUENTIAL_MANIFESTS if name.startswith("sequential-") else [MANIFESTS]
+    if name == "long-analysis.yaml":
+        manifests = [str(EXAMPLES / "rollout-long-analysis.yaml")]
     sim = run(yaml.safe_load((EXAMPLES / name).read_text()), manifests)
     assert sim.summary.phase in ("Healthy", "Degraded")
+
+
+def test_passing_step_analysis_longer_than_progress_deadline_ends_healthy() -> None:
+    """Argo's isIndefiniteStep: a 12-minute passing step analysis with progressDeadlineSeconds 600 and
+    progressDeadlineAbort is not aborted (it was at 10m5s)."""
+    sim = run(yaml.safe_load((EXAMPLES / "long-analysis.yaml").read_text()),
+              [str(EXAMPLES / "rollout-long-analysis.yaml")])
+    s = sim.summary
+    assert (s.phase, s.aborted, s.stable_image) == ("Healthy", False, "checkout:1.1")
+    assert "ProgressDeadlineExceeded" not in reasons(sim) and "RolloutAborted" not in reasons(sim)
+    done = next(e for e in sim.events if e.reason == "AnalysisRunSuccessful")
+    assert done.t >= 12 * 60

@@ -16,6 +16,7 @@ from rollouts.engine import conditions as c
 from rollouts.engine.canary import abort_delay_elapsed, retire_others
 from rollouts.engine.context import Context
 from rollouts.engine.hashing import POD_TEMPLATE_HASH_LABEL
+from rollouts.engine.rollback import current_rollback_within_window
 from rollouts.spec.rollout import (
     DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS,
     DEFAULT_SCALE_DOWN_DELAY_SECONDS,
@@ -210,8 +211,12 @@ def reconcile_post_promotion(ctx: Context) -> None:
     if bg.post_promotion_analysis is not None and not skip and not passed:
         return
     how = "Completed blue-green update"
-    if ctx.promote_full:
-        how = "Fully promoted"
+    if ctx.fast_track:
+        how = ctx.fast_track_reason or "Fast rollback"
+    elif ctx.promote_full and current_rollback_within_window(ctx):
+        how = "Rollback within window"
+    elif ctx.promote_full:
+        how = "Full promotion requested"
     ctx.stable_rs = new_rs
     ctx.stable_hash = ctx.pod_hash
     ctx.others = [stable, *ctx.others]

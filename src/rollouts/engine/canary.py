@@ -21,6 +21,7 @@ from rollouts.engine.replicas import (
     share,
     with_min_pods,
 )
+from rollouts.engine.rollback import current_rollback_within_window
 from rollouts.engine.steps import (
     canary_scale_at,
     current_step,
@@ -35,6 +36,7 @@ from rollouts.spec.rollout import (
     DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS,
     DEFAULT_SCALE_DOWN_DELAY_SECONDS,
     CanaryStep,
+    PauseCondition,
     TrafficWeights,
     WeightDestination,
 )
@@ -73,7 +75,7 @@ def reconcile_promotion(ctx: Context) -> None:
         return
     new_rs, old = ctx.new_rs, ctx.stable_rs
     assert new_rs is not None and old is not None
-    if ctx.aborted or ctx.index < len(ctx.steps) or ctx.pause_conditions:
+    if ctx.aborted or ctx.index < len(ctx.steps) or holding_pauses(ctx):
         return
     if ctx.rollout.spec.paused and not ctx.promote_full:
         return
@@ -82,13 +84,21 @@ def reconcile_promotion(ctx: Context) -> None:
     if ctx.traffic_routed and ctx.replicas > 0 and ctx.observed.canary_weight != ctx.max_weight:
         return
     how = f"Completed all {len(ctx.steps)} canary steps" if ctx.steps else "Completed update"
-    if ctx.fast_track or ctx.promote_full:
-        how = "Fully promoted" if not ctx.fast_track else "Rollback within window"
+    if ctx.fast_track:
+        how = ctx.fast_track_reason or "Fast rollback"
+    elif ctx.promote_full and current_rollback_within_window(ctx):
+        # The fast track of a rollback within the window runs as a full promotion.
+        how = "Rollback within window"
+    elif ctx.promote_full:
+        how = "Full promotion requested"
     ctx.stable_rs = new_rs
     ctx.stable_hash = ctx.pod_hash
     ctx.others = [old, *ctx.others]
     ctx.promote_full = False
     ctx.promoted_now = True
+    # Argo's promoteStable clears the pause conditions (a skipped pause step's is still there).
+    ctx.pause_conditions = []
+    ctx.controller_pause = False
     if ctx.traffic_routed:
         assert ctx.canary is not None
         delay = ctx.canary.scale_down_delay_seconds
@@ -128,7 +138,7 @@ def reconcile_canary_analysis(ctx: Context) -> None:
         assert step is not None and step.analysis is not None
         ref = an.RunRef(an.STEP, f"-{index}", index)
         if tracked is None:
-            if not ctx.paused and not ctx.controller_pause:
+            if not ctx.rollout.spec.paused and not holding_pauses(ctx):
                 ctx.step_run = an.create_run(ctx, step.analysis, ref)
         else:
             an.consume_run(ctx, ref, "step_run", tracked, step.analysis)
@@ -166,7 +176,30 @@ def reconcile_canary_analysis(ctx: Context) -> None:
 # --- replicas --------------------------------------------------------------------------------------
 
 
+def halt_reason(ctx: Context) -> str:
+    """Why the canary and stable ReplicaSets must not be scaled now (Argo's `haltProgress`): the
+    operator paused the rollout, or an Inconclusive analysis did. Empty when scaling may go on."""
+    if ctx.rollout.spec.paused:
+        return "user paused"
+    if ctx.pause_condition(an.PAUSE_INCONCLUSIVE) is not None:
+        return "inconclusive analysis"
+    return ""
+
+
 def reconcile_canary_replicas(ctx: Context) -> None:
+    """Scale the canary, stable and older ReplicaSets toward the current step; while progress is halted
+    the targets are still computed (the weight and step checks read them) but nothing is scaled."""
+    # Deliberate difference: an abort is not halted by spec.paused (Argo's is), so the rollback an
+    # operator asked for happens even on a paused rollout (docs/argo-compatibility.md).
+    halted = not ctx.fully_promoted and not ctx.aborted and bool(halt_reason(ctx))
+    ctx.frozen = halted
+    try:
+        _reconcile_canary_replicas(ctx)
+    finally:
+        ctx.frozen = False
+
+
+def _reconcile_canary_replicas(ctx: Context) -> None:
     new_rs = ctx.new_rs
     assert new_rs is not None and ctx.canary is not None
     n = ctx.replicas
@@ -443,7 +476,7 @@ def reconcile_steps(ctx: Context) -> None:
     if step.pause is not None:
         _reconcile_pause_step(ctx, step)
         return
-    if ctx.pause_conditions:
+    if holding_pauses(ctx):
         return
     done = False
     if step.set_weight is not None or step.set_canary_scale is not None:
@@ -482,7 +515,18 @@ def _reconcile_pause_step(ctx: Context, step: CanaryStep) -> None:
         ctx.requeue_at(expires)
 
 
+def holding_pauses(ctx: Context) -> list[PauseCondition]:
+    """The pause conditions that hold the current step. A CanaryPauseStep condition left from a pause
+    step that `promote --skip-current-step` skipped does not hold a later non-pause step: as in Argo it is
+    removed when that step completes (and it does not keep that step's analysis from starting)."""
+    step = current_step(ctx.steps, ctx.index)
+    stale = step is None or step.pause is None
+    return [p for p in ctx.pause_conditions if not (stale and p.reason == c.PAUSE_CANARY_STEP)]
+
+
 def complete_step(ctx: Context, step: CanaryStep, *, announce: bool = True) -> None:
+    if ctx.pause_condition(c.PAUSE_CANARY_STEP) is not None:
+        ctx.remove_pause(c.PAUSE_CANARY_STEP)
     index = ctx.index
     ctx.current_step_index = index + 1
     ctx.step_changed = True

@@ -53,6 +53,7 @@ NOT_AVAILABLE_MESSAGE = "Rollout does not have minimum availability"
 HEALTHY_MESSAGE = "Rollout is healthy"
 NOT_HEALTHY_MESSAGE = "Rollout is not healthy"
 SKIP_STEPS_MESSAGE = "Rollback to stable ReplicaSets"
+SKIP_STEPS_WINDOW_MESSAGE = "Rollback to active ReplicaSets within RollbackWindow"
 
 
 def new_rs_created_message(rs_name: str) -> str:

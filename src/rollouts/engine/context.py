@@ -89,10 +89,13 @@ class Context:
     resumed: bool = False
     retried: bool = False
     fast_track: bool = False
+    fast_track_reason: str = ""
     promoted_now: bool = False
     step_changed: bool = False
     target_new: int = 0
     target_stable: int = 0
+    # While set (progress halted), scale and scale-down-deadline changes are not made.
+    frozen: bool = False
 
     actions: list[Action] = field(default_factory=list)
     status_events: list[EmitEvent] = field(default_factory=list)
@@ -231,6 +234,8 @@ class Context:
         self.status_events.append(EmitEvent(type=etype, reason=reason, message=message))
 
     def scale(self, rs: ReplicaSetObservation, replicas: int) -> None:
+        if self.frozen:
+            return
         replicas = max(replicas, 0)
         old = self.desired.get(rs.name, rs.replicas)
         if old == replicas:
@@ -253,7 +258,7 @@ class Context:
         self.event(c.SCALING_REPLICA_SET, c.scaling_message(rs.name, revision, old, replicas))
 
     def set_deadline(self, rs: ReplicaSetObservation, deadline: datetime | None) -> None:
-        if self.deadlines.get(rs.name) == deadline:
+        if self.frozen or self.deadlines.get(rs.name) == deadline:
             return
         self.deadlines[rs.name] = deadline
         self.actions.append(SetScaleDownDeadline(name=rs.name, deadline=deadline))

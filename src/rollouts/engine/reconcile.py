@@ -16,6 +16,8 @@ from rollouts.engine.bluegreen import reconcile_blue_green
 from rollouts.engine.canary import reconcile_canary
 from rollouts.engine.context import Context
 from rollouts.engine.hashing import POD_TEMPLATE_HASH_LABEL, pod_template_hash, replica_set_name, steps_hash
+from rollouts.engine.rollback import rollback_within_window
+from rollouts.engine.steps import current_step
 from rollouts.engine.types import (
     CreateReplicaSet,
     Decision,
@@ -155,20 +157,22 @@ def _fast_track(ctx: Context, adopted: bool) -> None:
     if ctx.blue_green is not None and ctx.in_future(new_rs.scale_down_deadline) and new_rs.replicas > 0:
         # Still scaled up within its scale-down delay: switch straight back, no pause or analysis.
         ctx.fast_track = True
+        ctx.fast_track_reason = "Fast rollback"
         ctx.promote_full = True
         return
-    window = ctx.rollout.spec.rollback_window
-    if window is None or not window.revisions:
-        return
-    if new_rs.revision >= stable_rs.revision:
-        return
-    newer = sum(1 for rs in ctx.observed.replica_sets if rs.revision > new_rs.revision)
-    if newer <= window.revisions:
+    if _rollback_within_window(ctx, new_rs, stable_rs):
         ctx.fast_track = True
+        ctx.fast_track_reason = "Rollback within window"
         ctx.promote_full = True
         if ctx.canary is not None:
             ctx.current_step_index = len(ctx.steps)
-        ctx.status_event(c.SKIP_STEPS, c.SKIP_STEPS_MESSAGE)
+        ctx.status_event(c.SKIP_STEPS, c.SKIP_STEPS_WINDOW_MESSAGE)
+
+
+def _rollback_within_window(ctx: Context, new_rs: ReplicaSetObservation, stable_rs: ReplicaSetObservation) -> bool:
+    window = ctx.rollout.spec.rollback_window
+    revisions = window.revisions if window is not None else None
+    return rollback_within_window(revisions, new_rs, stable_rs, ctx.observed.replica_sets)
 
 
 # --- operator intents ------------------------------------------------------------------------------
@@ -379,6 +383,18 @@ def _finish(ctx: Context) -> Decision:
     return Decision(status=status, actions=actions, requeue_after=ctx.requeue)
 
 
+def _deadline_exempt(ctx: Context) -> bool:
+    """Whether the time spent now does not count against progressDeadlineSeconds, as Argo's
+    `isIndefiniteStep` and `isWaitingForReplicaSetScaleDown` decide: an analysis, pause or experiment
+    step lasts as long as it needs, and so does waiting for an old ReplicaSet's scale-down delay."""
+    step = current_step(ctx.steps, ctx.index) if ctx.canary is not None else None
+    if step is not None and (step.analysis is not None or step.pause is not None or step.experiment is not None):
+        return True
+    if ctx.paused:
+        return True
+    return any(ctx.deadline(rs) is not None and ctx.desired.get(rs.name, 0) > 0 for rs in ctx.others)
+
+
 def _set_conditions(ctx: Context, *, updated: int, ready: int, available: int) -> None:
     prev = ctx.prev
     new_rs = ctx.new_rs
@@ -430,7 +446,7 @@ def _set_conditions(ctx: Context, *, updated: int, ready: int, available: int) -
                 now,
                 touch=True,
             )
-        elif progressing.reason != c.TIMED_OUT:
+        elif progressing.reason != c.TIMED_OUT and not _deadline_exempt(ctx):
             deadline_s = spec.progress_deadline_seconds
             if deadline_s is None:
                 deadline_s = DEFAULT_PROGRESS_DEADLINE_SECONDS
@@ -446,7 +462,7 @@ def _set_conditions(ctx: Context, *, updated: int, ready: int, available: int) -
                     ctx.requeue_in(0)
             else:
                 ctx.requeue_at(expires)
-    if not ctx.aborted and not ctx.paused and not complete:
+    if not ctx.aborted and not ctx.paused and not complete and not _deadline_exempt(ctx):
         cond = c.find(conds, c.PROGRESSING)
         if cond is not None and cond.status == "True" and cond.last_update_time is not None:
             deadline_s = spec.progress_deadline_seconds

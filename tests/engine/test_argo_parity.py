@@ -1,0 +1,198 @@
+"""Flows where the engine must decide as Argo's controller does (issue: Argo parity), each run in the
+in-memory world: progress deadline exemptions, halted scaling, the rollback window, skipped pause steps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from rollouts.engine import intents
+from rollouts.engine.rollback import rollback_within_window
+from rollouts.engine.types import ReplicaSetObservation, ScaleReplicaSet
+from rollouts.engine.world import World, successful_after
+from rollouts.spec.pod import PodTemplateSpec
+
+from .builders import deployed, rollout, traffic, update
+
+ANALYSIS = {"analysis": {"templates": [{"templateName": "success-rate"}]}}
+
+
+def status(w: World):  # type: ignore[no-untyped-def]
+    assert w.rollout.status is not None
+    return w.rollout.status
+
+
+def healthy_on_new(w: World) -> bool:
+    s = status(w)
+    return w.phase == "Healthy" and s.stable_rs == s.current_pod_hash
+
+
+def step_runs(w: World) -> int:
+    return sum(1 for r in w.runs.values() if r.metadata.labels.get("rollout-type") == "Step")
+
+
+# --- 1. analysis and pause steps do not count against progressDeadlineSeconds -----------------------
+
+
+@pytest.mark.parametrize("basic", [True, False], ids=["basic", "traffic-routed"])
+def test_step_analysis_longer_than_progress_deadline_is_not_aborted(basic: bool) -> None:
+    canary = {} if basic else traffic()
+    ro = rollout(replicas=2, steps=[{"setWeight": 50}, ANALYSIS, {"setWeight": 100}], canary=canary,
+                 progressDeadlineSeconds=600, progressDeadlineAbort=True)
+    w = deployed(ro, outcome=successful_after(12 * 60))
+    update(w)
+    assert w.run(until=healthy_on_new, max_seconds=3600)
+    assert "ProgressDeadlineExceeded" not in w.event_reasons() and "RolloutAborted" not in w.event_reasons()
+
+
+def test_progress_deadline_still_counts_on_a_set_weight_step() -> None:
+    ro = rollout(replicas=2, steps=[{"setWeight": 50}, ANALYSIS], progressDeadlineSeconds=60,
+                 progressDeadlineAbort=True)
+    w = deployed(ro)
+    w.ready_after = timedelta(hours=1)
+    update(w)
+    assert w.run(until=lambda x: bool(status(x).abort), max_seconds=300)
+
+
+# --- 2. spec.paused and an Inconclusive pause freeze canary scaling (haltProgress) -------------------
+
+
+def test_paused_canary_replica_counts_do_not_change_while_paused() -> None:
+    """A 10-replica basic canary paused mid-step keeps its ReplicaSet counts (it moved 8/5 -> 5/5)."""
+    w = deployed(rollout(replicas=10, steps=[{"setWeight": 50}, {"pause": {}}]))
+    w.ready_after = timedelta(seconds=30)
+    update(w)
+    w.settle()
+    before = {rev: desired for rev, (desired, _) in w.counts().items()}
+    assert before == {1: 8, 2: 5}  # mid-way through the step (stable not scaled down yet)
+    w.patch(intents.pause(w.rollout))
+    for _ in range(10):
+        w.advance(60)
+        w.settle()
+        assert {rev: desired for rev, (desired, _) in w.counts().items()} == before
+    assert w.phase == "Paused"
+    w.patch(intents.resume(w.rollout))
+    assert w.run(until=lambda x: x.phase == "Paused" and status(x).current_step_index == 1)
+    assert w.counts()[2] == (5, 5)
+
+
+def test_inconclusive_analysis_pause_freezes_scaling() -> None:
+    ro = rollout(replicas=4, steps=[{"setWeight": 25}, {"setWeight": 75}],
+                 canary={"analysis": {"templates": [{"templateName": "success-rate"}]}})
+    w = deployed(ro, outcome=lambda run, elapsed: "Inconclusive")
+    w.ready_after = timedelta(seconds=30)
+    update(w)
+    w.run(until=lambda x: x.phase == "Paused", max_seconds=600)
+    assert [p.reason for p in status(w).pause_conditions or []] == ["InconclusiveAnalysisRun"]
+    before = w.counts()
+    scaled = []
+    for _ in range(5):
+        w.advance(60)
+        d = w.settle()
+        scaled += [a for a in d.actions if isinstance(a, ScaleReplicaSet)]
+    assert w.counts() == {rev: (before[rev][0], before[rev][0]) for rev in before} and not scaled
+
+
+def test_abort_of_a_paused_canary_still_rolls_back() -> None:
+    """Deliberate difference (docs/argo-compatibility.md): abort is not halted by spec.paused."""
+    w = deployed(rollout(replicas=4, steps=[{"setWeight": 50}, {"pause": {}}]))
+    update(w)
+    w.run(until=lambda x: x.phase == "Paused")
+    w.patch(intents.pause(w.rollout))
+    w.patch(intents.abort(w.rollout))
+    w.run()
+    assert w.counts()[2] == (0, 0) and w.counts()[1] == (4, 4)
+
+
+# --- 3. rollbackWindow by ReplicaSet creation time ---------------------------------------------------
+
+_NOW = datetime(2026, 1, 1, tzinfo=UTC)
+_TEMPLATE = PodTemplateSpec.model_validate({"spec": {"containers": [{"name": "a", "image": "a"}]}})
+
+
+def _rs(name: str, minutes_ago: int, revision: int) -> ReplicaSetObservation:
+    return ReplicaSetObservation(name=name, pod_hash=name, revision=revision, template=_TEMPLATE, replicas=1,
+                                 created_at=_NOW - timedelta(minutes=minutes_ago))
+
+
+# Argo's TestRollbackWindow (rollout/sync_test.go): foo-4 is the oldest, foo the newest. Revision numbers
+# are shuffled on purpose: only the creation time decides.
+_SETS = [_rs("foo-4", 5, 9), _rs("foo-3", 4, 2), _rs("foo-2", 3, 7), _rs("foo-1", 2, 1), _rs("foo", 0, 3)]
+
+
+@pytest.mark.parametrize(
+    ("stable", "new", "window", "within"),
+    [(0, 1, 1, False), (1, 0, 1, True), (2, 0, 2, True), (3, 0, 2, False), (4, 3, 1, True), (4, 3, 0, False)],
+    ids=["newer-is-not-a-rollback", "adjacent", "one-between-window-2", "two-between-window-2",
+         "newest-to-previous", "window-0"],
+)
+def test_rollback_window_by_creation_time(stable: int, new: int, window: int, within: bool) -> None:
+    assert rollback_within_window(window, _SETS[new], _SETS[stable], _SETS) is within
+
+
+def _released(w: World, image: str) -> None:
+    update(w, image)
+    w.settle()
+    while not healthy_on_new(w):
+        w.run(until=lambda x: healthy_on_new(x) or x.phase == "Paused", max_seconds=3600)
+        if w.phase == "Paused":
+            w.patch(intents.promote(w.rollout))
+
+
+def test_rerelease_after_undo_runs_its_steps() -> None:
+    """v1 -> v2, undo to v1 (fast-tracked within the window), then v2 again: that is a new release and runs
+    every step and analysis (it skipped them all when decided by revision numbers)."""
+    w = deployed(rollout(replicas=2, steps=[{"setWeight": 50}, ANALYSIS, {"pause": {}}],
+                         rollbackWindow={"revisions": 1}))
+    _released(w, "app:2")
+    runs = step_runs(w)
+    update(w, "app:1")
+    w.settle()
+    assert w.run(until=healthy_on_new)
+    assert step_runs(w) == runs and "Rollback within window" in w.events[-1].message + "".join(
+        e.message for e in w.events if e.reason == "RolloutCompleted")
+    update(w, "app:2")
+    w.run(until=lambda x: x.phase == "Paused" or healthy_on_new(x))
+    assert w.phase == "Paused" and status(w).current_step_index == 2 and step_runs(w) == runs + 1
+    update(w, "app:3")
+    w.run(until=lambda x: x.phase == "Paused" or healthy_on_new(x))
+    assert w.phase == "Paused" and step_runs(w) == runs + 2
+
+
+def test_second_undo_within_window_is_fast_tracked() -> None:
+    """v1, v2, v3; undo to v2; undo to v1: v1 is older than the stable v2 with nothing created between,
+    so Argo fast-tracks it (by revision numbers it ran every step)."""
+    w = deployed(rollout(replicas=2, steps=[{"setWeight": 50}, ANALYSIS, {"pause": {}}],
+                         rollbackWindow={"revisions": 1}))
+    _released(w, "app:2")
+    _released(w, "app:3")
+    runs = step_runs(w)
+    update(w, "app:2")
+    w.settle()
+    assert w.run(until=healthy_on_new)
+    update(w, "app:1")
+    w.settle()
+    assert w.run(until=healthy_on_new)
+    assert step_runs(w) == runs
+    done = [e.message for e in w.events if e.reason == "RolloutCompleted"]
+    assert done[-2:] == [m for m in done[-2:] if m.endswith("Rollback within window")]
+
+
+# --- 4. promote --skip-current-step on a pause step ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "after",
+    [{"setWeight": 75}, ANALYSIS, None],
+    ids=["next-set-weight", "next-analysis", "last-step"],
+)
+def test_skip_current_step_on_pause_step_moves_on(after: dict | None) -> None:  # type: ignore[type-arg]
+    steps = [{"setWeight": 25}, {"pause": {}}] + ([after] if after else [])
+    w = deployed(rollout(replicas=4, steps=steps, canary=traffic()))
+    update(w)
+    w.run(until=lambda x: x.phase == "Paused")
+    assert status(w).current_step_index == 1
+    w.patch(intents.promote(w.rollout, skip_current_step=True))
+    assert w.run(until=healthy_on_new, max_seconds=3600)
+    assert not status(w).pause_conditions
