@@ -57,6 +57,26 @@ def test_token_file_is_created_once_with_mode_0600(tmp_path: Path) -> None:
     assert load_or_create_token(tmp_path) == (token, False)
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o000], ids=["umask-022", "umask-000"])
+def test_token_file_created_0600_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    previous = os.umask(umask)
+    try:
+        load_or_create_token(tmp_path)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(tmp_path / "dashboard.token").st_mode) == 0o600
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o666], ids=["0644", "0640", "0666"])
+def test_token_file_readable_by_others_is_made_0600(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "dashboard.token"
+    path.write_text("an-existing-token-0123456789\n")
+    path.chmod(mode)
+    assert load_or_create_token(tmp_path) == ("an-existing-token-0123456789", False)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert resolve_token(tmp_path, environ={})[0] == "an-existing-token-0123456789"
+
+
 def test_token_sources_in_order(tmp_path: Path) -> None:
     file = tmp_path / "given.token"
     file.write_text("from-the-file-0123456789\n")

@@ -1,6 +1,7 @@
 """The dashboard's bearer token and the access rules built on it.
 
-The token lives in HOME/dashboard.token (created on first start, mode 0600) unless one is configured
+The token lives in HOME/dashboard.token (created on first start, mode 0600 whatever the umask, and put
+back to 0600 if found readable by others) unless one is configured
 with --token-file or $ROLLOUTS_DASHBOARD_TOKEN. It is only ever compared in constant time and only ever
 accepted from the Authorization header, never from a cookie or a URL."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -42,12 +44,23 @@ def load_or_create_token(home: Path) -> tuple[str, bool]:
         # O_EXCL: two processes starting at once cannot both create (and disagree on) the token.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        _tighten(path)
         return _check(path.read_text(), str(path)), False
     token = secrets.token_urlsafe(32)
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
     os.chmod(path, 0o600)  # exactly 0600 whatever the umask
     return token, True
+
+
+def _tighten(path: Path) -> None:
+    """A token file others can read (written by hand, or by an older version) is made 0600 again."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError:
+        pass  # not ours to change (then reading it reports the problem, if any)
 
 
 def resolve_token(home: Path, token_file: Path | None = None,
