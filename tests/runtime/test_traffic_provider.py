@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
 
+from rollouts.analysis.assessment import judge_outcome
 from rollouts.analysis.outcome import MeasurementOutcome
 from rollouts.analysis.providers.base import MeasureContext
 from rollouts.analysis.providers.registry import provider_for, unregister_plugin
+from rollouts.analysis.providers.run_target import store_run_target
 from rollouts.analysis.providers.traffic import PLUGIN_NAME, TrafficMetricProvider, register_traffic_plugin
 from rollouts.runtime.local.traffic import TrafficStats
 from rollouts.spec.analysis import Metric
@@ -63,13 +66,14 @@ def test_local_values_for_a_known_mix(config: dict[str, Any], expected: Any) -> 
 def test_other_version_and_window_are_separate() -> None:
     stats = stats_with_mix(990, 10)
     stats.record("ns", "app", "stable", 200, 0.01, at=T0 - 200)
-    assert measure(stats, metric="success-rate", service="app", version="stable", window="1m").value is None
-    assert measure(stats, metric="success-rate", service="app", version="stable", window="5m").value == 1.0
+    bare = dict(metric="success-rate", service="app", version="stable", minRequests=0)
+    assert measure(stats, window="1m", **bare).value is None
+    assert measure(stats, window="5m", **bare).value == 1.0
 
 
 @pytest.mark.parametrize("name", ["success-rate", "error-rate", "latency-p99"])
 def test_no_traffic_is_none_not_success(name: str) -> None:
-    outcome = measure(TrafficStats(clock=lambda: T0), metric=name, service="app")
+    outcome = measure(TrafficStats(clock=lambda: T0), metric=name, service="app", minRequests=0)
     assert outcome.error is None and outcome.value is None and outcome.printed == ""
     assert "no requests to the canary of ns/app" in outcome.metadata["NoData"]
 
@@ -99,12 +103,12 @@ def test_error_budget_burn_from_release_start() -> None:
 
 
 def test_error_budget_burn_without_traffic_is_none() -> None:
-    outcome = measure(TrafficStats(clock=lambda: T0), metric="error-budget-burn", service="app")
+    outcome = measure(TrafficStats(clock=lambda: T0), metric="error-budget-burn", service="app", minRequests=0)
     assert outcome.value is None and "served no request" in outcome.metadata["NoData"]
 
 
 def test_service_falls_back_to_default_service_callback() -> None:
-    stats = stats_with_mix(10, 0)
+    stats = stats_with_mix(60, 0)
     provider = TrafficMetricProvider(stats=stats, clock=lambda: T0, default_service=lambda ctx: "app")
     assert run(provider.measure(metric(metric="success-rate"), CTX)).value == 1.0
     missing = measure(stats, metric="success-rate")
@@ -146,13 +150,19 @@ def test_registered_plugin_is_found_by_provider_for() -> None:
 # --- Prometheus ------------------------------------------------------------------------------------------
 
 
-async def prometheus_measure(answer: list[Any], env: bool = False, **config: Any) -> tuple[MeasurementOutcome, str]:
+async def prometheus_measure(
+    answer: list[Any], env: bool = False, requests: str = "1000", **config: Any
+) -> tuple[MeasurementOutcome, str]:
+    """`answer` to the metric's query; `requests` to the minimum-sample count that follows it."""
     queries: list[str] = []
 
     async def query(request: web.Request) -> web.Response:
         form = await request.post()
         queries.append(str(form["query"]))
-        return web.json_response({"status": "success", "data": {"resultType": "vector", "result": answer}})
+        result = answer
+        if len(queries) > 1 and queries[-1].startswith("sum(increase("):
+            result = [{"metric": {}, "value": [T0, requests]}]
+        return web.json_response({"status": "success", "data": {"resultType": "vector", "result": result}})
 
     app = web.Application()
     app.router.add_post("/api/v1/query", query)
@@ -209,3 +219,130 @@ def test_prometheus_custom_query_template() -> None:
 def test_prometheus_preview_needs_a_custom_query() -> None:
     outcome, query = run(prometheus_measure([], metric="success-rate", service="app", version="preview"))
     assert query == "" and outcome.error is not None and "queries.success-rate" in outcome.error
+
+
+# --- minimum sample (20.1) -------------------------------------------------------------------------------
+
+# (id, ok, failed, config, expected phase or value): a gate with count 1 judged a 20 %-error release on
+# 1-6 requests; below minRequests the measurement is Inconclusive whatever the rate is.
+MIN_REQUEST_CASES = [
+    ("3-good-requests-default", 3, 0, {}, "Inconclusive"),
+    ("49-requests-default", 49, 0, {}, "Inconclusive"),
+    ("no-request-default", 0, 0, {}, "Inconclusive"),
+    ("50-requests-default", 50, 0, {}, 1.0),
+    ("custom-minimum-met", 8, 2, {"minRequests": 10}, 0.8),
+    ("custom-minimum-missed", 9, 0, {"minRequests": 10}, "Inconclusive"),
+    ("minimum-as-argument-string", 9, 0, {"minRequests": "10"}, "Inconclusive"),
+    ("latency-too", 5, 0, {"metric": "latency-p99"}, "Inconclusive"),
+    ("error-rate-too", 5, 0, {"metric": "error-rate"}, "Inconclusive"),
+]
+
+
+@pytest.mark.parametrize(("ok", "failed", "config", "expected"), [c[1:] for c in MIN_REQUEST_CASES],
+                         ids=[c[0] for c in MIN_REQUEST_CASES])
+def test_min_requests_below_minimum_is_inconclusive(ok: int, failed: int, config: dict[str, Any],
+                                                    expected: Any) -> None:
+    outcome = measure(stats_with_mix(ok, failed), **{"metric": "success-rate", "service": "app", **config})
+    if expected == "Inconclusive":
+        assert outcome.phase == "Inconclusive" and outcome.error is None
+        assert outcome.message is not None and f"only {ok + failed} request" in outcome.message
+        assert "minRequests" in outcome.message
+        assert outcome.metadata["requests"] == str(ok + failed)
+    else:
+        assert outcome.phase is None and outcome.value == expected
+
+
+def test_min_requests_inconclusive_is_never_successful_through_the_assessment() -> None:
+    gate = Metric.model_validate({"name": "gate", "successCondition": "result >= 0.95",
+                                  "provider": {"plugin": {PLUGIN_NAME: {"metric": "success-rate"}}}})
+    outcome = measure(stats_with_mix(3, 0), metric="success-rate", service="app")
+    phase, _ = judge_outcome(gate, outcome)
+    assert phase == "Inconclusive"
+
+
+def test_min_requests_applies_to_error_budget_burn() -> None:
+    outcome = measure(stats_with_mix(10, 0), metric="error-budget-burn", service="app")
+    assert outcome.phase == "Inconclusive" and "only 10 requests" in (outcome.message or "")
+
+
+def test_min_requests_invalid_value_names_the_field() -> None:
+    outcome = measure(TrafficStats(), metric="success-rate", service="app", minRequests=-1)
+    assert outcome.error is not None and "minRequests: -1 is not a whole number" in outcome.error
+
+
+def test_min_requests_through_prometheus_counts_the_requests() -> None:
+    outcome, _ = run(prometheus_measure([{"metric": {}, "value": [T0, "1.0"]}], requests="4",
+                                        metric="success-rate", service="app"))
+    assert outcome.phase == "Inconclusive" and "only 4 requests" in (outcome.message or "")
+
+
+# --- the revision under test, inside the run (20.2) and the inferred service (13.7) ---------------------
+
+
+def _store(rollout: dict[str, Any], *extra: dict[str, Any]) -> Any:
+    objects = {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]): o for o in (rollout, *extra)}
+
+    def get(kind: str, namespace: str, name: str) -> dict[str, Any]:
+        try:
+            return objects[(kind, namespace, name)]
+        except KeyError:
+            raise LookupError(f"{kind} {namespace}/{name} not found") from None
+
+    return get
+
+
+CANARY_ROLLOUT = {
+    "kind": "Rollout", "metadata": {"name": "app", "namespace": "ns"},
+    "spec": {"strategy": {"canary": {"trafficRouting": {"nginx": {"stableIngress": "app-ingress"}}}}},
+    "status": {"currentPodHash": "new", "stableRS": "old"},
+}
+APP_INGRESS = {"kind": "Ingress", "metadata": {"name": "app-ingress", "namespace": "ns",
+                                               "annotations": {"rollouts.io/service": "app"}}}
+
+
+def _run_ctx(started: float, labels: dict[str, str] | None = None) -> MeasureContext:
+    return MeasureContext(namespace="ns", run_name="app-new-2", metric_name="gate", measurement_index=1,
+                          run_started_at=datetime.fromtimestamp(started, UTC), owner="app",
+                          labels=labels if labels is not None else {"rollouts-pod-template-hash": "new"})
+
+
+def test_gate_counts_only_the_revision_under_test_and_only_inside_the_run() -> None:
+    stats = TrafficStats(clock=lambda: T0)
+    for i in range(120):  # the old canary failing, before the run and during it
+        stats.record("ns", "app", "canary", 500, 0.01, at=T0 - 119 + i, pod_hash="old")
+    for i in range(60):  # 503s while no new pod was ready: not the revision's
+        stats.record("ns", "app", "canary", 503, 0.0, at=T0 - 59 + i, served=False)
+    for i in range(100):  # the new revision: 60 before the run started, 40 inside it, all good
+        stats.record("ns", "app", "canary", 200, 0.01, at=T0 - 99 + i, pod_hash="new")
+    provider = TrafficMetricProvider(stats=stats, clock=lambda: T0, run_target=store_run_target(
+        _store(CANARY_ROLLOUT, APP_INGRESS)))
+    outcome = run(provider.measure(metric(metric="success-rate", window="5m", minRequests=30),
+                                   _run_ctx(T0 - 39)))
+    assert outcome.error is None and outcome.value == 1.0
+    assert outcome.metadata["requests"] == "40" and outcome.metadata["podHash"] == "new"
+    assert outcome.metadata["service"] == "app"
+
+
+def test_traffic_gate_without_service_infers_it_from_the_owning_rollout() -> None:
+    stats = stats_with_mix(99, 1)
+    lookup = store_run_target(_store(CANARY_ROLLOUT, APP_INGRESS))
+    provider = TrafficMetricProvider(stats=stats, clock=lambda: T0, run_target=lookup)
+    ctx = MeasureContext(namespace="ns", run_name="r", metric_name="gate", measurement_index=1, owner="app")
+    outcome = run(provider.measure(metric(metric="success-rate"), ctx))
+    # The stats here carry no pod hash: with the rollout's revision known nothing matches, so the gate
+    # says it saw too few requests instead of judging another revision's answers.
+    assert outcome.error is None and outcome.phase == "Inconclusive"
+    assert "canary of ns/app (revision new)" in (outcome.message or "")
+    standalone = run(provider.measure(metric(metric="success-rate"), CTX))
+    assert standalone.error is not None and "service is not set" in standalone.error
+
+
+def test_configured_other_service_is_not_filtered_by_the_rollouts_revision() -> None:
+    stats = TrafficStats(clock=lambda: T0)
+    for i in range(60):
+        stats.record("ns", "backend", "stable", 200, 0.01, at=T0 - i, pod_hash="b1")
+    provider = TrafficMetricProvider(stats=stats, clock=lambda: T0, run_target=store_run_target(
+        _store(CANARY_ROLLOUT, APP_INGRESS)))
+    outcome = run(provider.measure(metric(metric="success-rate", service="backend", version="stable"),
+                                   _run_ctx(T0 - 100)))
+    assert outcome.value == 1.0 and "podHash" not in outcome.metadata

@@ -86,7 +86,7 @@ def test_old_buckets_are_dropped() -> None:
     stats = TrafficStats(clock=clock, horizon=60, coarse_horizon=600)
     for i in range(2000):
         stats.record("ns", "svc", "canary", 200, 0.01, at=T0 + i)
-    series = stats._series[("ns", "svc", "canary")]
+    series = stats._series[("ns", "svc", "canary", "")]
     assert len(series.seconds) <= 60
     assert len(series.minutes) <= 11
     assert stats.window("ns", "svc", "canary", 3600, T0 + 1999).requests == 60
@@ -116,3 +116,50 @@ def test_request_rate_and_first_seen() -> None:
     assert stats.request_rate("ns", "svc") == pytest.approx(2.0)
     assert stats.request_rate("ns", "other") is None
     assert stats.totals("ns", "svc", "canary") == (100, 0)
+
+
+# --- windows clipped to the revision and the run (20.2) ---------------------------------------------------
+
+
+def _blue_green_preview_traffic() -> TrafficStats:
+    """Continuous preview traffic across a release: 503s before the new pods were ready (no pod served
+    them), the old revision's answers while the preview still pointed at it, then the new revision's."""
+    stats = TrafficStats(clock=FakeClock())
+    for i in range(30):
+        stats.record("ns", "app", "preview", 200, 0.01, at=T0 + i, pod_hash="old")
+    for i in range(30, 40):
+        stats.record("ns", "app", "preview", 503, 0.0, at=T0 + i, served=False)
+    for i in range(40, 100):
+        stats.record("ns", "app", "preview", 500 if i % 20 == 0 else 200, 0.01, at=T0 + i, pod_hash="new")
+    return stats
+
+
+# (id, window seconds, pod_hash, not_before, expected (requests, errors))
+CLIPPED_WINDOWS = [
+    ("any-pod-excludes-unserved-503s", 100, None, None, (90, 3)),
+    ("revision-under-test-only", 100, "new", None, (60, 3)),
+    ("old-revision-only", 100, "old", None, (30, 0)),
+    ("clipped-to-run-start", 100, "new", T0 + 80, (20, 1)),
+    ("run-start-mid-second-skips-that-second", 100, "new", T0 + 79.5, (20, 1)),
+    ("run-start-in-the-future-counts-nothing", 100, "new", T0 + 500, (0, 0)),
+]
+
+
+@pytest.mark.parametrize(("seconds", "pod_hash", "not_before", "expected"), [c[1:] for c in CLIPPED_WINDOWS],
+                         ids=[c[0] for c in CLIPPED_WINDOWS])
+def test_window_counts_only_the_revision_under_test_inside_the_run(
+    seconds: float, pod_hash: str | None, not_before: float | None, expected: tuple[int, int]
+) -> None:
+    stats = _blue_green_preview_traffic()
+    window = stats.window("ns", "app", "preview", seconds, T0 + 99.5, pod_hash=pod_hash, not_before=not_before)
+    assert (window.requests, window.errors) == expected
+
+
+def test_unserved_503s_count_for_the_service_not_for_a_revision() -> None:
+    stats = _blue_green_preview_traffic()
+    assert stats.since("ns", "app", "preview", T0, T0 + 99.5).errors == 3
+    assert stats.since("ns", "app", "preview", T0, T0 + 99.5, pod_hash="new").requests == 60
+    assert stats.first_seen("ns", "app", "preview", pod_hash="new") == T0 + 40
+    assert stats.request_rate("ns", "app", T0 + 99.5) == pytest.approx(100 / 99.5)
+    assert stats.totals("ns", "app", "preview") == (100, 13)
+    assert stats.keys() == [("ns", "app", "preview")]

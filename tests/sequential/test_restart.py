@@ -37,19 +37,19 @@ class SecondStats:
             return _Window(20 * seconds, (20 * seconds * 3) // 100)
         return _Window(180 * seconds, (180 * seconds) // 200)
 
-    def window(self, namespace: str, service: str, version: object, seconds: float, now: float | None = None
-               ) -> _Window:
+    def window(self, namespace: str, service: str, version: object, seconds: float, now: float | None = None,
+               **scope: object) -> _Window:
         assert now is not None
         self.asked.append((service, now - seconds, now))
         return self._counts(str(version), now - seconds, now)
 
-    def since(self, namespace: str, service: str, version: object, start: float, now: float | None = None
-              ) -> _Window:
+    def since(self, namespace: str, service: str, version: object, start: float, now: float | None = None,
+              **scope: object) -> _Window:
         assert now is not None
         self.asked.append((service, start, now))
         return self._counts(str(version), start, now)
 
-    def first_seen(self, namespace: str, service: str, version: object) -> float | None:
+    def first_seen(self, namespace: str, service: str, version: object, **scope: object) -> float | None:
         return None
 
     def request_rate(self, namespace: str, service: str, now: float | None = None) -> float | None:

@@ -111,15 +111,15 @@ class _Window:
 class _Stats:
     arms: dict[str, _Window] = field(default_factory=dict)
 
-    def window(self, namespace: str, service: str, version: object, seconds: float, now: float | None = None
-               ) -> _Window:
+    def window(self, namespace: str, service: str, version: object, seconds: float, now: float | None = None,
+               **scope: object) -> _Window:
         return self.arms[str(version)]
 
-    def since(self, namespace: str, service: str, version: object, start: float, now: float | None = None
-              ) -> _Window:
+    def since(self, namespace: str, service: str, version: object, start: float, now: float | None = None,
+              **scope: object) -> _Window:
         return self.arms[str(version)]
 
-    def first_seen(self, namespace: str, service: str, version: object) -> float | None:
+    def first_seen(self, namespace: str, service: str, version: object, **scope: object) -> float | None:
         return 0.0
 
     def request_rate(self, namespace: str, service: str, now: float | None = None) -> float | None:

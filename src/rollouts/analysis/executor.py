@@ -135,7 +135,8 @@ class AnalysisExecutor:
         started = run.status.started_at if run.status is not None and run.status.started_at else now
         ctx = MeasureContext(namespace=run.metadata.namespace or "default", run_name=run.metadata.name or "",
                              metric_name=metric_name, measurement_index=index, secrets=tuple(secrets),
-                             env=self.env, run_started_at=started, args=dict(args))
+                             env=self.env, run_started_at=started, args=dict(args),
+                             owner=_owning_rollout(run), labels=dict(run.metadata.labels))
 
         async def measure() -> MeasurementOutcome:
             try:
@@ -176,6 +177,14 @@ class AnalysisExecutor:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._in_flight.clear()
+
+
+def _owning_rollout(run: AnalysisRun) -> str | None:
+    """The Rollout the run belongs to, so plugins can infer its service and revision."""
+    for ref in run.metadata.owner_references or ():
+        if ref.kind == "Rollout" and ref.name:
+            return ref.name
+    return None
 
 
 def _terminated() -> MeasurementOutcome:

@@ -27,6 +27,8 @@ class MeasureContext:
     run_started_at: when the analysis run started (its stored status.startedAt), so a provider that counts
     "since the run started" counts the same after a controller restart; None when unknown.
     args: the run's resolved arguments, secret values included: never log or show them (left out of repr).
+    owner: the name of the Rollout that owns the run (its ownerReference), None for a standalone run.
+    labels: the run's labels (`rollouts-pod-template-hash` names the revision under test).
     """
 
     namespace: str
@@ -37,6 +39,8 @@ class MeasureContext:
     env: Mapping[str, str] = field(default_factory=dict)
     run_started_at: datetime | None = None
     args: Mapping[str, str] = field(default_factory=dict, repr=False)
+    owner: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     def environment(self) -> dict[str, str]:
         """The process environment with this context's overrides applied."""

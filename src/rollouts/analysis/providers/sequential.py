@@ -15,6 +15,8 @@ stable version (statistics in analysis/sequential), written in Argo's plugin syn
           guardRate: 0.2             # hard-outage guard: canary event rate ...
           guardMinEvents: 3          # ... with at least this many events
           service: my-svc            # like rollouts/traffic: else args.service-name, else the rollout's
+                                     # (inferred from the run's owner; each arm then counts only the
+                                     # pods of its revision: the run's pod hash and status.stableRS)
           prometheus: {address: http://prometheus:9090}   # optional, counts from PromQL
           ingress: my-svc            # Prometheus only: the ingress label (default: the service)
 
@@ -52,7 +54,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollouts.analysis.outcome import MeasurementOutcome
-from rollouts.analysis.providers._traffic_base import TrafficPlugin, TrafficSource
+from rollouts.analysis.providers._traffic_base import Scope, TrafficPlugin, TrafficSource
 from rollouts.analysis.providers.base import MeasureContext
 from rollouts.analysis.providers.prometheus import format_float
 from rollouts.analysis.providers.registry import register_plugin
@@ -185,9 +187,10 @@ class SequentialMetricProvider(TrafficPlugin):
             query = parse_config((metric.provider.plugin or {}).get(PLUGIN_NAME))
         except (ConfigError, ValueError) as exc:
             return ctx.error(str(exc))
-        service = self._service(query.service, ctx)
-        if not service:
+        scope = self._scope(query.service, ctx)
+        if scope is None:
             return self._no_service(ctx)
+        service = scope.service
         now = self._clock()
         run_key = (ctx.namespace, ctx.run_name, ctx.metric_name)
         if ctx.run_started_at is not None:
@@ -198,7 +201,7 @@ class SequentialMetricProvider(TrafficPlugin):
         if query.since == "release":
             release = self._release_start(ctx.namespace, service, "canary") if self._release_start else None
             if release is None and self._stats is not None:
-                release = self._stats.first_seen(ctx.namespace, service, "canary")
+                release = self._stats.first_seen(ctx.namespace, service, "canary", pod_hash=scope.pod_hash("canary"))
             start = release if release is not None else run_start
         meta = {"service": service, "test": query.test, "since": query.since,
                 "start": format_float(round(start, 3))}
@@ -211,10 +214,10 @@ class SequentialMetricProvider(TrafficPlugin):
                     budget = (await self._prometheus_counts(metric, query, service, address,
                                                             now - run_start, ctx))[0].requests
             elif self._stats is not None:
-                counts = self._local_counts(self._stats, query, ctx.namespace, service, start, now)
+                counts = self._local_counts(self._stats, query, ctx.namespace, scope, start, now)
                 budget = None
                 if query.since == "release" and query.settings.max_samples is not None:
-                    budget = self._local_counts(self._stats, query, ctx.namespace, service, run_start,
+                    budget = self._local_counts(self._stats, query, ctx.namespace, scope, run_start,
                                                 now)[0].requests
             else:
                 return self._no_source(ctx)
@@ -225,15 +228,18 @@ class SequentialMetricProvider(TrafficPlugin):
 
     @staticmethod
     def _local_counts(
-        stats: TrafficSource, query: SequentialQuery, namespace: str, service: str, start: float, now: float
+        stats: TrafficSource, query: SequentialQuery, namespace: str, scope: Scope, start: float, now: float
     ) -> tuple[ArmCounts, ArmCounts]:
+        # Each arm counts only its own revision's pods (when the run's rollout is known): answers of an
+        # older canary, or 503s while no pod was ready, are neither arm's evidence.
         elapsed = max(now - start, 0.0)
         arms = []
         for version in ("canary", "stable"):
+            pod_hash = scope.pod_hash(version)
             if elapsed <= _FINE_HORIZON_SECONDS:
-                window = stats.window(namespace, service, version, max(elapsed, 1.0), now)
+                window = stats.window(namespace, scope.service, version, max(elapsed, 1.0), now, pod_hash=pod_hash)
             else:
-                window = stats.since(namespace, service, version, start, now)
+                window = stats.since(namespace, scope.service, version, start, now, pod_hash=pod_hash)
             if query.test == "errors":
                 arms.append(ArmCounts(window.requests, window.errors))
             else:

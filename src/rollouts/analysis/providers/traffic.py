@@ -9,19 +9,35 @@
           slo: 0.995               # for error-budget-burn
           service: my-svc          # optional, see "Which service" below
           quantile: 0.95           # optional, overrides the quantile of latency-pNN
+          minRequests: 50          # optional, fewer requests in the window: Inconclusive (0: no minimum)
           budgetPeriod: 30d        # optional, the SLO period of error-budget-burn
           prometheus: {address: http://prometheus:9090}   # optional, measure through Prometheus
           queries: {success-rate: "..."}                   # optional, PromQL templates per metric
 
 Results are plain numbers (success-rate and error-rate are ratios 0..1, latencies are seconds), so
-conditions read `result >= 0.995`. With no request in the window the result is None (printed empty) and
-conditions comparing it fail with an error: no traffic is "no data", never a success. request-count is the
-exception: zero requests is a real count.
+conditions read `result >= 0.995`. request-count is a plain count (zero is a real count).
+
+Minimum sample: every other metric needs `minRequests` requests (default 50) in what it reads (the window;
+for error-budget-burn the requests since the release started); with fewer the measurement is Inconclusive
+whatever its value, and its message says how many requests were seen. A rate over 3 requests is not
+evidence: with `count: 1` it would promote a 20 %-error release one time in two. `minRequests: 0` restores
+the bare behaviour: no request at all gives a None result (printed empty) and conditions comparing it fail
+with an error, so no traffic is never a success.
+
+What is counted (local stats): only requests served by pods of the revision under test, and only since the
+analysis run started. When the run belongs to a rollout of the measured service, canary and preview mean
+the run's `rollouts-pod-template-hash` (the revision the run was started for), stable the rollout's
+`status.stableRS`, active its `status.blueGreen.activeSelector`; so an old version's answers on the preview
+Service, or answers from before the run, never count. Answers no pod gave (503 while no pod was ready)
+count for the service as a whole (the request rate of error-budget-burn), never for a revision. Through
+Prometheus neither the hash nor the run start can be told apart by ingress-nginx's metrics: the window is
+what it is there.
 
 Which service: the `service` key of the config (usually `"{{args.service-name}}"`); else the analysis
-argument `service-name` when the measure context carries arguments (`ctx.args`); else what the controller's
-`default_service(ctx)` callback answers (the stable Ingress's logical service of the run's rollout); else
-the measurement is an Error that says to set `service`.
+argument `service-name` when the measure context carries arguments (`ctx.args`); else the service of the
+rollout that owns the run (the controller binds `run_target`, see run_target.py: the logical service of its
+stable Ingress, or its blue/green active Service); else what a `default_service(ctx)` callback answers;
+else the measurement is an Error that says to set `service`.
 
 Where the numbers come from:
 - Local stats (a `TrafficSource`, normally the local runtime's TrafficStats, bound by the controller with
@@ -55,7 +71,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollouts.analysis.outcome import MeasurementOutcome
-from rollouts.analysis.providers._traffic_base import TrafficPlugin, TrafficSource
+from rollouts.analysis.providers._traffic_base import (
+    DEFAULT_MIN_REQUESTS,
+    Scope,
+    TrafficPlugin,
+    TrafficSource,
+)
 from rollouts.analysis.providers.base import MeasureContext
 from rollouts.analysis.providers.prometheus import format_float
 from rollouts.analysis.providers.registry import register_plugin
@@ -129,6 +150,7 @@ class TrafficQuery:
     queries: Mapping[str, str]
     release_window: str | None
     rate_window: str
+    min_requests: int = DEFAULT_MIN_REQUESTS
 
 
 class TrafficMetricProvider(TrafficPlugin):
@@ -141,33 +163,45 @@ class TrafficMetricProvider(TrafficPlugin):
             query = parse_config((metric.provider.plugin or {}).get(PLUGIN_NAME))
         except ConfigError as exc:
             return ctx.error(str(exc))
-        service = self._service(query.service, ctx)
-        if not service:
+        scope = self._scope(query.service, ctx)
+        if scope is None:
             return self._no_service(ctx)
         address = self._prometheus_address(query.prometheus, ctx)
         if address:
-            return await self._measure_prometheus(metric, query, service, address, ctx)
+            return await self._measure_prometheus(metric, query, scope.service, address, ctx)
         if self._stats is None:
             return self._no_source(ctx)
-        return self._measure_local(self._stats, query, service, ctx)
+        return self._measure_local(self._stats, query, scope, ctx)
 
     # --- local --------------------------------------------------------------------------------------
 
     def _measure_local(
-        self, stats: TrafficSource, query: TrafficQuery, service: str, ctx: MeasureContext
+        self, stats: TrafficSource, query: TrafficQuery, scope: Scope, ctx: MeasureContext
     ) -> MeasurementOutcome:
         now = self._clock()
+        service = scope.service
         versions = VERSIONS[query.version]
+        pod_hash = scope.pod_hash(query.version)
         where = f"{query.version} of {ctx.namespace}/{service}"
+        if pod_hash:
+            where += f" (revision {pod_hash})"
         if query.metric == "error-budget-burn":
-            return self._burn(stats, query, service, versions, where, ctx, now)
-        window = stats.window(ctx.namespace, service, versions, query.window_seconds, now)
+            return self._burn(stats, query, service, versions, pod_hash, where, ctx, now)
+        window = stats.window(ctx.namespace, service, versions, query.window_seconds, now,
+                              pod_hash=pod_hash, not_before=scope.not_before)
         meta = {"service": service, "version": query.version, "window": query.window,
                 "requests": str(window.requests), "errors": str(window.errors)}
+        if pod_hash:
+            meta["podHash"] = pod_hash
+        span = f"in the last {query.window}"
+        if scope.not_before is not None and scope.not_before > now - query.window_seconds:
+            span = f"since the run started ({round(max(now - scope.not_before, 0.0))}s ago)"
         if query.metric == "request-count":
             return _number(float(window.requests), meta)
+        if window.requests < query.min_requests:
+            return _too_few(window.requests, query.min_requests, f"to the {where} {span}", meta)
         if window.requests == 0:
-            return _no_data(f"no requests to the {where} in the last {query.window}", meta)
+            return _no_data(f"no requests to the {where} {span}", meta)
         value: float | None
         if query.metric == "success-rate":
             value = window.success_rate
@@ -185,19 +219,27 @@ class TrafficMetricProvider(TrafficPlugin):
         query: TrafficQuery,
         service: str,
         versions: tuple[str, ...],
+        pod_hash: str | None,
         where: str,
         ctx: MeasureContext,
         now: float,
     ) -> MeasurementOutcome:
         start = self._release_start(ctx.namespace, service, query.version) if self._release_start else None
         if start is None:
-            start = stats.first_seen(ctx.namespace, service, versions)
+            start = stats.first_seen(ctx.namespace, service, versions, pod_hash=pod_hash)
         meta = {"service": service, "version": query.version, "slo": format_float(query.slo)}
+        if pod_hash:
+            meta["podHash"] = pod_hash
         if start is None:
+            if query.min_requests > 0:
+                return _too_few(0, query.min_requests, f"served by the {where}", meta)
             return _no_data(f"the {where} has served no request yet", meta)
-        errors = stats.since(ctx.namespace, service, versions, start, now).errors
+        served = stats.since(ctx.namespace, service, versions, start, now, pod_hash=pod_hash)
+        errors = served.errors
         rate = stats.request_rate(ctx.namespace, service, now)
-        meta.update(errors=str(errors), releaseStart=format_float(round(start, 3)))
+        meta.update(errors=str(errors), requests=str(served.requests), releaseStart=format_float(round(start, 3)))
+        if served.requests < query.min_requests:
+            return _too_few(served.requests, query.min_requests, f"served by the {where} since its release", meta)
         if not rate:
             return _no_data(f"no recent requests to {ctx.namespace}/{service}: its error budget is unknown", meta)
         budget = (1 - query.slo) * rate * query.budget_seconds
@@ -243,6 +285,16 @@ class TrafficMetricProvider(TrafficPlugin):
         if outcome.error is not None:
             return outcome
         meta = {QUERY_KEY: ctx.redact(promql), "service": service, "version": query.version}
+        if query.metric != "request-count" and query.min_requests > 0:
+            seen = await self._prometheus_requests(metric, query, values, address, ctx)
+            if isinstance(seen, MeasurementOutcome):
+                return seen
+            if seen is not None:
+                meta["requests"] = str(seen)
+                if seen < query.min_requests:
+                    span = values["release_window"] if query.metric == "error-budget-burn" else query.window
+                    return _too_few(seen, query.min_requests, f"to the {query.version} of {service} in {span}",
+                                    meta)
         value = outcome.value
         if isinstance(value, list):
             value = value[0] if value else None
@@ -253,6 +305,33 @@ class TrafficMetricProvider(TrafficPlugin):
         return _no_data(f"Prometheus returned no sample for the {query.version} of {service}", meta)
 
 
+    async def _prometheus_requests(
+        self, metric: Metric, query: TrafficQuery, values: Mapping[str, str], address: str, ctx: MeasureContext
+    ) -> int | None | MeasurementOutcome:
+        """Requests of the version in the measured range, for the minimum sample; None when they cannot be
+        told apart (a custom query for a version without a selector and no `queries.request-count`)."""
+        template = query.queries.get("request-count")
+        if template is None:
+            if not values["version_selector"]:
+                return None
+            template = DEFAULT_QUERIES["request-count"]
+        span = values["release_window"] if query.metric == "error-budget-burn" else values["window"]
+        try:
+            promql = string.Template(template).substitute({**values, "window": span})
+            inner = self._prometheus_metric(metric, query.prometheus, promql=promql, address=address)
+        except (KeyError, ValueError) as exc:
+            return ctx.error(f"{FIELD}.queries.request-count: {exc}")
+        outcome = await self._prometheus.measure(inner, ctx)
+        if outcome.error is not None:
+            return outcome
+        value = outcome.value
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if isinstance(value, float | int) and not math.isnan(value):
+            return max(int(round(value)), 0)
+        return 0
+
+
 # --- config ---------------------------------------------------------------------------------------------
 
 
@@ -261,7 +340,7 @@ def parse_config(raw: Any) -> TrafficQuery:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{FIELD}: expected a mapping with at least `metric`, got {type(raw).__name__}")
     known = {"metric", "version", "window", "slo", "service", "quantile", "budgetPeriod", "prometheus",
-             "queries", "ingress", "releaseWindow", "rateWindow"}
+             "queries", "ingress", "releaseWindow", "rateWindow", "minRequests"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{FIELD}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -293,6 +372,11 @@ def parse_config(raw: Any) -> TrafficQuery:
     _duration(rate_window, "rateWindow")
     service = raw.get("service")
     ingress = raw.get("ingress")
+    min_requests = raw.get("minRequests", DEFAULT_MIN_REQUESTS)
+    if isinstance(min_requests, str) and min_requests.strip().isdigit():
+        min_requests = int(min_requests)  # from an argument substitution: "{{args.min-requests}}"
+    if isinstance(min_requests, bool) or not isinstance(min_requests, int) or min_requests < 0:
+        raise ConfigError(f"{FIELD}.minRequests: {min_requests!r} is not a whole number >= 0, e.g. 50")
     return TrafficQuery(
         metric=str(metric),
         version=version,
@@ -307,6 +391,7 @@ def parse_config(raw: Any) -> TrafficQuery:
         queries=dict(queries),
         release_window=str(release_window) if release_window else None,
         rate_window=rate_window,
+        min_requests=min_requests,
     )
 
 
@@ -348,6 +433,14 @@ def _quantile(query: TrafficQuery) -> float:
 
 def _number(value: float, meta: dict[str, str]) -> MeasurementOutcome:
     return MeasurementOutcome(value=value, printed=format_float(value), metadata=meta)
+
+
+def _too_few(seen: int, needed: int, where: str, meta: dict[str, str]) -> MeasurementOutcome:
+    """Inconclusive: too few requests to judge, whatever the value would be."""
+    message = (f"only {seen} request{'s' if seen != 1 else ''} {where}, fewer than minRequests ({needed}): "
+               "too few to judge")
+    return MeasurementOutcome(value=None, printed="", phase="Inconclusive", message=message,
+                              metadata={**meta, "requests": str(seen), "minRequests": str(needed)})
 
 
 def _no_data(reason: str, meta: dict[str, str]) -> MeasurementOutcome:

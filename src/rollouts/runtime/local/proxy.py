@@ -34,7 +34,7 @@ from rollouts.runtime.local.routing import (
     build_table,
     choose_backend,
 )
-from rollouts.runtime.local.services import LISTEN_HOST, ServiceBalancer, bind_socket
+from rollouts.runtime.local.services import LISTEN_HOST, Endpoint, ServiceBalancer, bind_socket
 from rollouts.runtime.local.traffic import TrafficStats
 from rollouts.spec.core import Ingress
 
@@ -205,18 +205,22 @@ class IngressProxy:
             result = await self._balancer.forward(backend.service_key, request)
             duration = time.perf_counter() - started
             endpoint = result.endpoint
-            self._observe(backend, result.status, endpoint.pod_hash if endpoint else "", duration)
+            self._observe(backend, result.status, endpoint, duration)
             self._log(request, result.status, backend, endpoint.pod if endpoint else "", duration)
             return result.response
 
         return handle
 
-    def _observe(self, backend: Backend, status: int, pod_hash: str, duration: float) -> None:
+    def _observe(self, backend: Backend, status: int, endpoint: Endpoint | None, duration: float) -> None:
+        pod_hash = endpoint.pod_hash if endpoint else ""
         labels = (backend.namespace, backend.logical_service, backend.stable_ingress, backend.version, pod_hash)
         self._requests.labels(*labels, str(status)).inc()
         self._durations.labels(*labels).observe(duration)
         if self.stats is not None:
-            self.stats.record(backend.namespace, backend.logical_service, backend.version, status, duration)
+            # The serving pod's hash, so a gate counts only the revision under test; an answer no pod gave
+            # (503 while none was ready) is the service's, not a revision's.
+            self.stats.record(backend.namespace, backend.logical_service, backend.version, status, duration,
+                              pod_hash=pod_hash, served=endpoint is not None)
 
     def _log(
         self, request: web.Request, status: int, backend: Backend | None, pod: str, duration: float

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rollouts.analysis.providers.run_target import store_run_target
 from rollouts.analysis.providers.sequential import register_sequential_plugin
 from rollouts.analysis.providers.traffic import register_traffic_plugin
 from rollouts.runtime.local.images import ImageResolver
@@ -65,8 +66,10 @@ class LocalRuntime:
     async def start(self) -> None:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.pods.forget_stale_pods()
-        register_traffic_plugin(self.stats)
-        register_sequential_plugin(self.stats)
+        # Gates without `service` read the owning rollout's service and count only its revision's pods.
+        target = store_run_target(self.store.get)
+        register_traffic_plugin(self.stats, run_target=target)
+        register_sequential_plugin(self.stats, run_target=target)
         await self.balancer.start()
         await self.proxy.start()
 

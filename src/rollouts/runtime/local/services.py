@@ -250,6 +250,7 @@ class ServiceBalancer:
                 self._stats.record(
                     identity.namespace, identity.service, identity.version, result.status,
                     time.perf_counter() - started,
+                    pod_hash=result.endpoint.pod_hash if result.endpoint else "", served=result.endpoint is not None,
                 )
             return result.response
 

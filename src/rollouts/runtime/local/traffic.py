@@ -1,8 +1,12 @@
 """Per-version request statistics of the local ingress, kept in memory for the traffic metric provider.
 
-Keyed by (namespace, service, version), where service is the stable Ingress's logical service name and
-version is `stable`, `canary` (through the ingress) or whatever a Service listener is labelled with
-(`active`, `preview`). Two rings per key, both bounded:
+Keyed by (namespace, service, version, pod-template hash), where service is the stable Ingress's logical
+service name, version is `stable`, `canary` (through the ingress) or whatever a Service listener is labelled
+with (`active`, `preview`), and the hash is that of the pod that served the request ("" when the caller does
+not know it). Requests no pod served (503: no ready endpoint; 502: none accepted the connection) are kept
+apart: they count for the service as a whole (`request_rate`) but never in a version's window, so a revision
+is not charged for the time it had no ready pod. Windows can be limited to one hash (the revision under
+test) and clipped to a start time (the analysis run's start). Two rings per key, both bounded:
 - one bucket per second for `horizon` seconds (default 35 minutes): requests by status class and a sparse
   latency histogram with geometric buckets 2 % wide, so quantiles are within about 1 % of the true value;
 - one bucket per minute for `coarse_horizon` seconds (default 24 hours): request and 5xx counts only, so
@@ -34,6 +38,8 @@ STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
 
 Clock = Callable[[], float]
 StatsKey = tuple[str, str, str]
+# (namespace, service, version, pod hash); the hash is None for requests no pod served.
+_SeriesKey = tuple[str, str, str, str | None]
 
 
 def _status_class(status: int) -> int:
@@ -136,7 +142,7 @@ class TrafficStats:
         self._clock = clock
         self.horizon = int(horizon)
         self.coarse_horizon = int(coarse_horizon)
-        self._series: dict[StatsKey, _Series] = {}
+        self._series: dict[_SeriesKey, _Series] = {}
         self._lock = threading.Lock()
 
     def record(
@@ -148,13 +154,17 @@ class TrafficStats:
         duration: float,
         *,
         at: float | None = None,
+        pod_hash: str = "",
+        served: bool = True,
     ) -> None:
-        """Count one finished request (`duration` in seconds) at time `at` (default: now)."""
+        """Count one finished request (`duration` in seconds) at time `at` (default: now), served by a pod
+        of `pod_hash`; `served=False` when no pod answered it (the proxy's own 502/503)."""
         now = self._clock() if at is None else at
         second, minute = int(math.floor(now)), int(math.floor(now / 60))
         klass = _status_class(status)
+        key: _SeriesKey = (namespace, service, version, pod_hash if served else None)
         with self._lock:
-            series = self._series.setdefault((namespace, service, version), _Series())
+            series = self._series.setdefault(key, _Series())
             if series.first_seen is None or now < series.first_seen:
                 series.first_seen = now
             series.total_requests += 1
@@ -174,17 +184,25 @@ class TrafficStats:
         version: str | Sequence[str],
         seconds: float,
         now: float | None = None,
+        *,
+        pod_hash: str | None = None,
+        not_before: float | None = None,
     ) -> WindowStats:
         """Requests of one version (or the sum of several) in the last `seconds` up to `now`, in whole
-        seconds: the window covers the `ceil(seconds)` one-second buckets ending with the current one."""
+        seconds: the window covers the `ceil(seconds)` one-second buckets ending with the current one.
+
+        pod_hash: only requests served by pods of this hash (None: by any pod). not_before: only whole
+        seconds that start at or after this time (a request from before it is never counted)."""
         now = self._clock() if now is None else now
         last = int(math.floor(now))
         span = max(1, math.ceil(seconds))
         first = last - span + 1
+        if not_before is not None:
+            first = max(first, math.ceil(not_before))
         classes = [0] * len(STATUS_CLASSES)
         latency: Counter[int] = Counter()
         with self._lock:
-            for series in self._matching(namespace, service, version):
+            for series in self._matching(namespace, service, version, pod_hash):
                 for bucket in series.seconds:
                     if first <= bucket.at <= last:
                         for i, count in enumerate(bucket.classes):
@@ -192,7 +210,7 @@ class TrafficStats:
                         latency.update(bucket.latency)
         requests = sum(classes)
         return WindowStats(
-            start=float(first),
+            start=float(min(first, last + 1)),
             end=float(last + 1),
             requests=requests,
             errors=classes[4],
@@ -208,8 +226,10 @@ class TrafficStats:
         version: str | Sequence[str],
         start: float,
         now: float | None = None,
+        *,
+        pod_hash: str | None = None,
     ) -> WindowStats:
-        """Cumulative request and 5xx counts from `start` to `now`.
+        """Cumulative request and 5xx counts from `start` to `now` (of pods of `pod_hash` when given).
 
         Whole minutes are counted from the per-minute ring (so `start` is rounded down to its minute);
         `complete` is False when `start` is older than what the ring keeps. No latency in this answer."""
@@ -217,7 +237,7 @@ class TrafficStats:
         first, last = int(math.floor(start / 60)), int(math.floor(now / 60))
         requests = errors = 0
         with self._lock:
-            for series in self._matching(namespace, service, version):
+            for series in self._matching(namespace, service, version, pod_hash):
                 for bucket in series.minutes:
                     if first <= bucket.at <= last:
                         requests += bucket.requests
@@ -232,10 +252,12 @@ class TrafficStats:
             complete=complete,
         )
 
-    def first_seen(self, namespace: str, service: str, version: str | Sequence[str]) -> float | None:
-        """When this process first counted a request of the version(s); None if never."""
+    def first_seen(
+        self, namespace: str, service: str, version: str | Sequence[str], *, pod_hash: str | None = None
+    ) -> float | None:
+        """When this process first counted a request a pod of the version(s) served; None if never."""
         with self._lock:
-            seen = [s.first_seen for s in self._matching(namespace, service, version) if s.first_seen]
+            seen = [s.first_seen for s in self._matching(namespace, service, version, pod_hash) if s.first_seen]
         return min(seen) if seen else None
 
     def request_rate(self, namespace: str, service: str, now: float | None = None) -> float | None:
@@ -248,7 +270,7 @@ class TrafficStats:
         requests = 0
         oldest: float | None = None
         with self._lock:
-            for (ns, svc, _), series in self._series.items():
+            for (ns, svc, _, _), series in self._series.items():
                 if (ns, svc) != (namespace, service):
                     continue
                 for bucket in series.seconds:
@@ -263,19 +285,27 @@ class TrafficStats:
 
     def keys(self) -> list[StatsKey]:
         with self._lock:
-            return sorted(self._series)
+            return sorted({key[:3] for key in self._series})
 
     def totals(self, namespace: str, service: str, version: str) -> tuple[int, int]:
-        """(requests, 5xx) counted since this process started."""
+        """(requests, 5xx) counted since this process started, whether a pod served them or not."""
+        requests = errors = 0
         with self._lock:
-            series = self._series.get((namespace, service, version))
-            return (series.total_requests, series.total_errors) if series else (0, 0)
+            for key, series in self._series.items():
+                if key[:3] == (namespace, service, version):
+                    requests += series.total_requests
+                    errors += series.total_errors
+        return requests, errors
 
-    def _matching(self, namespace: str, service: str, version: str | Sequence[str]) -> Iterable[_Series]:
+    def _matching(
+        self, namespace: str, service: str, version: str | Sequence[str], pod_hash: str | None = None
+    ) -> Iterable[_Series]:
+        """The series a pod served (of `pod_hash` when given); the caller holds the lock."""
         versions = (version,) if isinstance(version, str) else tuple(version)
-        for v in versions:
-            series = self._series.get((namespace, service, v))
-            if series is not None:
+        for (ns, svc, v, served_by), series in self._series.items():
+            if (ns, svc) != (namespace, service) or v not in versions or served_by is None:
+                continue
+            if pod_hash is None or served_by == pod_hash:
                 yield series
 
     def _prune(self, series: _Series, now: float) -> None:
