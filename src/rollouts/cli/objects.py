@@ -3,7 +3,7 @@ that an invalid manifest changes nothing."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -17,6 +17,9 @@ from rollouts.cli.common import (
     split_kind_name,
 )
 from rollouts.cli.main import app
+
+if TYPE_CHECKING:
+    from rollouts.store.sqlite import SQLiteStore
 
 
 def _manifests(files: list[str], namespace: str | None) -> list[dict[str, Any]]:
@@ -44,6 +47,17 @@ def _load_valid(files: list[str]) -> list[dict[str, Any]]:
     return [obj.data for obj in loaded.objects if (obj.api_version, obj.kind) in KINDS]
 
 
+def _check_references(objects: list[dict[str, Any]], store: SQLiteStore) -> None:
+    """Fails (nothing written) when a templateName names no template in the input or the store."""
+    from rollouts.cli.references import missing_templates
+
+    problems = missing_templates(objects, store)
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    if problems:
+        fail(f"{len(problems)} problem(s) found; nothing was changed")
+
+
 def _place(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
     meta = dict(obj.get("metadata") or {})
     meta["namespace"] = namespace_for(str(obj.get("kind")), meta.get("namespace") or namespace)
@@ -66,6 +80,7 @@ def apply(
 
     objects = _manifests(filename, namespace)
     store = open_store(home)
+    _check_references(objects, store)
     with store.transaction():
         for obj in objects:
             meta = obj["metadata"]
@@ -120,6 +135,7 @@ def create(
         fail("-f FILE is required (or: create analysisrun --from TEMPLATE)")
     objects = _manifests(filename, namespace)
     store = open_store(home)
+    _check_references(objects, store)
     with store.transaction():
         for obj in objects:
             try:
