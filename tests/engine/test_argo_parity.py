@@ -3,6 +3,7 @@ in-memory world: progress deadline exemptions, halted scaling, the rollback wind
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from rollouts.engine.rollback import rollback_within_window
 from rollouts.engine.types import ReplicaSetObservation, ScaleReplicaSet
 from rollouts.engine.world import World, successful_after
 from rollouts.spec.pod import PodTemplateSpec
+from rollouts.spec.rollout import Rollout
 
 from .builders import deployed, rollout, traffic, update
 
@@ -196,3 +198,35 @@ def test_skip_current_step_on_pause_step_moves_on(after: dict | None) -> None:  
     w.patch(intents.promote(w.rollout, skip_current_step=True))
     assert w.run(until=healthy_on_new, max_seconds=3600)
     assert not status(w).pause_conditions
+
+
+# --- orphan analysis runs ------------------------------------------------------------------------------
+
+
+def _with_steps(steps: list[dict]) -> Callable[[Rollout], Rollout]:  # type: ignore[type-arg]
+    def change(ro: Rollout) -> Rollout:
+        body = ro.model_dump(by_alias=True, exclude_none=True, mode="json")
+        body["spec"]["strategy"]["canary"]["steps"] = steps
+        return Rollout.model_validate(body)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("background", "new_steps"),
+    [(False, [{"setWeight": 100}]), (False, [{"setWeight": 50}, {"pause": {}}]), (True, [{"setWeight": 100}])],
+    ids=["bypass-with-set-weight-100", "analysis-step-removed", "background-run-after-steps-change"],
+)
+def test_orphan_analysis_run_terminated_when_step_removed(background: bool, new_steps: list[dict]) -> None:  # type: ignore[type-arg]
+    canary = {"analysis": {"templates": [{"templateName": "success-rate"}]}} if background else {}
+    w = deployed(rollout(replicas=2, steps=[{"setWeight": 50}, ANALYSIS, {"pause": {}}], canary=canary),
+                 outcome=successful_after(3600))
+    update(w)
+    w.run(until=lambda x: step_runs(x) == 1, max_seconds=600)
+    running = [name for name, r in w.runs.items() if r.status is not None and r.status.phase == "Running"]
+    assert running
+    w.edit(_with_steps(new_steps))
+    w.run(until=lambda x: x.phase in ("Healthy", "Paused"), max_seconds=600)
+    for name in running:
+        run = w.runs[name]
+        assert run.spec.terminate and run.status is not None and run.status.phase != "Running", name

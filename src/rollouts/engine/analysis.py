@@ -128,7 +128,19 @@ def create_run(ctx: Context, analysis: RolloutAnalysis, ref: RunRef) -> RolloutA
 def terminate(ctx: Context, run: AnalysisRun | None) -> None:
     if run is None or phase_of(run) in COMPLETED or run.spec.terminate:
         return
-    ctx.act(TerminateAnalysisRun(name=run.metadata.name or ""))
+    name = run.metadata.name or ""
+    if name in ctx.terminated:
+        return
+    ctx.terminated.add(name)
+    ctx.act(TerminateAnalysisRun(name=name))
+
+
+def terminate_orphans(ctx: Context, keep: set[str]) -> None:
+    """Terminate every unfinished run the status no longer tracks, as Argo cancels its `otherArs`: a
+    spec change that removed or bypassed a step (or the background analysis) leaves its run behind."""
+    for run in ctx.observed.analysis_runs:
+        if (run.metadata.name or "") not in keep:
+            terminate(ctx, run)
 
 
 def track(

@@ -101,6 +101,7 @@ class Context:
     status_events: list[EmitEvent] = field(default_factory=list)
     requeue: float | None = None
     run_names: set[str] = field(default_factory=set)
+    terminated: set[str] = field(default_factory=set)
 
     @classmethod
     def start(cls, rollout: Rollout, observed: Observed, now: datetime) -> Context:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-MEMO_LIMIT = 65536
+# Each entry can hold a whole Rollout spec and its templates: a few hundred entries cover every object a
+# controller holds, where 65536 let a long-running controller grow by gigabytes.
+MEMO_LIMIT = 512
 
 
 def forget_oldest(memo: dict[Any, Any]) -> None:

@@ -267,6 +267,7 @@ def reconcile_history(ctx: Context) -> None:
     keep = {
         s.name for s in (ctx.step_run, ctx.background_run, ctx.pre_run, ctx.post_run) if s is not None
     }
+    an.terminate_orphans(ctx, keep)
     an.collect_garbage(ctx, keep)
 
 
