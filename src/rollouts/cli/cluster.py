@@ -1,0 +1,85 @@
+"""`rollouts cluster up|down|status|kubeconfig`: the local cluster's API server for a rollouts home.
+
+`up` starts it in the background (or in the foreground with --foreground) and prints where its
+kubeconfig is; `down` stops it; `status` says whether it answers; `kubeconfig` prints the file.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from rollouts.cli.common import HOME_OPTION, fail
+from rollouts.cli.main import app
+
+cluster_app = typer.Typer(help="The local cluster: a Kubernetes API server over the home's store.",
+                          no_args_is_help=True)
+app.add_typer(cluster_app, name="cluster")
+
+
+@cluster_app.command()
+def up(
+    foreground: bool = typer.Option(False, "--foreground", help="Serve in this process until Ctrl-C."),
+    address: str = typer.Option("127.0.0.1", "--address", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(0, "--port", "-p", help="Port (default: the previous one if free, else any)."),
+    home: str | None = HOME_OPTION,
+) -> None:
+    """Start the local cluster's API server and print its kubeconfig's path."""
+    from rollouts.cluster.apiserver.kubeconfig import kubeconfig_path
+    from rollouts.cluster.apiserver.server import serve, start_background
+    from rollouts.store.home import rollouts_home
+
+    folder = rollouts_home(home)
+    if not 0 <= port <= 65535:
+        fail(f"--port: {port} is not between 0 and 65535")
+    if foreground:
+        import asyncio
+
+        typer.echo(f"kubeconfig: {kubeconfig_path(folder)} (written once the server listens; Ctrl-C stops it)")
+        try:
+            asyncio.run(serve(folder, address, port))
+        except OSError as exc:
+            fail(str(exc))
+        return
+    try:
+        running = start_background(folder, address, port)
+    except (OSError, RuntimeError) as exc:
+        fail(str(exc))
+    typer.echo(f"local cluster: {running.url} (pid {running.pid})")
+    typer.echo(f"kubeconfig: {kubeconfig_path(folder)}")
+    typer.echo(f"  export KUBECONFIG={kubeconfig_path(folder)}")
+
+
+@cluster_app.command()
+def down(home: str | None = HOME_OPTION) -> None:
+    """Stop the local cluster's API server."""
+    from rollouts.cluster.apiserver.server import stop_background
+    from rollouts.store.home import rollouts_home
+
+    typer.echo("local cluster stopped" if stop_background(rollouts_home(home)) else "local cluster was not running")
+
+
+@cluster_app.command()
+def status(home: str | None = HOME_OPTION) -> None:
+    """Say whether the local cluster's API server is running (exit code 1 when it is not)."""
+    from rollouts.cluster.apiserver.kubeconfig import kubeconfig_path
+    from rollouts.cluster.apiserver.server import status as server_status
+    from rollouts.store.home import rollouts_home
+
+    folder = rollouts_home(home)
+    running = server_status(folder)
+    if running is None:
+        typer.echo("local cluster: not running (rollouts cluster up starts it)")
+        raise typer.Exit(1)
+    typer.echo(f"local cluster: running at {running.url} (pid {running.pid}); kubeconfig {kubeconfig_path(folder)}")
+
+
+@cluster_app.command()
+def kubeconfig(home: str | None = HOME_OPTION) -> None:
+    """Print the local cluster's kubeconfig (context rollouts-local)."""
+    from rollouts.cluster.apiserver.kubeconfig import kubeconfig_path
+    from rollouts.store.home import rollouts_home
+
+    path = kubeconfig_path(rollouts_home(home))
+    if not path.exists():
+        fail(f"{path} does not exist yet: rollouts cluster up writes it")
+    typer.echo(path.read_text(), nl=False)

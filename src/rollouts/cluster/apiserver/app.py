@@ -1,0 +1,431 @@
+"""The aiohttp application: authentication, URL routing, and the HTTP side of every verb (bodies,
+query parameters, Table responses, paging, watch streams, Pod logs). Object semantics live in `objects`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from rollouts.cluster.apiserver import discovery
+from rollouts.cluster.apiserver.crds import custom_resource_definitions
+from rollouts.cluster.apiserver.errors import (
+    ApiError,
+    bad_request,
+    from_store,
+    gone,
+    method_not_allowed,
+    not_found,
+    unauthorized,
+)
+from rollouts.cluster.apiserver.objects import Objects
+from rollouts.cluster.apiserver.resources import BY_PATH, Resource
+from rollouts.cluster.apiserver.tables import to_table, wants_table
+from rollouts.store.patch import json_patch, merge_patch
+from rollouts.store.protocol import Expired, StoreError
+from rollouts.store.selectors import parse_field_selector, parse_label_selector
+from rollouts.store.sqlite import SQLiteStore
+
+JSONObject = dict[str, Any]
+log = logging.getLogger(__name__)
+
+PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+_TRUE = ("1", "true", "True")
+
+
+@dataclass
+class Settings:
+    """Tunables; tests shorten the bookmark interval and the log polling."""
+
+    bookmark_interval: float = 30.0
+    log_poll_interval: float = 0.2
+    default_watch_timeout: float = 1800.0
+    logs_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a resource URL names."""
+
+    resource: Resource
+    namespace: str | None
+    name: str | None
+    sub: str | None
+
+
+def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
+    response = web.Response(body=json.dumps(body).encode(), status=status, content_type="application/json")
+    for text in warnings or []:
+        response.headers.add("Warning", '299 - "' + text.replace('"', "'") + '"')
+    return response
+
+
+def _error(exc: ApiError) -> web.Response:
+    return _json(exc.status(), exc.code)
+
+
+def _encode_continue(version: int, namespace: str, name: str) -> str:
+    raw = json.dumps({"v": version, "k": [namespace, name]}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        return int(data["v"]), (str(data["k"][0]), str(data["k"][1]))
+    except (ValueError, KeyError, IndexError, TypeError, binascii.Error):
+        raise bad_request(f'continue: "{token}" is not a continue token this server issued') from None
+
+
+def _key(obj: JSONObject) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace", "")), str(meta.get("name", ""))
+
+
+class ApiServer:
+    """Serves one store; `build()` returns the aiohttp application."""
+
+    def __init__(self, store: SQLiteStore, token: str, settings: Settings | None = None) -> None:
+        self.store = store
+        self.objects = Objects(store)
+        self._token = token
+        self.settings = settings or Settings()
+
+    def build(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024 * 1024)
+        app.router.add_get("/version", self._version)
+        app.router.add_get("/api", self._api)
+        app.router.add_get("/apis", self._apis)
+        for path in PUBLIC_PATHS:
+            app.router.add_get(path, self._health)
+        app.router.add_route("*", "/api/{tail:.+}", self._resource)
+        app.router.add_route("*", "/apis/{tail:.+}", self._resource)
+        return app
+
+    # ---- middleware and small endpoints ----------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(self, request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if request.path not in PUBLIC_PATHS:
+            header = request.headers.get("Authorization", "")
+            given = header[7:].strip() if header.startswith("Bearer ") else ""
+            if not given or not hmac.compare_digest(given.encode(), self._token.encode()):
+                return _error(unauthorized())
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return _error(exc)
+        except web.HTTPException as exc:
+            if exc.status == 404:
+                return _error(ApiError(404, "NotFound", "the server could not find the requested resource"))
+            if exc.status == 405:
+                return _error(method_not_allowed(f"{request.method} is not supported on {request.path}"))
+            raise
+        except Exception:
+            log.exception("internal error serving %s %s", request.method, request.path)
+            return _error(ApiError(500, "InternalError", "an internal error occurred; see the server log"))
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return _json(discovery.version_info())
+
+    async def _api(self, request: web.Request) -> web.Response:
+        return _json(discovery.core_versions(request.host))
+
+    async def _apis(self, request: web.Request) -> web.Response:
+        return _json(discovery.group_list())
+
+    # ---- routing ---------------------------------------------------------------------------------
+
+    async def _resource(self, request: web.Request) -> web.StreamResponse:
+        parts = [p for p in request.path.split("/") if p]
+        if parts[0] == "api":
+            group, rest = "", parts[1:]
+        else:
+            group, rest = parts[1], parts[2:]
+        if not rest:
+            if group and request.method == "GET" and (found := discovery.group(group)):
+                return _json(found)
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        version, rest = rest[0], rest[1:]
+        if not rest:
+            listing = discovery.resource_list(group, version)
+            if listing is None or request.method != "GET":
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return _json(listing)
+        target = self._target(group, version, rest)
+        if target.resource.read_only:
+            return self._crds(request, target)
+        return await self._dispatch(request, target)
+
+    @staticmethod
+    def _target(group: str, version: str, rest: list[str]) -> Target:
+        namespace = None
+        # /api/v1/namespaces/NAME[/status] names a Namespace; with more segments, a namespace's contents.
+        if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] in ("status", "finalize")):
+            namespace, rest = rest[1], rest[2:]
+        resource = BY_PATH.get((group, version, rest[0]))
+        if resource is None or len(rest) > 3 or (namespace is not None and not resource.namespaced):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        allowed = {"status": resource.status, "scale": resource.scale, "log": resource.log,
+                   "finalize": resource.kind == "Namespace"}
+        if sub is not None and not allowed.get(sub):
+            raise ApiError(404, "NotFound", f"the server could not find the requested resource ({rest[0]}/{sub})")
+        return Target(resource, namespace, name, sub)
+
+    async def _call(self, target: Target, fn: Callable[..., Any], *args: Any, writing: bool = True) -> Any:
+        # The store is synchronous and may wait for another process's write lock: keep the loop free.
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except StoreError as exc:
+            raise from_store(exc, target.resource, target.name, writing=writing) from None
+
+    async def _body(self, request: web.Request) -> Any:
+        raw = await request.read()
+        if not raw:
+            return {}
+        try:
+            if "yaml" in request.content_type:
+                return yaml.safe_load(raw)
+            return json.loads(raw)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise bad_request(f"the request body is not valid {request.content_type or 'JSON'}: {exc}") from None
+
+    async def _dispatch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        method, q, res, o = request.method, request.query, target.resource, self.objects
+        ns, name, sub = target.namespace, target.name, target.sub
+        dry_run = q.get("dryRun") == "All"
+        if name is None:
+            if method == "GET" and q.get("watch") in _TRUE:
+                return await self._watch(request, target)
+            if method == "GET":
+                return await self._list(request, target)
+            if method == "POST":
+                obj, warnings = await self._call(target, o.create, res, ns, await self._body(request), dry_run)
+                return _json(obj, 200 if dry_run else 201, warnings)
+            if method == "DELETE":
+                options = await self._delete_options(request)
+                deleted = await self._call(target, o.delete_collection, res, ns, q.get("labelSelector"),
+                                           q.get("fieldSelector"), options)
+                return _json({"kind": res.kind + "List", "apiVersion": res.api_version, "metadata": {},
+                              "items": deleted})
+            raise method_not_allowed(f"{method} is not supported on a collection of {res.qualified}")
+        if sub == "log":
+            return await self._log(request, target)
+        if sub == "scale":
+            return await self._scale(request, target)
+        if method == "GET":
+            obj = await self._call(target, o.get, res, ns, name, writing=False)
+            return self._render(request, res, [obj], (obj.get("metadata") or {}).get("resourceVersion", ""),
+                                single=True)
+        if method == "PUT":
+            obj, warnings = await self._call(target, o.update, res, ns, name, await self._body(request), sub)
+            return _json(obj, 200, warnings)
+        if method == "PATCH":
+            obj, warnings = await self._call(target, o.patch, res, ns, name, request.content_type,
+                                             await self._body(request), sub, q.get("fieldManager", ""),
+                                             q.get("force") in _TRUE)
+            return _json(obj, 200, warnings)
+        if method == "DELETE":
+            options = await self._delete_options(request)
+            return _json(await self._call(target, o.delete, res, ns, name, options))
+        raise method_not_allowed(f"{method} is not supported on {res.qualified}")
+
+    async def _delete_options(self, request: web.Request) -> JSONObject:
+        body = await self._body(request)
+        options = dict(body) if isinstance(body, dict) else {}
+        if request.query.get("propagationPolicy"):
+            options["propagationPolicy"] = request.query["propagationPolicy"]
+        return options
+
+    # ---- list, tables and CRDs ---------------------------------------------------------------------
+
+    def _render(self, request: web.Request, res: Resource, items: list[JSONObject], version: Any,
+                single: bool = False, list_meta: JSONObject | None = None) -> web.Response:
+        meta = list_meta or {"resourceVersion": str(version)}
+        if wants_table(request.headers.get("Accept", "")):
+            return _json(to_table(res.kind, items, meta, request.query.get("includeObject", "PartialObjectMetadata")))
+        if single:
+            return _json(items[0])
+        return _json({"kind": res.kind + "List", "apiVersion": res.api_version, "metadata": meta, "items": items})
+
+    async def _list(self, request: web.Request, target: Target) -> web.Response:
+        q, res = request.query, target.resource
+        items, version = await self._call(target, self.objects.list_with_version, res, target.namespace, q.get("labelSelector"),
+                                          q.get("fieldSelector"), writing=False)
+        meta: JSONObject = {"resourceVersion": str(version)}
+        if q.get("continue"):
+            # The next page continues after the last key served, over the current contents; the list keeps
+            # the resourceVersion of its first page (kube-apiserver would serve that snapshot).
+            version, after = _decode_continue(q["continue"])
+            meta["resourceVersion"] = str(version)
+            items = [i for i in items if _key(i) > after]
+        try:
+            limit = int(q.get("limit") or 0)
+        except ValueError:
+            raise bad_request(f'limit: "{q.get("limit")}" is not a whole number') from None
+        if limit > 0 and len(items) > limit:
+            meta["continue"] = _encode_continue(version, *_key(items[limit - 1]))
+            meta["remainingItemCount"] = len(items) - limit
+            items = items[:limit]
+        return self._render(request, res, items, version, list_meta=meta)
+
+    def _crds(self, request: web.Request, target: Target) -> web.Response:
+        if request.method != "GET" or target.sub:
+            raise method_not_allowed("the CustomResourceDefinitions of this server are read-only")
+        crds = custom_resource_definitions()
+        if target.name is None:
+            return self._render(request, target.resource, crds, 1)
+        for crd in crds:
+            if crd["metadata"]["name"] == target.name:
+                return self._render(request, target.resource, [crd], 1, single=True)
+        raise not_found(target.resource, target.name)
+
+    # ---- watch -----------------------------------------------------------------------------------
+
+    async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        q, res = request.query, target.resource
+        try:
+            labels = parse_label_selector(q.get("labelSelector"))
+            fields = parse_field_selector(q.get("fieldSelector"))
+            timeout = float(q.get("timeoutSeconds") or self.settings.default_watch_timeout)
+        except StoreError as exc:
+            raise bad_request(str(exc)) from None
+        except ValueError:
+            raise bad_request(f'timeoutSeconds: "{q.get("timeoutSeconds")}" is not a number') from None
+        start = q.get("resourceVersion") or "0"
+        if not start.isdigit():
+            raise bad_request(f'resourceVersion: "{start}" is not a resourceVersion this server issued')
+        bookmarks = q.get("allowWatchBookmarks") in _TRUE
+        table = wants_table(request.headers.get("Accept", ""))
+        include = q.get("includeObject", "PartialObjectMetadata")
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+
+        async def send(kind: str, obj: JSONObject) -> None:
+            if table and kind != "ERROR" and kind != "BOOKMARK":
+                obj = to_table(res.kind, [obj], {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                               include)
+            await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+
+        def wanted(namespace: str, obj: JSONObject) -> bool:
+            if target.namespace is not None and namespace != target.namespace:
+                return False
+            return labels.matches((obj.get("metadata") or {}).get("labels")) and fields.matches(obj)
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            since = int(start)
+            if since == 0:
+                # As kube-apiserver: without a version, the current objects come first as ADDED events.
+                items, since = await self._call(target, self.objects.list_with_version, res, target.namespace,
+                                                q.get("labelSelector"), q.get("fieldSelector"), writing=False)
+                for obj in items:
+                    await send("ADDED", obj)
+            while (remaining := deadline - loop.time()) > 0:
+                before = self.store.current_version()
+                try:
+                    changes = await self.store.watch_async(
+                        since, {res.kind}, timeout=min(remaining, self.settings.bookmark_interval))
+                except Expired as exc:
+                    await send("ERROR", gone(exc).status())
+                    break
+                if not changes:
+                    # Nothing of this kind up to `before`: a resumed watch may start there.
+                    since = max(since, before)
+                    if bookmarks:
+                        await send("BOOKMARK", {"kind": res.kind, "apiVersion": res.api_version,
+                                                "metadata": {"resourceVersion": str(since)}})
+                    continue
+                for change in changes:
+                    since = change.resource_version
+                    if wanted(change.namespace, change.object):
+                        await send(change.type, change.object)
+        except (ConnectionResetError, asyncio.CancelledError):
+            return response
+        await response.write_eof()
+        return response
+
+    # ---- subresources ----------------------------------------------------------------------------
+
+    async def _scale(self, request: web.Request, target: Target) -> web.Response:
+        res, o, ns, name = target.resource, self.objects, target.namespace, str(target.name)
+        if request.method == "GET":
+            obj = await self._call(target, o.get, res, ns, name, writing=False)
+            return _json(o.scale_of(res, obj))
+        body = await self._body(request)
+        if request.method == "PUT":
+            return _json(await self._call(target, o.write_scale, res, ns, name, lambda scale: body))
+        if request.method == "PATCH":
+            kind = request.content_type
+            if kind == "application/json-patch+json":
+                return _json(await self._call(target, o.write_scale, res, ns, name, lambda s: json_patch(s, body)))
+            if kind in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+                return _json(await self._call(target, o.write_scale, res, ns, name, lambda s: merge_patch(s, body)))
+            raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format: "{kind}"')
+        raise method_not_allowed(f"{request.method} is not supported on {res.plural}/scale")
+
+    async def _log(self, request: web.Request, target: Target) -> web.StreamResponse:
+        if request.method != "GET":
+            raise method_not_allowed("pods/log supports GET only")
+        res, ns, name = target.resource, target.namespace, str(target.name)
+        await self._call(target, self.objects.get, res, ns, name, writing=False)
+        folder = self.settings.logs_dir
+        path = folder / f"{name}.log" if folder else None
+        if path is None or not path.is_file():
+            raise bad_request(f'pod "{name}" has no log on this server (no {path or "logs folder"})')
+        data = path.read_bytes()
+        tail = request.query.get("tailLines")
+        if tail and tail.isdigit():
+            lines = data.splitlines(keepends=True)
+            data = b"".join(lines[-int(tail):]) if int(tail) else b""
+        if request.query.get("follow") not in _TRUE:
+            return web.Response(body=data, content_type="text/plain")
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        offset = path.stat().st_size
+        try:
+            await response.write(data)
+            while True:
+                await asyncio.sleep(self.settings.log_poll_interval)
+                size = path.stat().st_size if path.exists() else 0
+                if size < offset:
+                    offset = 0  # the file was truncated or replaced: start over
+                if size > offset:
+                    with path.open("rb") as handle:
+                        handle.seek(offset)
+                        chunk = handle.read(size - offset)
+                    offset += len(chunk)
+                    await response.write(chunk)
+                elif not await asyncio.to_thread(self._exists, res, ns, name):
+                    break
+        except (ConnectionResetError, asyncio.CancelledError):
+            return response
+        await response.write_eof()
+        return response
+
+    def _exists(self, res: Resource, namespace: str | None, name: str) -> bool:
+        try:
+            self.objects.get(res, namespace, name)
+        except StoreError:
+            return False
+        return True

@@ -1,0 +1,89 @@
+"""The kinds the local API server serves: group, version, plural, scope, short names and subresources.
+
+One table drives discovery, URL routing, the CRD list and Table columns, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ARGO_GROUP = "argoproj.io"
+
+VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str  # "" for the core group
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+    short_names: tuple[str, ...] = ()
+    status: bool = False  # a /status subresource: status is written only there
+    scale: bool = False  # a /scale subresource (autoscaling/v1 Scale)
+    log: bool = False  # Pod /log
+    categories: tuple[str, ...] = ()
+    read_only: bool = False  # served from code, not the store (the CRD list)
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def verbs(self) -> tuple[str, ...]:
+        return ("get", "list") if self.read_only else VERBS
+
+    @property
+    def qualified(self) -> str:
+        """How Kubernetes names the resource in messages: `rollouts.argoproj.io`, `pods`."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+def _core(kind: str, plural: str, *short: str, status: bool = False, namespaced: bool = True,
+          log: bool = False) -> Resource:
+    return Resource("", "v1", kind, plural, namespaced, tuple(short), status, log=log)
+
+
+RESOURCES: tuple[Resource, ...] = (
+    _core("Namespace", "namespaces", "ns", status=True, namespaced=False),
+    _core("Pod", "pods", "po", status=True, log=True),
+    _core("Service", "services", "svc", status=True),
+    _core("Endpoints", "endpoints", "ep"),
+    _core("ConfigMap", "configmaps", "cm"),
+    _core("Secret", "secrets"),
+    _core("Event", "events", "ev"),
+    Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), status=True, scale=True),
+    Resource("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), status=True),
+    Resource("batch", "v1", "Job", "jobs", True, (), status=True),
+    Resource("coordination.k8s.io", "v1", "Lease", "leases", True, ()),
+    Resource(ARGO_GROUP, "v1alpha1", "Rollout", "rollouts", True, ("ro",), status=True, scale=True,
+             categories=("all",)),
+    Resource(ARGO_GROUP, "v1alpha1", "AnalysisRun", "analysisruns", True, ("ar",), status=True),
+    Resource(ARGO_GROUP, "v1alpha1", "AnalysisTemplate", "analysistemplates", True, ("at",)),
+    Resource(ARGO_GROUP, "v1alpha1", "ClusterAnalysisTemplate", "clusteranalysistemplates", False, ("cat",)),
+    Resource(ARGO_GROUP, "v1alpha1", "Experiment", "experiments", True, ("exp",), status=True),
+    Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
+             ("crd", "crds"), read_only=True),
+)
+
+BY_PATH: dict[tuple[str, str, str], Resource] = {(r.group, r.version, r.plural): r for r in RESOURCES}
+BY_KIND: dict[str, Resource] = {r.kind: r for r in RESOURCES}
+STORED: tuple[Resource, ...] = tuple(r for r in RESOURCES if not r.read_only)
+
+
+def group_versions() -> dict[str, list[str]]:
+    """Named groups (not core) -> their versions, in table order."""
+    out: dict[str, list[str]] = {}
+    for r in RESOURCES:
+        if r.group and r.version not in out.setdefault(r.group, []):
+            out[r.group].append(r.version)
+    return out
+
+
+def resources_of(group: str, version: str) -> list[Resource]:
+    return [r for r in RESOURCES if r.group == group and r.version == version]

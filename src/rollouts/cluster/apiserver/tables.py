@@ -1,0 +1,184 @@
+"""`meta.k8s.io/v1` Table responses: the columns `kubectl get` prints, computed on the server.
+
+Argo's kinds use their CRDs' printer columns; built-in kinds a subset of kube-apiserver's columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from rollouts.cluster.apiserver.crds import PRINTER_COLUMNS
+
+JSONObject = dict[str, Any]
+Cell = Callable[[JSONObject, datetime], Any]
+
+
+def human_duration(seconds: float) -> str:
+    """Kubernetes' HumanDuration: 45s, 3m20s, 15m, 4h30m, 2d3h, 40d, 3y20d."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = s // 3600
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    years, days = hours // (24 * 365), (hours // 24) % 365
+    return f"{years}y{days}d" if years < 8 and days else f"{years}y"
+
+
+def _age_of(stamp: Any, now: datetime) -> str:
+    if not isinstance(stamp, str) or not stamp:
+        return "<unknown>"
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return "<unknown>"
+    return human_duration((now - when).total_seconds())
+
+
+def _path(obj: Any, json_path: str) -> Any:
+    for part in json_path.strip(".").split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _age(obj: JSONObject, now: datetime) -> str:
+    return _age_of((obj.get("metadata") or {}).get("creationTimestamp"), now)
+
+
+def _age_at(json_path: str) -> Cell:
+    return lambda obj, now: _age_of(_path(obj, json_path), now)
+
+
+def _get(json_path: str, default: Any = None) -> Cell:
+    return lambda obj, now: _fallback(_path(obj, json_path), default)
+
+
+def _fallback(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _pod_ready(obj: JSONObject, now: datetime) -> str:
+    statuses = (obj.get("status") or {}).get("containerStatuses") or []
+    total = len((obj.get("spec") or {}).get("containers") or []) or len(statuses)
+    return f"{sum(1 for s in statuses if s.get('ready'))}/{total}"
+
+
+def _restarts(obj: JSONObject, now: datetime) -> int:
+    return sum(int(s.get("restartCount") or 0) for s in (obj.get("status") or {}).get("containerStatuses") or [])
+
+
+def _ports(obj: JSONObject, now: datetime) -> str:
+    ports = (obj.get("spec") or {}).get("ports") or []
+    return ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in ports) or "<none>"
+
+
+def _hosts(obj: JSONObject, now: datetime) -> str:
+    rules = (obj.get("spec") or {}).get("rules") or []
+    return ",".join(r.get("host") or "*" for r in rules) or "*"
+
+
+def _endpoints(obj: JSONObject, now: datetime) -> str:
+    found = [f"{a.get('ip')}:{p.get('port')}" for s in obj.get("subsets") or []
+             for a in s.get("addresses") or [] for p in s.get("ports") or [{}]]
+    return ",".join(found) or "<none>"
+
+
+def _event_object(obj: JSONObject, now: datetime) -> str:
+    ref = obj.get("involvedObject") or {}
+    return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
+
+
+def _count(field: str) -> Cell:
+    return lambda obj, now: len(obj.get(field) or {})
+
+
+def _completions(obj: JSONObject, now: datetime) -> str:
+    return f"{(obj.get('status') or {}).get('succeeded', 0)}/{(obj.get('spec') or {}).get('completions', 1)}"
+
+
+_S, _I = "string", "integer"
+BUILT_IN: dict[str, list[tuple[str, str, Cell]]] = {
+    "Pod": [("Ready", _S, _pod_ready), ("Status", _S, _get(".status.phase", "Pending")),
+            ("Restarts", _I, _restarts)],
+    "ReplicaSet": [("Desired", _I, _get(".spec.replicas", 1)), ("Current", _I, _get(".status.replicas", 0)),
+                   ("Ready", _I, _get(".status.readyReplicas", 0))],
+    "Service": [("Type", _S, _get(".spec.type", "ClusterIP")), ("Cluster-IP", _S, _get(".spec.clusterIP", "<none>")),
+                ("External-IP", _S, lambda o, n: "<none>"), ("Port(s)", _S, _ports)],
+    "Endpoints": [("Endpoints", _S, _endpoints)],
+    "ConfigMap": [("Data", _I, _count("data"))],
+    "Secret": [("Type", _S, _get(".type", "Opaque")), ("Data", _I, _count("data"))],
+    "Namespace": [("Status", _S, _get(".status.phase", "Active"))],
+    "Ingress": [("Class", _S, _get(".spec.ingressClassName", "<none>")), ("Hosts", _S, _hosts),
+                ("Address", _S, lambda o, n: ""), ("Ports", _S, lambda o, n: "80")],
+    "Job": [("Completions", _S, _completions)],
+    "Lease": [("Holder", _S, _get(".spec.holderIdentity", ""))],
+}
+
+
+def _columns(kind: str) -> list[tuple[str, str, Cell]]:
+    if kind == "Event":
+        return [("Last Seen", _S, lambda o, n: _age_of(o.get("lastTimestamp"), n)), ("Type", _S, _get(".type", "")),
+                ("Reason", _S, _get(".reason", "")), ("Object", _S, _event_object),
+                ("Message", _S, _get(".message", ""))]
+    if kind in PRINTER_COLUMNS:
+        columns: list[tuple[str, str, Cell]] = [("Name", _S, _get(".metadata.name"))]
+        for col in PRINTER_COLUMNS[kind]:
+            if col["type"] == "date":
+                columns.append((col["name"], _S, _age_at(col["jsonPath"])))
+            else:
+                columns.append((col["name"], col["type"], _get(col["jsonPath"])))
+        return columns
+    return [("Name", _S, _get(".metadata.name")), *BUILT_IN.get(kind, []), ("Age", _S, _age)]
+
+
+def _partial(obj: JSONObject) -> JSONObject:
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata") or {}}
+
+
+def to_table(kind: str, objects: list[JSONObject], list_meta: JSONObject, include: str = "PartialObjectMetadata",
+             now: datetime | None = None) -> JSONObject:
+    """A Table of `objects`; `include` is the includeObject parameter (None, Object, PartialObjectMetadata)."""
+    now = now or datetime.now(UTC)
+    columns = _columns(kind)
+    rows = []
+    for obj in objects:
+        row: JSONObject = {"cells": [cell(obj, now) for _, _, cell in columns]}
+        if include == "Object":
+            row["object"] = obj
+        elif include != "None":
+            row["object"] = _partial(obj)
+        rows.append(row)
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta,
+        "columnDefinitions": [
+            {"name": name, "type": typ, "format": "name" if name == "Name" else "", "description": "", "priority": 0}
+            for name, typ, _ in columns
+        ],
+        "rows": rows,
+    }
+
+
+def wants_table(accept: str) -> bool:
+    """Whether the Accept header asks for a meta.k8s.io Table (kubectl get does)."""
+    return any("as=Table" in part and "g=meta.k8s.io" in part for part in accept.split(","))
