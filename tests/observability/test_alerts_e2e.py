@@ -1,7 +1,9 @@
-"""The runbook's alerts against the real thing: a Prometheus with deploy/prometheus/rules.yaml (evaluated every
-second) scrapes a running controller process, whose /metrics also carries the ingress proxy's request
-series. A good release fires neither RolloutFailed nor CanaryAnalysisFailed; a bad canary is aborted by its
-analysis and both fire, read back through Prometheus' ALERTS series."""
+"""The alerts against the real thing: a Prometheus with deploy/prometheus/rules.yaml (scraping and evaluating
+every second, under a job name of its own: ControllerDown must not depend on it) scrapes a running
+controller process, whose /metrics also carries the ingress proxy's request series. A good release fires
+neither RolloutFailed nor CanaryAnalysisFailed; an abort fires RolloutFailed only while it lasts, and after
+retry, promote and a controller restart the Healthy rollout has no alert at all; a bad canary is aborted by
+its analysis and both fire, read back through Prometheus' ALERTS series."""
 
 from __future__ import annotations
 
@@ -41,7 +43,8 @@ class Stack:
     def settle(self) -> None:
         """Wait until Prometheus has scraped the current state and evaluated the rules on it."""
         now = time.time()
-        wait_until(lambda: self.prometheus.query(f"timestamp(up) > {now}"), 15, "a scrape after now")
+        wait_until(lambda: self.prometheus.query(f"timestamp(argo_rollouts_controller_info) > {now}"), 30,
+                   "a successful scrape of the controller after now")
         after_scrape = time.time()
         wait_until(lambda: self.rules_evaluated_after(after_scrape), 15, "a rule evaluation after that scrape")
 
@@ -91,10 +94,42 @@ def test_a_good_release_fires_neither_runbook_alert(stack: Stack) -> None:
     assert len(successful) == 2, successful
     aborted = prom.query('rollout_phase_duration_seconds{rollout="shop", phase="Aborted"}')
     assert [float(s["value"][1]) for s in aborted] == [0.0]
+    healthy = prom.query('argo_rollouts_rollout_phase{rollout="shop", phase="Healthy"}')
+    assert [float(s["value"][1]) for s in healthy] == [1.0]
     assert prom.query('sum(http_requests_total{service="shop", version="canary"}) > 0'), \
         "the ingress proxy's request series are not on the controller's scrape target"
     # Nothing pending or firing at any evaluation during the release.
     assert prom.query(f"count_over_time({RUNBOOK_ALERTS}[10m])") == []
+
+
+def test_alerts_for_a_healthy_rollout_after_abort_retry_promote_and_restart(stack: Stack) -> None:
+    prom, controller = stack.prometheus, stack.controller
+    with Load(stack.port):
+        controller.cli("set", "image", "shop", "shop=rollouts-demo:green")
+        controller.cli("abort", "shop")
+        wait_until(lambda: controller.rollout("shop").get("status", {}).get("phase") == "Degraded", 20,
+                   "the abort to take effect")
+        # The abort is real, so RolloutFailed fires while it lasts.
+        firing = prom.wait_for('ALERTS{alertname="RolloutFailed", rollout="shop", alertstate="firing"}', timeout=20)
+        assert len(firing) == 1, firing
+        controller.cli("retry", "rollout", "shop")
+        controller.cli("promote", "shop", "--full")
+        result = controller.cli("status", "shop", "--timeout", "60s", check=False, timeout=90)
+        assert result.returncode == 0, result.stdout + result.stderr + controller.tail()
+    stack.settle()
+    healthy_since = time.time()
+    controller.stop()
+    controller.start()
+    stack.settle()
+    assert controller.rollout("shop")["status"]["phase"] == "Healthy"
+    # From the first evaluation that saw it Healthy, through the restart (missed scrapes, counters back
+    # to 0), to now: no alert for shop in any state, and nothing firing at all (ControllerDown may be
+    # pending while the controller restarts, as it should, but its 2m `for` is longer than a restart).
+    window = f"{int(time.time() - healthy_since) + 1}s"
+    assert prom.query(f'count_over_time(ALERTS{{rollout="shop"}}[{window}])') == []
+    assert prom.query(f'count_over_time(ALERTS{{alertstate="firing"}}[{window}])') == []
+    assert prom.query('argo_rollouts_rollout_phase{rollout="shop", phase="Aborted"} == 0'), \
+        "the restarted controller does not export the rollout's phase"
 
 
 def test_a_bad_canary_fires_rollout_failed_and_canary_analysis_failed(stack: Stack) -> None:

@@ -23,7 +23,7 @@ from rollouts.controller import metrics as controller_metrics
 from rollouts.controller.loop import Controller
 from rollouts.controller.metrics import ControllerMetrics
 from rollouts.controller.metrics_http import MetricsServer
-from rollouts.controller.metrics_phases import metrics_phase, runbook_phase
+from rollouts.controller.metrics_phases import current_runs, metrics_phase, runbook_phase
 from rollouts.controller.service import _liveness
 from rollouts.engine.types import Decision, EmitEvent
 from rollouts.spec.rollout import Rollout, RolloutStatus
@@ -79,6 +79,7 @@ ARGO_FAMILIES = {
     "rollout_events_total": ("counter", {"namespace", "name", "type", "reason"}),
     "analysis_template_info": ("gauge", {"namespace", "name"}),
     "rollout_phase_duration_seconds": ("counter", {"namespace", "rollout", "phase"}),
+    "argo_rollouts_rollout_phase": ("gauge", {"namespace", "rollout", "phase"}),
     "http_requests_total": ("counter", {"namespace", "service", "ingress", "version", "rollouts_pod_template_hash",
                                          "code"}),
 }
@@ -216,10 +217,12 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     ({"phase": "Degraded", "conditions": [{"type": "Progressing", "status": "False",
                                            "reason": "ProgressDeadlineExceeded"}]}, "Timeout", "Degraded"),
     ({"phase": "Healthy", "abort": True}, "Progressing", "Healthy"),
+    ({"phase": "Healthy", "abort": True, "conditions": [{"type": "Progressing", "status": "False",
+                                                         "reason": "RolloutAborted"}]}, "Abort", "Healthy"),
     ({"phase": "Degraded", "conditions": [{"type": "InvalidSpec", "status": "True"}]}, "InvalidSpec", "Degraded"),
     ({}, "Progressing", "Progressing"),
-], ids=["progressing", "aborted", "completed", "paused", "timeout", "abort-of-finished-rollout", "invalid",
-        "no-status"])
+], ids=["progressing", "aborted", "completed", "paused", "timeout", "abort-of-finished-rollout",
+        "healthy-with-a-stale-abort-condition", "invalid", "no-status"])
 def test_phase_vocabularies(status: dict[str, Any], metrics: str, runbook: str) -> None:
     assert (metrics_phase(status), runbook_phase(status)) == (metrics, runbook)
 
@@ -242,6 +245,81 @@ def test_phase_seconds_grow_only_in_the_phase_the_rollout_is_in(store: SQLiteSto
     # The attempt ended in an abort after 10 s.
     assert exposition.value("rollout_duration_seconds_count", status="Aborted") == 1.0
     assert exposition.value("rollout_duration_seconds_sum", status="Aborted") == 10.0
+
+
+@pytest.mark.parametrize(("status", "phase"), [
+    (ABORTED, "Aborted"),
+    (HEALTHY, "Healthy"),
+    ({**HEALTHY, "abort": True}, "Healthy"),
+    (PROGRESSING, "Progressing"),
+], ids=["aborted", "healthy", "healthy-after-abort-all", "progressing"])
+def test_rollout_failed_gauge_reads_the_stored_status_after_a_restart(store: SQLiteStore, status: dict[str, Any],
+                                                                       phase: str) -> None:
+    """A controller that just started (no decision observed, counters at 0) exports the phase from the store."""
+    store.update_status({**store.create(_rollout().to_dict()), "status": status})
+    exposition = parse(ControllerMetrics(store).render().decode())
+    assert {labels["phase"]: v for labels, v in exposition.series("argo_rollouts_rollout_phase", rollout="shop")} == {
+        p: (1.0 if p == phase else 0.0) for p in ("Progressing", "Paused", "Healthy", "Degraded", "Aborted")}
+    assert exposition.types["argo_rollouts_rollout_phase"] == "gauge"
+
+
+def _run(name: str, *, created: str, kind: str = "Step", step: str | None = "1", pod_hash: str = "new",
+         owner: str | None = "shop") -> dict[str, Any]:
+    labels = {"rollout-type": kind, "rollouts-pod-template-hash": pod_hash}
+    if step is not None:
+        labels["step-index"] = step
+    meta: dict[str, Any] = {"name": name, "namespace": "default", "creationTimestamp": created, "labels": labels}
+    if owner is not None:
+        meta["ownerReferences"] = [{"kind": "Rollout", "name": owner, "uid": "u1", "controller": True}]
+    return {"kind": "AnalysisRun", "metadata": meta, "status": {"phase": "Failed"}}
+
+
+def _owner(**status: Any) -> dict[str, Any]:
+    return {"kind": "Rollout", "metadata": {"name": "shop", "namespace": "default"},
+            "status": {"phase": "Degraded", "currentPodHash": "new", "stableRS": "old", **status}}
+
+
+T1, T2 = "2026-01-01T00:00:01Z", "2026-01-01T00:00:09Z"
+
+
+@pytest.mark.parametrize(("runs", "rollout", "current"), [
+    ([_run("shop-new-2", created=T1)], _owner(), {"shop-new-2"}),
+    ([_run("shop-new-2", created=T1), _run("shop-new-2.1", created=T2)], _owner(phase="Progressing"),
+     {"shop-new-2.1"}),
+    ([_run("shop-new-2", created=T1), _run("shop-new-2.1", created=T1)], _owner(), {"shop-new-2.1"}),
+    ([_run("shop-new-2", created=T1)], _owner(phase="Healthy", stableRS="new"), set()),
+    ([_run("shop-new-2", created=T1)], _owner(phase="Progressing", currentPodHash="newer"), set()),
+    ([_run("shop-new-2", created=T1, kind="Background", step=None), _run("shop-new-2-1", created=T2)], _owner(),
+     {"shop-new-2", "shop-new-2-1"}),
+    ([_run("shop-new-2-1", created=T1, step="1"), _run("shop-new-2-3", created=T2, step="3")], _owner(),
+     {"shop-new-2-1", "shop-new-2-3"}),
+    ([_run("smoke", created=T1, owner=None), _run("smoke-2", created=T2, owner=None, step="2")], None,
+     {"smoke", "smoke-2"}),
+], ids=["failed-run-of-the-release", "superseded-by-a-retry", "retry-within-the-same-second",
+        "rollout-promoted-or-rolled-back", "rollout-moved-to-another-revision", "background-and-step-are-kinds",
+        "other-steps-do-not-supersede", "standalone-runs"])
+def test_canary_analysis_failed_resolves_when_the_run_is_superseded(runs: list[dict[str, Any]],
+                                                                     rollout: dict[str, Any] | None,
+                                                                     current: set[str]) -> None:
+    found = current_runs(runs, [rollout] if rollout is not None else [])
+    assert {name for _, name in found} == current
+
+
+def test_analysis_run_current_series(store: SQLiteStore) -> None:
+    store.update_status({**store.create(_rollout().to_dict()), "status": ABORTED})
+    failed = _analysis_run("Failed")
+    failed["metadata"]["labels"] = {"rollout-type": "Step", "step-index": "0", "rollouts-pod-template-hash": "new"}
+    store.create(failed)
+    exposition = parse(ControllerMetrics(store).render().decode())
+    assert exposition.series("argo_rollouts_analysis_run_current") == [
+        ({"namespace": "default", "analysisrun": "shop-6d4f-2", "rollout": "shop"}, 1.0)]
+    retry = _analysis_run("Successful")
+    retry["metadata"].update(name="shop-6d4f-2.1", labels=failed["metadata"]["labels"])
+    store.create(retry)
+    exposition = parse(ControllerMetrics(store).render().decode())
+    assert {labels["analysisrun"]: v for labels, v in exposition.series("argo_rollouts_analysis_run_current")} == {
+        "shop-6d4f-2": 0.0, "shop-6d4f-2.1": 1.0}
+    assert exposition.types["argo_rollouts_analysis_run_current"] == "gauge"
 
 
 def test_release_duration_leaves_manual_pauses_out_of_progression(store: SQLiteStore) -> None:

@@ -1,12 +1,21 @@
 """The controller's Prometheus metrics: Argo Rollouts' series with Argo's names, types and labels, plus the
-two series the release runbook's alert rules read (`rollout_phase_duration_seconds` and
-`argo_rollouts_analysis_run_phase`), which Argo itself does not export.
+series the alert rules in deploy/prometheus read, which Argo itself does not export:
 
-Object state (rollout_info, analysis_run_phase, ...) is read from the store at scrape time, so a deleted
-object's series vanish with it. Counters and histograms (reconcile time, errors, events, phase seconds,
-release durations, notifications) are fed by the loop through the DecisionObserver protocol and by the
-notifier through `record_notification`; their series for a deleted rollout are dropped FORGET_AFTER
-seconds after it disappears, long enough for a last scrape to see the final increments.
+- `argo_rollouts_rollout_phase{namespace, rollout, phase}`: 1 for the runbook phase a rollout is in now
+  (Aborted split out of Degraded), 0 for the others (RolloutFailed);
+- `argo_rollouts_analysis_run_phase{namespace, analysisrun, rollout, phase}` (the runbook's series) and
+  `argo_rollouts_analysis_run_current{namespace, analysisrun, rollout}`: 1 while a run's outcome still
+  describes its rollout, 0 once a later run of its kind or another revision superseded it
+  (CanaryAnalysisFailed);
+- `rollout_phase_duration_seconds`, the runbook's seconds-per-phase counter (for dashboards: a counter
+  restarts with the controller, so no alert reads it).
+
+These gauges, like every object-state series (rollout_info, analysis_run_phase, ...), are read from the store
+at scrape time: they are right on the first scrape after a controller restart, and a deleted object's series
+vanish with it. Counters and histograms (reconcile time, errors, events, phase seconds, release durations,
+notifications) are fed by the loop through the DecisionObserver protocol and by the notifier through
+`record_notification`; their series for a deleted rollout are dropped FORGET_AFTER seconds after it
+disappears, long enough for a last scrape to see the final increments.
 
 Counters are rendered without a `_total` suffix unless the name has one (`rollout_reconcile_error`,
 `notification_send_success`, as Argo's Go client exports them), which prometheus-client's own renderer
@@ -29,8 +38,10 @@ from rollouts import __version__
 from rollouts.controller.metrics_phases import (
     METRICS_PHASES,
     RUN_PHASES,
+    RUNBOOK_PHASES,
     PhaseClock,
     ReleaseTimer,
+    current_runs,
     metrics_phase,
     owner_rollout,
     provider_type,
@@ -175,7 +186,7 @@ class ControllerMetrics(Collector):
         if self.store is not None:
             rollouts = self.store.list("Rollout")
             yield from _rollout_families(rollouts)
-            yield from _analysis_families(self.store.list("AnalysisRun"))
+            yield from _analysis_families(self.store.list("AnalysisRun"), rollouts)
             templates = GaugeMetricFamily("analysis_template_info", "Always 1 for each AnalysisTemplate and ClusterAnalysisTemplate (namespace \"\").",
                                           labels=("namespace", "name"))
             for kind in ("AnalysisTemplate", "ClusterAnalysisTemplate"):
@@ -238,6 +249,9 @@ def _rollout_families(rollouts: list[dict[str, Any]]) -> Iterator[Metric]:
     replicas = {part: GaugeMetricFamily(f"rollout_info_replicas_{part}", f"Replicas of a rollout that are {part}.", labels=nn)
                 for part in ("available", "unavailable", "desired", "updated")}
     phases = GaugeMetricFamily("rollout_phase", "1 for the metrics phase a rollout is in, 0 for the others (deprecated: read rollout_info).", labels=("namespace", "name", "strategy", "phase"))
+    runbook = GaugeMetricFamily("argo_rollouts_rollout_phase",
+                                "1 for the phase a rollout is in now (status.phase, Aborted split out of Degraded), 0 for the others.",
+                                labels=("namespace", "rollout", "phase"))
     for obj in rollouts:
         namespace, name = _key(obj)
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
@@ -252,12 +266,16 @@ def _rollout_families(rollouts: list[dict[str, Any]]) -> Iterator[Metric]:
             family.add_metric([namespace, name], float(values[part]))
         for candidate in METRICS_PHASES:
             phases.add_metric([namespace, name, strategy, candidate], 1.0 if candidate == phase else 0.0)
+        now = runbook_phase(status)
+        for candidate in RUNBOOK_PHASES:
+            runbook.add_metric([namespace, name, candidate], 1.0 if candidate == now else 0.0)
     yield info
     yield from replicas.values()
     yield phases
+    yield runbook
 
 
-def _analysis_families(runs: list[dict[str, Any]]) -> Iterator[Metric]:
+def _analysis_families(runs: list[dict[str, Any]], rollouts: list[dict[str, Any]]) -> Iterator[Metric]:
     nn = ("namespace", "name")
     info = GaugeMetricFamily("analysis_run_info", "Always 1 per analysis run; the phase label is its phase.",
                              labels=("namespace", "name", "phase"))
@@ -265,6 +283,12 @@ def _analysis_families(runs: list[dict[str, Any]]) -> Iterator[Metric]:
     runbook = GaugeMetricFamily("argo_rollouts_analysis_run_phase",
                                 "1 for the phase an analysis run is in, 0 for the others.",
                                 labels=("namespace", "analysisrun", "rollout", "phase"))
+    still_current = GaugeMetricFamily(
+        "argo_rollouts_analysis_run_current",
+        "1 while an analysis run's outcome still describes its rollout; 0 once a later run of its kind, "
+        "a promotion or another revision superseded it.",
+        labels=("namespace", "analysisrun", "rollout"))
+    speaking = current_runs(runs, rollouts)
     metric_types = GaugeMetricFamily("analysis_run_metric_type", "Always 1 per metric of an analysis run; the type label names its provider.", labels=(*nn, "metric", "type"))
     metric_phases = GaugeMetricFamily("analysis_run_metric_phase", "1 for the phase a metric of an analysis run is in, 0 for the others.",
                                       labels=(*nn, "metric", "type", "dry_run", "phase"))
@@ -274,6 +298,7 @@ def _analysis_families(runs: list[dict[str, Any]]) -> Iterator[Metric]:
         phase = run_phase(status)
         info.add_metric([namespace, name, phase], 1.0)
         owner = owner_rollout(run)
+        still_current.add_metric([namespace, name, owner], 1.0 if (namespace, name) in speaking else 0.0)
         for candidate in RUN_PHASES:
             value = 1.0 if candidate == phase else 0.0
             phases.add_metric([namespace, name, candidate], value)
@@ -289,7 +314,7 @@ def _analysis_families(runs: list[dict[str, Any]]) -> Iterator[Metric]:
             for candidate in RUN_PHASES:
                 metric_phases.add_metric([namespace, name, metric_name, kind, flag, candidate],
                                          1.0 if candidate == current else 0.0)
-    yield from (info, phases, runbook, metric_types, metric_phases)
+    yield from (info, phases, runbook, still_current, metric_types, metric_phases)
 
 
 def _dry_run_names(run: Mapping[str, Any]) -> set[str]:

@@ -1,12 +1,13 @@
 """How the controller's metrics classify a rollout: Argo's metrics phase vocabulary, the runbook's phase
 (status.phase, with an abort told apart from other degradation), the strategy and traffic-router labels,
-and the two clocks the loop feeds: seconds spent per phase, and the length of each release attempt.
+which analysis runs still speak for their rollout (not superseded), and the two clocks the loop feeds:
+seconds spent per phase, and the length of each release attempt.
 
 Everything here reads raw manifest dicts (camelCase), the form the store and `Model.to_dict()` give."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,8 @@ _PROVIDER_TYPES = {"prometheus": "Prometheus", "web": "Web", "job": "Job", "data
                    "skywalking": "skywalking", "plugin": "RPCPlugin"}
 
 JSON = Mapping[str, Any]
+# The label Argo puts on the runs it starts, naming the revision (pod template hash) they judge.
+POD_TEMPLATE_HASH_LABEL = "rollouts-pod-template-hash"
 
 
 def _conditions(status: JSON) -> dict[str, JSON]:
@@ -52,7 +55,10 @@ def metrics_phase(status: JSON) -> str:
 
 def is_aborted(status: JSON) -> bool:
     """An abort that took effect: the Progressing condition says so, or abort is set on an unfinished update
-    (aborting a fully promoted rollout changes nothing, so it does not count)."""
+    (aborting a fully promoted rollout changes nothing, so it does not count). A Healthy rollout is never
+    aborted, whatever a stale flag or condition left behind says: the RolloutFailed alert reads this."""
+    if status.get("phase") == "Healthy":
+        return False
     progressing = _conditions(status).get("Progressing")
     if progressing is not None and progressing.get("reason") == "RolloutAborted":
         return True
@@ -102,6 +108,43 @@ def owner_rollout(run: JSON) -> str:
         if owner.get("kind") == "Rollout":
             return str(owner.get("name", ""))
     return str((meta.get("labels") or {}).get("rollout", ""))
+
+
+def current_runs(runs: Iterable[JSON], rollouts: Iterable[JSON]) -> set[tuple[str, str]]:
+    """(namespace, name) of the analysis runs whose outcome still describes their rollout.
+
+    A run is superseded, and so left out, when a later run of the same kind (rollout-type and step-index
+    labels) exists for the same rollout (a retry started it again), or when its rollout no longer rolls out
+    the revision it judged: the rollout is Healthy (promoted, or rolled back), or its current pod hash is
+    another one. Runs of no rollout in the store (a standalone `analyze`) are never superseded."""
+    by_rollout: dict[tuple[str, str], JSON] = {}
+    for obj in rollouts:
+        meta = obj.get("metadata") or {}
+        by_rollout[(meta.get("namespace") or "default", str(meta.get("name", "")))] = obj
+    latest: dict[tuple[str, ...], tuple[str, str]] = {}
+    keyed: list[tuple[str, str, str, tuple[str, ...], tuple[str, str]]] = []
+    for run in runs:
+        meta = run.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        namespace, name = meta.get("namespace") or "default", str(meta.get("name", ""))
+        kind: tuple[str, ...] = (namespace, owner_rollout(run), str(labels.get("rollout-type", "")),
+                                 str(labels.get("step-index", "")))
+        # Creation time orders runs; the name breaks ties within one timestamp (a retry appends ".N").
+        order = (str(meta.get("creationTimestamp") or ""), name)
+        keyed.append((namespace, name, str(labels.get(POD_TEMPLATE_HASH_LABEL, "")), kind, order))
+        if kind not in latest or order > latest[kind]:
+            latest[kind] = order
+    current: set[tuple[str, str]] = set()
+    for namespace, name, pod_hash, kind, order in keyed:
+        rollout = by_rollout.get((namespace, kind[1])) if kind[1] else None
+        if rollout is not None:
+            status = rollout.get("status") or {}
+            if latest[kind] != order or status.get("phase") == "Healthy":
+                continue
+            if pod_hash and status.get("currentPodHash") and status["currentPodHash"] != pod_hash:
+                continue
+        current.add((namespace, name))
+    return current
 
 
 def manually_paused(spec: JSON, status: JSON) -> bool:
