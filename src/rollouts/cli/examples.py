@@ -26,6 +26,20 @@ EXAMPLES: dict[tuple[str, ...], list[tuple[str, str]]] = {
         ("Create or update every manifest of a folder", "rollouts apply -f infra/rollouts/"),
         ("Read manifests from stdin", "cat shop.yaml | rollouts apply -f -"),
     ],
+    ("cluster",): [
+        ("Start the local cluster's API server and save its kubeconfig for kubectl", "rollouts cluster up"),
+        ("", "rollouts cluster kubeconfig > ~/.kube/rollouts-local.yaml"),
+    ],
+    ("cluster", "up"): [
+        ("Start the local cluster's API server in the background", "rollouts cluster up"),
+        ("Serve it in this process until Ctrl-C", "rollouts cluster up --foreground"),
+    ],
+    ("cluster", "down"): [("Stop the local cluster's API server", "rollouts cluster down")],
+    ("cluster", "status"): [("Is the local cluster's API server running?", "rollouts cluster status")],
+    ("cluster", "kubeconfig"): [
+        ("Print the kubeconfig of the local cluster", "rollouts cluster kubeconfig"),
+        ("Save it for kubectl", "rollouts cluster kubeconfig > ~/.kube/rollouts-local.yaml"),
+    ],
     ("controller",): [
         ("Run the controller with its dashboard", "rollouts controller --dashboard-address 127.0.0.1:3100"),
         ("Query a Prometheus of your own", "rollouts controller --prometheus-address http://127.0.0.1:9090"),

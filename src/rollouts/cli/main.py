@@ -59,8 +59,10 @@ def main() -> None:
     code = run_fast(sys.argv[1:])  # `get rollout NAME` without loading every verb
     if code is not None:
         sys.exit(code)
-    from rollouts.cli import commands  # noqa: F401  (registers the verbs on `app`)
-    from rollouts.cli import cluster  # noqa: F401  (rollouts cluster up|down|status|kubeconfig)
+    from rollouts.cli import (
+        cluster,  # noqa: F401  (rollouts cluster up|down|status|kubeconfig)
+        commands,  # noqa: F401  (registers the verbs on `app`)
+    )
 
     debug = "--debug" in sys.argv
     if debug:
