@@ -29,7 +29,8 @@ EXPECTED = {
 # The series each dashboard is about, per the runbook's list of what it shows.
 REQUIRED_METRICS = {
     "rollouts-overview.json": {"rollout_info", "rollout_events_total", "analysis_run_info",
-                               "argo_rollouts_analysis_run_phase", "rollout_phase_duration_seconds"},
+                               "argo_rollouts_analysis_run_phase", "argo_rollouts_analysis_run_current",
+                               "argo_rollouts_rollout_phase"},
     "service-slo.json": {"http_requests_total", "http_request_duration_seconds_bucket"},
     "release-timeline.json": {"rollout_events_total", "rollout_duration_seconds_bucket",
                               "rollout_phase_duration_seconds"},
@@ -147,7 +148,8 @@ def test_the_three_runbook_dashboards_exist() -> None:
 
 def test_exported_names_include_the_series_the_dashboards_are_about(exported: set[str]) -> None:
     for name in ("rollout_info", "rollout_events_total", "rollout_phase_duration_seconds",
-                 "argo_rollouts_analysis_run_phase", "rollout_duration_seconds_bucket", "http_requests_total",
+                 "argo_rollouts_analysis_run_phase", "argo_rollouts_analysis_run_current", "argo_rollouts_rollout_phase",
+                 "rollout_duration_seconds_bucket", "http_requests_total",
                  "http_request_duration_seconds_bucket", "notification_send_error"):
         assert name in exported
 
