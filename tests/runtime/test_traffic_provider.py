@@ -314,13 +314,44 @@ def test_gate_counts_only_the_revision_under_test_and_only_inside_the_run() -> N
         stats.record("ns", "app", "canary", 503, 0.0, at=T0 - 59 + i, served=False)
     for i in range(100):  # the new revision: 60 before the run started, 40 inside it, all good
         stats.record("ns", "app", "canary", 200, 0.01, at=T0 - 99 + i, pod_hash="new")
-    provider = TrafficMetricProvider(stats=stats, clock=lambda: T0, run_target=store_run_target(
+    clock = _SteppingClock(T0)
+    provider = TrafficMetricProvider(stats=stats, clock=clock, sleep=clock.sleep, run_target=store_run_target(
         _store(CANARY_ROLLOUT, APP_INGRESS)))
     outcome = run(provider.measure(metric(metric="success-rate", window="5m", minRequests=30),
                                    _run_ctx(T0 - 39)))
     assert outcome.error is None and outcome.value == 1.0
-    assert outcome.metadata["requests"] == "40" and outcome.metadata["podHash"] == "new"
+    # The first 5-minute window inside the run (measured at T0 + 261): the new pods' answers from T0 - 38 on.
+    assert outcome.metadata["requests"] == "39" and outcome.metadata["podHash"] == "new"
     assert outcome.metadata["service"] == "app"
+
+
+class _SteppingClock:
+    """A clock that only moves when the provider sleeps."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.slept = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
+
+
+def test_first_measurement_waits_until_its_window_lies_inside_the_run() -> None:
+    stats = TrafficStats(clock=lambda: T0)
+    for i in range(60):  # before the run: would make a sliver window look full
+        stats.record("ns", "app", "canary", 200, 0.01, at=T0 - 60 + i, pod_hash="new")
+    for i in range(70):  # inside the run: 7 per second for 10 s
+        stats.record("ns", "app", "canary", 500 if i < 7 else 200, 0.01, at=T0 + 1 + i / 7, pod_hash="new")
+    clock = _SteppingClock(T0 + 0.5)
+    provider = TrafficMetricProvider(stats=stats, clock=clock, sleep=clock.sleep, run_target=store_run_target(
+        _store(CANARY_ROLLOUT, APP_INGRESS)))
+    outcome = run(provider.measure(metric(metric="success-rate", window="10s"), _run_ctx(T0)))
+    assert clock.slept == pytest.approx(9.5)
+    assert outcome.metadata["requests"] == "70" and outcome.value == pytest.approx(0.9)
 
 
 def test_traffic_gate_without_service_infers_it_from_the_owning_rollout() -> None:

@@ -4,8 +4,9 @@ and revision to measure (`Scope`) and whether to ask Prometheus instead of the l
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -91,6 +92,7 @@ class TrafficPlugin:
         default_service: DefaultService | None = None,
         run_target: RunTargetLookup | None = None,
         prometheus: PrometheusMetricProvider | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._stats = stats
         self._clock = clock
@@ -98,6 +100,12 @@ class TrafficPlugin:
         self._default_service = default_service
         self._run_target = run_target
         self._prometheus = prometheus or PrometheusMetricProvider()
+        self._sleep = sleep
+
+    async def _wait_until(self, due: float) -> None:
+        """Sleep until the clock reads `due` (re-read after each nap: the clock is injectable)."""
+        while (left := due - self._clock()) > 0:
+            await self._sleep(min(left, 1.0))
 
     def _scope(self, configured: str | None, ctx: MeasureContext) -> Scope | None:
         """The service (the config's `service`, else the argument `service-name`, else the owning rollout's,

@@ -25,7 +25,8 @@ the bare behaviour: no request at all gives a None result (printed empty) and co
 with an error, so no traffic is never a success.
 
 What is counted (local stats): only requests served by pods of the revision under test, and only since the
-analysis run started. When the run belongs to a rollout of the measured service, canary and preview mean
+analysis run started; a measurement taken less than `window` after the run started waits (in flight) until
+its whole window lies inside the run, so the first one is not judged on a sliver. When the run belongs to a rollout of the measured service, canary and preview mean
 the run's `rollouts-pod-template-hash` (the revision the run was started for), stable the rollout's
 `status.stableRS`, active its `status.blueGreen.activeSelector`; so an old version's answers on the preview
 Service, or answers from before the run, never count. Answers no pod gave (503 while no pod was ready)
@@ -171,6 +172,10 @@ class TrafficMetricProvider(TrafficPlugin):
             return await self._measure_prometheus(metric, query, scope.service, address, ctx)
         if self._stats is None:
             return self._no_source(ctx)
+        if scope.not_before is not None and query.metric != "error-budget-burn":
+            # A window reaching back before the run would be clipped short (the run's first measurement
+            # would see nothing): wait until the whole window lies inside the run.
+            await self._wait_until(scope.not_before + query.window_seconds)
         return self._measure_local(self._stats, query, scope, ctx)
 
     # --- local --------------------------------------------------------------------------------------
