@@ -58,7 +58,7 @@ def test_result_typing_and_printing(server: ScriptedServer, answer: Any, value: 
     assert outcome.error is None
     assert same(outcome.value, value), outcome.value
     assert outcome.printed == printed
-    assert outcome.metadata == {"ResolvedPrometheusQuery": query}
+    assert outcome.metadata == {"ResolvedPrometheusQuery": query, "PrometheusAddress": server.url.rstrip("/")}
     assert outcome.phase is None
     [seen] = server.seen
     assert (seen.method, seen.params()["query"]) == ("POST", query)
@@ -139,7 +139,7 @@ def test_failed_queries_are_errors_naming_the_address(server: ScriptedServer, re
     assert outcome.error is not None
     for fragment in [server.url, *fragments]:
         assert fragment in outcome.error
-    assert outcome.metadata == {"ResolvedPrometheusQuery": "up"}
+    assert outcome.metadata == {"ResolvedPrometheusQuery": "up", "PrometheusAddress": server.url.rstrip("/")}
 
 
 def test_slow_server_times_out(server: ScriptedServer) -> None:

@@ -50,7 +50,19 @@ def _conditions(conditions: list[Obj]) -> list[str]:
     return ["Conditions:", *align(rows)]
 
 
-def _metric_spec(metric: Obj) -> list[str]:
+def _measured_address(result: Obj | None) -> str | None:
+    """The Prometheus address of the metric's latest measurement: what the controller really queried (its
+    --prometheus-address override, or the environment when the template has none)."""
+    from rollouts.analysis.providers.prometheus import ADDRESS_METADATA_KEY
+
+    for measurement in reversed((result or {}).get("measurements") or []):
+        address = (measurement.get("metadata") or {}).get(ADDRESS_METADATA_KEY)
+        if address:
+            return str(address)
+    return None
+
+
+def _metric_spec(metric: Obj, result: Obj | None = None) -> list[str]:
     provider = metric.get("provider") or {}
     kind = next(iter(provider), "<none>")
     lines = [f"  {metric.get('name')}:", _kv("Provider", kind, 4)]
@@ -62,8 +74,13 @@ def _metric_spec(metric: Obj) -> list[str]:
     if details:
         if "query" in details:
             lines.append(_kv("Query", " ".join(str(details["query"]).split()), 4))
-        if "address" in details:
-            lines.append(_kv("Address", details["address"], 4))
+        used = _measured_address(result) if kind == "prometheus" else None
+        written = details.get("address")
+        if used and (not written or used != str(written).rstrip("/")):
+            note = f"the template says {written}" if written else "the template gives none"
+            lines.append(_kv("Address", f"{used} (queried; {note})", 4))
+        elif "address" in details:
+            lines.append(_kv("Address", written, 4))
         if "url" in details:
             lines.append(_kv("URL", details["url"], 4))
     return lines
@@ -85,8 +102,9 @@ def _analysis_run(obj: Obj, now: datetime) -> list[str]:
         lines += [_kv(a.get("name", ""), a.get("value", "<from>"), 2) for a in spec["args"]]
     lines.append("Metrics:")
     specs = {m.get("name"): m for m in spec.get("metrics") or []}
+    results = {r.get("name"): r for r in (obj.get("status") or {}).get("metricResults") or []}
     for metric in info.metrics:
-        lines += _metric_spec(specs.get(metric.name, {"name": metric.name}))
+        lines += _metric_spec(specs.get(metric.name, {"name": metric.name}), results.get(metric.name))
         lines.append(_kv("Phase", f"{metric.icon} {metric.phase}", 4))
         if metric.message:
             lines.append(_kv("Message", metric.message, 4))

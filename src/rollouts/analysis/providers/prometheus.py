@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 ADDRESS_ENV_VARS = ("ROLLOUTS_PROMETHEUS_ADDRESS", "ARGO_ROLLOUTS_PROMETHEUS_ADDRESS")
 DEFAULT_TIMEOUT_SECONDS = 30
 QUERY_METADATA_KEY = "ResolvedPrometheusQuery"
+ADDRESS_METADATA_KEY = "PrometheusAddress"  # the address queried (an override may replace the template's)
 FIELD = "provider.prometheus"
 
 
@@ -55,6 +56,7 @@ class PrometheusMetricProvider:
                 "give the Prometheus base URL, e.g. http://prometheus:9090",
                 **metadata,
             )
+        metadata[ADDRESS_METADATA_KEY] = ctx.redact(address)
         timeout = float(spec.timeout if spec.timeout and spec.timeout > 0 else DEFAULT_TIMEOUT_SECONDS)
         try:
             path, params = self._request_params(spec, timeout)
