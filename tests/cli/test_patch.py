@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,45 @@ def test_a_concurrent_status_write_is_retried_not_reported(home: Path, monkeypat
     assert result.exit_code == 0, result.stderr
     assert calls["n"] == 2
     assert get(home, "Rollout", "shop")["spec"]["template"]["spec"]["containers"][0]["image"] == "rollouts-demo:green"
+
+
+CONTAINER = "/spec/template/spec/containers/0"
+REFUSED_PATCHES = [
+    ("label-key", "merge", '{"metadata":{"labels":{"bad key!":"v"}}}',
+     'metadata.labels.bad key!: "bad key!" is not a valid label key'),
+    ("template-label-value", "merge", '{"spec":{"template":{"metadata":{"labels":{"app":"shop","v":"-x-"}}}}}',
+     'spec.template.metadata.labels.v: label value "-x-" must be'),
+    ("owner-service", "merge",
+     '{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"Service","name":"shop","uid":"u1"}]}}',
+     "metadata.ownerReferences[0].kind: a Service cannot own objects here"),
+    ("nul-image", "json", f'[{{"op":"replace","path":"{CONTAINER}/image","value":"img\\u0000:1"}}]',
+     "spec.template.spec.containers[0].image: contains a NUL character"),
+    ("nul-env", "json", f'[{{"op":"add","path":"{CONTAINER}/env","value":[{{"name":"A","value":"x\\u0000"}}]}}]',
+     "spec.template.spec.containers[0].env[0].value: contains a NUL character"),
+    ("namespace-change", "merge", '{"metadata":{"namespace":"other"}}', "may not change metadata.namespace"),
+    ("namespace-removed", "json", '[{"op":"remove","path":"/metadata/namespace"}]',
+     "may not change metadata.namespace"),
+    ("metadata-not-mapping", "json", '[{"op":"replace","path":"/metadata","value":1}]',
+     "must leave an object with a metadata mapping"),
+    ("deep-merge", "merge", '{"spec":' + '{"a":' * 50_000 + "1" + "}" * 50_001, "--patch is nested deeper than 100"),
+    ("deep-json", "json", "[" * 50_000 + "]" * 50_000, "--patch is nested deeper than 100 levels"),
+    ("copy-doubling", "json", json.dumps([{"op": "add", "path": "/spec/x", "value": ["a" * 1000]}]
+                                         + [{"op": "copy", "from": "/spec/x", "path": "/spec/x/-"}] * 64),
+     "the copies would add more than"),
+    ("oversize", "merge", '{"spec":{"x":"' + "a" * (1024 * 1024) + '"}}', "refused (the limit is 1 MiB)"),
+]
+
+
+@pytest.mark.parametrize(("patch_type", "body", "message"), [c[1:] for c in REFUSED_PATCHES],
+                         ids=[c[0] for c in REFUSED_PATCHES])
+def test_patch_validates_and_bounds_like_apply(home: Path, patch_type: str, body: str, message: str) -> None:
+    import time
+
+    before = get(home, "Rollout", "shop")
+    start = time.monotonic()
+    result = run(home, "patch", "rollout", "shop", "--type", patch_type, "-p", body)
+    assert time.monotonic() - start < 2.0
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    assert get(home, "Rollout", "shop") == before

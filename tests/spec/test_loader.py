@@ -145,3 +145,41 @@ def test_directory_is_read_recursively_in_order(tmp_path: Path) -> None:
 def test_missing_path(tmp_path: Path) -> None:
     result = load_path(str(tmp_path / "nope.yaml"))
     assert [p.message for p in result.problems] == ["no such file or directory"]
+
+
+def long_string_bomb(text_bytes: int = 10_000, levels: int = 4) -> str:
+    """Few nodes, long text: a string anchored once and aliased 9**levels times (about 65 MB expanded)."""
+    text = f'apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: b}}\ndata:\n  a: &a "{"x" * text_bytes}"\n'
+    previous = "a"
+    for level in range(1, levels + 1):
+        text += f"  l{level}: &l{level} [" + ",".join([f"*{previous}"] * 9) + "]\n"
+        previous = f"l{level}"
+    return text
+
+
+def test_alias_amplification_is_budgeted_by_expanded_bytes() -> None:
+    import tracemalloc
+
+    from rollouts.spec.validation import validate
+
+    text = long_string_bomb()
+    assert len(text) < 12_000  # 7,381 expanded nodes: well inside the node budget
+    tracemalloc.start()
+    try:
+        result = load_text(text, "bomb.yaml")
+        problems = validate(result)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.objects == []
+    (problem,) = problems
+    assert (problem.line, problem.severity) == (8, "error")
+    assert "aliases expand to more than 100000 nodes or 2 MiB" in problem.message
+    assert peak < 16 * 1024 * 1024, f"loading and validating used {peak / 1e6:.0f} MB"
+
+
+def test_alias_budget_covers_the_whole_file_not_each_document() -> None:
+    one = billion_laughs(levels=4)  # 7,380 alias nodes: fine alone
+    assert load_text(one, "one.yaml").problems == []
+    result = load_text("---\n".join([one] * 20), "many.yaml")
+    assert any("aliases expand to more than" in p.message for p in result.problems)

@@ -200,5 +200,5 @@ def test_wrong_list_item_does_not_hide_other_steps() -> None:
 def test_missing_api_version_and_kind() -> None:
     assert [(p[1], p[2]) for p in problems({"metadata": {"name": "x"}, "kind": 5})] == [
         ("apiVersion", "required (a string such as argoproj.io/v1alpha1)"),
-        ("kind", "required (a string such as Rollout)"),
+        ("kind", "must be a string such as Rollout (got 5)"),
     ]

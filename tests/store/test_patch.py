@@ -257,3 +257,50 @@ def test_patch_may_not_rename(store: SQLiteStore, make_rollout) -> None:
     store.create(make_rollout("web"))
     with pytest.raises(Invalid, match="may not change kind or metadata.name"):
         store.patch("Rollout", "default", "web", {"metadata": {"name": "other"}})
+
+
+def _deep(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def _doubling(copies: int) -> list[dict[str, Any]]:
+    return [{"op": "add", "path": "/x", "value": ["a" * 1000]}] + [
+        {"op": "copy", "from": "/x", "path": "/x/-"} for _ in range(copies)
+    ]
+
+
+HOSTILE_PATCHES = [
+    ("merge-deep", "merge", {"spec": _deep(5000)}, "the merge patch is nested deeper than 100 levels"),
+    ("json-deep-value", "json", [{"op": "add", "path": "/x", "value": _deep(5000)}],
+     "the json patch is nested deeper than 102 levels"),
+    ("copy-doubling", "json", _doubling(64), "json patch operation 13 (copy of \"/x\"): the copies would add"),
+    ("copy-whole-document", "json", [{"op": "copy", "from": "", "path": f"/k{i}"} for i in range(40)],
+     "the copies would add more than 200000 values or 4 MiB"),
+    ("nesting-adds", "json", [{"op": "add", "path": "/a" * (i + 1), "value": {}} for i in range(300)],
+     "the patched document is nested deeper than 200 levels"),
+]
+
+
+@pytest.mark.parametrize(("patch_type", "patch", "message"), [c[1:] for c in HOSTILE_PATCHES],
+                         ids=[c[0] for c in HOSTILE_PATCHES])
+def test_patch_size_and_depth_are_bounded(patch_type: str, patch: Any, message: str) -> None:
+    import time
+
+    doc = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v" * 100}}
+    start = time.monotonic()
+    with pytest.raises(Invalid) as raised:
+        merge_patch(doc, patch) if patch_type == "merge" else json_patch(doc, patch)
+    assert time.monotonic() - start < 1.0
+    assert message in str(raised.value)
+    assert doc == {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v" * 100}}
+
+
+def test_a_few_copies_of_a_small_value_are_fine() -> None:
+    from rollouts.jsonbounds import measure
+
+    doc = json_patch({"x": ["a"]}, _doubling(10)[1:])
+    assert len(doc["x"]) == 11
+    assert measure(doc["x"], "x")[0] == 2**11  # each copy doubled it

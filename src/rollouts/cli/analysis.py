@@ -22,9 +22,16 @@ def eval_command(
 ) -> None:
     """Evaluate a condition against a result: prints true or false (exit 0), or the error (exit 2)."""
     from rollouts.analysis.expr import ExprError, evaluate_condition
+    from rollouts.jsonbounds import MAX_VALUE_DEPTH, TooLarge, check_text_depth
 
     try:
+        # Checked on the text first: Python's decoder recurses, so a deep enough result would end in its
+        # recursion error rather than in an answer.
+        check_text_depth(result, "--result: the result", MAX_VALUE_DEPTH)
         value = json.loads(result)
+    except TooLarge as exc:
+        typer.echo(f"error: {exc} (a metric result is a number, a list or a shallow object)", err=True)
+        raise typer.Exit(2) from None
     except ValueError as exc:
         typer.echo(f"error: --result is not JSON: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -1,6 +1,7 @@
 """`patch` and `scale`: kubectl's in-place edits of a stored object. A patched object is checked with the
-lint rules before it is written, so an invalid result changes nothing; the write carries the
-resourceVersion that was read, so a concurrent change is reported as a conflict, not overwritten."""
+lint rules before it is written (the rules `apply` uses), so an invalid result changes nothing; the write
+carries the resourceVersion that was read, so a concurrent change is reported as a conflict, not
+overwritten. The patch text is untrusted: its size and nesting are bounded before it is decoded."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 # Kinds whose lint rules know the objects they reference: validated together with the patched object.
 _NEIGHBOURS = ("Service", "Ingress", "AnalysisTemplate", "Secret", "ConfigMap")
 ATTEMPTS = 5
+MAX_PATCH_BYTES = 1024 * 1024
 _SERVER_FIELDS = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
 
 
@@ -97,9 +99,14 @@ def apply_patch(store: SQLiteStore, kind: str, namespace: str, name: str, patch:
             patched = merge_patch(stored, patch) if patch_type == "merge" else json_patch(stored, patch)
         except Invalid as exc:
             fail(str(exc))
-        if not isinstance(patched, dict) or patched.get("kind") != kind \
-                or (patched.get("metadata") or {}).get("name") != name:
+        if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
+            fail(f'patching {kind} "{name}" must leave an object with a metadata mapping')
+        if patched.get("kind") != kind or patched["metadata"].get("name") != name:
             fail(f'patching {kind} "{name}" may not change kind or metadata.name')
+        was = stored["metadata"].get("namespace") or ""
+        if (patched["metadata"].get("namespace") or "") != was:
+            fail(f'patching {kind} "{name}" may not change metadata.namespace (it is "{was}"; to move the '
+                 "object, delete it and apply it in the other namespace)")
         problems = lint_object(store, patched)
         if problems:
             for problem in problems:
@@ -119,6 +126,23 @@ def apply_patch(store: SQLiteStore, kind: str, namespace: str, name: str, patch:
     raise AssertionError("unreachable")
 
 
+def _decode_patch(text: str) -> Any:
+    """The patch as JSON, refused first when too large or nested deeper than any manifest (the decoder
+    recurses, so depth is checked on the text)."""
+    from rollouts.jsonbounds import MAX_VALUE_DEPTH, TooLarge, check_text_depth
+
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_PATCH_BYTES:
+        fail(f"--patch is {size / 1024 / 1024:.1f} MiB; refused (the limit is {MAX_PATCH_BYTES // 1024 // 1024} MiB)")
+    try:
+        check_text_depth(text, "--patch", MAX_VALUE_DEPTH)
+        return json.loads(text)
+    except TooLarge as exc:
+        fail(str(exc))
+    except ValueError as exc:
+        fail(f"--patch is not valid JSON: {exc}")
+
+
 @app.command()
 def patch(
     kind: str = typer.Argument(..., help="Resource type (rollout, service, ...) or TYPE/NAME."),
@@ -134,10 +158,7 @@ def patch(
     kind_name, object_name = resolve_kind_name(kind, name)
     if patch_text.startswith("="):
         patch_text = patch_text[1:]  # kubectl's `-p='{...}'` spelling: click hands the short option "={...}"
-    try:
-        body = json.loads(patch_text)
-    except ValueError as exc:
-        fail(f"--patch is not valid JSON: {exc}")
+    body = _decode_patch(patch_text)
     if patch_type == "merge" and not isinstance(body, dict):
         fail("--patch: a merge patch must be a JSON object, e.g. '{\"spec\":{\"replicas\":3}}'")
     if patch_type == "json" and not isinstance(body, list):

@@ -28,7 +28,7 @@ def parse_duration(value: str | int | float, *, bare_number_is_seconds: bool = T
     if bare_number_is_seconds and re.fullmatch(r"\d+", text):
         return float(text)
     sign = 1.0
-    if text[:1] in "+-":
+    if text[:1] in ("+", "-"):  # not `in "+-"`: the empty string is in every string
         sign = -1.0 if text[0] == "-" else 1.0
         text = text[1:]
     if text == "0":

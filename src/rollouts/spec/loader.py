@@ -24,8 +24,11 @@ from yaml.resolver import Resolver
 from rollouts.spec.problems import FieldPath, Finding, Problem, error
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
-# Nodes that alias expansion may add to one document (a legitimate manifest reuses a few small anchors).
+# What alias expansion may add to one file, in nodes and in bytes (a legitimate manifest reuses a few small
+# anchors). Aliases share the anchored value while loading, but validation and storage serialise every object
+# at full size, so the budget is on the expanded size: few nodes can still hold long strings.
 MAX_ALIAS_NODES = 100_000
+MAX_ALIAS_BYTES = 2 * 1024 * 1024
 MAX_DEPTH = 200
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"
@@ -108,6 +111,8 @@ class _Frame:
     anchor: str | None
     line: int
     nodes: int = 1
+    # Expanded size in bytes, roughly as JSON: scalars' text plus punctuation.
+    size: int = 2
     key: Any = None
     key_line: int = 0
     has_key: bool = False
@@ -150,23 +155,27 @@ class _Composer:
         self.result = result
 
     def documents(self, text: str) -> None:
-        anchors: dict[str, tuple[Any, int]] = {}
+        anchors: dict[str, tuple[Any, int, int]] = {}
         stack: list[_Frame] = []
         root: Any = _UNSET
         root_line = 0
         lines: dict[FieldPath, int] = {}
         dups: list[tuple[int, Finding]] = []
-        alias_nodes = 0
+        # Counted over the whole text, so that many small documents cannot add up to a bomb.
+        alias_nodes = alias_bytes = 0
 
-        def attach(value: Any, line: int, nodes: int, anchor: str | None, *, from_alias: bool = False) -> None:
+        def attach(
+            value: Any, line: int, nodes: int, size: int, anchor: str | None, *, from_alias: bool = False
+        ) -> None:
             nonlocal root, root_line
             if anchor is not None:
-                anchors[anchor] = (value, nodes)
+                anchors[anchor] = (value, nodes, size)
             if not stack:
                 root, root_line = value, line
                 return
             top = stack[-1]
             top.nodes += nodes
+            top.size += size
             if isinstance(top.container, list):
                 path = (*top.path, len(top.container))
                 if not from_alias:
@@ -211,7 +220,7 @@ class _Composer:
                 if isinstance(event, yaml.DocumentStartEvent):
                     anchors.clear()
                     stack.clear()
-                    root, root_line, lines, dups, alias_nodes = _UNSET, line, {}, [], 0
+                    root, root_line, lines, dups = _UNSET, line, {}, []
                 elif isinstance(event, yaml.DocumentEndEvent):
                     self._finish(root, root_line, lines, dups)
                     root = _UNSET
@@ -223,21 +232,24 @@ class _Composer:
                     stack.append(_Frame(container, child_path(), event.anchor, line))
                 elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
                     frame = stack.pop()
-                    attach(frame.container, frame.line, frame.nodes, frame.anchor)
+                    attach(frame.container, frame.line, frame.nodes, frame.size, frame.anchor)
                 elif isinstance(event, yaml.ScalarEvent):
-                    attach(_scalar(event), line, 1, event.anchor)
+                    attach(_scalar(event), line, 1, len(event.value) + 3, event.anchor)
                 elif isinstance(event, yaml.AliasEvent):
                     if event.anchor not in anchors:
                         raise _ComposeError(line, f'alias "*{event.anchor}" refers to no complete anchor')
-                    value, nodes = anchors[event.anchor]
+                    value, nodes, size = anchors[event.anchor]
                     alias_nodes += nodes
-                    if alias_nodes > MAX_ALIAS_NODES:
+                    alias_bytes += size
+                    if alias_nodes > MAX_ALIAS_NODES or alias_bytes > MAX_ALIAS_BYTES:
                         raise _ComposeError(
                             line,
-                            f"aliases expand to more than {MAX_ALIAS_NODES} nodes; refused "
-                            "(an alias bomb, or anchors reused too often)",
+                            f"aliases expand to more than {MAX_ALIAS_NODES} nodes or "
+                            f"{MAX_ALIAS_BYTES // (1024 * 1024)} MiB (alias *{event.anchor} here would make "
+                            f"{alias_nodes} nodes, {_mib(alias_bytes)}); refused (an alias bomb, or anchors "
+                            "reused too often)",
                         )
-                    attach(value, line, nodes, None, from_alias=True)
+                    attach(value, line, nodes, size, None, from_alias=True)
         finally:
             close = getattr(events, "close", None)
             if close is not None:
@@ -267,6 +279,10 @@ class _Composer:
             )
             return
         self.result.add_object(LoadedObject(root, self.source, line, lines, tuple(f for _, f in dups)))
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB"
 
 
 def _short(value: Any) -> str:

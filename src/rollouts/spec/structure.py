@@ -191,10 +191,17 @@ def _prune(data: Any, path: FieldPath, missing: bool) -> FieldPath | None:
     return None
 
 
+def _header_message(data: dict[str, Any], key: str, example: str) -> str:
+    value = data.get(key, _MISSING)
+    if value is _MISSING or value is None or value == "":
+        return f"required (a string such as {example})"
+    return f"must be a string such as {example} (got {describe(value)})"
+
+
 def check_structure(data: dict[str, Any]) -> tuple[BaseModel | None, list[Finding], list[FieldPath]]:
     """The object's model (best effort), its structural findings, and the paths removed to build the model."""
     header = [
-        Finding((key,), f"required (a string such as {example})", "error", structural=True)
+        Finding((key,), _header_message(data, key, example), "error", structural=True)
         for key, example in (("apiVersion", "argoproj.io/v1alpha1"), ("kind", "Rollout"))
         if not isinstance(data.get(key), str) or not data.get(key)
     ]

@@ -24,6 +24,7 @@ from rollouts.spec.rules_core import (
     check_secret,
     check_service,
 )
+from rollouts.spec.rules_input import check_input
 from rollouts.spec.rules_rollout import check_rollout
 from rollouts.spec.structure import check_structure
 
@@ -80,10 +81,12 @@ def _problem(obj: LoadedObject, finding: Finding, kind: str) -> Problem:
 
 
 def _structure(obj: LoadedObject) -> tuple[BaseModel | None, list[Finding], list[FieldPath]]:
-    kind = obj.data.get("kind")
+    # `obj.kind` is "" unless the manifest's kind is a string: a list or mapping there is unhashable and must
+    # reach check_structure's type message, not a set lookup.
+    kind = obj.kind
     if (obj.api_version, kind) in LOCAL_CONFIG_KINDS:
         return None, [], []
-    if isinstance(kind, str) and kind in FOREIGN_KINDS and (obj.api_version, kind) not in KINDS:
+    if kind in FOREIGN_KINDS and (obj.api_version, kind) not in KINDS:
         return None, [warning((), f"{kind} is not used by rollouts; skipped")], []
     return check_structure(obj.data)
 
@@ -96,6 +99,8 @@ def validate_objects(objects: Sequence[LoadedObject]) -> list[Checked]:
     for obj, model, structural, removed in first:
         kind = obj.kind or "<no kind>"
         findings = list(obj.findings) + structural
+        if (obj.api_version, obj.kind) in KINDS:
+            findings += [f for f in check_input(obj.data) if not _overlaps(f.path, removed)]
         if model is not None:
             try:
                 semantic = semantic_findings(model, inventory)

@@ -1,22 +1,49 @@
 """JSON merge patch (RFC 7386) and JSON patch (RFC 6902) over plain JSON values; pure functions.
 
 Both return a new document and leave their inputs untouched. A JSON patch is all-or-nothing: the first
-failing operation raises `Invalid` and nothing is applied.
+failing operation raises `Invalid` and nothing is applied. Patches are untrusted input: a patch nested too
+deeply, or `copy` operations that keep doubling the document, are refused with `Invalid` before the work
+(or the memory) grows past the bounds of `rollouts.jsonbounds`.
 """
 
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rollouts.jsonbounds import (
+    MAX_DOCUMENT_BYTES,
+    MAX_DOCUMENT_NODES,
+    MAX_VALUE_DEPTH,
+    TooLarge,
+    measure,
+)
 from rollouts.store.protocol import Invalid
 
 _MISSING = object()
+# What a patch brings itself is bounded by whoever read it (the CLI, the API server); only its depth matters
+# here, and what `copy` multiplies.
+_UNBOUNDED = sys.maxsize
+
+
+def _bounded(value: Any, what: str, **limits: int) -> tuple[int, int]:
+    try:
+        return measure(value, what, **limits)
+    except TooLarge as exc:
+        raise Invalid(str(exc)) from None
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
     """Apply an RFC 7386 merge patch: objects merge recursively, null deletes, anything else replaces."""
+    # The merge recurses as deep as the patch: refuse a deep one before it can exhaust the stack. The result
+    # is no deeper and no larger than the target and the patch together.
+    _bounded(patch, "the merge patch", max_depth=MAX_VALUE_DEPTH, max_nodes=_UNBOUNDED, max_bytes=_UNBOUNDED)
+    return _merge(target, patch)
+
+
+def _merge(target: Any, patch: Any) -> Any:
     if not isinstance(patch, Mapping):
         return copy.deepcopy(patch)
     result: dict[str, Any] = dict(target) if isinstance(target, Mapping) else {}
@@ -24,7 +51,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
         if value is None:
             result.pop(key, None)
         else:
-            result[key] = merge_patch(result.get(key), value)
+            result[key] = _merge(result.get(key), value)
     return result
 
 
@@ -114,7 +141,12 @@ def json_patch(doc: Any, operations: Sequence[Mapping[str, Any]]) -> Any:
     """Apply an RFC 6902 patch (add, remove, replace, move, copy, test) to a copy of `doc`."""
     if not isinstance(operations, Sequence) or isinstance(operations, str | bytes):
         raise Invalid("a json patch must be a list of operations")
+    _bounded(operations, "the json patch", max_depth=MAX_VALUE_DEPTH + 2, max_nodes=_UNBOUNDED,
+             max_bytes=_UNBOUNDED)
     result = copy.deepcopy(doc)
+    # `copy` is the one operation that multiplies what the patch brings: a few dozen of them can double the
+    # document each time. What all copies add together is measured before each copy is made.
+    copied_nodes = copied_bytes = 0
     for position, op in enumerate(operations):
         if not isinstance(op, Mapping):
             raise Invalid(f"json patch operation {position} is not an object")
@@ -146,7 +178,18 @@ def json_patch(doc: Any, operations: Sequence[Mapping[str, Any]]) -> Any:
                     )
                 result, value = _remove(result, from_tokens, source)
             else:
-                value = copy.deepcopy(_resolve(result, from_tokens, source))
+                original = _resolve(result, from_tokens, source)
+                try:
+                    nodes, size = measure(original, "copied", max_nodes=MAX_DOCUMENT_NODES - copied_nodes,
+                                          max_bytes=MAX_DOCUMENT_BYTES - copied_bytes)
+                except TooLarge:
+                    raise Invalid(
+                        f'json patch operation {position} (copy of "{source}"): the copies would add more than '
+                        f"{MAX_DOCUMENT_NODES} values or {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB to the document; "
+                        "refused"
+                    ) from None
+                copied_nodes, copied_bytes = copied_nodes + nodes, copied_bytes + size
+                value = copy.deepcopy(original)
             result = _add(result, tokens, value, path)
         elif name == "test":
             expected = _member(op, "value", position)
@@ -157,4 +200,6 @@ def json_patch(doc: Any, operations: Sequence[Mapping[str, Any]]) -> Any:
                 f'json patch operation {position}: op "{name}" is not one of add, remove, replace, move, '
                 f"copy, test"
             )
+    # Adds and moves can nest the document one level deeper per operation.
+    _bounded(result, "the patched document")
     return result

@@ -1,0 +1,585 @@
+"""Hostile-input fuzzer: mutated manifests through lint and apply, mutated expressions through the condition
+language, and hostile patches through `rollouts patch`; every case must end cleanly (a problem line, an
+ExprError, a refused or applied patch) within a per-case time limit.
+
+Seeds are Argo's example manifests (/work/shared/argo-examples, or --examples) and this project's own
+infra/rollouts. Cases are generated from one seeded random source, so a run is reproducible. They run in a
+worker process that is killed and restarted when a case overruns the limit (a hang), so one stuck case
+cannot stall the run.
+
+    python bench/fuzz.py --seed 1 --manifests 2500 --expressions 1105 --patches 84
+
+Prints, per family, the number of cases, clean problems (refused input), clean passes, tracebacks (an
+exception escaping, or an "internal error" line), hangs, cases slower than 1 s, and the slowest case. Exit 1
+when any traceback or hang was seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import multiprocessing
+import random
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ARGO_EXAMPLES = Path("/work/shared/argo-examples")
+INFRA = ROOT / "infra" / "rollouts"
+SLOW_SECONDS = 1.0
+
+Case = tuple[str, Any]  # (family, payload)
+
+
+# ---------------------------------------------------------------- seeds
+
+
+def seed_documents(folders: list[Path]) -> list[dict[str, Any]]:
+    """Every mapping document of the YAML files in the folders."""
+    docs: list[dict[str, Any]] = []
+    for folder in folders:
+        for path in sorted(folder.glob("*.y*ml")):
+            try:
+                docs.extend(d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict))
+            except yaml.YAMLError:
+                continue
+    return docs
+
+
+def seed_conditions(docs: list[dict[str, Any]]) -> list[str]:
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in ("successCondition", "failureCondition") and isinstance(item, str):
+                    found.add(item)
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for doc in docs:
+        walk(doc)
+    extra = [
+        "result[0] >= 0.995", "all(result, {# > 0.5})", "len(result) == 0 || result[0] < 1",
+        "result.status == 'ok' && result.count > 3", "result matches '^a+$'", "sum(result) / len(result) > 2",
+        "filter(result, # > 1) | len() > 0", "result ?? 0 > 1", "1..5 | map(# * 2) | sum() == 30",
+        "result['a'].b?.c == nil", "not (result in [1, 2, 3])", "float(result) ** 2 > 1e3",
+    ]
+    return sorted(found) + extra
+
+
+# ---------------------------------------------------------------- hostile values
+
+
+def deep_list(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+HOSTILE_VALUES: list[Callable[[], Any]] = [
+    lambda: [], lambda: {}, lambda: None, lambda: True, lambda: False, lambda: 0, lambda: -1,
+    lambda: 2**31, lambda: 2**63, lambda: 10**40, lambda: 1e308, lambda: float("inf"), lambda: float("nan"),
+    lambda: -0.5, lambda: "", lambda: "x" * 5000, lambda: "a\x00b", lambda: "\u202eevil", lambda: "9999999999h",
+    lambda: "-5s", lambda: "1e400", lambda: "{{args.x}}", lambda: "{{", lambda: "\t", lambda: "🙂",
+    lambda: deep_list(150), lambda: list(range(5000)), lambda: {"a": {"b": {"c": []}}}, lambda: [None],
+    lambda: [[]], lambda: {"": ""}, lambda: {"kind": []}, lambda: "0x1F", lambda: "null", lambda: "~",
+]
+
+HOT_KEYS = ["kind", "apiVersion", "metadata", "spec", "name", "namespace", "labels", "steps", "metrics",
+            "strategy", "canary", "blueGreen", "template", "containers", "image", "provider", "args",
+            "successCondition", "selector", "matchLabels", "replicas", "setWeight", "pause", "duration",
+            "interval", "count", "templates", "trafficRouting", "nginx", "ports", "env", "value"]
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(value, prefix)]
+    while stack:
+        node, path = stack.pop()
+        yield path
+        if isinstance(node, dict):
+            stack.extend((item, (*path, key)) for key, item in node.items())
+        elif isinstance(node, list):
+            stack.extend((item, (*path, index)) for index, item in enumerate(node))
+
+
+def _parent(doc: Any, path: tuple[Any, ...]) -> Any:
+    node = doc
+    for part in path[:-1]:
+        node = node[part]
+    return node
+
+
+def mutate_object(rng: random.Random, doc: dict[str, Any]) -> Any:
+    """One to three structural mutations of a copy of `doc`."""
+    out: Any = copy.deepcopy(doc)
+    for _ in range(rng.randint(1, 3)):
+        paths = [p for p in _paths(out) if p]
+        if not paths:
+            return rng.choice(HOSTILE_VALUES)()
+        hot = [p for p in paths if isinstance(p[-1], str) and p[-1] in HOT_KEYS]
+        path = rng.choice(hot if hot and rng.random() < 0.6 else paths)
+        parent = _parent(out, path)
+        action = rng.random()
+        if action < 0.55:
+            parent[path[-1]] = rng.choice(HOSTILE_VALUES)()
+        elif action < 0.7:
+            del parent[path[-1]]
+        elif action < 0.8 and isinstance(parent, dict):
+            parent[rng.choice(HOT_KEYS + ["unknownField", "x-y", "<<"])] = rng.choice(HOSTILE_VALUES)()
+        elif action < 0.9:
+            parent[path[-1]] = [parent[path[-1]]] if rng.random() < 0.5 else {"wrapped": parent[path[-1]]}
+        else:
+            other = _parent(out, rng.choice(paths) + ("x",))
+            parent[path[-1]] = copy.deepcopy(other)
+    return out
+
+
+def _dump(rng: random.Random, docs: list[Any]) -> str:
+    if rng.random() < 0.25 and len(docs) == 1:
+        return json.dumps(docs[0], default=str, allow_nan=True)
+    try:
+        return yaml.safe_dump_all(docs, allow_unicode=rng.random() < 0.5, sort_keys=False, width=10**6)
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return json.dumps(docs, default=str)
+
+
+def alias_bomb(rng: random.Random) -> str:
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\ndata:\n"
+    text += f'  a: &a "{"x" * rng.choice([3, 500, 60_000])}"\n'
+    previous = "a"
+    for level in range(1, rng.randint(3, 9)):
+        text += f"  l{level}: &l{level} [" + ",".join([f"*{previous}"] * rng.randint(2, 10)) + "]\n"
+        previous = f"l{level}"
+    return text
+
+
+def mutate_text(rng: random.Random, text: str) -> bytes:
+    """Text-level damage: truncation, lost or repeated lines, stray bytes, deep nesting, alias bombs."""
+    action = rng.random()
+    lines = text.splitlines(keepends=True) or [""]
+    if action < 0.15:
+        return text[: rng.randint(0, len(text))].encode()
+    if action < 0.3:
+        del lines[rng.randrange(len(lines))]
+        return "".join(lines).encode()
+    if action < 0.4:
+        index = rng.randrange(len(lines))
+        lines.insert(index, lines[index])
+        return "".join(lines).encode()
+    if action < 0.5:
+        index = rng.randrange(len(lines))
+        lines[index] = " " * rng.randint(0, 7) + lines[index].lstrip()
+        return "".join(lines).encode()
+    if action < 0.6:
+        data = bytearray(text.encode())
+        for _ in range(rng.randint(1, 5)):
+            if data:
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        return bytes(data)
+    if action < 0.7:
+        stray = rng.choice(["*a", "&a", "!!python/object:os.system", "!!binary", "? [a]\n: b", "<<: *x", "---",
+                            "{", "[", "- - -", ": :", "%YAML 1.1", "!custom", "'", '"', "|", ">", "@", "`"])
+        lines.insert(rng.randrange(len(lines)), stray + "\n")
+        return "".join(lines).encode()
+    if action < 0.8:
+        depth = rng.choice([50, 199, 201, 1000, 20_000])
+        opener, closer = rng.choice([("[", "]"), ("{a: ", "}")])
+        return (text + "\nzz: " + opener * depth + closer * depth * rng.randint(0, 1) + "\n").encode()
+    if action < 0.9:
+        return alias_bomb(rng).encode()
+    return (text + "\n---\n" + rng.choice(["- a\n", "hello\n", "~\n", "123\n", "kind: []\n", "[]\n"])).encode()
+
+
+def manifest_cases(rng: random.Random, docs: list[dict[str, Any]], count: int) -> Iterator[Case]:
+    for _ in range(count):
+        picked = [mutate_object(rng, rng.choice(docs)) for _ in range(rng.choice([1, 1, 1, 2, 3]))]
+        text = _dump(rng, picked)
+        data = mutate_text(rng, text) if rng.random() < 0.35 else text.encode()
+        yield "manifest", data
+
+
+# ---------------------------------------------------------------- expressions
+
+EXPR_TOKENS = ["(", ")", "[", "]", "{", "}", ".", "?.", "??", "!", "not", "&&", "||", "and", "or", "==", "!=",
+               "<", ">=", "+", "-", "*", "/", "%", "**", "^", "..", "|", "?", ":", ",", "#", "#index", "$env",
+               "result", "nil", "true", "1e309", "99999999999999999999999", "0x", "'a'", '"b"', "'\\u0000'",
+               "matches", "in", "contains", "startsWith", "len(", "all(", "map(", "filter(", "reduce(", "let",
+               "int(", "float(", "string(", "max(", "abs(", "isNaN(", "now()", "duration('1h')", "date('x')",
+               "repeat('a', 100000)", "'(a|a)+$'", "split(", "join(", "toJSON(", "fromJSON('[[[['", "keys(",
+               "sortBy(", "groupBy(", "1..1000000", "result[-1]", "result[1:2]", "toBase64(", "upper("]
+
+
+def expr_results(rng: random.Random) -> Any:
+    return rng.choice([
+        None, [], [0.99], [1, 2, 3], [float("nan")], {"a": 1, "decided": True}, "It worked!", 0.5, True,
+        deep_list(rng.choice([10, 50, 90])), list(range(2000)), [{"a": {"b": None}}], [float("inf")], "a" * 30,
+        {"regression": None}, [[1, 2], [3]],
+    ])
+
+
+def mutate_expression(rng: random.Random, source: str) -> str:
+    action = rng.random()
+    if action < 0.4:
+        tokens = source.split(" ")
+        for _ in range(rng.randint(1, 4)):
+            tokens.insert(rng.randint(0, len(tokens)), rng.choice(EXPR_TOKENS))
+        return " ".join(tokens)
+    if action < 0.55:
+        start = rng.randrange(len(source) + 1)
+        return source[:start] + source[start + rng.randint(1, 8):]
+    if action < 0.65:
+        depth = rng.choice([10, 100, 500, 5000])
+        return "(" * depth + source + ")" * depth
+    if action < 0.75:
+        return " && ".join([source] * rng.choice([2, 50, 500]))
+    if action < 0.85:
+        return source.replace("result", rng.choice(["result[0]", "result.x", "result?.y", "-result", "!result"]))
+    chars = list(source)
+    for _ in range(rng.randint(1, 4)):
+        if chars:
+            chars[rng.randrange(len(chars))] = chr(rng.choice([0, 7, 10, 34, 39, 92, 0x202E, 0xFFFF, 40, 91]))
+    return "".join(chars)
+
+
+def expression_cases(rng: random.Random, conditions: list[str], count: int) -> Iterator[Case]:
+    for _ in range(count):
+        source = mutate_expression(rng, rng.choice(conditions))
+        if rng.random() < 0.3:
+            source = mutate_expression(rng, source)
+        yield "expression", (source, expr_results(rng))
+
+
+# ---------------------------------------------------------------- patches
+
+PATCH_TARGETS = ("Rollout", "Service", "AnalysisTemplate", "Ingress")
+
+
+def _doubling_copies(count: int) -> list[dict[str, Any]]:
+    ops: list[dict[str, Any]] = [{"op": "add", "path": "/spec/x", "value": ["a" * 1000]}]
+    return ops + [{"op": "copy", "from": "/spec/x", "path": "/spec/x/-"} for _ in range(count)]
+
+
+def _deep_json(depth: int) -> str:
+    return '{"spec":' + '{"a":' * depth + "1" + "}" * depth + "}"
+
+
+HOSTILE_PATCHES: list[Callable[[random.Random], tuple[str, str]]] = [
+    lambda r: ("merge", json.dumps({"metadata": {"labels": {r.choice(["bad key!", "-x", "a/b/c", "x" * 70,
+                                                                       "/n", "ok.io/", ""]): "v"}}})),
+    lambda r: ("merge", json.dumps({"metadata": {"labels": {"ok": r.choice(["bad value!", "x" * 70, "-v"])}}})),
+    lambda r: ("merge", json.dumps({"metadata": {"ownerReferences": [
+        {"apiVersion": "v1", "kind": "Service", "name": "svc", "uid": "u1"}]}})),
+    lambda r: ("merge", json.dumps({"metadata": {"ownerReferences": [r.choice([{}, [], "x", {"kind": 1}])]}})),
+    lambda r: ("json", json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/image",
+                                    "value": "img\x00:1"}])),
+    lambda r: ("json", json.dumps([{"op": "add", "path": "/spec/template/spec/containers/0/env",
+                                    "value": [{"name": "A", "value": "x\x00y"}]}])),
+    lambda r: ("merge", json.dumps({"metadata": {"namespace": r.choice(["other", "", "kube-system", None, 5])}})),
+    lambda r: ("merge", json.dumps({"metadata": {"name": "other"}})),
+    lambda r: ("merge", json.dumps({"kind": r.choice(["Service", [], None])})),
+    lambda r: ("merge", _deep_json(r.choice([150, 1000, 100_000]))),
+    lambda r: ("json", json.dumps(_doubling_copies(r.choice([10, 30, 64])))),
+    lambda r: ("json", json.dumps([{"op": "copy", "from": "", "path": "/spec/self"}] * r.choice([5, 40]))),
+    lambda r: ("json", json.dumps([{"op": "copy", "from": "/spec", "path": "/spec/a"}] * r.choice([3, 200]))),
+    lambda r: ("json", json.dumps([{"op": "move", "from": "/spec", "path": "/spec/a"}])),
+    lambda r: ("json", json.dumps([{"op": r.choice(["add", "replace", "test", "x"]),
+                                    "path": r.choice(["", "/", "//", "/spec/-", "/spec/0", "~", "/~2"]),
+                                    "value": None}])),
+    lambda r: ("json", "[" * 100_000 + "]" * 100_000),
+    lambda r: ("merge", '{"spec": ' + '"' + "x" * 3_000_000 + '"}'),
+    lambda r: ("merge", json.dumps({"metadata": {"annotations": {"k" * 300: "v"}}})),
+    lambda r: ("json", json.dumps([{"op": "replace", "path": "/metadata", "value": r.choice([None, [], 1])}])),
+    lambda r: ("json", json.dumps([{"op": "remove", "path": "/metadata/name"}])),
+    lambda r: ("merge", json.dumps({"spec": {"replicas": r.choice([2**40, -3, "3", 1.5, None])}})),
+]
+
+
+def random_patch(rng: random.Random) -> tuple[str, str]:
+    """A merge patch setting a random hot field somewhere to a hostile value."""
+    patch: Any = rng.choice(HOSTILE_VALUES)()
+    for _ in range(rng.randint(1, 5)):
+        patch = {rng.choice(HOT_KEYS): patch}
+    if rng.random() < 0.5:
+        path = "/" + "/".join(rng.choice(HOT_KEYS + ["0", "-"]) for _ in range(rng.randint(1, 4)))
+        return "json", json.dumps([{"op": rng.choice(["add", "replace", "copy", "move", "remove", "test"]),
+                                    "path": path, "from": "/spec", "value": rng.choice(HOSTILE_VALUES)()}],
+                                  default=str)
+    return "merge", json.dumps({"spec": patch}, default=str)
+
+
+def patch_cases(rng: random.Random, count: int) -> Iterator[Case]:
+    for index in range(count):
+        if index < len(HOSTILE_PATCHES):
+            patch_type, text = HOSTILE_PATCHES[index](rng)  # every hostile shape at least once
+        elif rng.random() < 0.5:
+            patch_type, text = rng.choice(HOSTILE_PATCHES)(rng)
+        else:
+            patch_type, text = random_patch(rng)
+        yield "patch", (rng.choice(PATCH_TARGETS), patch_type, text)
+
+
+# ---------------------------------------------------------------- the worker
+
+
+@dataclass
+class Outcome:
+    status: str  # "problem", "pass", "traceback"
+    detail: str = ""
+
+
+class Worker:
+    """Runs cases in this (child) process: a temporary home with a store for apply and patch."""
+
+    def __init__(self, seeds: list[dict[str, Any]]) -> None:
+        from rollouts.store.sqlite import SQLiteStore
+
+        self.home = Path(tempfile.mkdtemp(prefix="rollouts-fuzz-"))
+        self.store = SQLiteStore(self.home / "state.db")
+        self.targets: dict[str, str] = {}
+        self._seed_store(seeds)
+
+    def _seed_store(self, seeds: list[dict[str, Any]]) -> None:
+        from rollouts.spec.kinds import KINDS
+        from rollouts.spec.loader import LoadedObject
+        from rollouts.spec.validation import validate_objects
+
+        for checked in validate_objects([LoadedObject(doc, "seed", 0) for doc in seeds]):
+            data = checked.obj.data
+            kind = checked.obj.kind
+            if not checked.ok or (checked.obj.api_version, kind) not in KINDS or kind in self.targets:
+                continue
+            obj = {k: v for k, v in data.items() if k != "status"}
+            obj["metadata"] = {**obj["metadata"], "namespace": "default"}
+            try:
+                self.store.create(obj)
+            except Exception:  # noqa: BLE001 - a seed the store refuses is simply not a target
+                continue
+            self.targets[kind] = checked.obj.name
+
+    def run(self, case: Case) -> Outcome:
+        family, payload = case
+        try:
+            if family == "manifest":
+                return self.manifest(payload)
+            if family == "expression":
+                return self.expression(*payload)
+            return self.patch(*payload)
+        except BaseException as exc:  # noqa: BLE001 - that is what the fuzzer counts
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return Outcome("traceback", "".join(traceback.format_exception(exc))[-1500:])
+
+    def manifest(self, data: bytes) -> Outcome:
+        from rollouts.spec.kinds import KINDS
+        from rollouts.spec.loader import load_bytes
+        from rollouts.spec.validation import validate_objects
+        from rollouts.store.protocol import StoreError
+
+        result = load_bytes(data, "fuzz.yaml")
+        checked = validate_objects(result.objects)
+        problems = list(result.problems) + [p for c in checked for p in c.problems]
+        internal = [p.format() for p in problems if "internal error" in p.message]
+        if internal:
+            return Outcome("traceback", internal[0])
+        if any(p.is_error for p in problems):
+            return Outcome("problem")
+        for entry in checked:  # apply: what lint accepts must also be stored without surprises
+            if (entry.obj.api_version, entry.obj.kind) not in KINDS:
+                continue
+            obj = {k: v for k, v in entry.obj.data.items() if k != "status"}
+            obj["metadata"] = {**obj["metadata"], "namespace": entry.obj.namespace or "fuzz"}
+            try:
+                self.store.create(obj)
+                self.store.delete(entry.obj.kind, obj["metadata"]["namespace"], entry.obj.name)
+            except StoreError as exc:
+                return Outcome("problem", str(exc))
+        return Outcome("pass")
+
+    def expression(self, source: str, result: Any) -> Outcome:
+        from rollouts.analysis.expr import ExprError, evaluate_condition
+
+        try:
+            evaluate_condition(source, result)
+        except ExprError:
+            return Outcome("problem")
+        return Outcome("pass")
+
+    def patch(self, kind: str, patch_type: str, text: str) -> Outcome:
+        import io
+        from contextlib import redirect_stderr, redirect_stdout
+
+        import typer
+
+        from rollouts.cli.patching import patch
+
+        name = self.targets.get(kind)
+        if name is None:
+            return Outcome("pass", f"no {kind} to patch")
+        err = io.StringIO()
+        try:
+            with redirect_stderr(err), redirect_stdout(io.StringIO()):
+                patch(kind, name, patch_text=text, patch_type=patch_type, namespace="default", home=str(self.home))
+        except typer.Exit as exc:
+            message = err.getvalue()
+            if "internal error" in message or "Traceback" in message:
+                return Outcome("traceback", message[-1500:])
+            return Outcome("problem" if exc.exit_code else "pass", message[-300:])
+        return Outcome("pass")
+
+
+def worker_main(conn: Connection, seeds: list[dict[str, Any]]) -> None:
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
+    worker = Worker(seeds)
+    worker.run(("expression", ("len(result) > 0", [1])))  # warm caches (grammar) outside the timed cases
+    worker.run(("manifest", b"apiVersion: v1\nkind: Service\nmetadata: {name: w}\nspec: {ports: [{port: 1}]}\n"))
+    conn.send("ready")
+    while True:
+        case = conn.recv()
+        if case is None:
+            return
+        start = time.monotonic()
+        outcome = worker.run(case)
+        conn.send((outcome.status, outcome.detail, time.monotonic() - start))
+
+
+# ---------------------------------------------------------------- the driver
+
+
+@dataclass
+class Tally:
+    cases: int = 0
+    problem: int = 0
+    passed: int = 0
+    traceback: int = 0
+    hang: int = 0
+    slow: int = 0
+    slowest: float = 0.0
+    examples: list[str] = field(default_factory=list)
+
+    def line(self, family: str) -> str:
+        return (f"{family:<11} cases={self.cases} clean_problems={self.problem} clean_passes={self.passed} "
+                f"tracebacks={self.traceback} hangs={self.hang} slow_over_1s={self.slow} "
+                f"slowest={self.slowest:.2f}s")
+
+
+class Runner:
+    """Sends cases to a worker process; restarts it after a hang or a crash."""
+
+    def __init__(self, seeds: list[dict[str, Any]], timeout: float) -> None:
+        self.seeds = seeds
+        self.timeout = timeout
+        self.context = multiprocessing.get_context("spawn")
+        self.process: Any = None
+        self.conn: Connection | None = None
+
+    def start(self) -> None:
+        parent, child = self.context.Pipe()
+        self.process = self.context.Process(target=worker_main, args=(child, self.seeds), daemon=True)
+        self.process.start()
+        child.close()
+        self.conn = parent
+        if not parent.poll(120) or parent.recv() != "ready":
+            raise RuntimeError("fuzz worker did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            if self.process.is_alive():
+                self.process.kill()
+            self.process.join(5)
+        self.process = None
+
+    def run(self, case: Case) -> tuple[str, str, float]:
+        if self.process is None or not self.process.is_alive():
+            self.start()
+        assert self.conn is not None
+        start = time.monotonic()
+        self.conn.send(case)
+        if not self.conn.poll(self.timeout):
+            self.stop()
+            return "hang", f"no answer within {self.timeout:.1f} s", time.monotonic() - start
+        try:
+            status, detail, elapsed = self.conn.recv()
+        except EOFError:
+            self.stop()
+            return "traceback", "the worker process died (a crash below Python, or out of memory)", 0.0
+        return status, detail, elapsed
+
+
+def describe_case(case: Case) -> str:
+    family, payload = case
+    text = repr(payload)
+    return f"{family}: {text[:300]}{'...' if len(text) > 300 else ''}"
+
+
+def run(seed: int, manifests: int, expressions: int, patches: int, timeout: float,
+        examples: Path = ARGO_EXAMPLES) -> dict[str, Tally]:
+    """Fuzz and return the tallies per family."""
+    rng = random.Random(seed)
+    docs = seed_documents([p for p in (examples, INFRA) if p.is_dir()])
+    if not docs:
+        raise SystemExit(f"no seed manifests found in {examples} or {INFRA}")
+    families: list[Iterator[Case]] = [
+        manifest_cases(random.Random(rng.random()), docs, manifests),
+        expression_cases(random.Random(rng.random()), seed_conditions(docs), expressions),
+        patch_cases(random.Random(rng.random()), patches),
+    ]
+    tallies: dict[str, Tally] = {"manifest": Tally(), "expression": Tally(), "patch": Tally()}
+    runner = Runner(docs, timeout)
+    try:
+        for cases in families:
+            for case in cases:
+                status, detail, elapsed = runner.run(case)
+                tally = tallies[case[0]]
+                tally.cases += 1
+                tally.slowest = max(tally.slowest, elapsed)
+                tally.slow += elapsed > SLOW_SECONDS
+                if status == "problem":
+                    tally.problem += 1
+                elif status == "pass":
+                    tally.passed += 1
+                else:
+                    setattr(tally, status, getattr(tally, status) + 1)
+                    if len(tally.examples) < 5:
+                        tally.examples.append(f"{status}: {describe_case(case)}\n    {detail.strip()}")
+    finally:
+        if runner.conn is not None and runner.process is not None and runner.process.is_alive():
+            runner.conn.send(None)
+        runner.stop()
+    return tallies
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--manifests", type=int, default=2500)
+    parser.add_argument("--expressions", type=int, default=1105)
+    parser.add_argument("--patches", type=int, default=84)
+    parser.add_argument("--timeout", type=float, default=2.0, help="per-case time limit in seconds (a hang)")
+    parser.add_argument("--examples", type=Path, default=ARGO_EXAMPLES, help="Argo's example manifests")
+    args = parser.parse_args(argv)
+    start = time.monotonic()
+    tallies = run(args.seed, args.manifests, args.expressions, args.patches, args.timeout, args.examples)
+    for family, tally in tallies.items():
+        print(tally.line(family))
+        for example in tally.examples:
+            print("  " + example)
+    print(f"seed={args.seed} timeout={args.timeout}s elapsed={time.monotonic() - start:.1f}s")
+    return 1 if any(t.traceback or t.hang for t in tallies.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
