@@ -18,6 +18,7 @@ from rollouts.analysis.executor import AnalysisExecutor
 from rollouts.controller.apply import ActionFailed, apply_action, record_outcome
 from rollouts.controller.clock import Clock, SystemClock
 from rollouts.controller.observe import observe_rollout
+from rollouts.controller.parsed import ModelCache
 from rollouts.engine import reconcile
 from rollouts.engine.types import Decision, EmitEvent
 from rollouts.spec.analysis import AnalysisRun
@@ -53,6 +54,8 @@ class Controller:
     executor: AnalysisExecutor = field(default_factory=AnalysisExecutor)
     observers: list[DecisionObserver] = field(default_factory=list)
     poll_seconds: float = POLL_SECONDS
+    # Parsed models of unchanged objects are reused across passes (see controller.parsed for why).
+    models: ModelCache = field(default_factory=ModelCache)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _acted: bool = False
     # clock.monotonic() when the last pass over the store finished: the liveness signal for /healthz.
@@ -105,7 +108,7 @@ class Controller:
 
     def step_analysis_run(self, obj: Mapping[str, Any]) -> float | None:
         try:
-            run = AnalysisRun.model_validate(obj)
+            run = self.models.parse(AnalysisRun, obj)
         except ValidationError as exc:
             log.warning("AnalysisRun %s: cannot be read: %s", obj.get("metadata", {}).get("name"), exc)
             return None
@@ -135,14 +138,14 @@ class Controller:
         meta = obj.get("metadata", {})
         name = f"{meta.get('namespace')}/{meta.get('name')}"
         try:
-            rollout = Rollout.model_validate(obj)
+            rollout = self.models.parse(Rollout, obj)
         except ValidationError as exc:
             log.warning("Rollout %s: cannot be read: %s", name, exc.errors()[0].get("msg"))
             return None
         started = self.clock.monotonic()
         now = self.clock.now()
         try:
-            observed = observe_rollout(self.store, rollout)
+            observed = observe_rollout(self.store, rollout, self.models)
             decision = reconcile(rollout, observed, now)
         except Exception:
             log.exception("reconcile failed", extra={"fields": {"rollout": name}})

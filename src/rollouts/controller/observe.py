@@ -16,6 +16,7 @@ from rollouts.controller.objects import (
     owned_by,
     parse_time,
 )
+from rollouts.controller.parsed import ModelCache
 from rollouts.engine.types import Observed, PodObservation, ReplicaSetObservation
 from rollouts.spec.analysis import AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate
 from rollouts.spec.pod import PodTemplateSpec
@@ -23,7 +24,7 @@ from rollouts.spec.rollout import HeaderRoutingMatch, Rollout
 from rollouts.store.protocol import NotFound, ObjectStore
 
 
-def _replica_set(obj: dict[str, Any]) -> ReplicaSetObservation:
+def _replica_set(obj: dict[str, Any], cache: ModelCache) -> ReplicaSetObservation:
     meta = obj["metadata"]
     status = obj.get("status") or {}
     annotations = meta.get("annotations") or {}
@@ -31,7 +32,7 @@ def _replica_set(obj: dict[str, Any]) -> ReplicaSetObservation:
         name=meta["name"],
         pod_hash=(meta.get("labels") or {}).get(POD_HASH_LABEL, ""),
         revision=int(annotations.get(REVISION_ANNOTATION, "0") or 0),
-        template=PodTemplateSpec.model_validate(obj["spec"].get("template") or {}),
+        template=cache.parse(PodTemplateSpec, obj, "spec.template", obj["spec"].get("template") or {}),
         replicas=int(obj["spec"].get("replicas") or 0),
         ready=int(status.get("readyReplicas") or 0),
         available=int(status.get("availableReplicas") or 0),
@@ -52,19 +53,19 @@ def _pod(obj: dict[str, Any]) -> PodObservation:
     )
 
 
-def _templates(store: ObjectStore, namespace: str) -> tuple[dict[str, AnalysisTemplate],
-                                                             dict[str, ClusterAnalysisTemplate]]:
+def _templates(store: ObjectStore, namespace: str, cache: ModelCache) -> tuple[
+        dict[str, AnalysisTemplate], dict[str, ClusterAnalysisTemplate]]:
     # A template that does not parse is left out: the engine then reports it as missing, by name.
     templates: dict[str, AnalysisTemplate] = {}
     for obj in store.list("AnalysisTemplate", namespace):
         try:
-            templates[obj["metadata"]["name"]] = AnalysisTemplate.model_validate(obj)
+            templates[obj["metadata"]["name"]] = cache.parse(AnalysisTemplate, obj)
         except ValidationError:
             continue
     cluster: dict[str, ClusterAnalysisTemplate] = {}
     for obj in store.list("ClusterAnalysisTemplate", ""):
         try:
-            cluster[obj["metadata"]["name"]] = ClusterAnalysisTemplate.model_validate(obj)
+            cluster[obj["metadata"]["name"]] = cache.parse(ClusterAnalysisTemplate, obj)
         except ValidationError:
             continue
     return templates, cluster
@@ -104,10 +105,12 @@ def observe_revision(store: ObjectStore, namespace: str, rollout: str, pod_hash:
     return None
 
 
-def observe_rollout(store: ObjectStore, rollout: Rollout) -> Observed:
+def observe_rollout(store: ObjectStore, rollout: Rollout, cache: ModelCache | None = None) -> Observed:
+    """`cache` (the controller's, kept across passes) hands back the same models for unchanged objects."""
+    cache = cache if cache is not None else ModelCache()
     namespace = rollout.namespace
     replica_sets = tuple(
-        _replica_set(obj) for obj in store.list("ReplicaSet", namespace) if owned_by(obj, rollout)
+        _replica_set(obj, cache) for obj in store.list("ReplicaSet", namespace) if owned_by(obj, rollout)
     )
     hashes = {rs.pod_hash for rs in replica_sets}
     pods = tuple(
@@ -116,9 +119,9 @@ def observe_rollout(store: ObjectStore, rollout: Rollout) -> Observed:
         and obj["metadata"].get("deletionTimestamp") is None
     )
     runs = tuple(
-        AnalysisRun.model_validate(obj) for obj in store.list("AnalysisRun", namespace) if owned_by(obj, rollout)
+        cache.parse(AnalysisRun, obj) for obj in store.list("AnalysisRun", namespace) if owned_by(obj, rollout)
     )
-    templates, cluster_templates = _templates(store, namespace)
+    templates, cluster_templates = _templates(store, namespace, cache)
 
     weight = 0
     routes: dict[str, tuple[HeaderRoutingMatch, ...]] = {}
