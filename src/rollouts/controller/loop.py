@@ -30,6 +30,11 @@ log = logging.getLogger("rollouts.controller")
 # How often the loop looks at the store even when nothing asked it to: the bound on how long a write
 # made by another process (the CLI) waits to be noticed.
 POLL_SECONDS = 0.5
+# When a reconcile raised: the condition type and event reason that say so, and when to try again.
+RECONCILE_ERROR = "ReconcileError"
+FAILURE_RETRY_SECONDS = 5.0
+# An error message longer than this is cut (a status is read by people and by every watcher).
+MESSAGE_LIMIT = 1024
 
 
 class Runtime(Protocol):
@@ -70,7 +75,12 @@ class Controller:
             await self.runtime.start()
         try:
             while not stop.is_set():
-                delay = await self.run_once()
+                try:
+                    delay = await self.run_once()
+                except Exception:
+                    # A failure outside any one object (the runtime's sync): say so and keep looping.
+                    log.exception("controller pass failed")
+                    delay = FAILURE_RETRY_SECONDS
                 self._wake.clear()
                 wait = min(self.poll_seconds, delay if delay is not None else self.poll_seconds)
                 waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
@@ -112,6 +122,13 @@ class Controller:
         except ValidationError as exc:
             log.warning("AnalysisRun %s: cannot be read: %s", obj.get("metadata", {}).get("name"), exc)
             return None
+        try:
+            return self._step_analysis_run(obj, run)
+        except Exception as exc:
+            self._report_failure(obj, exc, condition=False)
+            return FAILURE_RETRY_SECONDS
+
+    def _step_analysis_run(self, obj: Mapping[str, Any], run: AnalysisRun) -> float | None:
         updated, delay = self.executor.step(run, self.clock.now())
         if updated.status != run.status and updated.status is not None:
             try:
@@ -135,6 +152,8 @@ class Controller:
     # -- rollouts ----------------------------------------------------------------------------------------
 
     def reconcile_rollout(self, obj: Mapping[str, Any]) -> float | None:
+        """Reconcile one rollout. Whatever goes wrong is reported on the rollout itself (a Warning event and
+        a ReconcileError condition) and in the log, and retried: the pass goes on with the other rollouts."""
         meta = obj.get("metadata", {})
         name = f"{meta.get('namespace')}/{meta.get('name')}"
         try:
@@ -142,16 +161,50 @@ class Controller:
         except ValidationError as exc:
             log.warning("Rollout %s: cannot be read: %s", name, exc.errors()[0].get("msg"))
             return None
-        started = self.clock.monotonic()
-        now = self.clock.now()
         try:
-            observed = observe_rollout(self.store, rollout, self.models)
-            decision = reconcile(rollout, observed, now)
-        except Exception:
-            log.exception("reconcile failed", extra={"fields": {"rollout": name}})
+            return self._reconcile_rollout(obj, rollout, name)
+        except Exception as exc:
             for observer in self.observers:
                 observer.observe_error(rollout)
-            return 5.0
+            self._report_failure(obj, exc, condition=True)
+            return FAILURE_RETRY_SECONDS
+
+    def _report_failure(self, obj: Mapping[str, Any], exc: Exception, *, condition: bool) -> None:
+        meta = obj.get("metadata") or {}
+        kind = str(obj.get("kind") or "Rollout")
+        namespace, name = str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+        message = f"reconcile failed: {type(exc).__name__}: {exc}"
+        if len(message) > MESSAGE_LIMIT:
+            message = message[: MESSAGE_LIMIT - 3] + "..."
+        log.error("reconcile failed", exc_info=exc, extra={"fields": {kind.lower(): f"{namespace}/{name}",
+                                                                       "error": message}})
+        involved = {"kind": kind, "namespace": namespace, "name": name, "uid": meta.get("uid") or "",
+                    "apiVersion": obj.get("apiVersion") or ""}
+        try:
+            self.store.record_event(involved, "Warning", RECONCILE_ERROR, message)
+            if condition:
+                self._set_error_condition(obj, kind, namespace, name, message)
+        except Exception:  # the store itself failing: the log line above is all that can be done
+            log.exception("cannot record the reconcile failure", extra={"fields": {"object": f"{namespace}/{name}"}})
+
+    def _set_error_condition(self, obj: Mapping[str, Any], kind: str, namespace: str, name: str,
+                             message: str) -> None:
+        conditions = list((obj.get("status") or {}).get("conditions") or [])
+        previous = next((c for c in conditions if c.get("type") == RECONCILE_ERROR), None)
+        if previous is not None and previous.get("message") == message:
+            return  # already said; rewriting would only move timestamps and wake every watcher
+        now = self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        kept = [c for c in conditions if c.get("type") != RECONCILE_ERROR]
+        kept.append({"type": RECONCILE_ERROR, "status": "True", "reason": RECONCILE_ERROR, "message": message,
+                     "lastUpdateTime": now,
+                     "lastTransitionTime": previous.get("lastTransitionTime", now) if previous else now})
+        self.store.patch(kind, namespace, name, {"status": {"conditions": kept}}, subresource="status")
+
+    def _reconcile_rollout(self, obj: Mapping[str, Any], rollout: Rollout, name: str) -> float | None:
+        started = self.clock.monotonic()
+        now = self.clock.now()
+        observed = observe_rollout(self.store, rollout, self.models)
+        decision = reconcile(rollout, observed, now)
         self._acted = self._acted or bool(decision.actions)
         try:
             for action in decision.actions:
@@ -161,10 +214,13 @@ class Controller:
         except ActionFailed as exc:
             log.warning(str(exc), extra={"fields": {"rollout": name}})
             self.store.record_event(_involved(rollout), "Warning", "ActionFailed", str(exc))
-            return 5.0
+            return FAILURE_RETRY_SECONDS
         except Conflict:
             return 0.0
         new_status = decision.status.to_dict()
+        if any(c.get("type") == RECONCILE_ERROR for c in new_status.get("conditions") or []):
+            # The engine carries conditions over; this one is the controller's and is over now.
+            new_status["conditions"] = [c for c in new_status["conditions"] if c.get("type") != RECONCILE_ERROR]
         if new_status != (obj.get("status") or {}):
             try:
                 self.store.update_status({**dict(obj), "status": new_status})
