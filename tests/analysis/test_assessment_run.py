@@ -217,8 +217,34 @@ SPEC_ERRORS = [
     ),
     pytest.param(
         [metric("m", interval="1m", count=2, failureLimit=3)],
-        "Analysis spec invalid: metrics[0]: count must be >= failureLimit",
+        "Analysis spec invalid: metrics[0]: count (2) must be >= failureLimit + consecutiveSuccessLimit (3 + 0) if both >= 0",
         id="count-below-failure-limit",
+    ),
+    # Argo's ValidateMetric (utils/analysis/factory_test.go): the check that was missing, and its wording.
+    pytest.param(
+        [metric("m", interval="1m", count=2, failureLimit=-1, consecutiveSuccessLimit=3)],
+        "Analysis spec invalid: metrics[0]: count must be >= consecutiveSuccessLimit",
+        id="count-below-consecutive-success-limit",
+    ),
+    pytest.param(
+        [metric("m", failureLimit=-1)],
+        "Analysis spec invalid: metrics[0]: failureLimit and consecutiveSuccessLimit cannot both be disabled",
+        id="both-limits-disabled",
+    ),
+    pytest.param(
+        [metric("m", failureLimit=-2)],
+        "Analysis spec invalid: metrics[0]: failureLimit must be >= 0, or -1 to be disabled",
+        id="failure-limit-below-minus-one",
+    ),
+    pytest.param(
+        [metric("m", interval="1m", count=3000000000)],
+        "Analysis spec invalid: metrics[0]: metrics[m].count: 3000000000 is out of range",
+        id="count-beyond-int32",
+    ),
+    pytest.param(
+        [metric("m", interval="9999999999h", count=2)],
+        "Analysis spec invalid: metrics[0]: metrics[m].interval: '9999999999h' is longer than",
+        id="interval-beyond-go-duration",
     ),
 ]
 

@@ -162,9 +162,16 @@ def test_scheduled_restart_requeues() -> None:
         ({"strategy": {"canary": {"steps": [{"analysis": {"templates": [{"templateName": "forever"}]}}]}}},
          "runs indefinitely. Invalid value for count"),
         ({"strategy": {"canary": {"maxSurge": 0, "maxUnavailable": 0}}}, "MaxSurge and MaxUnavailable both can not be zero"),
+        ({"strategy": {"canary": {"maxSurge": "0%", "maxUnavailable": 0}}}, "MaxSurge and MaxUnavailable both can not be zero"),
+        ({"replicas": 10**12, "strategy": {"canary": {}}},
+         "spec.replicas: 1000000000000 is out of range (at most 2147483647"),
+        ({"strategy": {"canary": {"steps": [{"pause": {"duration": "9999999999h"}}]}}},
+         "spec.strategy.canary.steps[0].pause.duration: 9999999999h is longer than 2147483647 seconds"),
+        ({"progressDeadlineSeconds": 2**40, "strategy": {"canary": {}}}, "spec.progressDeadlineSeconds: 1099511627776"),
     ],
     ids=["two-strategies", "weight-out-of-range", "canary-scale-needs-routing", "routing-needs-services",
-         "missing-template", "unbounded-step-metric", "surge-and-unavailable-zero"],
+         "missing-template", "unbounded-step-metric", "surge-and-unavailable-zero", "surge-zero-percent",
+         "replicas-beyond-int32", "pause-beyond-int32-seconds", "deadline-beyond-int32"],
 )
 def test_invalid_spec_is_degraded_without_actions(spec: dict[str, Any], message: str) -> None:
     ro = rollout()
@@ -179,10 +186,31 @@ def test_invalid_spec_is_degraded_without_actions(spec: dict[str, Any], message:
     observed = Observed(analysis_templates={"success-rate": TEMPLATE, "forever": forever})
     d = reconcile(Rollout.model_validate(body), observed, T0)
     assert d.actions == () and d.status.phase == "Degraded"
-    assert d.status.message is not None and d.status.message.startswith("InvalidSpec: ")
+    assert d.status.message is not None and d.status.message.startswith('InvalidSpec: The Rollout "app" is invalid: ')
     assert message in d.status.message
     cond = [c for c in d.status.conditions or [] if c.type == "InvalidSpec"]
     assert cond and cond[0].status == "True"
+
+
+@pytest.mark.parametrize(
+    "canary",
+    [{"maxSurge": 0, "maxUnavailable": "25%"}, {"maxSurge": "0%", "maxUnavailable": 1}, {"maxUnavailable": 0}],
+    ids=["surge-0-unavailable-25pct-of-3", "surge-0pct-unavailable-1", "unavailable-0-surge-default"],
+)
+def test_argo_valid_surge_unavailable_pairs_run(canary: dict[str, Any]) -> None:
+    """Argo's invalidMaxSurgeMaxUnavailable tests the written values: 25% of 3 resolves to 0, and two
+    resolved zeros mean one unavailable pod at run time (resolveFenceposts)."""
+    w = deployed(rollout(replicas=3, steps=[{"setWeight": 50}], canary=canary))
+    update(w)
+    assert w.run(until=lambda x: x.phase == "Healthy" and status(x).stable_rs == status(x).current_pod_hash)
+    assert not any(c.type == "InvalidSpec" for c in status(w).conditions or [])
+
+
+def test_huge_pause_is_invalid_spec_not_a_reconcile_crash() -> None:
+    w = deployed(rollout(replicas=1, steps=[{"pause": {"duration": "1h"}}]))
+    w.edit(lambda r: rollout(replicas=1, steps=[{"pause": {"duration": "9999999999h"}}], image="app:2"))
+    w.settle()
+    assert w.phase == "Degraded" and "pause.duration" in (status(w).message or "")
 
 
 def test_fixing_an_invalid_spec_recovers() -> None:

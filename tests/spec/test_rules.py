@@ -71,6 +71,34 @@ CASES: list[tuple[str, list[dict[str, Any]], str, str, str]] = [
      f"{C}.trafficRouting.istio", "not supported here (only nginx is)", "warning"),
     ("surge-unavailable-zero", [rollout(spec__strategy__canary__maxSurge=0, spec__strategy__canary__maxUnavailable="0%")],
      f"{C}.maxSurge", "MaxSurge and MaxUnavailable both can not be zero", "error"),
+    ("basic-canary-abort-delay-ignored", [rollout(spec__strategy__canary__trafficRouting=None,
+                                                  spec__strategy__canary__canaryService=None,
+                                                  spec__strategy__canary__stableService=None,
+                                                  spec__strategy__canary__abortScaleDownDelaySeconds=10)],
+     f"{C}.abortScaleDownDelaySeconds", "has no effect without trafficRouting", "warning"),
+    ("basic-canary-min-pods-ignored", [rollout(spec__strategy__canary__trafficRouting=None,
+                                               spec__strategy__canary__canaryService=None,
+                                               spec__strategy__canary__stableService=None,
+                                               spec__strategy__canary__minPodsPerReplicaSet=2)],
+     f"{C}.minPodsPerReplicaSet", "has no effect without trafficRouting", "warning"),
+    ("prometheus-without-query", [template(spec__metrics__0__provider={"prometheus": {"address": "http://p"}})],
+     "spec.metrics[0].provider.prometheus.query", "every measurement will be an Error", "warning"),
+    ("replicas-beyond-int32", [rollout(spec__replicas=1000000000000)], "spec.replicas",
+     "1000000000000 is out of range (at most 2147483647", "error"),
+    ("scale-down-delay-beyond-int32", [rollout(spec__strategy__canary__scaleDownDelaySeconds=2**31)],
+     f"{C}.scaleDownDelaySeconds", "2147483648 is out of range", "error"),
+    ("canary-scale-replicas-beyond-int32", [rollout(spec__strategy__canary__steps=[{"setCanaryScale": {"replicas": 2**32}}])],
+     f"{STEPS}[0].setCanaryScale.replicas", "4294967296 is out of range", "error"),
+    ("bg-preview-count-beyond-int32", [blue_green(spec__strategy__blueGreen__previewReplicaCount=2**31)],
+     f"{B}.previewReplicaCount", "is out of range", "error"),
+    ("pause-beyond-int32-seconds", [rollout(spec__strategy__canary__steps=[{"pause": {"duration": "9999999999h"}}])],
+     f"{STEPS}[0].pause.duration", "9999999999h is too long (at most 2147483647 seconds", "error"),
+    ("pause-seconds-beyond-int32", [rollout(spec__strategy__canary__steps=[{"pause": {"duration": 2**31}}])],
+     f"{STEPS}[0].pause.duration", "is too long", "error"),
+    ("count-beyond-int32", [template(spec__metrics__0__count=2**31)], "spec.metrics[0].count",
+     "2147483648 is out of range", "error"),
+    ("interval-beyond-go-duration", [template(spec__metrics__0__interval="9999999999h")], "spec.metrics[0].interval",
+     "is too long (at most 2562047h", "error"),
     ("surge-bad", [rollout(spec__strategy__canary__maxSurge="lots")], f"{C}.maxSurge",
      "not an integer or a percentage", "error"),
     ("scale-down-delay-needs-routing", [rollout(spec__strategy__canary__trafficRouting=None,
@@ -158,6 +186,16 @@ def test_rule(docs: list[dict[str, Any]], path: str, fragment: str, severity: st
     matching = [p for p in found if p[1] == path and fragment in p[2]]
     assert matching, f"no problem at {path} containing {fragment!r}; got {found}"
     assert matching[0][3] == severity
+
+
+@pytest.mark.parametrize(
+    "canary",
+    [{"maxSurge": 0, "maxUnavailable": "25%"}, {"maxSurge": "0%", "maxUnavailable": 1}, {"maxUnavailable": 0}],
+    ids=["surge-0-unavailable-25pct", "surge-0pct-unavailable-1", "unavailable-0-surge-default"],
+)
+def test_surge_unavailable_pairs_argo_accepts_pass_lint(canary: dict[str, Any]) -> None:
+    doc = rollout(**{f"spec__strategy__canary__{k}": v for k, v in canary.items()})
+    assert [p for p in problems(doc, TEMPLATE) if p[3] == "error"] == []
 
 
 def test_structural_error_does_not_hide_semantic_errors() -> None:

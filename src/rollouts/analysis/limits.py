@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from rollouts.spec.analysis import DEFAULT_CONSECUTIVE_ERROR_LIMIT, Metric
 from rollouts.spec.duration import DurationError, parse_duration
 from rollouts.spec.intorstr import IntOrStr
+from rollouts.spec.ranges import GO_DURATION_MAX_SECONDS, INT32_MAX
 from rollouts.spec.rollout import DryRun, MeasurementRetention
 
 
@@ -34,10 +35,15 @@ def _int(metric: Metric, field: str, value: IntOrStr | None, default: int) -> in
     if value is None:
         return default
     if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > INT32_MAX:
+            raise LimitsError(f"metrics[{metric.name}].{field}: {value} is out of range (at most {INT32_MAX})")
         return value
     text = str(value).strip()
     if re.fullmatch(r"[+-]?\d+", text):
-        return int(text)
+        number = int(text)
+        if abs(number) > INT32_MAX:
+            raise LimitsError(f"metrics[{metric.name}].{field}: {number} is out of range (at most {INT32_MAX})")
+        return number
     raise LimitsError(f"metrics[{metric.name}].{field}: {value!r} is not an integer")
 
 
@@ -45,9 +51,12 @@ def _duration(metric: Metric, field: str, value: str | None) -> float | None:
     if value is None or value == "":
         return None
     try:
-        return parse_duration(value, bare_number_is_seconds=False)
+        seconds = parse_duration(value, bare_number_is_seconds=False)
     except DurationError as exc:
         raise LimitsError(f"metrics[{metric.name}].{field}: {exc}") from exc
+    if seconds > GO_DURATION_MAX_SECONDS:
+        raise LimitsError(f"metrics[{metric.name}].{field}: {value!r} is longer than the longest Go duration (2562047h)")
+    return seconds
 
 
 def metric_limits(metric: Metric) -> MetricLimits:
@@ -73,6 +82,39 @@ def metric_limits(metric: Metric) -> MetricLimits:
 
 
 def _validate_metric(metric: Metric) -> str | None:
+    """Argo's `ValidateMetric` (utils/analysis/factory.go), its checks in its order and wording, plus
+    the ranges Argo's types impose (int32 counts, Go durations)."""
+    try:
+        count = _int(metric, "count", metric.count, 0)
+        failure = _int(metric, "failureLimit", metric.failure_limit, 0)
+        inconclusive = _int(metric, "inconclusiveLimit", metric.inconclusive_limit, 0)
+        errors = _int(metric, "consecutiveErrorLimit", metric.consecutive_error_limit, DEFAULT_CONSECUTIVE_ERROR_LIMIT)
+        success = _int(metric, "consecutiveSuccessLimit", metric.consecutive_success_limit, 0)
+    except LimitsError as exc:
+        return str(exc)
+    if success < 0:
+        return "consecutiveSuccessLimit must be >= 0"
+    if failure < -1:
+        return "failureLimit must be >= 0, or -1 to be disabled"
+    if success == 0 and failure == -1:
+        return "failureLimit and consecutiveSuccessLimit cannot both be disabled"
+    if inconclusive < 0:
+        return "inconclusiveLimit must be >= 0"
+    if errors < 0:
+        return "consecutiveErrorLimit must be >= 0"
+    if count > 0:
+        if success >= 0 and failure >= 0:
+            if count < failure + success:
+                return (
+                    f"count ({count}) must be >= failureLimit + consecutiveSuccessLimit "
+                    f"({failure} + {success}) if both >= 0"
+                )
+        elif success >= 0 and failure < 0 and count < success:
+            return "count must be >= consecutiveSuccessLimit"
+        if count < inconclusive:
+            return "count must be >= inconclusiveLimit"
+    if count > 1 and not metric.interval:
+        return "interval must be specified when count > 1"
     # Argo still calls initialDelay "startDelay" in this message.
     for label, value in (("interval", metric.interval), ("startDelay", metric.initial_delay)):
         if value:
@@ -81,31 +123,9 @@ def _validate_metric(metric: Metric) -> str | None:
             except DurationError as exc:
                 return f"invalid {label} string: {exc}"
     try:
-        limits = metric_limits(metric)
+        metric_limits(metric)  # the ranges
     except LimitsError as exc:
         return str(exc)
-    count = _int(metric, "count", metric.count, 0)
-    failure, inconclusive = limits.failure_limit, limits.inconclusive_limit
-    success = limits.consecutive_success_limit
-    if count > 0:
-        if failure >= 0 and success >= 0 and count < failure + success:
-            if success == 0:
-                return "count must be >= failureLimit"
-            return "count must be >= failureLimit + consecutiveSuccessLimit"
-        if count < inconclusive:
-            return "count must be >= inconclusiveLimit"
-    if count > 1 and limits.interval is None:
-        return "interval must be specified when count > 1"
-    if failure < -1:
-        return "failureLimit must be >= -1"
-    if inconclusive < 0:
-        return "inconclusiveLimit must be >= 0"
-    if limits.consecutive_error_limit < 0:
-        return "consecutiveErrorLimit must be >= 0"
-    if success < 0:
-        return "consecutiveSuccessLimit must be >= 0"
-    if failure == -1 and success == 0:
-        return "failureLimit of -1 needs consecutiveSuccessLimit > 0 (otherwise the metric can never fail)"
     kinds = metric.provider.kinds()
     providers = len(kinds) - ("plugin" in kinds) + len(metric.provider.plugin or {})
     if providers == 0:

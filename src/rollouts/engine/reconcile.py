@@ -276,7 +276,8 @@ def reconcile_history(ctx: Context) -> None:
 
 def _invalid(rollout: Rollout, errors: list[str], now: datetime) -> Decision:
     prev = rollout.status or RolloutStatus()
-    message = "; ".join(errors)
+    # Argo reports the first error, in the API server's wording for an invalid object.
+    message = f'The Rollout "{rollout.name}" is invalid: {errors[0]}'
     conds = c.with_condition(
         list(prev.conditions or ()), c.INVALID_SPEC, "True", c.INVALID_SPEC_REASON, message, now
     )

@@ -26,14 +26,15 @@ class Pool:
 def surge_and_unavailable(
     replicas: int, max_surge: IntOrStr | None, max_unavailable: IntOrStr | None
 ) -> tuple[int, int]:
-    """Absolute maxSurge (rounded up) and maxUnavailable (rounded down); both zero means one unavailable."""
+    """Absolute maxSurge (rounded up) and maxUnavailable (rounded down); both zero means one unavailable
+    (Argo's `resolveFenceposts`), and maxUnavailable never exceeds the replicas (Argo's `MaxUnavailable`)."""
     surge = resolve_int_or_percent(max_surge, replicas, round_up=True, default=DEFAULT_MAX_SURGE)
     unavailable = resolve_int_or_percent(
         max_unavailable, replicas, round_up=False, default=DEFAULT_MAX_UNAVAILABLE
     )
     if surge == 0 and unavailable == 0:
         unavailable = 1
-    return max(surge, 0), max(unavailable, 0)
+    return max(surge, 0), max(min(unavailable, replicas), 0)
 
 
 def closest_split(replicas: int, weight: int, max_surge: int, max_weight: int = 100) -> tuple[int, int]:

@@ -16,7 +16,9 @@ from rollouts.engine.analysis import MissingTemplate, resolve_templates
 from rollouts.engine.memo import MEMO_LIMIT, forget_oldest
 from rollouts.engine.types import Observed
 from rollouts.spec.analysis import Metric
+from rollouts.spec.duration import DurationError, parse_duration
 from rollouts.spec.intorstr import IntOrPercentError, resolve_int_or_percent
+from rollouts.spec.ranges import INT32_MAX, dotted, int32_message, int32_overflows
 from rollouts.spec.rollout import DEFAULT_MAX_TRAFFIC_WEIGHT, Rollout, RolloutAnalysis
 
 STEP_KEYS_MESSAGE = (
@@ -61,6 +63,9 @@ def _validate(rollout: Rollout, observed: Observed) -> list[str]:
         errors.append("spec.template: a pod template is required (workloadRef is not supported by this engine)")
     if spec.replicas is not None and spec.replicas < 0:
         errors.append(f"spec.replicas: {spec.replicas} must be 0 or more")
+    # Values no cluster could store would overflow the reconcile's date arithmetic: InvalidSpec instead.
+    for path, value in int32_overflows(spec, ("spec",)):
+        errors.append(f"{dotted(path)}: {int32_message(value)}")
     if spec.selector is not None and spec.template is not None:
         if not spec.selector.match_labels and not spec.selector.match_expressions:
             errors.append("spec.selector: empty selector is invalid for deployment")
@@ -103,11 +108,13 @@ def _validate_canary(rollout: Rollout, observed: Observed) -> list[str]:
         errors.append(
             "spec.strategy.canary.stableService: Stable and Canary services cannot be the same"
         )
-    replicas = rollout.spec.replicas if rollout.spec.replicas is not None else 1
+    # Argo's invalidMaxSurgeMaxUnavailable compares the written values (0 and "0%" alike), not the counts
+    # they resolve to: `maxSurge: 0, maxUnavailable: 25%` is valid even when 25% of 3 rounds down to 0
+    # (two resolved zeros then mean one unavailable pod).
     try:
-        surge = resolve_int_or_percent(canary.max_surge, replicas, round_up=True, default="25%")
-        unavailable = resolve_int_or_percent(canary.max_unavailable, replicas, round_up=False, default="25%")
-        if canary.max_surge is not None and canary.max_unavailable is not None and surge == 0 == unavailable:
+        surge = resolve_int_or_percent(canary.max_surge, 100, round_up=True, default="25%")
+        unavailable = resolve_int_or_percent(canary.max_unavailable, 100, round_up=True, default="25%")
+        if surge == 0 == unavailable:
             errors.append("spec.strategy.canary.maxSurge: MaxSurge and MaxUnavailable both can not be zero")
     except IntOrPercentError as exc:
         errors.append(f"spec.strategy.canary.maxSurge: {exc}")
@@ -129,6 +136,10 @@ def _validate_canary(rollout: Rollout, observed: Observed) -> list[str]:
         if len(keys) != 1:
             errors.append(f"{path}: {STEP_KEYS_MESSAGE}")
             continue
+        if step.pause is not None and step.pause.duration is not None:
+            seconds = _pause_seconds(step.pause.duration)
+            if seconds is not None and seconds > INT32_MAX:
+                errors.append(f"{path}.pause.duration: {step.pause.duration} is longer than {INT32_MAX} seconds")
         if step.set_weight is not None and not 0 <= step.set_weight <= max_weight:
             errors.append(f"{path}.setWeight: SetWeight needs to be between 0 and {max_weight}")
         if step.set_canary_scale is not None and routing is None:
@@ -152,6 +163,13 @@ def _validate_canary(rollout: Rollout, observed: Observed) -> list[str]:
     if canary.analysis is not None:
         errors += _validate_analysis("spec.strategy.canary.analysis", canary.analysis, observed, False)
     return errors
+
+
+def _pause_seconds(duration: int | str) -> float | None:
+    try:
+        return parse_duration(duration)
+    except DurationError:
+        return None
 
 
 def _validate_analysis(path: str, analysis: RolloutAnalysis, observed: Observed, bounded: bool) -> list[str]:

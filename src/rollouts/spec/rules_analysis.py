@@ -12,6 +12,7 @@ from rollouts.spec.analysis import AnalysisRunSpec, AnalysisTemplateSpec, Metric
 from rollouts.spec.duration import DurationError, parse_duration
 from rollouts.spec.intorstr import IntOrStr
 from rollouts.spec.problems import FieldPath, Finding, error, warning
+from rollouts.spec.ranges import GO_DURATION_MAX_SECONDS, INT32_MAX, int32_message
 from rollouts.spec.rollout import DryRun, MeasurementRetention
 
 SUPPORTED_PROVIDERS = ("prometheus", "web", "job", "plugin")
@@ -43,12 +44,17 @@ def int_setting(value: IntOrStr | None, path: FieldPath, findings: list[Finding]
     if value is None or is_templated(value):
         return None
     if isinstance(value, int):
-        return value
-    try:
-        return int(value.strip())
-    except ValueError:
-        findings.append(error(path, f'"{value}" is not an integer (use a number or "{{{{args.NAME}}}}")'))
+        number = value
+    else:
+        try:
+            number = int(value.strip())
+        except ValueError:
+            findings.append(error(path, f'"{value}" is not an integer (use a number or "{{{{args.NAME}}}}")'))
+            return None
+    if abs(number) > INT32_MAX:
+        findings.append(error(path, int32_message(number)))
         return None
+    return number
 
 
 def check_duration(value: str | None, path: FieldPath, findings: list[Finding]) -> float | None:
@@ -62,6 +68,9 @@ def check_duration(value: str | None, path: FieldPath, findings: list[Finding]) 
         return None
     if seconds < 0:
         findings.append(error(path, f'"{value}" is negative (use a positive duration such as 30s)'))
+    if seconds > GO_DURATION_MAX_SECONDS:
+        findings.append(error(path, f'"{value}" is too long (at most 2562047h, the longest Go duration)'))
+        return None
     return seconds
 
 
@@ -87,7 +96,10 @@ def _check_provider(metric: Metric, path: FieldPath) -> list[Finding]:
             )
         )
     if provider.prometheus is not None and not provider.prometheus.query.strip():
-        findings.append(error((*ppath, "prometheus", "query"), "required (a PromQL query)"))
+        # Argo's schema accepts it (one of its own e2e manifests has none); each measurement then errors.
+        findings.append(
+            warning((*ppath, "prometheus", "query"), "not set: every measurement will be an Error (set a PromQL query)")
+        )
     if provider.web is not None:
         web = provider.web
         if not web.url.strip():

@@ -14,6 +14,7 @@ from rollouts.spec.duration import DurationError, parse_duration
 from rollouts.spec.intorstr import IntOrPercentError, IntOrStr, resolve_int_or_percent
 from rollouts.spec.inventory import Inventory
 from rollouts.spec.problems import FieldPath, Finding, error, warning
+from rollouts.spec.ranges import INT32_MAX, int32_message, int32_overflows
 from rollouts.spec.rollout import (
     BlueGreenStrategy,
     CanaryStep,
@@ -57,6 +58,8 @@ def check_rollout(rollout: Rollout, inventory: Inventory | None = None) -> list[
                   f"({spec.min_ready_seconds})")
         )
     findings.extend(_check_template(rollout))
+    for path, value in int32_overflows(spec, ("spec",)):
+        findings.append(error(path, int32_message(value)))
     strategy = spec.strategy
     if strategy.canary is not None and strategy.blue_green is not None:
         findings.append(error(S, "Multiple Strategies can not be listed (set either canary or blueGreen)"))
@@ -126,11 +129,14 @@ def _check_canary(rollout: Rollout, canary: CanaryStrategy, inventory: Inventory
         findings.extend(_check_traffic_routing(rollout, canary, routing, inventory))
     else:
         for value, name in ((canary.scale_down_delay_seconds, "scaleDownDelaySeconds"),
-                            (canary.abort_scale_down_delay_seconds, "abortScaleDownDelaySeconds"),
-                            (canary.dynamic_stable_scale, "dynamicStableScale"),
-                            (canary.min_pods_per_replica_set, "minPodsPerReplicaSet")):
+                            (canary.dynamic_stable_scale, "dynamicStableScale")):
             if value is not None and value is not False:
                 findings.append(error((*C, name), "can only be set with trafficRouting"))
+        # Argo accepts these on a basic canary and ignores them: a warning, not an error.
+        for value, name in ((canary.abort_scale_down_delay_seconds, "abortScaleDownDelaySeconds"),
+                            (canary.min_pods_per_replica_set, "minPodsPerReplicaSet")):
+            if value is not None:
+                findings.append(warning((*C, name), "has no effect without trafficRouting (it is ignored)"))
     if canary.dynamic_stable_scale and canary.scale_down_delay_seconds is not None:
         findings.append(
             error((*C, "dynamicStableScale"), "cannot be combined with scaleDownDelaySeconds (remove one of them)")
@@ -277,6 +283,8 @@ def _check_pause(duration: IntOrStr, path: FieldPath) -> list[Finding]:
         return [error(path, f'"{duration}" is not a duration (use seconds, or a form like 30s, 5m, 1h)')]
     if seconds < 0:
         return [error(path, f"{duration}: Duration needs to be greater than 0")]
+    if seconds > INT32_MAX:
+        return [error(path, f"{duration} is too long (at most {INT32_MAX} seconds: Argo stores it as int32 seconds)")]
     if seconds == 0:
         return [warning(path, "a zero duration does not pause (omit the step, or use pause: {} to wait for promote)")]
     return []
