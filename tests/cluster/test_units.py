@@ -1,0 +1,59 @@
+"""Pure parts of the API server: strategic merge patch, Kubernetes' human durations, Table detection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rollouts.cluster.apiserver.patches import server_side_apply, strategic_merge
+from rollouts.cluster.apiserver.tables import human_duration, wants_table
+
+
+@pytest.mark.parametrize(
+    ("original", "patch", "expected"),
+    [
+        ({"a": 1, "b": 2}, {"b": None, "c": 3}, {"a": 1, "c": 3}),
+        ({"spec": {"ports": [{"port": 80, "name": "http"}]}}, {"spec": {"ports": [{"port": 80, "name": "web"}]}},
+         {"spec": {"ports": [{"port": 80, "name": "web"}]}}),
+        ({"ports": [{"containerPort": 80}]}, {"ports": [{"containerPort": 81}]},
+         {"ports": [{"containerPort": 80}, {"containerPort": 81}]}),
+        ({"volumes": [{"name": "a"}, {"name": "b"}]}, {"volumes": [{"name": "a", "$patch": "delete"}]},
+         {"volumes": [{"name": "b"}]}),
+        ({"args": ["x", "y"]}, {"args": ["z"]}, {"args": ["z"]}),
+        ({"finalizers": ["a"]}, {"finalizers": ["b"]}, {"finalizers": ["a", "b"]}),
+        ({"finalizers": ["a", "b"]}, {"$deleteFromPrimitiveList/finalizers": ["a"]}, {"finalizers": ["b"]}),
+        ({"m": {"x": 1, "y": 2}}, {"m": {"$patch": "replace", "z": 3}}, {"m": {"z": 3}}),
+        ({"env": [{"name": "A"}]}, {"$setElementOrder/env": [{"name": "A"}], "env": [{"name": "A", "value": "1"}]},
+         {"env": [{"name": "A", "value": "1"}]}),
+    ],
+    ids=["null-deletes", "service-ports-by-port", "container-ports-by-containerPort", "delete-directive",
+         "unkeyed-list-replaced", "finalizers-merged", "delete-from-primitive-list", "replace-directive",
+         "set-element-order-ignored"],
+)
+def test_strategic_merge(original: dict[str, Any], patch: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert strategic_merge(original, patch) == expected
+
+
+def test_server_side_apply_records_the_manager_once() -> None:
+    live = {"metadata": {"name": "x"}, "spec": {"a": 1}}
+    once = server_side_apply(live, {"apiVersion": "v1", "spec": {"b": 2}}, "m", "2026-01-01T00:00:00Z")
+    twice = server_side_apply(once, {"apiVersion": "v1", "spec": {"b": 3}}, "m", "2026-01-02T00:00:00Z")
+    assert twice["spec"] == {"a": 1, "b": 3}
+    assert [f["manager"] for f in twice["metadata"]["managedFields"]] == ["m"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(-5, "<invalid>"), (5, "5s"), (119, "119s"), (150, "2m30s"), (600, "10m"), (3 * 3600 + 60, "3h1m"),
+     (30 * 3600, "30h"), (3 * 86400 + 3600, "3d1h"), (40 * 86400, "40d"), (800 * 86400, "2y70d")],
+    ids=["negative", "seconds", "under-two-minutes", "minutes-seconds", "minutes", "hours-minutes", "hours",
+         "days-hours", "days", "years-days"],
+)
+def test_human_duration_matches_kubernetes(seconds: int, text: str) -> None:
+    assert human_duration(seconds) == text
+
+
+def test_wants_table_only_for_meta_tables() -> None:
+    assert wants_table("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
+    assert not wants_table("application/json")
