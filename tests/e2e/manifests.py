@@ -47,7 +47,7 @@ spec:
     failureCondition: result < 0.95
     provider:
       plugin:
-        rollouts/traffic: {service: shop, metric: success-rate, version: canary, window: 6s}
+        rollouts/traffic: {service: shop, metric: success-rate, version: canary, window: 6s, minRequests: 20}
 ---
 apiVersion: argoproj.io/v1alpha1
 kind: Rollout

@@ -49,7 +49,7 @@ spec:
     failureCondition: result < 0.995
     provider:
       plugin:
-        rollouts/traffic: {service: "{{args.service-name}}", metric: success-rate, version: preview, window: 4s}
+        rollouts/traffic: {service: "{{args.service-name}}", metric: success-rate, version: preview, window: 4s, minRequests: 10}
 ---
 apiVersion: argoproj.io/v1alpha1
 kind: AnalysisTemplate
@@ -64,7 +64,7 @@ spec:
     failureCondition: result < 0.995
     provider:
       plugin:
-        rollouts/traffic: {service: "{{args.service-name}}", metric: success-rate, version: active, window: 4s}
+        rollouts/traffic: {service: "{{args.service-name}}", metric: success-rate, version: active, window: 4s, minRequests: 10}
 """
 
 
@@ -108,6 +108,8 @@ def local_copy(target: Path) -> Path:
                 for metric in doc["spec"]["metrics"]:
                     metric.update(interval=CANARY_GATE["interval"], count=CANARY_GATE["count"])
                     metric["provider"]["plugin"]["rollouts/traffic"]["window"] = CANARY_GATE["window"]
+                    # A few requests per 4 s window reach a 10 % canary here: lower the minimum sample.
+                    metric["provider"]["plugin"]["rollouts/traffic"]["minRequests"] = 5
         (target / "config").mkdir(exist_ok=True)
         (target / "config" / source.name).write_text(yaml.safe_dump_all(docs))
     (target / "config" / "test-gates.yaml").write_text(BLUE_GREEN_GATES)
