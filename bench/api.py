@@ -1,0 +1,147 @@
+"""Local cluster API server benchmark: requests/s and p50/p99 latency of get, list (1,000 objects) and a
+watch fan-out (100 watchers each receiving every write), against a real server process over HTTPS.
+
+    python bench/api.py --requests 300 --concurrency 4 --watchers 100 --writes 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import ssl
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from rollouts.cluster.apiserver.kubeconfig import api_token
+from rollouts.cluster.apiserver.server import start_background, stop_background
+from rollouts.cluster.apiserver.tls import CERT_FILE
+from rollouts.store.home import database_path
+from rollouts.store.sqlite import SQLiteStore
+
+
+def _populate(home: Path, pods: int) -> None:
+    store = SQLiteStore(database_path(home))
+    with store.transaction():
+        store.create({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+                      "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                               "template": {"metadata": {"labels": {"app": "web"}},
+                                            "spec": {"containers": [{"name": "web", "image": "web:1"}]}},
+                               "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}}}})
+        for n in range(pods):
+            store.create({"apiVersion": "v1", "kind": "Pod",
+                          "metadata": {"name": f"web-{n:04d}", "labels": {"app": "web", "n": str(n % 10)}},
+                          "spec": {"containers": [{"name": "web", "image": "web:1"}]},
+                          "status": {"phase": "Running"}})
+    store.close()
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2] * 1000, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+
+async def _load(client: httpx.AsyncClient, path: str, requests: int, concurrency: int) -> dict[str, float]:
+    latencies: list[float] = []
+    todo = iter(range(requests))
+
+    async def worker() -> None:
+        for _ in todo:
+            started = time.perf_counter()
+            answer = await client.get(path)
+            answer.raise_for_status()
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    p50, p99 = _percentiles(latencies)
+    return {"rps": requests / elapsed, "p50_ms": p50, "p99_ms": p99}
+
+
+async def _fan_out(client: httpx.AsyncClient, watchers: int, writes: int) -> dict[str, float]:
+    """Each write's delivery delay to every watcher; throughput is deliveries per second."""
+    path = "/api/v1/namespaces/bench/configmaps"
+    version = (await client.get(path)).json()["metadata"]["resourceVersion"]
+    sent: dict[str, float] = {}
+    delays: list[float] = []
+    ready = asyncio.Semaphore(0)
+
+    async def watch() -> None:
+        seen = 0
+        async with client.stream("GET", path, params={"watch": "1", "resourceVersion": version,
+                                                      "allowWatchBookmarks": "false"}) as stream:
+            ready.release()
+            async for line in stream.aiter_lines():
+                if not line:
+                    continue
+                arrived = time.perf_counter()
+                name = json.loads(line)["object"]["metadata"]["name"]
+                delays.append(arrived - sent[name])
+                seen += 1
+                if seen == writes:
+                    return
+
+    tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
+    for _ in range(watchers):
+        await ready.acquire()
+    started = time.perf_counter()
+    for n in range(writes):
+        name = f"fan-{n}"
+        sent[name] = time.perf_counter()
+        answer = await client.post(path, json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})
+        answer.raise_for_status()
+    await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    elapsed = time.perf_counter() - started
+    p50, p99 = _percentiles(delays)
+    return {"deliveries_per_s": len(delays) / elapsed, "p50_ms": p50, "p99_ms": p99}
+
+
+async def _run(url: str, token: str, ca: Path, args: Any) -> None:
+    context = ssl.create_default_context(cafile=str(ca))
+    limits = httpx.Limits(max_connections=args.watchers + args.concurrency + 4)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, verify=context,
+                                 timeout=httpx.Timeout(60, read=None), limits=limits) as client:
+        results = {
+            "get rollout": await _load(client, "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts/web",
+                                       args.requests, args.concurrency),
+            f"list {args.pods} pods": await _load(client, "/api/v1/namespaces/default/pods",
+                                                  max(10, args.requests // 10), args.concurrency),
+            "list pods -l n=3": await _load(client, "/api/v1/namespaces/default/pods?labelSelector=n%3D3",
+                                            max(10, args.requests // 10), args.concurrency),
+        }
+        for name, figures in results.items():
+            print(f"{name:22} {figures['rps']:8.1f} req/s   p50 {figures['p50_ms']:7.1f} ms   "
+                  f"p99 {figures['p99_ms']:7.1f} ms")
+        fan = await _fan_out(client, args.watchers, args.writes)
+        print(f"watch fan-out {args.watchers}x{args.writes} {fan['deliveries_per_s']:8.1f} events/s  "
+              f"p50 {fan['p50_ms']:7.1f} ms   p99 {fan['p99_ms']:7.1f} ms  (write to delivery)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--pods", type=int, default=1000)
+    parser.add_argument("--watchers", type=int, default=100)
+    parser.add_argument("--writes", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        home = Path(folder)
+        _populate(home, args.pods)
+        running = start_background(home)
+        try:
+            asyncio.run(_run(running.url, api_token(home), home / CERT_FILE, args))
+        finally:
+            stop_background(home)
+    print(f"(python {sys.version.split()[0]}, one server process, "
+          f"{args.concurrency} concurrent clients)")
+
+
+if __name__ == "__main__":
+    main()
