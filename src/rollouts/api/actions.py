@@ -39,10 +39,14 @@ def load_rollout(store: ObjectStore, namespace: str, name: str) -> tuple[dict[st
 
 
 def write_patch(store: ObjectStore, namespace: str, name: str, patch: Patch) -> bool:
-    """Writes the spec part, then the status part (the order the kubectl plugin uses)."""
-    for subresource, body in patch.bodies():
-        store.patch("Rollout", namespace, name, body, subresource="status" if subresource else None)
-    return bool(patch.bodies())
+    """Writes the spec part, then the status part (the order the kubectl plugin uses), in one transaction:
+    a process killed between the two leaves neither (a half-applied promote or resume, spec unpaused but
+    the pause conditions kept, would be read by the controller as a different verb)."""
+    bodies = patch.bodies()
+    with store.transaction():
+        for subresource, body in bodies:
+            store.patch("Rollout", namespace, name, body, subresource="status" if subresource else None)
+    return bool(bodies)
 
 
 def apply_intent(store: ObjectStore, namespace: str, name: str, make: Callable[[Rollout], Patch]) -> ActionResult:
