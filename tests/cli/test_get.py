@@ -186,7 +186,7 @@ def test_history_outcomes(home: Path, cli: Cli) -> None:
     assert entries[3]["cause"] == "metric failed"
     table = cli("history", "echo-rollout").output.splitlines()
     assert table[0].split() == ["REVISION", "IMAGES", "CREATED", "OUTCOME", "CAUSE"]
-    assert table[1].split()[0] == "5"
+    assert [row.split()[0] for row in table[1:]] == ["1", "2", "3", "4", "5"]  # oldest first, as the JSON
 
 
 def test_fast_path_matches_full_cli(home: Path, cli: Cli) -> None:

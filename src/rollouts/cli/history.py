@@ -1,5 +1,5 @@
-"""`rollouts history NAME`: every remembered revision of a rollout with its images, creation time, outcome
-(current, promoted, aborted, rolled back, superseded) and cause."""
+"""`rollouts history NAME`: every remembered revision of a rollout, oldest first, with its images, creation
+time, outcome (current, promoted, aborted, rolled back, superseded) and cause."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def history(
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
 ) -> None:
-    """Show a rollout's release history."""
+    """Show a rollout's release history, oldest revision first (text and JSON in the same order)."""
     from rollouts.cli.show import not_found
     from rollouts.store.protocol import NotFound
     from rollouts.views.history import history as build
@@ -48,7 +48,7 @@ def history(
         typer.echo(f"rollout '{name}' has no recorded revisions yet", err=True)
         return
     rows = [("REVISION", "IMAGES", "CREATED", "OUTCOME", "CAUSE")]
-    for e in reversed(entries):
+    for e in entries:  # oldest first, as `kubectl rollout history` and the JSON output
         images = ",".join(f"{k}={v}" for k, v in sorted(e.images.items()))
         rows.append((f"{e.revision}{' *' if e.live else ''}", images, e.created, e.outcome, e.cause))
     for line in align(rows):
