@@ -332,3 +332,20 @@ def test_pod_log_follow_streams_appended_lines(cluster: Cluster) -> None:
             if line == "second":
                 break
     assert seen == ["first", "second"]
+
+
+def test_dry_run_all_checks_and_changes_nothing(cluster: Cluster) -> None:
+    merge = {"Content-Type": "application/merge-patch+json"}
+    with cluster.http() as http:
+        rehearsed = http.post(CM, json=_configmap("dry-cm"), params={"dryRun": "All"})
+        absent = http.get(f"{CM}/dry-cm")
+        stored = http.post(CM, json=_configmap("dry-cm", x="1")).json()
+        patched = http.patch(f"{CM}/dry-cm", json={"data": {"x": "2"}}, headers=merge, params={"dryRun": "All"})
+        deleted = http.delete(f"{CM}/dry-cm", params={"dryRun": "All"})
+        after = http.get(f"{CM}/dry-cm").json()
+        invalid = http.post(RO, json={**rollout("dry-ro"), "spec": {}}, params={"dryRun": "All"})
+    assert rehearsed.status_code == 201 and absent.status_code == 404
+    assert patched.json()["data"] == {"x": "2"} and deleted.status_code == 200
+    assert after["data"] == {"x": "1"}
+    assert after["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"]
+    assert invalid.status_code == 422

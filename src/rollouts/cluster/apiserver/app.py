@@ -210,19 +210,26 @@ class ApiServer:
     async def _dispatch(self, request: web.Request, target: Target) -> web.StreamResponse:
         method, q, res, o = request.method, request.query, target.resource, self.objects
         ns, name, sub = target.namespace, target.name, target.sub
+        if q.get("dryRun") not in (None, "", "All"):
+            raise bad_request(f'dryRun: "{q.get("dryRun")}" is not All')
         dry_run = q.get("dryRun") == "All"
+
+        async def call(verb: Callable[..., Any], *args: Any) -> Any:
+            if dry_run:
+                return await self._call(target, o.rehearse, verb, *args)
+            return await self._call(target, verb, *args)
         if name is None:
             if method == "GET" and q.get("watch") in _TRUE:
                 return await self._watch(request, target)
             if method == "GET":
                 return await self._list(request, target)
             if method == "POST":
-                obj, warnings = await self._call(target, o.create, res, ns, await self._body(request), dry_run)
-                return _json(obj, 200 if dry_run else 201, warnings)
+                obj, warnings = await call(o.create, res, ns, await self._body(request))
+                return _json(obj, 201, warnings)
             if method == "DELETE":
                 options = await self._delete_options(request)
-                deleted = await self._call(target, o.delete_collection, res, ns, q.get("labelSelector"),
-                                           q.get("fieldSelector"), options)
+                deleted = await call(o.delete_collection, res, ns, q.get("labelSelector"),
+                                     q.get("fieldSelector"), options)
                 return _json({"kind": res.kind + "List", "apiVersion": res.api_version, "metadata": {},
                               "items": deleted})
             raise method_not_allowed(f"{method} is not supported on a collection of {res.qualified}")
@@ -235,16 +242,15 @@ class ApiServer:
             return self._render(request, res, [obj], (obj.get("metadata") or {}).get("resourceVersion", ""),
                                 single=True)
         if method == "PUT":
-            obj, warnings = await self._call(target, o.update, res, ns, name, await self._body(request), sub)
+            obj, warnings = await call(o.update, res, ns, name, await self._body(request), sub)
             return _json(obj, 200, warnings)
         if method == "PATCH":
-            obj, warnings = await self._call(target, o.patch, res, ns, name, request.content_type,
-                                             await self._body(request), sub, q.get("fieldManager", ""),
-                                             q.get("force") in _TRUE)
+            obj, warnings = await call(o.patch, res, ns, name, request.content_type, await self._body(request),
+                                       sub, q.get("fieldManager", ""), q.get("force") in _TRUE)
             return _json(obj, 200, warnings)
         if method == "DELETE":
             options = await self._delete_options(request)
-            return _json(await self._call(target, o.delete, res, ns, name, options))
+            return _json(await call(o.delete, res, ns, name, options))
         raise method_not_allowed(f"{method} is not supported on {res.qualified}")
 
     async def _delete_options(self, request: web.Request) -> JSONObject:

@@ -36,6 +36,10 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class _Rehearsal(Exception):
+    """Raised inside a transaction to roll a dry run back."""
+
+
 class Objects:
     """The verbs of the API over one store; `warnings` of the last write are returned with each result."""
 
@@ -97,8 +101,17 @@ class Objects:
             self.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace},
                                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
 
-    def create(self, res: Resource, namespace: str | None, body: Any,
-               dry_run: bool = False) -> tuple[JSONObject, list[str]]:
+    def rehearse(self, verb: Callable[..., Any], *args: Any) -> Any:
+        """Run a verb as `dryRun=All` does: everything checked and computed, then rolled back."""
+        outcome: list[Any] = []
+        try:
+            with self.store.transaction():
+                outcome.append(verb(*args))
+                raise _Rehearsal
+        except _Rehearsal:
+            return outcome[0]
+
+    def create(self, res: Resource, namespace: str | None, body: Any) -> tuple[JSONObject, list[str]]:
         obj = self._incoming(res, namespace, body)
         if res.status and res.kind != "Namespace":
             obj.pop("status", None)  # written through /status only, as for kube-apiserver
@@ -107,8 +120,6 @@ class Objects:
         for key in ("deletionTimestamp", "deletionGracePeriodSeconds"):
             obj["metadata"].pop(key, None)
         warnings = self._admit(res, obj)
-        if dry_run:
-            return obj, warnings
         with self.store.transaction():
             if res.namespaced:
                 self.ensure_namespace(obj["metadata"]["namespace"])
