@@ -88,7 +88,8 @@ def test_history_derives_outcomes_like_the_cli(db: Path, client: httpx.Client) -
         store.patch("Rollout", "default", "shop", {"status": {"currentPodHash": "aaa111"}}, subresource="status")
     history = client.get(f"{BASE}/history").json()["items"]
     assert [(r["revision"], r["outcome"], r["live"]) for r in history] == [
-        (1, "promoted", False), (2, "superseded", False), (3, "rolled back", False), (4, "current", True)]
+        (1, "promoted", False), (2, "superseded", False), (3, "rolled back", False),
+        (4, "promoted", True)]  # an undo to the template still stable: a fast rollback, stable at once
     assert history[2]["cause"] == "rolled back to revision 1 (re-released as revision 4)"
 
 
