@@ -230,3 +230,47 @@ def test_orphan_analysis_run_terminated_when_step_removed(background: bool, new_
     for name in running:
         run = w.runs[name]
         assert run.spec.terminate and run.status is not None and run.status.phase != "Running", name
+
+
+# --- 6. dynamicStableScale abort steps back through the setWeight steps -------------------------------
+
+
+def test_dynamic_stable_scale_abort_steps_back_through_set_weights() -> None:
+    """Argo's GetDesiredCanaryWeight on abort: 80 -> 50 -> 20 -> 0, the stable growing one step at a time
+    (it used to jump to 10 pods at once: a surge of 8 pods)."""
+    steps = [{"setWeight": 20}, {"setWeight": 50}, {"setWeight": 80}, {"pause": {}}]
+    w = deployed(rollout(replicas=10, steps=steps, canary=traffic(dynamicStableScale=True)))
+    update(w)
+    w.run(until=lambda x: x.phase == "Paused")
+    assert {rev: d for rev, (d, _) in w.counts().items()} == {1: 2, 2: 8} and w.canary_weight == 80
+    seen = len(w.events)
+    w.patch(intents.abort(w.rollout))
+    w.run()
+    weights = [e.message for e in w.events[seen:] if e.reason == "TrafficWeightUpdated"]
+    assert weights == [f"Traffic weight updated from {a} to {b}" for a, b in ((80, 50), (50, 20), (20, 0))]
+    stable_ups = [e.message.rsplit(" from ", 1)[1] for e in w.events[seen:]
+                  if e.reason == "ScalingReplicaSet" and "revision 1" in e.message]
+    assert stable_ups == ["2 to 5", "5 to 8", "8 to 10"]
+    assert w.counts() == {1: (10, 10), 2: (0, 0)} and w.phase == "Degraded"
+
+
+# --- 9. promote --full with traffic routing --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dynamic", "expected"),
+    [(False, [0]), (True, [100, 0])],
+    ids=["weight-held-until-switch", "dynamic-stable-scale-ramps-with-available-pods"],
+)
+def test_promote_full_with_traffic_routing_weights(dynamic: bool, expected: list[int]) -> None:
+    extra = {"dynamicStableScale": True} if dynamic else {}
+    w = deployed(rollout(replicas=4, steps=[{"setWeight": 25}, {"pause": {}}], canary=traffic(**extra)))
+    update(w)
+    w.run(until=lambda x: x.phase == "Paused")
+    assert w.canary_weight == 25
+    w.ready_after = timedelta(seconds=10)
+    seen = len(w.events)
+    w.patch(intents.promote(w.rollout, full=True))
+    assert w.run(until=healthy_on_new)
+    moves = [int(e.message.rsplit(" ", 1)[1]) for e in w.events[seen:] if e.reason == "TrafficWeightUpdated"]
+    assert moves == expected

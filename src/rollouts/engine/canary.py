@@ -81,7 +81,9 @@ def reconcile_promotion(ctx: Context) -> None:
         return
     if not ctx.saturated(new_rs):
         return
-    if ctx.traffic_routed and ctx.replicas > 0 and ctx.observed.canary_weight != ctx.max_weight:
+    dynamic = ctx.canary is not None and bool(ctx.canary.dynamic_stable_scale)
+    holds_weight = ctx.promote_full and not dynamic
+    if ctx.traffic_routed and ctx.replicas > 0 and ctx.observed.canary_weight != ctx.max_weight and not holds_weight:
         return
     how = f"Completed all {len(ctx.steps)} canary steps" if ctx.steps else "Completed update"
     if ctx.fast_track:
@@ -270,15 +272,27 @@ def _traffic_routed_replicas(ctx: Context) -> None:
     if ctx.aborted:
         target_stable = n
         current = ctx.desired.get(new_rs.name, 0)
+        explicit_delay = canary.abort_scale_down_delay_seconds is not None
         if dynamic:
-            target_new = share(applied, n, top)
-        else:
+            # Step back through the setWeight steps (Argo's CalculateReplicaCountsForTrafficRoutedCanary
+            # on abort): the stable grows for the weight coming back, the canary keeps the pods for the
+            # weight it still carries; no surge of a fully scaled stable at once.
+            weight = abort_step_weight(ctx)
+            target_new = with_min_pods(max(share(weight, n, top), share(applied, n, top)),
+                                       canary.min_pods_per_replica_set, n)
+            target_stable = with_min_pods(max(share(top - weight, n, top), share(top - applied, n, top)),
+                                          canary.min_pods_per_replica_set, n)
+        if not dynamic or explicit_delay:
             delay = canary.abort_scale_down_delay_seconds
             if delay is None:
                 delay = DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS
-            target_new = current
-            if delay > 0 and current > 0 and abort_delay_elapsed(ctx, new_rs, delay):
-                target_new = 0
+            if not dynamic:
+                target_new = current
+            if delay > 0 and current > 0:
+                # The deadline is set once the stable can serve everything (Argo's reconcileNewReplicaSet);
+                # the canary keeps its pods until then.
+                ready = stable.available >= n
+                target_new = 0 if abort_delay_elapsed(ctx, new_rs, delay, start=ready) else current
     else:
         ctx.set_deadline(new_rs, None)
         weight = top if ctx.promote_full else set_weight_at(ctx.steps, ctx.index, top)
@@ -302,17 +316,51 @@ def _traffic_routed_replicas(ctx: Context) -> None:
     retire_others(ctx, _scale_down_delay(ctx))
 
 
-def abort_delay_elapsed(ctx: Context, rs: ReplicaSetObservation, delay: int) -> bool:
-    """Whether the aborted update's ReplicaSet may scale down: its deadline (abort time + `delay`) is
-    set on first sight; until it passes the answer is False and the pass requeues for it."""
+def abort_delay_elapsed(ctx: Context, rs: ReplicaSetObservation, delay: int, *, start: bool = True) -> bool:
+    """Whether the aborted update's ReplicaSet may scale down: its deadline (now + `delay`) is set on
+    the first pass where `start` holds; until it passes the answer is False and the pass requeues for it."""
     deadline = ctx.deadline(rs)
     if deadline is None:
-        deadline = (ctx.aborted_at or ctx.now) + timedelta(seconds=delay)
+        if not start:
+            return False
+        deadline = ctx.now + timedelta(seconds=delay)
         ctx.set_deadline(rs, deadline)
     if deadline <= ctx.now:
         return True
     ctx.requeue_at(deadline)
     return False
+
+
+def abort_step_weight(ctx: Context) -> int:
+    """Argo's GetDesiredCanaryWeight on a dynamicStableScale abort: the highest setWeight whose pod count
+    is below what the canary still runs (the pods the stable does not yet cover), 0 when none is."""
+    new_rs, stable, canary = ctx.new_rs, ctx.stable_rs, ctx.canary
+    assert new_rs is not None and stable is not None and canary is not None
+    n, top = ctx.replicas, ctx.max_weight
+    expected = n - stable.available
+    running = expected if canary.abort_scale_down_delay_seconds else max(expected, new_rs.available)
+    for step in reversed(ctx.steps):
+        if step.set_weight is not None and share(step.set_weight, n, top) < running:
+            return step.set_weight
+    return 0
+
+
+def abort_weight(ctx: Context) -> int:
+    """Argo's calculateDesiredWeightOnAbortOrStableRollback for dynamicStableScale: the weight steps down
+    only as far as the available stable pods can take, and never goes back up."""
+    stable = ctx.stable_rs
+    assert stable is not None
+    n, top, current = ctx.replicas, ctx.max_weight, ctx.observed.canary_weight
+    if n <= 0:
+        return 0
+    desired = abort_step_weight(ctx)
+    stable_share = top * min(stable.available, n) // n
+    expected = max(0, top - stable_share)
+    if desired <= 0:
+        return min(expected, current)
+    if stable_share < top - desired:
+        return current
+    return min(desired, current)
 
 
 def _scale_down_delay(ctx: Context) -> int:
@@ -394,16 +442,18 @@ def desired_weight(ctx: Context) -> int:
     top, n = ctx.max_weight, ctx.replicas
     if ctx.fully_promoted or n <= 0 or stable is None:
         return 0
-    applied = ctx.observed.canary_weight
     if ctx.aborted:
         if ctx.canary is not None and ctx.canary.dynamic_stable_scale:
-            absorbable = stable.available * top // n
-            return max(0, min(applied, top - absorbable))
+            return abort_weight(ctx)
         return 0
     if new_rs.available <= 0:
         return 0
     if ctx.promote_full:
-        return min(top, new_rs.available * top // n)
+        # Argo's PromoteFull branch: a dynamically scaled stable hands over the weight as canary pods
+        # become available; otherwise the current weight holds until the stable switches to the canary.
+        if ctx.canary is not None and ctx.canary.dynamic_stable_scale:
+            return min(top, new_rs.available * top // n)
+        return ctx.observed.canary_weight
     weight = set_weight_at(ctx.steps, ctx.index, top)
     if not at_desired_counts(ctx, exact_stable=False):
         # Lowering is always safe; raising waits until the canary has the pods for it.
