@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,61 @@ def live_server(db: Path, *, bind_host: str = "127.0.0.1", heartbeat: float = 15
         app.state.close_streams()
         server.should_exit = True
         thread.join(10)
+
+
+def pod(name: str, pod_hash: str, *, phase: str = "Running", ready: bool = True,
+        waiting: str | None = None) -> dict[str, Any]:
+    state = {"waiting": {"reason": waiting}} if waiting else {"running": {}}
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default",
+                     "labels": {"app": "shop", POD_HASH_LABEL: pod_hash},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"shop-{pod_hash}",
+                                          "uid": f"rs-{pod_hash}", "controller": True}]},
+        "spec": {"containers": [{"name": "shop", "image": "rollouts-demo"}]},
+        "status": {"phase": phase, "containerStatuses": [
+            {"name": "shop", "ready": ready, "restartCount": 0 if ready else 3, "state": state}]},
+    }
+
+
+def event(reason: str, message: str, at: str, involved: dict[str, Any]) -> dict[str, Any]:
+    """A stored Event with a chosen time (record_event stamps the present)."""
+    return {"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"shop.{abs(hash((reason, message, at))):x}", "namespace": "default"},
+            "involvedObject": involved, "type": "Normal", "reason": reason, "message": message,
+            "count": 1, "firstTimestamp": at, "lastTimestamp": at, "source": {"component": "rollouts-controller"}}
+
+
+def _ago(minutes: float) -> str:
+    return (datetime.now(UTC) - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def weight_events() -> list[tuple[str, str, str]]:
+    """The release's story as its events tell it, an earlier release first (to be left out)."""
+    return [
+        ("RolloutUpdated", "Rollout updated to revision 1", _ago(60)),
+        ("TrafficWeightUpdated", "Traffic weight updated from 0 to 100", _ago(59)),
+        ("RolloutUpdated", "Rollout updated to revision 2", _ago(5)),
+        ("TrafficWeightUpdated", "Traffic weight updated from 0 to 10", _ago(4)),
+        ("TrafficWeightUpdated", "Traffic weight updated from 10 to 30", _ago(2)),
+    ]
+
+
+def seed_mid_release(store: SQLiteStore) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+    """seed() plus pods for both ReplicaSets (one canary pod crash-looping) and the weight events of a
+    release that started 5 minutes ago (seed's own events, stamped now, are replaced)."""
+    rollout = seed(store)
+    for item in store.list("Event", "default"):
+        store.delete("Event", "default", item["metadata"]["name"])
+    for spec in (pod("shop-aaa111-x1", "aaa111"), pod("shop-aaa111-x2", "aaa111"),
+                 pod("shop-bbb222-y1", "bbb222"),
+                 pod("shop-bbb222-y2", "bbb222", ready=False, waiting="CrashLoopBackOff")):
+        store.create(spec)
+    store.patch("ReplicaSet", "default", "shop-bbb222", {"spec": {"replicas": 2}})
+    store.patch("ReplicaSet", "default", "shop-bbb222", {"status": {"replicas": 2, "readyReplicas": 1,
+                                                                  "availableReplicas": 1}}, subresource="status")
+    involved = {"kind": "Rollout", "namespace": "default", "name": "shop", "uid": rollout["metadata"]["uid"]}
+    story = weight_events()
+    for reason, message, at in story:
+        store.create(event(reason, message, at, involved))
+    return rollout, story

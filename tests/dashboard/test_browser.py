@@ -153,3 +153,99 @@ def test_dashboard_in_chromium(controller: ControllerProcess, browser: Any, tmp_
     # The refused clicks log their 401s; anything else (a script error, a CSP violation) is a failure.
     assert [e for e in errors if "status of 401" not in e] == []
     assert sum("status of 401" in e for e in errors) == 2
+
+
+# -- 12.9: the page tells the truth (a seeded store mid-release: no controller needed) -----------------------
+
+RUNBOOK_SUCCESS = "len(result) > 0 && !isNaN(result[0]) && result[0] >= 0.95"
+RUNBOOK_FAILURE = "len(result) > 0 && !isNaN(result[0]) && result[0] < 0.9"
+
+
+def _seed_for_page(db: Path) -> None:
+    from rollouts.store.sqlite import SQLiteStore
+    from tests.dashboard.helpers import ROLLOUT, seed_mid_release
+
+    with SQLiteStore(db) as store:
+        seed_mid_release(store)
+        run = store.get("AnalysisRun", "default", "shop-bbb222-2-2")
+        run["spec"]["metrics"][0]["successCondition"] = RUNBOOK_SUCCESS
+        run["spec"]["metrics"][0]["failureCondition"] = RUNBOOK_FAILURE
+        store.update(run)
+        store.create({**ROLLOUT, "metadata": {"name": "cart", "namespace": "default"}})
+
+
+def test_dashboard_truthful_page_opened_mid_release(browser: Any, tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    _seed_for_page(db)
+    errors: list[str] = []
+    with live_server(db) as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 1400})
+        page = context.new_page()
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+        # The list's filter: by name, by status, and nothing.
+        page.goto(f"{url}/#/ns/default")
+        page.wait_for_selector("tr[data-rollout='default/cart']")
+        assert page.locator("#rollouts tbody tr").count() == 2
+        page.fill("#filter", "cart")
+        page.wait_for_function("() => document.querySelectorAll('#rollouts tbody tr').length === 1")
+        assert page.locator("tr[data-rollout='default/cart']").count() == 1
+        assert page.text_content("#filter-count") == "1 of 2"
+        page.fill("#filter", "paused yellow")
+        page.wait_for_selector("tr[data-rollout='default/shop']")
+        assert page.locator("#rollouts tbody tr").count() == 1
+        page.fill("#filter", "no-such-rollout")
+        page.wait_for_selector("#no-match", state="visible")
+        page.fill("#filter", "")
+        page.wait_for_function("() => document.querySelectorAll('#rollouts tbody tr').length === 2")
+
+        # Opened mid-release: the weight line starts at the release's start (0 %), then 10 %, then 30 %.
+        page.goto(f"{url}/#/rollout/default/shop")
+        page.wait_for_selector("#weight-chart polyline.actual")
+        assert "since the release started" in str(page.text_content("#weight-chart .legend"))
+        ys = page.evaluate("""() => document.querySelector('#weight-chart polyline.actual').getAttribute('points')
+            .split(' ').map((p) => Number(p.split(',')[1]))""")
+        levels = sorted(set(ys), reverse=True)  # SVG y grows downwards: 0 % is the largest
+        assert len(levels) == 3, ys  # 0, 10 and 30 %
+        assert ys[0] == levels[0] and ys[-1] == levels[-1]  # starts at 0 %, ends at the current 30 %
+        xs = page.evaluate("""() => document.querySelector('#weight-chart polyline.actual').getAttribute('points')
+            .split(' ').map((p) => Number(p.split(',')[0]))""")
+        assert xs[0] < 40 and xs[-1] > 380  # from the chart's left edge (the start) to its right edge (now)
+
+        # The gate's chart has both threshold lines of its compound conditions.
+        page.wait_for_selector("section.run .threshold.success", state="attached")
+        assert page.locator("section.run .threshold.failure").count() == 1
+        assert "result[0] >= 0.95" in str(page.text_content("section.run .threshold-label.success"))
+
+        # Actions that cannot apply are disabled, the reason on hover; the others are enabled.
+        retry = page.locator("#actions button[data-action='retry']")
+        assert retry.is_disabled()
+        assert retry.get_attribute("title") == "retry applies only to an aborted rollout"
+        assert page.locator("#actions button[data-action='abort']").is_enabled()
+        live_undo = page.locator("#revisions button[data-undo='2']")
+        assert live_undo.is_disabled() and "already the rollout's pod template" in str(live_undo.get_attribute("title"))
+        assert page.locator("#revisions button[data-undo='1']").is_enabled()
+
+        # ReplicaSets per revision with pods as status dots, images and ready counts.
+        canary = page.locator("#replicasets [data-replicaset='shop-bbb222']")
+        assert canary.locator(".pod-dot").count() == 2
+        assert canary.locator(".pod-dot.CrashLoopBackOff").count() == 1
+        assert canary.locator(".pod-dot.ready").count() == 1
+        assert canary.locator(".rs-ready").get_attribute("data-ready") == "1/2"
+        assert "rollouts-demo:yellow" in str(canary.locator(".rs-images").text_content())
+        assert "canary" in str(canary.locator(".tag").all_text_contents())
+        stable = page.locator("#replicasets [data-replicaset='shop-aaa111']")
+        assert stable.locator(".pod-dot.ready").count() == 2 and stable.locator(".tag.stable").count() == 1
+        title = canary.locator(".pod-dot.CrashLoopBackOff").get_attribute("title")
+        assert title == "shop-bbb222-y2: CrashLoopBackOff, ready 0/1, 3 restarts, age " + title.rsplit(" ", 1)[-1]
+
+        # With the token, a state change re-renders the buttons (abort done: retry enabled, abort disabled).
+        page.fill("#token", TOKEN)
+        page.click("#token-save")
+        assert confirm(page, "#actions button[data-action='abort']") == "rollout 'shop' aborted"
+        page.wait_for_function("() => !document.querySelector(\"#actions button[data-action='retry']\").disabled")
+        assert page.locator("#actions button[data-action='abort']").get_attribute("title") == \
+            "the rollout is already aborted"
+        context.close()
+    assert errors == []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rollouts.api.models import Threshold, parse_threshold
+from rollouts.api.models import Threshold, parse_threshold, parse_thresholds
 from rollouts.api.server import parse_address
 from rollouts.api.token import (
     TOKEN_ENV,
@@ -105,6 +105,29 @@ def test_token_sources_in_order(tmp_path: Path) -> None:
 ], ids=["ge", "indexed-le", "spaces", "asFloat", "eq", "compound", "function", "empty", "none"])
 def test_parse_threshold(condition: str | None, kind: str, expected: Threshold | None) -> None:
     assert parse_threshold(condition, kind) == expected  # type: ignore[arg-type]
+
+
+S, F = "success", "failure"
+
+
+@pytest.mark.parametrize(("condition", "kind", "expected"), [
+    ("len(result) > 0 && !isNaN(result[0]) && result[0] >= 0.995", S, [(">=", 0.995, 0)]),
+    ("len(result) > 0 && !isNaN(result[0]) && result[0] > 0.5", F, [(">", 0.5, 0)]),
+    ("result[0] >= 0.9 && result[1] < 5", S, [(">=", 0.9, 0), ("<", 5.0, 1)]),
+    ("0.95 <= result", S, [(">=", 0.95, None)]),
+    ("asFloat(result) < 0.10", S, [("<", 0.1, None)]),
+    ("result[0] <= -1e-3", F, [("<=", -0.001, 0)]),
+    ("result >= 0.95 || result == 0", S, []),
+    ("!(result < 0.5)", S, []),
+    ("result == result && result['decided'] && !result['regression']", S, []),
+    ("result >= ", S, []),
+], ids=["runbook-success", "runbook-failure", "two-bounds", "number-first", "cast", "negative", "or", "not",
+        "map-result", "syntax-error"])
+def test_gate_thresholds_read_from_compound_conditions(condition: str, kind: str,
+                                                        expected: list[tuple[str, float, int | None]]) -> None:
+    found = parse_thresholds(condition, kind)  # type: ignore[arg-type]
+    assert [(t.operator, t.value, t.index) for t in found] == expected
+    assert all(t.kind == kind for t in found)
 
 
 @pytest.mark.parametrize(("text", "expected"), [

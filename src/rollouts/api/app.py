@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rollouts.api import actions
+from rollouts.api.availability import Availability, availability, undo_availability
 from rollouts.api.guard import (
     MAX_BODY_BYTES,
     MAX_STREAMS,
@@ -47,6 +48,7 @@ from rollouts.api.models import (
 )
 from rollouts.api.schema import mirror
 from rollouts.api.token import auth_problem, is_loopback, read_needs_token
+from rollouts.api.weights import WeightHistory, weight_history
 from rollouts.store.protocol import Expired, ObjectStore
 from rollouts.views.history import history as history_entries
 from rollouts.views.info import RolloutNotFound, list_rollout_infos, rollout_info
@@ -205,10 +207,16 @@ def create_app(
                                            (r.get("metadata") or {}).get("name") or ""))
 
     def events(ns: str, name: str) -> EventList:
-        found = [e for e in store().list("Event", ns, field_selector=f"involvedObject.name={name}")
-                 if (e.get("involvedObject") or {}).get("kind") == "Rollout"]
+        found = rollout_events_raw(ns, name)
         found.sort(key=lambda e: (e.get("lastTimestamp") or "", e.get("metadata", {}).get("resourceVersion", "")))
         return EventList(items=[event_view(e) for e in found])
+
+    def rollout_events_raw(ns: str, name: str) -> list[dict[str, Any]]:
+        return [e for e in store().list("Event", ns, field_selector=f"involvedObject.name={name}")
+                if (e.get("involvedObject") or {}).get("kind") == "Rollout"]
+
+    def actions_of(ns: str, name: str) -> dict[str, Availability]:
+        return availability(require(ns, name))
 
     def detail(ns: str, name: str) -> dict[str, Any]:
         return {
@@ -216,6 +224,9 @@ def create_app(
             "analysisRuns": AnalysisRunList(items=[analysis_run_view(r) for r in owned_runs(ns, name)])
             .model_dump(by_alias=True)["items"],
             "history": [r.model_dump(by_alias=True) for r in revisions(ns, name)],
+            # What the page needs to tell the truth: which buttons apply now, and the weight since the start.
+            "actions": {verb: a.model_dump(by_alias=True) for verb, a in actions_of(ns, name).items()},
+            "weightHistory": weight_history(rollout_events_raw(ns, name)).model_dump(by_alias=True),
         }
 
     @read.get("/namespaces", response_model=NamespaceList, summary="Namespaces that hold rollouts")
@@ -308,6 +319,17 @@ def create_app(
         require(ns, name)
         return events(ns, name)
 
+    @read.get("/rollouts/{ns}/{name}/weights", response_model=WeightHistory,
+              summary="The canary's traffic weight since the current release started (from its events)")
+    def rollout_weights(ns: Namespace, name: Name) -> WeightHistory:
+        require(ns, name)
+        return weight_history(rollout_events_raw(ns, name))
+
+    @read.get("/rollouts/{ns}/{name}/actions", response_model=dict[str, Availability],
+              summary="Which actions apply to the rollout now, and why not")
+    def rollout_actions(ns: Namespace, name: Name) -> dict[str, Availability]:
+        return actions_of(ns, name)
+
     def run(action: Callable[[], actions.ActionResult]) -> ActionOutcome:
         try:
             result = action()
@@ -330,6 +352,9 @@ def create_app(
 
     def add_verb(verb: str, summary: str, apply: Callable[[ObjectStore, str, str], actions.ActionResult]) -> None:
         def endpoint(ns: Namespace, name: Name) -> ActionOutcome:
+            state = actions_of(ns, name)[verb]
+            if not state.allowed:
+                raise HTTPException(409, f"{verb} does not apply to rollout {ns}/{name} now: {state.reason}")
             return run(lambda: apply(store(), ns, name))
 
         endpoint.__name__ = f"post_{verb.replace('-', '_')}"
@@ -342,6 +367,11 @@ def create_app(
                 summary="Go back to a revision's pod template (0: the previous revision)")
     def post_undo(ns: Namespace, name: Name,
                   revision: Annotated[int, Path(ge=0, le=2**31 - 1)]) -> ActionOutcome:
+        live = [r.revision for r in revisions(ns, name) if r.live]
+        state = undo_availability(revision in live)
+        if not state.allowed:
+            raise HTTPException(409, f"undo to revision {revision} does not apply to rollout {ns}/{name}: "
+                                     f"{state.reason}")
         return run(lambda: actions.undo(store(), ns, name, revision))
 
     @write.post("/rollouts/{ns}/{name}/set-image", response_model=ActionOutcome,

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from rollouts.analysis.expr import ExprError, compile_expr, nodes
 from rollouts.views.history import HistoryEntry
 from rollouts.views.info import POD_HASH_LABEL, ROLLOUT_TYPE_LABEL
 
@@ -44,7 +44,8 @@ class History(ApiModel):
 
 
 class Threshold(ApiModel):
-    """A bound read from a simple condition such as `result >= 0.995` or `result[0] <= 0.5`."""
+    """A bound read from a condition, such as `result >= 0.995` or the `result[0] <= 0.5` of
+    `len(result) > 0 && result[0] <= 0.5`."""
 
     kind: Literal["success", "failure"]
     operator: Literal[">=", ">", "<=", "<", "=="]
@@ -118,24 +119,73 @@ class ActionOutcome(ApiModel):
 
 # ---- conversions ---------------------------------------------------------------------------------
 
-_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_CONDITION = re.compile(
-    rf"^\s*(?:result|asFloat\(\s*result\s*\))(?:\[\s*(\d+)\s*\])?\s*(>=|<=|==|>|<)\s*({_NUMBER})\s*$"
-)
+_FLIP = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "==": "=="}
+_CASTS = frozenset({"asFloat", "asInt", "float", "int"})
+Operator = Literal[">=", ">", "<=", "<", "=="]
+
+
+def parse_thresholds(condition: str | None, kind: Literal["success", "failure"]) -> list[Threshold]:
+    """The bounds a condition puts on the result: every `result OP number` (also `result[i]`,
+    `asFloat(result)`, `number OP result`) joined by `&&` at the top, as in
+    `len(result) > 0 && !isNaN(result[0]) && result[0] >= 0.995`. Comparisons under `||` or `!` are no
+    bound of the whole condition, so they are left out; a condition that does not parse gives none."""
+    if not condition:
+        return []
+    try:
+        tree = compile_expr(condition).tree
+    except ExprError:
+        return []
+    found: list[Threshold] = []
+    for node in _conjuncts(tree):
+        if not isinstance(node, nodes.Compare) or len(node.rest) != 1:
+            continue
+        (operator, right), left = node.rest[0], node.first
+        if operator not in _FLIP:
+            continue
+        index, value = _result_operand(left), _number(right)
+        if index is None or value is None:
+            index, value, operator = _result_operand(right), _number(left), _FLIP[operator]
+        if index is None or value is None:
+            continue
+        op: Operator = operator  # type: ignore[assignment]  # checked against _FLIP above
+        found.append(Threshold(kind=kind, operator=op, value=value, index=None if index < 0 else index))
+    return found
 
 
 def parse_threshold(condition: str | None, kind: Literal["success", "failure"]) -> Threshold | None:
-    """The bound of `result OP number` (optionally `result[i]`); None for anything more complex."""
-    if not condition:
+    """The condition's bound when it has exactly one (see parse_thresholds), else None."""
+    found = parse_thresholds(condition, kind)
+    return found[0] if len(found) == 1 else None
+
+
+def _conjuncts(node: nodes.Node) -> list[nodes.Node]:
+    if isinstance(node, nodes.Logic) and node.op == "and":
+        return [part for operand in node.operands for part in _conjuncts(operand)]
+    return [node]
+
+
+def _result_operand(node: nodes.Node) -> int | None:
+    """-1 for `result` (or a cast of it), i for `result[i]`; None for anything else."""
+    if isinstance(node, nodes.Call) and node.name in _CASTS and len(node.args) == 1:
+        node = node.args[0]
+    if isinstance(node, nodes.Name) and node.name == "result":
+        return -1
+    if (isinstance(node, nodes.Chain) and isinstance(node.base, nodes.Name) and node.base.name == "result"
+            and len(node.steps) == 1 and isinstance(node.steps[0], nodes.Member)
+            and isinstance(node.steps[0].key, nodes.Literal) and type(node.steps[0].key.value) is int
+            and node.steps[0].key.value >= 0):
+        return int(node.steps[0].key.value)
+    return None
+
+
+def _number(node: nodes.Node) -> float | None:
+    sign = 1.0
+    if isinstance(node, nodes.Unary) and node.op in ("-", "+"):
+        sign, node = (-1.0 if node.op == "-" else 1.0), node.operand
+    if not isinstance(node, nodes.Literal) or isinstance(node.value, bool) or not isinstance(node.value, int | float):
         return None
-    match = _CONDITION.match(condition)
-    if match is None:
-        return None
-    index, operator, number = match.groups()
-    value = float(number)
-    if not math.isfinite(value):
-        return None
-    return Threshold(kind=kind, operator=operator, value=value, index=None if index is None else int(index))
+    value = sign * float(node.value)
+    return value if math.isfinite(value) else None
 
 
 def _numbers(value: str | None) -> list[float | None]:
@@ -175,7 +225,7 @@ def analysis_run_view(run: Mapping[str, Any]) -> AnalysisRunView:
     for name in list(specs) + [n for n in results if n not in specs]:
         metric, result = specs.get(name) or {}, results.get(name) or {}
         success, failure = metric.get("successCondition"), metric.get("failureCondition")
-        thresholds = [t for t in (parse_threshold(success, "success"), parse_threshold(failure, "failure")) if t]
+        thresholds = parse_thresholds(success, "success") + parse_thresholds(failure, "failure")
         measurements = [
             MeasurementView(phase=str(m.get("phase") or ""), value=_text(m.get("value")),
                             numbers=_numbers(_text(m.get("value"))), message=m.get("message"),

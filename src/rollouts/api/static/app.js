@@ -5,7 +5,9 @@
 
 const TOKEN_KEY = "rollouts.dashboard.token";
 const SVG_NS = "http://www.w3.org/2000/svg";
-const state = { token: sessionStorage.getItem(TOKEN_KEY) || "", view: null, abort: null, weights: [], detail: null };
+const state = {
+  token: sessionStorage.getItem(TOKEN_KEY) || "", view: null, abort: null, weights: [], detail: null, items: [],
+};
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -136,9 +138,18 @@ function images(info) {
   return (info.images || []).map((i) => i.image + (i.tags.length ? ` (${i.tags.join(", ")})` : "")).join(", ");
 }
 
+// The filter keeps a row when every word of it appears in the row's name, namespace, status, strategy or images.
+function matches(info, words) {
+  const text = [info.name, info.namespace, info.status, info.strategy, images(info)].join(" ").toLowerCase();
+  return words.every((word) => text.includes(word));
+}
+
 function renderList(items) {
+  state.items = items;
+  const words = $("#filter").value.toLowerCase().split(/\s+/).filter(Boolean);
+  const shown = items.filter((info) => matches(info, words));
   const body = $("#rollouts tbody");
-  body.replaceChildren(...items.map((info) => {
+  body.replaceChildren(...shown.map((info) => {
     const link = el("a", { href: `#/rollout/${encodeURIComponent(info.namespace)}/${encodeURIComponent(info.name)}` },
       info.name);
     return el("tr", { "data-rollout": `${info.namespace}/${info.name}` },
@@ -152,6 +163,8 @@ function renderList(items) {
       el("td", { class: "ready" }, `${info.ready}/${info.current}`));
   }));
   $("#empty").hidden = items.length > 0;
+  $("#no-match").hidden = !(items.length > 0 && shown.length === 0);
+  $("#filter-count").textContent = words.length ? `${shown.length} of ${items.length}` : "";
 }
 
 async function loadNamespaces() {
@@ -191,6 +204,8 @@ function renderRollout(detail) {
   const info = detail.rollout;
   state.weights.push({ t: Date.now(), set: info.setWeight ?? 0, actual: info.actualWeight ?? 0 });
   if (state.weights.length > 600) state.weights.shift();
+  state.history = detail.weightHistory || { startedAt: null, points: [] };
+  state.current = { set: info.setWeight ?? 0, actual: info.actualWeight ?? 0 };
   $("#r-status").textContent = info.status;
   $("#r-status").className = `badge ${info.status}`;
   $("#r-message").textContent = info.message || "";
@@ -208,7 +223,9 @@ function renderRollout(detail) {
   if ([...select.options].map((o) => o.value).join() !== containers.join()) {
     select.replaceChildren(...containers.map((c) => el("option", { value: c }, c)));
   }
-  weightChart($("#weight-chart"), state.weights);
+  weightChart($("#weight-chart"), state.history, state.current, state.weights);
+  renderActions(detail.actions || {});
+  renderReplicaSets(info.revisions || []);
   renderAnalysis(detail.analysisRuns || []);
   renderHistory(detail.history || []);
   $("#events tbody").replaceChildren(...[...(info.events || [])].reverse().map((e) =>
@@ -224,8 +241,53 @@ function renderHistory(items) {
       el("td", { class: `outcome ${rev.outcome.replaceAll(" ", "-")}` }, rev.outcome),
       el("td", {}, rev.cause),
       el("td", {}, rev.createdAt),
-      el("td", {}, el("button", { "data-undo": rev.revision, onclick: () => act(`undo/${rev.revision}`,
-        `Roll back to revision ${rev.revision}?`) }, "undo to this")))));
+      el("td", {}, el("button", {
+        "data-undo": rev.revision, disabled: rev.live ? "" : null,
+        title: rev.live ? "this revision is already the rollout's pod template" : `roll back to revision ${rev.revision}`,
+        onclick: () => act(`undo/${rev.revision}`, `Roll back to revision ${rev.revision}?`),
+      }, "undo to this")))));
+}
+
+// Buttons of actions that cannot apply now are disabled, the reason on hover (the API refuses them too).
+function renderActions(actions) {
+  for (const button of document.querySelectorAll("#actions button")) {
+    const entry = actions[button.dataset.action];
+    const allowed = !entry || entry.allowed;
+    button.disabled = !allowed;
+    button.title = allowed ? QUESTIONS[button.dataset.action] : entry.reason;
+  }
+}
+
+function podTitle(pod) {
+  return `${pod.name}: ${pod.status}, ready ${pod.ready}, ${pod.restarts} restart${pod.restarts === 1 ? "" : "s"}, ` +
+    `age ${pod.age}`;
+}
+
+function podReady(pod) {
+  const [ready, total] = String(pod.ready).split("/").map(Number);
+  return pod.status === "Running" && total > 0 && ready === total;
+}
+
+// One block per revision (newest first), one row per ReplicaSet, each pod a status dot as Argo's dashboard has.
+function renderReplicaSets(revisions) {
+  const box = $("#replicasets");
+  if (!revisions.length) { box.replaceChildren(el("p", {}, "No ReplicaSets.")); return; }
+  box.replaceChildren(...revisions.map((rev) => el("section", { class: "revision", "data-revision": rev.revision },
+    el("h3", {}, `revision ${rev.revision}`),
+    ...rev.replicaSets.map((rs) => {
+      const tags = ["stable", "canary", "active", "preview"].filter((t) => rs[t]);
+      const ready = rs.pods.length ? rs.pods.filter(podReady).length : rs.available;
+      return el("div", { class: "replicaset", "data-replicaset": rs.name },
+        el("div", { class: "rs-head" },
+          el("span", { class: "rs-name" }, rs.name), " ",
+          el("span", { class: `badge ${rs.status}` }, rs.status), " ",
+          ...tags.map((t) => el("span", { class: `tag ${t}` }, t)),
+          el("span", { class: "rs-ready", "data-ready": `${ready}/${rs.replicas}` }, ` ready ${ready}/${rs.replicas}`)),
+        el("div", { class: "rs-images" }, rs.images.join(", ") || "-"),
+        el("div", { class: "pods" }, ...(rs.pods.length ? rs.pods.map((pod) =>
+          el("span", { class: `pod-dot ${pod.status}${podReady(pod) ? " ready" : ""}`, title: podTitle(pod),
+            "data-pod": pod.name, role: "img", "aria-label": podTitle(pod) })) : [el("small", {}, "no pods")])));
+    }))));
 }
 
 // ---- charts --------------------------------------------------------------------------------------------
@@ -253,17 +315,40 @@ function line(points, cls) {
   return svg("polyline", { points: points.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" "), class: cls });
 }
 
-function weightChart(container, samples) {
+// Drawn from the stored weight events since the release started (so a page opened mid-release shows the whole
+// release), continued to now with the live values; before any release event, from the live samples alone.
+function weightChart(container, history, current, samples) {
   const chart = frame("traffic weight of the canary over time (percent)");
   const s = scale([], 0, 100);
   for (const tick of [0, 50, 100]) {
     chart.append(svg("text", { x: 2, y: s.y(tick) + 4, class: "tick" }, `${tick}%`));
   }
-  const n = samples.length;
-  chart.append(line(samples.map((p, i) => [xAt(i, n), s.y(p.set)]), "set"));
-  chart.append(line(samples.map((p, i) => [xAt(i, n), s.y(p.actual)]), "actual"));
+  let set, actual, caption;
+  if (history.startedAt && history.points.length) {
+    const start = Date.parse(history.startedAt), now = Math.max(Date.now(), start + 1000);
+    const x = (t) => PAD + ((W - PAD - 6) * (t - start)) / (now - start);
+    const steps = [];  // a step line: each weight holds until the next event
+    let previous = null;
+    for (const p of history.points) {
+      const t = Math.min(Date.parse(p.time), now);
+      if (previous !== null) steps.push([x(t), s.y(previous)]);
+      steps.push([x(t), s.y(p.weight)]);
+      previous = p.weight;
+    }
+    const last = history.points[history.points.length - 1].weight;
+    actual = [...steps, [x(now), s.y(last)], [x(now), s.y(current.actual)]];
+    set = [...steps, [x(now), s.y(last)], [x(now), s.y(current.set)]];
+    caption = `since the release started at ${new Date(start).toLocaleTimeString()}`;
+  } else {
+    const n = samples.length;
+    set = samples.map((p, i) => [xAt(i, n), s.y(p.set)]);
+    actual = samples.map((p, i) => [xAt(i, n), s.y(p.actual)]);
+    caption = "since this page was opened";
+  }
+  chart.append(line(set, "set"));
+  chart.append(line(actual, "actual"));
   const legend = el("p", { class: "legend" }, el("span", { class: "set" }, "— set weight"), " ",
-    el("span", { class: "actual" }, "— actual weight"));
+    el("span", { class: "actual" }, "— actual weight"), ` (${caption})`);
   container.replaceChildren(chart, legend);
 }
 
@@ -394,6 +479,7 @@ document.addEventListener("DOMContentLoaded", () => {
     sessionStorage.removeItem(TOKEN_KEY);
     showTokenState();
   });
+  $("#filter").addEventListener("input", () => renderList(state.items));
   $("#namespace").addEventListener("change", () => { location.hash = `#/ns/${encodeURIComponent($("#namespace").value)}`; });
   window.addEventListener("hashchange", route);
   showTokenState();
