@@ -102,3 +102,17 @@ def test_watch_rejects_a_malformed_version(cluster: Cluster) -> None:
     with cluster.http() as http:
         answer = http.get(CM, params={"watch": "1", "resourceVersion": "abc"})
     assert (answer.status_code, answer.json()["reason"]) == (400, "BadRequest")
+
+
+def test_selective_watch_reports_objects_entering_and_leaving_the_selection(cluster: Cluster) -> None:
+    start = _create(cluster, "w-moving", {"w": "in"})["metadata"]["resourceVersion"]
+    merge = {"Content-Type": "application/merge-patch+json"}
+    with cluster.http() as http:
+        for patch in ({"metadata": {"labels": {"w": "out"}}},  # leaves: DELETED
+                      {"data": {"a": "1"}},                    # stays out: nothing
+                      {"metadata": {"labels": {"w": "in"}}},   # enters: ADDED
+                      {"data": {"a": "2"}}):                   # stays in: MODIFIED
+            assert http.patch(f"{CM}/w-moving", json=patch, headers=merge).status_code == 200
+    events = _events(cluster, {"labelSelector": "w=in", "resourceVersion": start, "timeoutSeconds": "2"}, count=3)
+    assert [e["type"] for e in events] == ["DELETED", "ADDED", "MODIFIED"]
+    assert events[0]["object"]["metadata"]["labels"] == {"w": "out"}

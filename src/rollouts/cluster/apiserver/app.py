@@ -30,10 +30,11 @@ from rollouts.cluster.apiserver.errors import (
     unauthorized,
 )
 from rollouts.cluster.apiserver.objects import Objects
+from rollouts.cluster.apiserver.previous import PreviousStates
 from rollouts.cluster.apiserver.resources import BY_PATH, Resource
 from rollouts.cluster.apiserver.tables import to_table, wants_table
 from rollouts.store.patch import json_patch, merge_patch
-from rollouts.store.protocol import Expired, StoreError
+from rollouts.store.protocol import Change, Expired, StoreError
 from rollouts.store.selectors import parse_field_selector, parse_label_selector
 from rollouts.store.sqlite import SQLiteStore
 
@@ -99,6 +100,7 @@ class ApiServer:
     def __init__(self, store: SQLiteStore, token: str, settings: Settings | None = None) -> None:
         self.store = store
         self.objects = Objects(store)
+        self._previous = PreviousStates(store.path)
         self._token = token
         self.settings = settings or Settings()
 
@@ -336,6 +338,7 @@ class ApiServer:
                 return False
             return labels.matches((obj.get("metadata") or {}).get("labels")) and fields.matches(obj)
 
+        selective = bool(q.get("labelSelector") or q.get("fieldSelector"))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
@@ -363,12 +366,25 @@ class ApiServer:
                     continue
                 for change in changes:
                     since = change.resource_version
-                    if wanted(change.namespace, change.object):
-                        await send(change.type, change.object)
+                    kind = self._event_type(change, selective, wanted)
+                    if kind is not None:
+                        await send(kind, change.object)
         except (ConnectionResetError, asyncio.CancelledError):
             return response
         await response.write_eof()
         return response
+
+    def _event_type(self, change: Change, selective: bool, wanted: Callable[[str, JSONObject], bool]) -> str | None:
+        """The event a selective watch reports: a MODIFIED object that enters the selection is ADDED, one
+        that leaves it is DELETED (with its new state), one that stays out is not reported."""
+        matches = wanted(change.namespace, change.object)
+        if not selective or change.type != "MODIFIED":
+            return change.type if matches else None
+        before = self._previous.before(change.kind, change.namespace, change.name, change.resource_version)
+        matched = before is not None and wanted(change.namespace, before)
+        if matches:
+            return "MODIFIED" if matched else "ADDED"
+        return "DELETED" if matched else None
 
     # ---- subresources ----------------------------------------------------------------------------
 
