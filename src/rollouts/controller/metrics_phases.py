@@ -13,7 +13,8 @@ from typing import Any
 
 # Argo's metrics phases (rollout_info / rollout_phase), derived from the Progressing condition's reason.
 METRICS_PHASES = ("Completed", "Progressing", "Paused", "Timeout", "Error", "Abort")
-# The phases of rollout_phase_duration_seconds: status.phase plus "Aborted" split out of Degraded.
+# The phases of rollout_phase_duration_seconds and argo_rollouts_rollout_phase: status.phase plus "Aborted"
+# split out of Degraded.
 RUNBOOK_PHASES = ("Progressing", "Paused", "Healthy", "Degraded", "Aborted")
 # AnalysisRun phases Argo exports one 0/1 series for ("" counts as Pending).
 RUN_PHASES = ("Pending", "Running", "Successful", "Failed", "Error", "Inconclusive")
