@@ -13,6 +13,7 @@ import builtins
 import contextlib
 import json
 import os
+import random
 import re
 import secrets
 import sqlite3
@@ -77,6 +78,16 @@ _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # Fields a writer may not change through update or patch.
 _SERVER_OWNED = ("uid", "resourceVersion", "generation", "creationTimestamp", "name", "namespace")
+# Waiting for another process's write lock: SQLite's own busy handler waits at most this long per attempt
+# (it blocks the calling thread, holding this process's connection), then the write backs off and retries,
+# letting this process's other threads use the connection meanwhile, until `busy_timeout` has passed.
+ATTEMPT_BUSY_SECONDS = 0.05
+_BACKOFF_FIRST, _BACKOFF_CAP = 0.005, 0.25
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def _utcnow() -> datetime:
@@ -132,11 +143,24 @@ class SQLiteStore:
 
     # ---- connection and transactions -------------------------------------------------------------
 
+    def _private_files(self) -> None:
+        """The store holds Secrets: its file, and the -wal/-shm files SQLite gives the same mode, are 0600
+        whatever the umask or the home folder's mode (a store made 0644 by an older version is narrowed)."""
+        if str(self.path) == ":memory:":
+            return
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        for path in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                if path.stat().st_mode & 0o077:
+                    path.chmod(0o600)
+
     def _connect(self) -> sqlite3.Connection:
+        self._private_files()
         conn = sqlite3.connect(
-            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            self.path, timeout=ATTEMPT_BUSY_SECONDS, isolation_level=None, check_same_thread=False
         )
-        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        conn.execute(f"PRAGMA busy_timeout = {int(ATTEMPT_BUSY_SECONDS * 1000)}")
         deadline = time.monotonic() + self._busy_timeout
         while True:
             try:
@@ -153,14 +177,23 @@ class SQLiteStore:
         # crash can drop the last commits, and never corrupts the file. durable=True selects FULL, which
         # also fsyncs the WAL on every commit to survive power loss, at a cost of a few ms per write.
         conn.execute(f"PRAGMA synchronous = {'FULL' if self._durable else 'NORMAL'}")
-        try:
-            # One script so that concurrent first openers create the schema exactly once.
-            conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return conn
+        backoff = _BACKOFF_FIRST
+        while True:
+            try:
+                # One script so that concurrent first openers create the schema exactly once.
+                conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+                return conn
+            except sqlite3.OperationalError as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            time.sleep(backoff * (1 + random.random()))
+            backoff = min(backoff * 2, _BACKOFF_CAP)
 
     def _db(self) -> sqlite3.Connection:
         if self._pid != os.getpid():
@@ -206,7 +239,7 @@ class SQLiteStore:
                     self._depth -= 1
                 return
             # IMMEDIATE takes the write lock up front, so a read-modify-write inside cannot be overtaken.
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin_immediate(conn)
             self._depth, self._dirty = 1, False
             try:
                 yield
@@ -218,6 +251,30 @@ class SQLiteStore:
             conn.execute("COMMIT")
             if self._dirty:
                 self._notify()
+
+    def _begin_immediate(self, conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE, retried with backoff while another process holds the write lock. Called with
+        self._lock held once by this thread; it is let go while backing off, so the process's other threads
+        (the proxy's readers) are not stalled behind a writer that waits."""
+        deadline = time.monotonic() + self._busy_timeout
+        backoff = _BACKOFF_FIRST
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise sqlite3.OperationalError(
+                        f"the store {self.path} is locked by another writer: gave up after "
+                        f"{self._busy_timeout:g}s (busy_timeout)") from exc
+            self._lock.release()
+            try:
+                time.sleep(min(backoff * (1 + random.random()), max(0.0, deadline - time.monotonic())))
+            finally:
+                self._lock.acquire()
+            backoff = min(backoff * 2, _BACKOFF_CAP)
 
     def _notify(self) -> None:
         with self._changed:
