@@ -1,12 +1,18 @@
-# The two entry points of the README. Both install what they need first.
+# The two entry points of the README. Each installs what it needs first, and only that:
+# `make demo` the package alone, `make test` the test extras with Prometheus and Chromium too.
 PYTHON ?= python3
 
-.PHONY: setup demo test lint-code
+.PHONY: setup setup-demo setup-test demo test lint-code
 
-setup:
-	./scripts/setup.sh
+setup: setup-test
 
-demo: setup
+setup-demo:
+	./scripts/setup.sh demo
+
+setup-test:
+	./scripts/setup.sh test
+
+demo: setup-demo
 	rollouts lint -f infra/rollouts/
 	rollouts demo
 
@@ -14,5 +20,5 @@ lint-code:
 	ruff check src tests bench
 	mypy
 
-test: setup lint-code
+test: setup-test lint-code
 	$(PYTHON) -m pytest -q

@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
-# Installs what rollouts and its tests need on a fresh Debian machine: the Python package with its
-# test extras, and the system programs the integration tests drive (Prometheus and promtool, Chromium for
-# the dashboard's browser tests, driven by Playwright with executable_path=/usr/bin/chromium).
+# Installs what one entry point of the README needs on a fresh Debian machine, and nothing more:
+#
+#   scripts/setup.sh demo   the Python package alone (`make demo`: the demo runs on the local runtime
+#                           and needs no system program; `rollouts demo --prometheus` also wants Debian's
+#                           `prometheus`, installed with ROLLOUTS_SYSTEM_PACKAGES=prometheus)
+#   scripts/setup.sh test   the package with its test extras, and the system programs the integration
+#                           tests drive: Prometheus and promtool, Chromium for the dashboard's browser
+#                           tests (Playwright with executable_path=/usr/bin/chromium). The default.
+#
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_system_packages=${ROLLOUTS_SYSTEM_PACKAGES:-prometheus chromium}
+profile=${1:-test}
+case "$profile" in
+  demo) default_packages="" ; extras="" ;;
+  test) default_packages="prometheus chromium" ; extras="[test]" ;;
+  *) echo "setup: unknown profile \"$profile\" (use demo or test)" >&2; exit 2 ;;
+esac
+
+want_system_packages=${ROLLOUTS_SYSTEM_PACKAGES:-$default_packages}
 missing=()
 for pkg in $want_system_packages; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -24,4 +37,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-python3 -m pip install -q -e '.[test]'
+python3 -m pip install -q -e ".${extras}"

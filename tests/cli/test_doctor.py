@@ -104,7 +104,9 @@ def prometheus() -> Iterator[FakePrometheus]:
 @pytest.fixture
 def controller_pid(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     # Any live process whose command line says "controller" stands in for one.
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "controller"])
+    # An empty --metrics-address: it serves no /healthz, so the health check is a SKIP.
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "controller",
+                             "--metrics-address="])
     yield proc
     proc.kill()
     proc.wait()
@@ -136,7 +138,7 @@ def test_all_checks_pass(home: Path, prometheus: FakePrometheus, controller_pid:
                          "gates shop"]
     assert got["controller"].startswith(f"PASS running (pid {controller_pid.pid})")
     assert got["controller-health"].startswith("SKIP")
-    assert got["analysis-templates"] == "PASS 1 valid (success-rate)"
+    assert got["analysis-templates"] == "PASS 1 valid (success-rate); 1 used by the rollouts"
     assert got["gates shop"] == "PASS stable abc123: success-rate Successful value=[0.999]"
     # The gate was measured against the stable version with the rollout's own arguments.
     assert prometheus.queries == ['rate{service="shop",hash="abc123"}']
@@ -175,7 +177,9 @@ def test_missing_and_invalid_templates(home: Path, prometheus: FakePrometheus) -
     with store(home) as s:
         s.delete("AnalysisTemplate", "default", "success-rate")
     result = run(home, "doctor")
-    assert lines(result)["analysis-templates"] == "FAIL missing in default: success-rate"
+    assert lines(result)["analysis-templates"] == ("FAIL missing in default: success-rate (apply them: rollouts "
+                                                   "apply -f FILE -n default, e.g. "
+                                                   "infra/rollouts/analysis-templates.yaml)")
 
 
 def test_unknown_rollout(home: Path) -> None:
@@ -187,3 +191,69 @@ def test_unknown_rollout(home: Path) -> None:
 def test_controller_health_probe(home: Path, prometheus: FakePrometheus) -> None:
     result = run(home, "doctor", "--controller-address", "127.0.0.1:9", "--prometheus-address", prometheus.address)
     assert result.exit_code == 1 and lines(result)["controller-health"].startswith("FAIL http://127.0.0.1:9/healthz")
+
+
+SERVE_HEALTHZ = """
+import http.server, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"ok" if self.path == "/healthz" else b"no"
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+other = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)  # not /healthz
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("port_zero", [False, True], ids=["metrics-address", "metrics-address-port-0"])
+def test_doctor_checks_the_controller_of_the_home_without_controller_address(
+        home: Path, prometheus: FakePrometheus, port_zero: bool) -> None:
+    port = 0 if port_zero else _free_port()
+    proc = subprocess.Popen([sys.executable, "-c", SERVE_HEALTHZ, str(port), "controller", "--metrics-address",
+                             f"127.0.0.1:{port}"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        bound = int(proc.stdout.readline())
+        (home / "controller.lock").write_text(f"{proc.pid}\n")
+        result = run(home, "doctor", "--prometheus-address", prometheus.address)
+        got = lines(result)
+        assert got["controller"].startswith(f"PASS running (pid {proc.pid})")
+        assert got["controller-health"] == (f"PASS http://127.0.0.1:{bound}/healthz (the address of pid "
+                                            f"{proc.pid}) answered 200"), result.stdout
+        assert result.exit_code == 0, result.stdout
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_doctor_counts_every_template_of_the_namespace(home: Path, prometheus: FakePrometheus) -> None:
+    with store(home) as s:
+        extra = s.get("AnalysisTemplate", "default", "success-rate")
+        s.create({**extra, "metadata": {"name": "unused-gate", "namespace": "default"}})
+    got = lines(run(home, "doctor", "--prometheus-address", prometheus.address))
+    assert got["analysis-templates"] == "PASS 2 valid (success-rate, unused-gate); 1 used by the rollouts"
+
+
+def test_doctor_says_how_to_install_what_is_missing(home: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    (home / "controller.lock").write_text("")
+    empty = tmp_path / "no-programs"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # a machine without a prometheus binary
+    got = lines(run(home, "doctor"))
+    assert got["controller"] == f"FAIL not running on {home} (start it: rollouts controller --home {home})"
+    assert "Prometheus is not installed: `sudo apt-get install prometheus`" in got["prometheus"], got["prometheus"]

@@ -33,36 +33,52 @@ class Check:
 
 def check_controller(home: Path) -> Check:
     """Running = the lock file names a live process (the holder clears it when it stops)."""
+    from rollouts.cli.home_controller import find
     from rollouts.store.lock import LOCK_FILE
 
+    start = f"start it: rollouts controller --home {home}"
     try:
         text = (home / LOCK_FILE).read_text().strip()
     except OSError:
         text = ""
     if not text.isdigit():
-        return Check("FAIL", "controller", f"not running on {home} (start it: rollouts controller)")
+        return Check("FAIL", "controller", f"not running on {home} ({start})")
     pid = int(text)
-    try:
-        cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return Check("FAIL", "controller", f"pid {pid} in the lock file is gone (start it: rollouts controller)")
-    if "controller" not in cmdline:
-        return Check("FAIL", "controller", f"pid {pid} in the lock file is not a controller ({cmdline.strip()})")
+    if not (Path("/proc") / str(pid)).exists():
+        return Check("FAIL", "controller", f"pid {pid} in the lock file is gone ({start})")
+    if find(home) is None:
+        return Check("FAIL", "controller", f"pid {pid} in the lock file is not a controller")
     return Check("PASS", "controller", f"running (pid {pid}) on {home}")
 
 
-def check_healthz(address: str | None) -> Check:
+def check_healthz(address: str | None, home: Path | None = None) -> Check:
+    """Probes /healthz at `address`, else at the address of the controller running on `home`."""
     import httpx
 
+    source = ""
+    if not address and home is not None:
+        from rollouts.cli.home_controller import find, healthz_address
+
+        running = find(home)
+        if running is None:
+            return Check("SKIP", "controller-health", "no controller runs on this home")
+        if running.metrics_address is None:
+            return Check("SKIP", "controller-health", f"the controller (pid {running.pid}) serves no /healthz "
+                         "(started with an empty --metrics-address)")
+        address = healthz_address(running)
+        if address is None:
+            return Check("FAIL", "controller-health", f"the controller (pid {running.pid}) answers /healthz on "
+                         "none of its ports (pass --controller-address HOST:PORT)")
+        source = f" (the address of pid {running.pid})"
     if not address:
         return Check("SKIP", "controller-health", "no controller address (pass --controller-address HOST:PORT)")
     url = address if address.startswith("http") else f"http://{address}"
     try:
         response = httpx.get(url.rstrip("/") + "/healthz", timeout=3)
     except httpx.HTTPError as exc:
-        return Check("FAIL", "controller-health", f"{url}/healthz: {exc}")
+        return Check("FAIL", "controller-health", f"{url}/healthz{source}: {exc}")
     verdict = "PASS" if response.status_code == 200 else "FAIL"
-    return Check(verdict, "controller-health", f"{url}/healthz answered {response.status_code}")
+    return Check(verdict, "controller-health", f"{url}/healthz{source} answered {response.status_code}")
 
 
 def _gate_analyses(rollout: Rollout) -> list[RolloutAnalysis]:
@@ -89,26 +105,28 @@ def _template(store: SQLiteStore, namespace: str, name: str, cluster: bool) -> d
 
 
 def check_templates(store: SQLiteStore, namespace: str, rollouts: list[Rollout]) -> tuple[Check, list[dict[str, Any]]]:
-    """Templates present (every one a rollout refers to) and valid by the lint rules."""
+    """Every template a rollout refers to is present, and every template of the namespace (and cluster) is
+    valid by the lint rules. Returns the referenced templates (all of them when no rollout refers to any)."""
     from rollouts.cli.patching import lint_object
 
-    if rollouts:
-        wanted = {(ref.template_name, bool(ref.cluster_scope)) for r in rollouts
-                  for a in _gate_analyses(r) for ref in a.templates}
-        missing = sorted(n for n, cluster in wanted if _template(store, namespace, n, cluster) is None)
-        if missing:
-            return Check("FAIL", "analysis-templates", f"missing in {namespace}: {', '.join(missing)}"), []
-        docs = [d for n, cluster in sorted(wanted) if (d := _template(store, namespace, n, cluster))]
-    else:
-        docs = store.list("AnalysisTemplate", namespace) + store.list("ClusterAnalysisTemplate")
-    if not docs:
-        return Check("FAIL", "analysis-templates", f'none in namespace "{namespace}"'), []
-    for doc in docs:
+    present = store.list("AnalysisTemplate", namespace) + store.list("ClusterAnalysisTemplate")
+    wanted = {(ref.template_name, bool(ref.cluster_scope)) for r in rollouts
+              for a in _gate_analyses(r) for ref in a.templates}
+    missing = sorted(n for n, cluster in wanted if _template(store, namespace, n, cluster) is None)
+    if missing:
+        return Check("FAIL", "analysis-templates", f"missing in {namespace}: {', '.join(missing)} (apply them: "
+                     f"rollouts apply -f FILE -n {namespace}, e.g. infra/rollouts/analysis-templates.yaml)"), []
+    if not present:
+        return Check("FAIL", "analysis-templates", f'none in namespace "{namespace}" (apply them: rollouts apply '
+                     f"-f FILE -n {namespace})"), []
+    for doc in present:
         problems = lint_object(store, doc)
         if problems:
-            return Check("FAIL", "analysis-templates", problems[0].format()), docs
-    names = ", ".join(d["metadata"]["name"] for d in docs)
-    return Check("PASS", "analysis-templates", f"{len(docs)} valid ({names})"), docs
+            return Check("FAIL", "analysis-templates", problems[0].format()), present
+    referenced = [d for n, cluster in sorted(wanted) if (d := _template(store, namespace, n, cluster))]
+    names = ", ".join(d["metadata"]["name"] for d in present)
+    used = f"; {len(referenced)} used by the rollouts" if rollouts else ""
+    return Check("PASS", "analysis-templates", f"{len(present)} valid ({names}){used}"), referenced or present
 
 
 def _prometheus_addresses(docs: list[dict[str, Any]]) -> list[str]:
@@ -133,11 +151,22 @@ def check_prometheus(docs: list[dict[str, Any]], override: str | None) -> Check:
         try:
             response = httpx.get(url, timeout=3)
         except httpx.HTTPError as exc:
-            hint = "" if override else " (pass --prometheus-address to use another one)"
-            return Check("FAIL", "prometheus", f"{url}: {type(exc).__name__}: {exc}{hint}")
+            return Check("FAIL", "prometheus", f"{url}: {type(exc).__name__}: {exc} ({_prometheus_hint(override)})")
         if response.status_code != 200:
             return Check("FAIL", "prometheus", f"{url} answered {response.status_code}")
     return Check("PASS", "prometheus", ", ".join(targets) + " healthy")
+
+
+def _prometheus_hint(override: str | None) -> str:
+    """How to get a Prometheus to answer: install it when the machine has none, else start or point to one."""
+    import shutil
+
+    if shutil.which("prometheus") is None:
+        return ("Prometheus is not installed: `sudo apt-get install prometheus` (`scripts/setup.sh test` does it), "
+                "start it, then pass --prometheus-address http://127.0.0.1:9090")
+    if override:
+        return "is it running there?"
+    return "start it, or pass --prometheus-address to use another one"
 
 
 def _uses_traffic_plugin(doc: dict[str, Any]) -> bool:
@@ -223,7 +252,7 @@ def run_checks(home: Path, namespace: str, rollout_name: str | None, prometheus_
     from rollouts.store.protocol import NotFound
 
     checks = [check_controller(home), Check("PASS", "version", f"rollouts v{__version__}"),
-              check_healthz(controller_address)]
+              check_healthz(controller_address, home)]
     store = open_store(str(home))
     if rollout_name is not None:
         try:
@@ -246,7 +275,8 @@ def doctor(
         None, "--prometheus-address", help="Query this Prometheus instead of the address in the templates."),
     controller_address: str | None = typer.Option(
         None, "--controller-address", envvar="ROLLOUTS_CONTROLLER_ADDRESS",
-        help="HOST:PORT of the controller's metrics listener, to probe /healthz."),
+        help="HOST:PORT of the controller's metrics listener, to probe /healthz (default: the address of the "
+             "controller running on the home)."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
 ) -> None:
