@@ -15,11 +15,11 @@ from typing import Any
 from rollouts.analysis.providers.run_target import store_run_target
 from rollouts.analysis.providers.sequential import register_sequential_plugin
 from rollouts.analysis.providers.traffic import register_traffic_plugin
+from rollouts.runtime.local.dataplane import DataPlaneLoop, ThreadedIngressProxy, ThreadedServiceBalancer
 from rollouts.runtime.local.images import ImageResolver
 from rollouts.runtime.local.pods import POD_HASH_LABEL, PodSync
-from rollouts.runtime.local.proxy import IngressProxy
 from rollouts.runtime.local.routing import PORT_ANNOTATION
-from rollouts.runtime.local.services import Endpoint, ServiceBalancer, TrafficIdentity
+from rollouts.runtime.local.services import Endpoint, TrafficIdentity
 from rollouts.runtime.local.supervisor import PodState, PodSupervisor
 from rollouts.runtime.local.traffic import TrafficStats
 from rollouts.store.protocol import NotFound, ObjectStore
@@ -39,9 +39,13 @@ class LocalRuntime:
         self.supervisor = PodSupervisor(self.logs_dir, images=ImageResolver(images), probe_period=probe_period,
                                         on_change=self._pod_changed)
         self.pods = PodSync(store, self.supervisor)
-        self.balancer = ServiceBalancer(stats=self.stats, on_port=self._service_port)
-        self.proxy = IngressProxy(self.balancer, stats=self.stats, access_log=self.logs_dir / "ingress.log",
-                                  metrics_port=metrics_port, on_port=self._ingress_port)
+        # The proxy and the Service listeners serve on their own loop: a store call blocked on SQLite's
+        # lock (another process writing) must not hold up requests.
+        self.data_plane = DataPlaneLoop()
+        self.balancer = ThreadedServiceBalancer(self.data_plane, stats=self.stats, on_port=self._service_port)
+        self.proxy = ThreadedIngressProxy(self.data_plane, self.balancer, stats=self.stats,
+                                          access_log=self.logs_dir / "ingress.log", metrics_port=metrics_port,
+                                          on_port=self._ingress_port)
         self._ingress_digest = ""
 
     def _pod_changed(self, state: PodState) -> None:
@@ -119,6 +123,7 @@ class LocalRuntime:
     async def close(self) -> None:
         await self.proxy.close()
         await self.balancer.close()
+        self.data_plane.stop()
         await self.supervisor.close(grace_seconds=5.0)
 
     def render_metrics(self) -> bytes:
