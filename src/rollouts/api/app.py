@@ -80,6 +80,7 @@ MUTATION_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": Problem, "description": "a wrong bearer token"},
     404: {"model": Problem, "description": "no such rollout"},
     409: {"model": Problem, "description": "the action does not apply to the rollout in its current state"},
+    413: {"model": Problem, "description": "a request body larger than 1 MiB"},
 }
 READ_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "no bearer token (only when not bound to loopback)"},
@@ -287,7 +288,8 @@ def create_app(
         "description": "server-sent events: `snapshot` first, then `update` on each change; `: heartbeat` "
                        "comments while idle",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
-    }}
+    }, 429: {"model": Problem, "description": "too many open event streams from this client"},
+        503: {"model": Problem, "description": "too many open event streams in all"}}
 
     @read.get("/rollouts/{ns}/watch", response_class=StreamingResponse, responses=sse_doc,
               summary="Stream the rollouts of a namespace")
