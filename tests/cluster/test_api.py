@@ -349,3 +349,17 @@ def test_dry_run_all_checks_and_changes_nothing(cluster: Cluster) -> None:
     assert after["data"] == {"x": "1"}
     assert after["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"]
     assert invalid.status_code == 422
+
+
+def test_openapi_v3_declares_field_validation_for_every_kind(cluster: Cluster) -> None:
+    with cluster.http() as http:
+        root = http.get("/openapi/v3").json()["paths"]
+        doc = http.get("/" + root["apis/argoproj.io/v1alpha1"]["serverRelativeURL"].lstrip("/")).json()
+        missing = http.get("/openapi/v3/apis/nosuch.io/v1")
+        v2 = http.get("/openapi/v2")
+    assert {"api/v1", "apis/apps/v1", "apis/argoproj.io/v1alpha1"} <= set(root)
+    patch = doc["paths"]["/apis/argoproj.io/v1alpha1/namespaces/{namespace}/rollouts/{name}"]["patch"]
+    assert "fieldValidation" in [p["name"] for p in patch["parameters"]]
+    assert patch["x-kubernetes-group-version-kind"] == {"group": "argoproj.io", "version": "v1alpha1",
+                                                        "kind": "Rollout"}
+    assert missing.status_code == 404 and v2.status_code == 404

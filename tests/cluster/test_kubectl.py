@@ -1,7 +1,8 @@
 """kubectl 1.32 against the local API server: the runbook's commands (apply, get, patch, scale,
 describe, events by involvedObject, ingress YAML, get -w, logs, delete) with KUBECONFIG pointing at it.
 
-The server does not serve /openapi/v2, so client-side validation is off (`--validate=false`)."""
+The server serves a minimal /openapi/v3 (no /openapi/v2), which makes kubectl leave validation to the
+server (`fieldValidation=Strict`): `kubectl apply -f` runs as written, without `--validate=false`."""
 
 from __future__ import annotations
 
@@ -38,18 +39,36 @@ def run(cluster: Cluster, kubectl: str, *args: str, ok: bool = True) -> str:
 @pytest.fixture(scope="module")
 def applied(cluster: Cluster, kubectl: str) -> None:
     for name in ("analysis-templates", "canary-rollouts", "ingress"):
-        run(cluster, kubectl, "apply", "--validate=false", "-f", str(INFRA / f"{name}.yaml"))
+        out = run(cluster, kubectl, "apply", "-f", str(INFRA / f"{name}.yaml"))
+        assert "warning" not in out.lower(), out
 
 
 def test_kubectl_apply_creates_then_reports_unchanged(cluster: Cluster, kubectl: str, applied: None) -> None:
-    again = run(cluster, kubectl, "apply", "--validate=false", "-f", str(INFRA / "canary-rollouts.yaml"))
+    again = run(cluster, kubectl, "apply", "-f", str(INFRA / "canary-rollouts.yaml"))
     assert "rollout.argoproj.io/auth-svc unchanged" in again
 
 
 def test_kubectl_apply_server_side(cluster: Cluster, kubectl: str, applied: None) -> None:
-    out = run(cluster, kubectl, "apply", "--server-side", "--validate=false", "-f",
-              str(INFRA / "analysis-templates.yaml"))
+    out = run(cluster, kubectl, "apply", "--server-side", "-f", str(INFRA / "analysis-templates.yaml"))
     assert "serverside-applied" in out
+
+
+def test_kubectl_apply_of_an_invalid_rollout_prints_the_field_causes(cluster: Cluster, kubectl: str,
+                                                                    tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("""apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: bad-ro, namespace: aivo-system}
+spec:
+  selector: {matchLabels: {app: bad}}
+  template:
+    metadata: {labels: {app: bad}}
+    spec: {containers: [{name: app, image: "bad:1"}]}
+  strategy: {canary: {steps: [{setWeight: 140}]}}
+""")
+    out = run(cluster, kubectl, "apply", "-f", str(bad), ok=False)
+    assert "spec.strategy.canary.steps[0].setWeight: 140 is not between 0 and 100" in out
+    assert "NotFound" in run(cluster, kubectl, "get", "rollout", "bad-ro", "-n", NS, ok=False)
 
 
 def test_kubectl_get_rollouts_prints_argo_columns(cluster: Cluster, kubectl: str, applied: None) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from rollouts.cluster.apiserver import discovery
+from rollouts.cluster.apiserver import discovery, openapi
 from rollouts.cluster.apiserver.crds import custom_resource_definitions
 from rollouts.cluster.apiserver.errors import (
     ApiError,
@@ -109,6 +109,8 @@ class ApiServer:
         app.router.add_get("/version", self._version)
         app.router.add_get("/api", self._api)
         app.router.add_get("/apis", self._apis)
+        app.router.add_get("/openapi/v3", self._openapi_root)
+        app.router.add_get("/openapi/v3/{tail:.+}", self._openapi_document)
         for path in PUBLIC_PATHS:
             app.router.add_get(path, self._health)
         app.router.add_route("*", "/api/{tail:.+}", self._resource)
@@ -150,6 +152,18 @@ class ApiServer:
 
     async def _apis(self, request: web.Request) -> web.Response:
         return _json(discovery.group_list())
+
+    async def _openapi_root(self, request: web.Request) -> web.Response:
+        return _json(openapi.root())
+
+    async def _openapi_document(self, request: web.Request) -> web.Response:
+        parts = request.match_info["tail"].split("/")
+        group, version = ("", parts[1]) if parts[0] == "api" and len(parts) == 2 else (
+            (parts[1], parts[2]) if parts[0] == "apis" and len(parts) == 3 else ("", ""))
+        found = openapi.document(group, version) if version else None
+        if found is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return _json(found)
 
     # ---- routing ---------------------------------------------------------------------------------
 
