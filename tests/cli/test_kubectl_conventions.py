@@ -226,3 +226,31 @@ def test_every_help_has_an_examples_section(cli: Cli, path: tuple[str, ...]) -> 
     commands = [line.strip() for line in examples if line.strip() and not line.strip().startswith("#")]
     assert commands and all(c.startswith("rollouts ") or c.startswith("cat ") for c in commands), examples
     assert not any(ch in text for ch in "╭│╰")
+
+
+def test_promote_inconclusive_blue_green_message_matches_the_engine() -> None:
+    """What the message says is what the engine does: after promote, the Inconclusive pre-promotion run is
+    replaced by a new one (Argo's semantics) and the switch waits for it."""
+    from rollouts.engine import intents
+    from tests.engine.builders import deployed, update
+    from tests.engine.builders import rollout as engine_rollout
+
+    analysis = {"templates": [{"templateName": "success-rate"}]}
+    w = deployed(engine_rollout(replicas=1, blue_green={"activeService": "active", "previewService": "preview",
+                                                        "prePromotionAnalysis": analysis}),
+                 outcome=lambda run, elapsed: "Inconclusive")
+    update(w)
+    assert w.run(until=lambda x: x.phase == "Paused", max_seconds=600)
+    status = w.rollout.status
+    assert status is not None and status.blue_green is not None
+    first = status.blue_green.pre_promotion_analysis_run_status
+    assert first is not None and first.status == "Inconclusive"
+    w.patch(intents.promote(w.rollout))
+
+    def new_run(x: Any) -> bool:
+        s = x.rollout.status
+        run = s.blue_green.pre_promotion_analysis_run_status if s and s.blue_green else None
+        return run is not None and run.name != first.name
+
+    assert w.run(until=new_run, max_seconds=120)
+    assert w.rollout.status.blue_green.active_selector != w.rollout.status.current_pod_hash  # not switched
