@@ -118,6 +118,13 @@ def test_mutation_token_checked_before_the_body_is_read(db: Path) -> None:
     assert elapsed < 3
 
 
+def test_read_with_a_declared_huge_body_is_refused_without_reading_it(db: Path) -> None:
+    with live_server(db) as url:
+        answer = raw_request(url, f"GET /api/v1/rollouts HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                  f"Content-Length: {64 * 1024 * 1024}", timeout=3)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+
+
 def test_body_over_one_mib_is_refused_with_413(db: Path) -> None:
     with live_server(db) as url, httpx.Client(base_url=url, timeout=10) as http:
         big = b'{"container": "shop", "image": "' + b"x" * (1024 * 1024) + b'"}'
