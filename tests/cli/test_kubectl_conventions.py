@@ -146,7 +146,10 @@ def test_watch_false_is_accepted_as_argo_plugin_spells_it(cli: Cli) -> None:
     assert result.exit_code == 0, result.stderr
     assert result.output.startswith("Name:            echo-rollout")
     assert cli("status", "echo-rollout", "--watch=false").output == "Paused - CanaryPauseStep\n"
-    assert cli("list", "rollouts", "-w=false").exit_code == 2  # only the long form takes a value, as in cobra
+    short = cli("list", "rollouts", "-w=false")  # pflag takes the shorthand with a value too
+    assert short.exit_code == 0 and short.output.splitlines()[0].startswith("NAME"), short.stderr
+    assert cli("status", "echo-rollout", "--no-watch=true").output == "Paused - CanaryPauseStep\n"
+    assert cli("get", "rollout", "echo-rollout", "--watch=maybe").exit_code == 2  # not a boolean: a usage error
 
 
 def test_list_timestamps_prefix_every_line(cli: Cli) -> None:

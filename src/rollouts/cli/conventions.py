@@ -1,7 +1,7 @@
 """The command-line conventions a kubectl user expects, applied to the whole `rollouts` command tree:
 
 - usage errors are one line (`error: ...`) followed by the usage line, not a framed box;
-- boolean flags also take cobra's `--flag=true` / `--flag=false` spelling (`get ro x --watch=false`);
+- boolean flags also take cobra's `--flag=true` / `--flag=false` spelling (`get ro x --watch=false`, `-w=false`);
 - every command's help ends with an Examples section (the texts live in rollouts.cli.examples);
 - help is plain text (no boxes), so it reads the same in a terminal, a pipe and a CI log.
 """
@@ -47,13 +47,13 @@ def _flag_spelling(command: Command, option: str, value: str) -> list[str] | Non
     for param in command.params:
         if not getattr(param, "is_flag", False) or getattr(param, "count", False):
             continue
-        primary = [o for o in getattr(param, "opts", []) if o.startswith("--")]
-        secondary = [o for o in getattr(param, "secondary_opts", []) if o.startswith("--")]
+        primary = list(getattr(param, "opts", []))
+        secondary = list(getattr(param, "secondary_opts", []))
         word = value.lower()
         if option in primary:
-            on, off = primary[0], (secondary[0] if secondary else None)
+            on, off = option, (secondary[0] if secondary else None)
         elif option in secondary:  # `--no-watch=false` means watch
-            on, off = secondary[0], (primary[0] if primary else None)
+            on, off = option, (primary[0] if primary else None)
         else:
             continue
         if word in TRUE_WORDS:
@@ -72,7 +72,7 @@ def normalize_flags(root: Command, args: Sequence[str]) -> list[str]:
         if arg == "--":  # what follows is arguments, never options
             out.extend(args[index:])
             break
-        if arg.startswith("--") and "=" in arg:
+        if arg.startswith("-") and "=" in arg:  # `--watch=false`, and pflag's `-w=false` too
             option, _, value = arg.partition("=")
             spelled = _flag_spelling(command, option, value)
             if spelled is not None:
