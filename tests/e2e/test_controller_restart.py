@@ -123,7 +123,7 @@ def outcome(ctl: ControllerProcess, port: int, old_hash: str) -> dict[str, Any]:
 
 
 def step_messages(*numbers: int) -> list[tuple[str, int]]:
-    kinds = {1: "setWeight: 30", 2: "pause: {}", 3: "analysis: not-red", 4: "setWeight: 60", 5: "pause: 2s"}
+    kinds = {1: "setWeight: 30", 2: "pause", 3: "analysis", 4: "setWeight: 60", 5: "pause: 2s"}
     return [(f"Rollout step {n}/{STEPS} completed ({kinds[n]})", 1) for n in numbers]
 
 
@@ -156,7 +156,7 @@ def test_good_release_ends_promoted(controller: ControllerProcess, tmp_path: Pat
     assert {k: v for k, v in final.items() if k != "steps"} == GOOD
     # Each step completed exactly once: none repeated (count 1), none skipped. The indefinite pause
     # (step 2) is completed by `rollouts promote` itself, which moves the index without an event.
-    assert final["steps"] == step_messages(1, 3, 4, 5)
+    assert final["steps"] == step_messages(1, 2, 3, 4, 5)
     assert indexes == sorted(indexes) and indexes[-1] == STEPS, indexes
 
 

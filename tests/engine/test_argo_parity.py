@@ -10,10 +10,11 @@ import pytest
 
 from rollouts.engine import intents
 from rollouts.engine.rollback import rollback_within_window
+from rollouts.engine.steps import describe_step
 from rollouts.engine.types import ReplicaSetObservation, ScaleReplicaSet
 from rollouts.engine.world import World, successful_after
 from rollouts.spec.pod import PodTemplateSpec
-from rollouts.spec.rollout import Rollout
+from rollouts.spec.rollout import CanaryStep, Rollout
 
 from .builders import deployed, rollout, traffic, update
 
@@ -274,3 +275,78 @@ def test_promote_full_with_traffic_routing_weights(dynamic: bool, expected: list
     assert w.run(until=healthy_on_new)
     moves = [int(e.message.rsplit(" ", 1)[1]) for e in w.events[seen:] if e.reason == "TrafficWeightUpdated"]
     assert moves == expected
+
+
+# --- 8 and 11. what `get rollout`, events and Argo CD show -------------------------------------------------
+
+
+def _bg(**extra: object) -> dict[str, object]:
+    return {"activeService": "active", "previewService": "preview", **extra}
+
+
+def test_blue_green_post_promotion_messages_follow_argo() -> None:
+    """CalculateRolloutPhase: "waiting for analysis to complete" while the post-promotion run is missing or
+    unfinished (they were swapped)."""
+    w = deployed(rollout(replicas=2, blue_green=_bg(postPromotionAnalysis={"templates": [{"templateName": "success-rate"}]})),
+                 outcome=successful_after(60))
+    update(w)
+    w.run(until=lambda x: x.selectors.get("active") == status(x).current_pod_hash)
+    assert status(w).message == "waiting for analysis to complete"
+    assert w.run(until=healthy_on_new)
+
+
+def test_blue_green_abort_after_switch_emits_switch_service() -> None:
+    w = deployed(rollout(replicas=2, blue_green=_bg(postPromotionAnalysis={"templates": [{"templateName": "success-rate"}]})),
+                 outcome=lambda run, elapsed: None)
+    old = status(w).current_pod_hash
+    update(w)
+    w.run(until=lambda x: x.selectors.get("active") == status(x).current_pod_hash)
+    new = status(w).current_pod_hash
+    w.patch(intents.abort(w.rollout))
+    w.run(until=lambda x: x.phase == "Degraded")
+    switches = [e.message for e in w.events if e.reason == "SwitchService"]
+    assert switches[-1] == f"Switched selector for service 'active' from '{new}' to '{old}'"
+
+
+@pytest.mark.parametrize(
+    ("step", "text"),
+    [
+        ({"setWeight": 20}, "setWeight: 20"),
+        ({"pause": {}}, "pause"),
+        ({"pause": {"duration": "30s"}}, "pause: 30s"),
+        ({"pause": {"duration": 30}}, "pause: 30"),
+        ({"analysis": {"templates": [{"templateName": "a"}]}}, "analysis"),
+        ({"experiment": {"templates": []}}, "experiment"),
+        ({"setCanaryScale": {"weight": 10}}, "setCanaryScale{weight: 10}"),
+        ({"setCanaryScale": {"matchTrafficWeight": True}}, "setCanaryScale{matchTrafficWeight: true}"),
+        ({"setCanaryScale": {"replicas": 3}}, "setCanaryScale{replicas: 3}"),
+        ({"setHeaderRoute": {"name": "h"}}, "setHeaderRoute: h"),
+        ({"setMirrorRoute": {"name": "m"}}, "setMirrorRoute: m"),
+        ({"plugin": {"name": "p"}}, "plugin: p"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_step_strings_are_argo_canary_step_string(step: dict, text: str) -> None:  # type: ignore[type-arg]
+    assert describe_step(CanaryStep.model_validate(step)) == text
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [("promote-full", "Full promotion requested"), ("steps", "Completed all 2 canary steps")],
+)
+def test_completion_reasons(how: str, reason: str) -> None:
+    w = deployed(rollout(replicas=2, steps=[{"setWeight": 50}, {"pause": {}}]))
+    update(w)
+    w.run(until=lambda x: x.phase == "Paused")
+    w.patch(intents.promote(w.rollout, full=how == "promote-full"))
+    assert w.run(until=healthy_on_new)
+    assert [e.message for e in w.events if e.reason == "RolloutCompleted"][-1].endswith(f": {reason}")
+
+
+def test_promote_on_pause_step_announces_the_step() -> None:
+    w = deployed(rollout(replicas=2, steps=[{"setWeight": 50}, {"pause": {}}, {"setWeight": 75}, {"pause": {}}]))
+    update(w)
+    w.run(until=lambda x: x.phase == "Paused")
+    w.patch(intents.promote(w.rollout))
+    w.run(until=lambda x: x.phase == "Paused" and status(x).current_step_index == 3)
+    assert "Rollout step 2/4 completed (pause)" in [e.message for e in w.events if e.reason == "RolloutStepCompleted"]

@@ -104,7 +104,7 @@ def scenario_post_promotion_failure_switches_back() -> None:
     old = status(w).current_pod_hash
     update(w)
     w.run(until=lambda x: x.selectors["active"] == status(x).current_pod_hash)
-    assert status(w).message == "waiting for post-promotion verification to complete"
+    assert status(w).message == "waiting for analysis to complete"
     w.run(until=lambda x: x.phase == "Degraded")
     assert w.selectors["active"] == old and status(w).stable_rs == old
     assert "Blue/green post-promotion analysis phase error/failed" in (status(w).message or "")

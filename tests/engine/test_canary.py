@@ -73,9 +73,10 @@ def scenario_update_starts_steps() -> None:
     w = deployed(rollout(replicas=1, steps=[{"setWeight": 50}, {"pause": {}}]))
     update(w)
     d = w.reconcile()
-    assert [e.reason for e in d.events] == ["RolloutUpdated", "NewReplicaSetCreated", "ScalingReplicaSet"]
+    assert [e.reason for e in d.events] == [
+        "RolloutUpdated", "NewReplicaSetCreated", "RolloutNotCompleted", "ScalingReplicaSet"]
     assert d.events[0].message == "Rollout updated to revision 2"
-    assert d.events[2].message.startswith("Scaled up ReplicaSet app-") and d.events[2].message.endswith(
+    assert d.events[3].message.startswith("Scaled up ReplicaSet app-") and d.events[3].message.endswith(
         "(revision 2) from 0 to 1")
     assert d.status.current_step_index == 0 and d.status.stable_rs != d.status.current_pod_hash
     assert d.status.phase == "Progressing"

@@ -37,16 +37,41 @@ def test_abort_retry_promote_event_sequence() -> None:
     w.run(until=lambda x: x.phase == "Healthy")
     assert w.event_reasons() == [
         "RolloutUpdated", "NewReplicaSetCreated", "ScalingReplicaSet", "RolloutCompleted",
-        "RolloutUpdated", "NewReplicaSetCreated", "ScalingReplicaSet", "RolloutStepCompleted", "RolloutPaused",
-        "ScalingReplicaSet", "RolloutAborted",
+        "RolloutUpdated", "NewReplicaSetCreated", "RolloutNotCompleted", "ScalingReplicaSet", "RolloutStepCompleted",
+        "RolloutPaused", "ScalingReplicaSet", "RolloutAborted",
         "ScalingReplicaSet", "RolloutStepCompleted", "RolloutPaused",
-        "RolloutResumed", "ScalingReplicaSet", "RolloutCompleted",
+        "RolloutResumed", "RolloutStepCompleted", "ScalingReplicaSet", "RolloutCompleted",
     ]
     messages = [e.message for e in w.events]
     assert messages[-1].endswith("Completed all 2 canary steps")
     assert messages[-1].startswith("Rollout completed update to revision 2 (")
-    assert messages[10] == "Rollout aborted update to revision 2"
-    assert messages[8] == "Rollout is paused (CanaryPauseStep)" and messages[14] == "Rollout is resumed"
+    assert messages[11] == "Rollout aborted update to revision 2"
+    assert messages[9] == "Rollout is paused (CanaryPauseStep)" and messages[15] == "Rollout is resumed"
+    assert messages[6].startswith("Rollout not completed, started update to revision 2 (")
+    assert messages[16] == "Rollout step 2/2 completed (pause)"
+
+
+def test_abort_retry_timed_pause_event_sequence_matches_argo_e2e() -> None:
+    """Argo's e2e TestRolloutAbortRetryPromote as written (pause: {duration: 3s}); Argo's list minus
+    RolloutAddedToInformer and the RolloutNotCompleted of the initial deploy."""
+    w = world(rollout(replicas=1, steps=[{"setWeight": 50}, {"pause": {"duration": "3s"}}]))
+    w.run(until=lambda x: x.phase == "Healthy")
+    update(w)
+    w.run(until=lambda x: x.phase == "Paused" and status(x).current_step_index == 1)
+    w.patch(intents.abort(w.rollout))
+    w.run(until=lambda x: x.phase == "Degraded")
+    w.patch(intents.retry(w.rollout))
+    w.run(until=lambda x: x.phase == "Paused")
+    assert w.run(until=lambda x: x.phase == "Healthy" and status(x).stable_rs == status(x).current_pod_hash)
+    assert w.event_reasons() == [
+        "RolloutUpdated", "NewReplicaSetCreated", "ScalingReplicaSet", "RolloutCompleted",
+        "RolloutUpdated", "NewReplicaSetCreated", "RolloutNotCompleted", "ScalingReplicaSet", "RolloutStepCompleted",
+        "RolloutPaused", "ScalingReplicaSet", "RolloutAborted",
+        "ScalingReplicaSet", "RolloutStepCompleted", "RolloutPaused",
+        "RolloutStepCompleted", "RolloutResumed", "ScalingReplicaSet", "RolloutCompleted",
+    ]
+    assert [e.message for e in w.events if e.reason == "RolloutStepCompleted"][-1] == (
+        "Rollout step 2/2 completed (pause: 3s)")
 
 
 def test_progress_deadline_exceeded() -> None:

@@ -45,8 +45,8 @@ def test_good_release_walks_every_step_to_healthy() -> None:
     assert (s.phase, s.aborted, s.stable_image, s.current_step_index) == ("Healthy", False, "shop:1.1", 9)
     completed = [e.message for e in sim.events if e.reason == "RolloutStepCompleted"]
     assert completed == [f"Rollout step {i}/9 completed" + m for i, m in zip(range(1, 10), [
-        " (setWeight: 10)", " (analysis: success-rate)", " (setWeight: 25)", " (analysis: success-rate)",
-        " (setWeight: 50)", " (analysis: success-rate)", " (setWeight: 75)", " (analysis: success-rate)",
+        " (setWeight: 10)", " (analysis)", " (setWeight: 25)", " (analysis)",
+        " (setWeight: 50)", " (analysis)", " (setWeight: 75)", " (analysis)",
         " (setWeight: 100)",
     ], strict=True)]
     # 4 analyses x count 3, every 30 s: the first one completes at 5 s (pod ready) + 60 s.

@@ -126,7 +126,10 @@ def reconcile_bg_abort(ctx: Context) -> None:
     assert bg is not None and new_rs is not None and stable is not None
     ctx.set_deadline(stable, None)
     ctx.scale(stable, ctx.replicas)
+    switched_from = ctx.observed.service_selectors.get(bg.active_service or "")
     ctx.point_service(bg.active_service, stable.pod_hash)
+    if switched_from and switched_from != stable.pod_hash:
+        ctx.status_event(c.SWITCH_SERVICE, _switch_message(bg.active_service or "", switched_from, stable.pod_hash))
     ctx.active_selector = stable.pod_hash
     delay = bg.abort_scale_down_delay_seconds
     if delay is None:
@@ -192,12 +195,13 @@ def reconcile_cutover(ctx: Context) -> None:
     if ctx.rollout.spec.paused and not ctx.promote_full:
         return
     ctx.point_service(bg.active_service, ctx.pod_hash)
-    ctx.status_event(
-        c.SWITCH_SERVICE,
-        f"Switched selector for service '{bg.active_service}' from '{stable.pod_hash}' to '{ctx.pod_hash}'",
-    )
+    ctx.status_event(c.SWITCH_SERVICE, _switch_message(bg.active_service or "", stable.pod_hash, ctx.pod_hash))
     ctx.active_selector = ctx.pod_hash
     ctx.requeue_in(0)
+
+
+def _switch_message(service: str, old: str, new: str) -> str:
+    return f"Switched selector for service '{service}' from '{old}' to '{new}'"
 
 
 def reconcile_post_promotion(ctx: Context) -> None:

@@ -547,7 +547,8 @@ def _reconcile_pause_step(ctx: Context, step: CanaryStep) -> None:
     seconds = pause_seconds(step.pause)
     if cond is None:
         if ctx.resumed:
-            complete_step(ctx, step, announce=False)
+            # Argo announces the pause step that promote released like any completed step.
+            complete_step(ctx, step)
         elif seconds == 0:
             complete_step(ctx, step)
         elif not ctx.pause_conditions:

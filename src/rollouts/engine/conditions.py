@@ -35,6 +35,7 @@ INVALID_SPEC_REASON = "InvalidSpec"
 # event reasons (besides the ones above)
 ROLLOUT_UPDATED = "RolloutUpdated"
 ROLLOUT_STEP_COMPLETED = "RolloutStepCompleted"
+ROLLOUT_NOT_COMPLETED = "RolloutNotCompleted"
 SCALING_REPLICA_SET = "ScalingReplicaSet"
 TRAFFIC_WEIGHT_UPDATED = "TrafficWeightUpdated"
 SKIP_STEPS = "SkipSteps"
@@ -75,6 +76,10 @@ def rs_timed_out_message(rs_name: str) -> str:
 def aborted_message(revision: int, cause: str = "") -> str:
     text = f"Rollout aborted update to revision {revision}"
     return f"{text}: {cause}" if cause else text
+
+
+def not_completed_message(revision: int, pod_hash: str) -> str:
+    return f"Rollout not completed, started update to revision {revision} ({pod_hash})"
 
 
 def completed_message(revision: int, pod_hash: str, how: str) -> str:
@@ -173,9 +178,13 @@ def rollout_phase(
         if not active or active != current:
             return "Progressing", "active service cutover pending"
         if not status.stable_rs or status.stable_rs != current:
-            if blue_green.post_promotion_analysis is not None:
-                return "Progressing", "waiting for post-promotion verification to complete"
-            return "Progressing", "waiting for analysis to complete"
+            # Argo's waitingForBlueGreenPostPromotionAnalysis: the post-promotion run is missing or
+            # unfinished; otherwise what is left is post-promotion verification.
+            post = bg.post_promotion_analysis_run_status if bg is not None else None
+            finished = post is not None and post.status in ("Successful", "Failed", "Error", "Inconclusive")
+            if blue_green.post_promotion_analysis is not None and not finished:
+                return "Progressing", "waiting for analysis to complete"
+            return "Progressing", "waiting for post-promotion verification to complete"
     elif canary is not None:
         if canary.traffic_routing is None and (status.replicas or 0) > updated:
             return "Progressing", "old replicas are pending termination"

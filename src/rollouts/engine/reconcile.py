@@ -22,6 +22,7 @@ from rollouts.engine.types import (
     CreateReplicaSet,
     Decision,
     DeleteReplicaSet,
+    EmitEvent,
     EvictPod,
     Observed,
     ReplicaSetObservation,
@@ -483,6 +484,7 @@ def _set_conditions(ctx: Context, *, updated: int, ready: int, available: int) -
     elif c.find(conds, c.PAUSED) is not None:
         conds = c.with_condition(conds, c.PAUSED, "False", c.ROLLOUT_RESUMED, c.RESUMED_MESSAGE, now)
     done = ctx.fully_promoted
+    before = c.find(conds, c.COMPLETED)
     conds = c.with_condition(
         conds,
         c.COMPLETED,
@@ -491,4 +493,20 @@ def _set_conditions(ctx: Context, *, updated: int, ready: int, available: int) -
         c.ROLLOUT_COMPLETED,
         now,
     )
+    if not done and before is not None and before.status == "True":
+        # Argo's RolloutNotCompleted: an update started; told right after the ReplicaSet it created.
+        _event_after_created(ctx, c.ROLLOUT_NOT_COMPLETED, c.not_completed_message(ctx.revision, ctx.pod_hash))
+    resumed_now = any(e.reason == c.ROLLOUT_RESUMED for e in ctx.status_events)
+    if prev.pause_conditions and not ctx.pause_conditions and not ctx.abort and not resumed_now:
+        # A pause that ended on its own (a timed pause step, blue/green auto-promotion, promotion).
+        ctx.status_event(c.ROLLOUT_RESUMED, c.RESUMED_MESSAGE)
     ctx.conditions = conds
+
+
+def _event_after_created(ctx: Context, reason: str, message: str) -> None:
+    event = EmitEvent(type="Normal", reason=reason, message=message)
+    for i, action in enumerate(ctx.actions):
+        if isinstance(action, EmitEvent) and action.reason == c.NEW_RS_CREATED:
+            ctx.actions.insert(i + 1, event)
+            return
+    ctx.status_events.insert(0, event)

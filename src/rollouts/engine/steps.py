@@ -73,29 +73,27 @@ def pause_seconds(pause: RolloutPause) -> float | None:
 
 
 def describe_step(step: CanaryStep) -> str:
-    """How a step reads in `RolloutStepCompleted` events, e.g. `setWeight: 50`."""
+    """How a step reads in `RolloutStepCompleted` events: Argo's `CanaryStepString`, e.g. `setWeight: 50`."""
     if step.set_weight is not None:
         return f"setWeight: {step.set_weight}"
     if step.pause is not None:
-        if step.pause.duration is None:
-            return "pause: {}"
-        return f"pause: {step.pause.duration}"
+        return "pause" if step.pause.duration is None else f"pause: {step.pause.duration}"
+    if step.experiment is not None:
+        return "experiment"
     if step.analysis is not None:
-        names = ", ".join(t.template_name for t in step.analysis.templates)
-        return f"analysis: {names}"
+        return "analysis"
     if step.set_canary_scale is not None:
         scale = step.set_canary_scale
-        if scale.replicas is not None:
-            return f"setCanaryScale: replicas {scale.replicas}"
         if scale.weight is not None:
-            return f"setCanaryScale: weight {scale.weight}"
-        return "setCanaryScale: matchTrafficWeight"
+            return f"setCanaryScale{{weight: {scale.weight}}}"
+        if scale.match_traffic_weight:
+            return "setCanaryScale{matchTrafficWeight: true}"
+        if scale.replicas is not None:
+            return f"setCanaryScale{{replicas: {scale.replicas}}}"
+    if step.plugin is not None:
+        return f"plugin: {step.plugin.name}"
     if step.set_header_route is not None:
         return f"setHeaderRoute: {step.set_header_route.name}"
     if step.set_mirror_route is not None:
         return f"setMirrorRoute: {step.set_mirror_route.name}"
-    if step.experiment is not None:
-        return "experiment"
-    if step.plugin is not None:
-        return f"plugin: {step.plugin.name}"
-    return "step"
+    return "invalid"
