@@ -31,11 +31,9 @@ def _target(root: Command, args: Sequence[str]) -> Command:
     """The (sub)command that `args` invoke: follow leading words that name subcommands."""
     command = root
     for arg in args:
-        commands = getattr(command, "commands", None)
-        if not commands or arg.startswith("-"):
-            if arg.startswith("-"):
-                continue
-            break
+        if arg.startswith("-"):  # the root's own options may come before the verb
+            continue
+        commands = getattr(command, "commands", None) or {}
         if arg not in commands:
             break
         command = commands[arg]
