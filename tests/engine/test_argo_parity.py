@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from rollouts.engine import intents
+from rollouts.engine.replicas import surge_and_unavailable
 from rollouts.engine.rollback import rollback_within_window
 from rollouts.engine.steps import describe_step
 from rollouts.engine.types import ReplicaSetObservation, ScaleReplicaSet
@@ -350,3 +351,27 @@ def test_promote_on_pause_step_announces_the_step() -> None:
     w.patch(intents.promote(w.rollout))
     w.run(until=lambda x: x.phase == "Paused" and status(x).current_step_index == 3)
     assert "Rollout step 2/4 completed (pause)" in [e.message for e in w.events if e.reason == "RolloutStepCompleted"]
+
+
+# --- 12. small arithmetic ----------------------------------------------------------------------------------
+
+
+def test_set_canary_scale_weight_is_relative_to_max_traffic_weight() -> None:
+    """Argo's trafficWeightToReplicas: weight 500 of maxTrafficWeight 1000 is half the pods (it was 10/10)."""
+    canary = traffic()
+    canary["trafficRouting"] = {**canary["trafficRouting"], "maxTrafficWeight": 1000}
+    steps = [{"setCanaryScale": {"weight": 500}}, {"setWeight": 100}, {"pause": {}}]
+    w = deployed(rollout(replicas=10, steps=steps, canary=canary))
+    update(w)
+    w.run(until=lambda x: status(x).current_step_index == 1)
+    assert w.counts()[2] == (5, 5)
+
+
+@pytest.mark.parametrize(
+    ("replicas", "surge", "unavailable", "expected"),
+    [(3, 0, "100%", (0, 3)), (2, 1, 5, (1, 2)), (0, 0, 0, (0, 0))],
+    ids=["percent-above-replicas", "count-above-replicas", "zero-replicas"],
+)
+def test_max_unavailable_capped_at_replicas(replicas: int, surge: object, unavailable: object,
+                                            expected: tuple[int, int]) -> None:
+    assert surge_and_unavailable(replicas, surge, unavailable) == expected  # type: ignore[arg-type]

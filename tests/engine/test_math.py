@@ -152,9 +152,44 @@ def _spec(**strategy: object) -> RolloutSpec:
              "blueGreen": {"activeSelector": "a"}}), ("Progressing", "active service cutover pending")),
         (_spec(), RolloutStatus(updated_replicas=2, available_replicas=2, replicas=2, current_pod_hash="a",
                                 stable_rs="a"), ("Healthy", "")),
+        # Argo's rolloututil_test (CalculateRolloutPhase): post-promotion analysis missing / running / done.
+        (_spec(blueGreen={"activeService": "a", "postPromotionAnalysis": {"templates": [{"templateName": "t"}]}}),
+         RolloutStatus.model_validate({"updatedReplicas": 2, "availableReplicas": 2, "currentPodHash": "b",
+                                       "stableRS": "a", "blueGreen": {"activeSelector": "b"}}),
+         ("Progressing", "waiting for analysis to complete")),
+        (_spec(blueGreen={"activeService": "a", "postPromotionAnalysis": {"templates": [{"templateName": "t"}]}}),
+         RolloutStatus.model_validate({"updatedReplicas": 2, "availableReplicas": 2, "currentPodHash": "b",
+                                       "stableRS": "a", "blueGreen": {"activeSelector": "b",
+                                       "postPromotionAnalysisRunStatus": {"name": "r", "status": "Running"}}}),
+         ("Progressing", "waiting for analysis to complete")),
+        (_spec(blueGreen={"activeService": "a", "postPromotionAnalysis": {"templates": [{"templateName": "t"}]}}),
+         RolloutStatus.model_validate({"updatedReplicas": 2, "availableReplicas": 2, "currentPodHash": "b",
+                                       "stableRS": "a", "blueGreen": {"activeSelector": "b",
+                                       "postPromotionAnalysisRunStatus": {"name": "r", "status": "Successful"}}}),
+         ("Progressing", "waiting for post-promotion verification to complete")),
+        (_spec(blueGreen={"activeService": "a"}),
+         RolloutStatus.model_validate({"updatedReplicas": 2, "availableReplicas": 2, "currentPodHash": "b",
+                                       "stableRS": "a", "blueGreen": {"activeSelector": "b"}}),
+         ("Progressing", "waiting for post-promotion verification to complete")),
     ],
     ids=["unpause-pending", "aborted", "invalid", "manual-pause", "pause-condition", "updating",
-         "becoming-available", "old-pending-termination", "steps-pending", "bg-cutover-pending", "healthy"],
+         "becoming-available", "old-pending-termination", "steps-pending", "bg-cutover-pending", "healthy",
+         "bg-post-analysis-missing", "bg-post-analysis-running", "bg-post-analysis-done", "bg-no-post-analysis"],
 )
 def test_rollout_phase(spec: RolloutSpec, status: RolloutStatus, expected: tuple[str, str]) -> None:
     assert c.rollout_phase(spec, status) == expected
+
+
+@pytest.mark.parametrize(
+    ("observed", "generation", "seen"),
+    [("3", 3, True), ("2", 3, False), ("abc123hash", 3, True), ("9", 3, True), (None, 3, False)],
+    ids=["same", "behind", "legacy-hash", "numeric-hash-above", "never-observed"],
+)
+def test_generation_observed_like_argo(observed: str | None, generation: int, seen: bool) -> None:
+    """Argo's isGenerationObserved: a v0.9 hash in observedGeneration does not leave the rollout
+    "waiting for rollout spec update to be observed" forever."""
+    assert c.generation_observed(observed, generation) is seen
+    status = RolloutStatus(observed_generation=observed, updated_replicas=2, available_replicas=2, replicas=2,
+                           current_pod_hash="a", stable_rs="a")
+    expected = ("Healthy", "") if seen else ("Progressing", "waiting for rollout spec update to be observed")
+    assert c.rollout_phase(_spec(), status, generation) == expected

@@ -298,7 +298,8 @@ def _traffic_routed_replicas(ctx: Context) -> None:
         weight = top if ctx.promote_full else set_weight_at(ctx.steps, ctx.index, top)
         scale = canary_scale_at(ctx.steps, ctx.index) if ctx.index < len(ctx.steps) else None
         if scale is not None and not ctx.promote_full:
-            target_new = scale.replicas if scale.replicas is not None else share(scale.weight or 0, n, 100)
+            # Argo's trafficWeightToReplicas: the weight is out of maxTrafficWeight.
+            target_new = scale.replicas if scale.replicas is not None else share(scale.weight or 0, n, top)
         else:
             target_new = share(weight, n, top)
         target_stable = n

@@ -143,11 +143,23 @@ def restart_pending(spec: RolloutSpec, status: RolloutStatus, now: datetime | No
     return status.restarted_at is None or status.restarted_at < spec.restart_at
 
 
+def generation_observed(observed: str | None, generation: int) -> bool:
+    """Argo's isGenerationObserved: a legacy non-numeric observedGeneration (a v0.9 hash) counts as
+    observed, and so does a numeric hash larger than the generation."""
+    if observed is None:
+        return False
+    try:
+        number = int(observed)
+    except ValueError:
+        return True
+    return number >= generation
+
+
 def rollout_phase(
     spec: RolloutSpec, status: RolloutStatus, generation: int | None = None, now: datetime | None = None
 ) -> tuple[str, str]:
     """(phase, message), first matching rule wins, in Argo's order."""
-    if generation is not None and status.observed_generation != str(generation):
+    if generation is not None and not generation_observed(status.observed_generation, generation):
         return "Progressing", "waiting for rollout spec update to be observed"
     if status.controller_pause and not status.pause_conditions:
         return "Progressing", "waiting for rollout to unpause"
