@@ -42,11 +42,11 @@ class Cluster:
                             timeout=10)
 
 
-def start_cluster(home: Path, **store_options: Any) -> tuple[Cluster, Any]:
+def start_cluster(home: Path, watch_memory: int = 4096, **store_options: Any) -> tuple[Cluster, Any]:
     store = SQLiteStore(database_path(home), **store_options)
     token = api_token(home)
     server = ApiServer(store, token, Settings(bookmark_interval=0.3, log_poll_interval=0.05,
-                                              logs_dir=home / "logs"))
+                                              logs_dir=home / "logs", watch_memory=watch_memory))
     server.objects.ensure_namespace("default")
     loop = asyncio.new_event_loop()
     ready = threading.Event()

@@ -18,10 +18,12 @@ FEED_LIMIT = 40
 CM = "/api/v1/namespaces/default/configmaps"
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    # A short retained history, so that compaction (and 410) is cheap to reach.
-    found, stop = start_cluster(tmp_path_factory.mktemp("watch-home"), feed_limit=FEED_LIMIT)
+@pytest.fixture(scope="module", params=[4096, 3], ids=["shared-feed", "small-memory"])
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    # A short retained history, so that compaction (and 410) is cheap to reach; with a tiny shared
+    # memory, watches also take the path that reads the store directly.
+    found, stop = start_cluster(tmp_path_factory.mktemp("watch-home"), watch_memory=request.param,
+                                feed_limit=FEED_LIMIT)
     yield found
     stop()
 
@@ -116,3 +118,24 @@ def test_selective_watch_reports_objects_entering_and_leaving_the_selection(clus
     events = _events(cluster, {"labelSelector": "w=in", "resourceVersion": start, "timeoutSeconds": "2"}, count=3)
     assert [e["type"] for e in events] == ["DELETED", "ADDED", "MODIFIED"]
     assert events[0]["object"]["metadata"]["labels"] == {"w": "out"}
+
+
+def test_watch_fan_out_delivers_every_change_to_every_watcher(cluster: Cluster) -> None:
+    import threading
+
+    start = _create(cluster, "w-fan-start")["metadata"]["resourceVersion"]
+    results: list[list[str]] = []
+
+    def watch() -> None:
+        events = _events(cluster, {"labelSelector": "w=fan", "resourceVersion": start, "timeoutSeconds": "10"},
+                         count=8)
+        results.append([e["object"]["metadata"]["name"] for e in events])
+
+    watchers = [threading.Thread(target=watch) for _ in range(10)]
+    for thread in watchers:
+        thread.start()
+    for n in range(8):
+        _create(cluster, f"w-fan-{n}", {"w": "fan"})
+    for thread in watchers:
+        thread.join(30)
+    assert results == [[f"w-fan-{n}" for n in range(8)]] * 10

@@ -29,6 +29,7 @@ from rollouts.cluster.apiserver.errors import (
     not_found,
     unauthorized,
 )
+from rollouts.cluster.apiserver.feed import Entry, Feed
 from rollouts.cluster.apiserver.objects import Objects
 from rollouts.cluster.apiserver.previous import PreviousStates
 from rollouts.cluster.apiserver.resources import BY_PATH, Resource
@@ -52,6 +53,7 @@ class Settings:
     bookmark_interval: float = 30.0
     log_poll_interval: float = 0.2
     default_watch_timeout: float = 1800.0
+    watch_memory: int = 4096  # changes the shared feed keeps in memory for watches
     logs_dir: Path | None = None
 
 
@@ -103,6 +105,7 @@ class ApiServer:
         self._previous = PreviousStates(store.path)
         self._token = token
         self.settings = settings or Settings()
+        self.feed = Feed(store, retain=self.settings.watch_memory)
 
     def build(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024 * 1024)
@@ -115,7 +118,11 @@ class ApiServer:
             app.router.add_get(path, self._health)
         app.router.add_route("*", "/api/{tail:.+}", self._resource)
         app.router.add_route("*", "/apis/{tail:.+}", self._resource)
+        app.on_cleanup.append(self._close_feed)
         return app
+
+    async def _close_feed(self, app: web.Application) -> None:
+        await self.feed.close()
 
     # ---- middleware and small endpoints ----------------------------------------------------------
 
@@ -363,25 +370,45 @@ class ApiServer:
                                                 q.get("labelSelector"), q.get("fieldSelector"), writing=False)
                 for obj in items:
                     await send("ADDED", obj)
-            while (remaining := deadline - loop.time()) > 0:
-                before = self.store.current_version()
+            else:
                 try:
-                    changes = await self.store.watch_async(
-                        since, {res.kind}, timeout=min(remaining, self.settings.bookmark_interval))
+                    # The store decides what history is retained: ask it once, even when the shared
+                    # memory of the feed still holds older changes.
+                    await self.store.watch_async(since, {res.kind}, timeout=0, limit=1)
                 except Expired as exc:
                     await send("ERROR", gone(exc).status())
-                    break
-                if not changes:
-                    # Nothing of this kind up to `before`: a resumed watch may start there.
-                    since = max(since, before)
+                    await response.write_eof()
+                    return response
+            while (remaining := deadline - loop.time()) > 0:
+                wait = min(remaining, self.settings.bookmark_interval)
+                shared = await self.feed.after(since, res.kind, wait)
+                if shared is None:
+                    # Older than the shared memory of the feed: read the store, which also says 410.
+                    before = self.store.current_version()
+                    try:
+                        changes = await self.store.watch_async(since, {res.kind}, timeout=wait)
+                    except Expired as exc:
+                        await send("ERROR", gone(exc).status())
+                        break
+                    entries, position = [Entry(c) for c in changes], max(since, before)
+                else:
+                    entries, position = shared
+                if not entries:
+                    # Nothing of this kind up to `position`: a resumed watch may start there.
+                    since = max(since, position)
                     if bookmarks:
                         await send("BOOKMARK", {"kind": res.kind, "apiVersion": res.api_version,
                                                 "metadata": {"resourceVersion": str(since)}})
                     continue
-                for change in changes:
+                for entry in entries:
+                    change = entry.change
                     since = change.resource_version
                     kind = self._event_type(change, selective, wanted)
-                    if kind is not None:
+                    if kind is None:
+                        continue
+                    if kind == change.type and not table:
+                        await response.write(entry.line())
+                    else:
                         await send(kind, change.object)
         except (ConnectionResetError, asyncio.CancelledError):
             return response
