@@ -5,6 +5,7 @@ object, so they hold for `apply` and for a patched object alike."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -104,6 +105,12 @@ def _owner_findings(refs: Any) -> Iterator[Finding]:
 
 def _nul_findings(data: Any) -> Iterator[Finding]:
     """Every key or string holding a NUL character (no Kubernetes text field can hold one)."""
+    try:
+        # The C encoder finds out whether there is any NUL at all far faster than a walk in Python.
+        if "\\u0000" not in json.dumps(data, default=str):
+            return
+    except (TypeError, ValueError, RecursionError):
+        pass  # not plain JSON (odd keys, a cycle): walk it
     stack: list[tuple[Any, FieldPath]] = [(data, ())]
     while stack:
         node, path = stack.pop()
