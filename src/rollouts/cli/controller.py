@@ -36,6 +36,9 @@ def controller(
     notifications_config: Path | None = typer.Option(
         None, "--notifications-config",
         help="Notification services and templates (YAML); default: the argo-rollouts-notification-configmap."),
+    max_pods: int = typer.Option(
+        110, "--max-pods", min=1,
+        help="Most pods run on this host at once, as the kubelet's maxPods; the rest stay Pending with a Warning."),
     log_format: str = typer.Option("json", "--log-format", help="json or text."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
@@ -62,7 +65,8 @@ def controller(
         asyncio.run(run_controller(folder, images=images, prometheus_address=prometheus_address,
                                    probe_period=probe_period, metrics_address=metrics_address or None,
                                    companions=companions, notifications_config=notifications_config,
-                                   metrics_allowed_hosts=allowed_hosts if metrics_address else frozenset()))
+                                   metrics_allowed_hosts=allowed_hosts if metrics_address else frozenset(),
+                                   max_pods=max_pods))
     except (LockHeld, AddressError, OSError) as exc:
         fail(str(exc))
 

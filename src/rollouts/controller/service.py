@@ -16,6 +16,7 @@ from rollouts.controller import metrics as controller_metrics
 from rollouts.controller.loop import Controller
 from rollouts.controller.metrics_http import MetricsServer
 from rollouts.controller.notifications import Notifier
+from rollouts.runtime.local.pods import DEFAULT_MAX_PODS
 from rollouts.runtime.local.runtime import LocalRuntime
 from rollouts.store.home import database_path
 from rollouts.store.lock import HomeLock
@@ -54,17 +55,19 @@ async def run_controller(home: Path, *, images: Path | None = None, prometheus_a
                          probe_period: float = 1.0, stop: asyncio.Event | None = None,
                          notifications_config: Path | None = None, metrics_address: str | None = None,
                          companions: Sequence[Companion] = (), proxy_metrics_port: int | None = None,
-                         metrics_allowed_hosts: frozenset[str] = frozenset()) -> None:
+                         metrics_allowed_hosts: frozenset[str] = frozenset(),
+                         max_pods: int = DEFAULT_MAX_PODS) -> None:
     """Run until `stop` is set. `metrics_address` (HOST:PORT) serves /metrics and /healthz; None serves nothing.
     `companions` run beside the loop until `stop` (the dashboard); one failing stops the controller.
-    `proxy_metrics_port` serves the ingress proxy's own /metrics there (what a Prometheus scrapes)."""
+    `proxy_metrics_port` serves the ingress proxy's own /metrics there (what a Prometheus scrapes).
+    `max_pods` bounds the pods the local runtime runs at once (the kubelet's maxPods)."""
     stop = stop or asyncio.Event()
     with HomeLock(home):
         store = SQLiteStore(database_path(home))
         try:
             controller = Controller(store=store)
             runtime = LocalRuntime(store, home, images=images, probe_period=probe_period, on_change=controller.wake,
-                                   metrics_port=proxy_metrics_port)
+                                   metrics_port=proxy_metrics_port, max_pods=max_pods)
             controller.runtime = runtime
             controller.executor = AnalysisExecutor(
                 secret_lookup=store_secret_lookup(lambda ns, name: _secret(store, ns, name)),

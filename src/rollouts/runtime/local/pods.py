@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,6 +23,12 @@ log = logging.getLogger(__name__)
 
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 UNRESOLVED_IMAGE_REASONS = ("ImageNotResolvable", "ImageMapInvalid")
+# The kubelet's default maxPods: pods beyond it on this host are not started (they stay Pending), so a
+# ReplicaSet asking for a billion replicas cannot take the controller down with it.
+DEFAULT_MAX_PODS = 110
+UNSCHEDULABLE_REASON = "FailedScheduling"
+# While pods stay Pending, their Warning event is refreshed at most this often (each refresh is a write).
+UNSCHEDULABLE_EVENT_SECONDS = 60.0
 
 
 def _pod_name(rs_name: str) -> str:
@@ -62,9 +69,15 @@ def pod_status(state: PodState) -> dict[str, Any]:
 class PodSync:
     """Reconciles ReplicaSets in the store with the supervisor's processes."""
 
-    def __init__(self, store: ObjectStore, supervisor: PodSupervisor) -> None:
+    def __init__(self, store: ObjectStore, supervisor: PodSupervisor, max_pods: int = DEFAULT_MAX_PODS) -> None:
+        if max_pods < 1:
+            raise ValueError(f"max_pods: {max_pods} must be 1 or more")
         self.store = store
         self.supervisor = supervisor
+        self.max_pods = max_pods
+        # ReplicaSet (namespace, name) -> (event message, monotonic time it was last recorded), while some of
+        # its pods stay Pending for want of room.
+        self._unschedulable: dict[tuple[str, str], tuple[str, float]] = {}
         self._written: dict[str, dict[str, Any]] = {}
         self._stopping: set[asyncio.Task[bool]] = set()
         self._warned: set[str] = set()  # pods whose unresolvable image already has its Warning event
@@ -90,6 +103,9 @@ class PodSync:
 
         for rs in replica_sets:
             await self._sync_replica_set(rs, live, stored_pods)
+        present = {(rs["metadata"]["namespace"], rs["metadata"]["name"]) for rs in replica_sets}
+        for key in [k for k in self._unschedulable if k not in present]:
+            del self._unschedulable[key]
 
         for namespace, name in stored_pods:
             if name not in live and name in self._written:
@@ -108,11 +124,15 @@ class PodSync:
         except ValidationError as exc:
             log.warning("ReplicaSet %s/%s: invalid pod template: %s", namespace, rs_name, exc)
             return
+        pending = 0
         if len(mine) < desired and template.spec.containers:
             container = template.spec.containers[0]
             labels = {**template.metadata.labels, POD_HASH_LABEL: pod_hash, "rollouts.io/replicaset": rs_name}
             grace = template.spec.termination_grace_period_seconds
-            for _ in range(desired - len(mine)):
+            missing = desired - len(mine)
+            room = max(0, self.max_pods - len(live))
+            pending = missing - min(missing, room)
+            for _ in range(min(missing, room)):
                 state = await self.supervisor.ensure_pod(_pod_name(rs_name), labels, container, namespace,
                                                          termination_grace_seconds=grace)
                 mine.append(state)
@@ -126,6 +146,7 @@ class PodSync:
                 if (namespace, state.name) in stored:
                     self._delete_object(namespace, state.name)
 
+        self._report_pending(rs, desired, pending)
         for state in mine:
             self._write_pod(rs, state)
         ready = sum(1 for s in mine if s.ready)
@@ -136,6 +157,34 @@ class PodSync:
                 self.store.patch("ReplicaSet", namespace, rs_name, {"status": status}, subresource="status")
             except NotFound:
                 pass
+
+    def _report_pending(self, rs: dict[str, Any], desired: int, pending: int) -> None:
+        """A Warning event on the ReplicaSet and its Rollout while some of its pods cannot start."""
+        meta = rs["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if not pending:
+            self._unschedulable.pop(key, None)
+            return
+        message = (f"0/1 nodes are available: 1 Too many pods. {pending} of {desired} pods of ReplicaSet "
+                   f"{meta['name']} stay Pending: this host runs at most {self.max_pods} pods "
+                   f"(raise it with `rollouts controller --max-pods N`, or scale the rollout down)")
+        previous = self._unschedulable.get(key)
+        now = time.monotonic()
+        if previous is not None and previous[0] == message and now - previous[1] < UNSCHEDULABLE_EVENT_SECONDS:
+            return
+        self._unschedulable[key] = (message, now)
+        log.warning(message, extra={"fields": {"replicaset": f"{key[0]}/{key[1]}"}})
+        involved = [{"kind": "ReplicaSet", "namespace": key[0], "name": key[1], "uid": meta.get("uid", ""),
+                     "apiVersion": "apps/v1"}]
+        for owner in meta.get("ownerReferences") or []:
+            if owner.get("kind") == "Rollout" and owner.get("name"):
+                involved.append({"kind": "Rollout", "namespace": key[0], "name": owner["name"],
+                                 "uid": owner.get("uid", ""), "apiVersion": owner.get("apiVersion", "")})
+        for obj in involved:
+            try:
+                self.store.record_event(obj, "Warning", UNSCHEDULABLE_REASON, message, source="rollouts-local-runtime")
+            except Exception:  # an event is best effort: never stop the pods from being synced
+                log.exception("cannot record the event for ReplicaSet %s", key[1])
 
     def _write_pod(self, rs: dict[str, Any], state: PodState) -> None:
         status = pod_status(state)

@@ -17,7 +17,7 @@ from rollouts.analysis.providers.sequential import register_sequential_plugin
 from rollouts.analysis.providers.traffic import register_traffic_plugin
 from rollouts.runtime.local.dataplane import DataPlaneLoop, ThreadedIngressProxy, ThreadedServiceBalancer
 from rollouts.runtime.local.images import ImageResolver
-from rollouts.runtime.local.pods import POD_HASH_LABEL, PodSync
+from rollouts.runtime.local.pods import DEFAULT_MAX_PODS, POD_HASH_LABEL, PodSync
 from rollouts.runtime.local.routing import PORT_ANNOTATION
 from rollouts.runtime.local.services import Endpoint, TrafficIdentity
 from rollouts.runtime.local.supervisor import PodState, PodSupervisor
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class LocalRuntime:
     def __init__(self, store: ObjectStore, home: Path, *, images: Path | None = None,
                  probe_period: float = 1.0, on_change: Callable[[], None] | None = None,
-                 metrics_port: int | None = None) -> None:
+                 metrics_port: int | None = None, max_pods: int = DEFAULT_MAX_PODS) -> None:
         self.store = store
         self.home = home
         self.logs_dir = home / "logs"
@@ -38,7 +38,7 @@ class LocalRuntime:
         self._on_change = on_change
         self.supervisor = PodSupervisor(self.logs_dir, images=ImageResolver(images), probe_period=probe_period,
                                         on_change=self._pod_changed)
-        self.pods = PodSync(store, self.supervisor)
+        self.pods = PodSync(store, self.supervisor, max_pods=max_pods)
         # The proxy and the Service listeners serve on their own loop: a store call blocked on SQLite's
         # lock (another process writing) must not hold up requests.
         self.data_plane = DataPlaneLoop()

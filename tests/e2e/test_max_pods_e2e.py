@@ -1,0 +1,106 @@
+"""`rollouts scale rollout X --replicas 1000000000` does not wedge the controller: the local runtime runs at
+most --max-pods pods, the rest stay Pending with a Warning event, and /healthz keeps answering, also after
+a restart on the same home (the ReplicaSet still asks for a billion)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.harness import ControllerProcess, wait_until
+from tests.e2e.processes import descendants, living
+
+pytestmark = pytest.mark.integration
+
+MAX_PODS = 4
+MANIFEST = """
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: shop}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata: {labels: {app: shop}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: shop, image: "rollouts-demo:blue"}]
+  strategy:
+    canary:
+      steps: [{setWeight: 50}, {pause: {}}]
+"""
+
+
+class LimitedController(ControllerProcess):
+    """The harness's controller process, with --max-pods."""
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "rollouts", "controller", "--probe-period", "0.2", "--log-format", "text",
+                 "--metrics-address", self.metrics_address, "--max-pods", str(MAX_PODS)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(lambda: (self.home / "state.db").exists(), 20, "the controller's store")
+
+
+@pytest.fixture
+def limited(tmp_path: Path) -> Iterator[LimitedController]:
+    ctl = LimitedController(tmp_path / "home")
+    ctl.start()
+    pods: set[int] = set()
+    try:
+        yield ctl
+    finally:
+        if ctl.process is not None and ctl.process.poll() is None:
+            pods = descendants(ctl.process.pid)
+        ctl.stop()
+    wait_until(lambda: not living(pods), 20, "every pod process to exit")
+
+
+def healthy(ctl: ControllerProcess) -> bool:
+    try:
+        return httpx.get(f"http://{ctl.metrics_address}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def pending_warning(ctl: ControllerProcess) -> str | None:
+    with ctl.store() as store:
+        for event in store.list("Event", "default"):
+            if event["reason"] == "FailedScheduling" and event["involvedObject"]["kind"] == "Rollout":
+                return str(event["message"])
+    return None
+
+
+def test_max_pods_billion_replicas_controller_stays_responsive_across_restart(
+        limited: LimitedController, tmp_path: Path) -> None:
+    manifest = tmp_path / "shop.yaml"
+    manifest.write_text(MANIFEST)
+    limited.cli("apply", "-f", str(manifest))
+    limited.cli("status", "shop", "--timeout", "60s")
+    limited.cli("scale", "rollout", "shop", "--replicas", "1000000000")
+
+    message = wait_until(lambda: pending_warning(limited), 30, "the FailedScheduling warning")
+    assert f"at most {MAX_PODS} pods" in message and "of 1000000000 pods" in message
+    for _ in range(10):
+        assert wait_until(lambda: healthy(limited), 10, "/healthz to answer 200")
+    assert limited.process is not None
+    assert len(descendants(limited.process.pid)) <= MAX_PODS * 3  # a pod is a process (and its children)
+    with limited.store() as store:
+        assert len(store.list("Pod")) <= MAX_PODS
+
+    pods = descendants(limited.process.pid)
+    limited.kill()
+    wait_until(lambda: not living(pods), 20, "the killed controller's pods to exit")
+    limited.start()
+    for _ in range(10):
+        assert wait_until(lambda: healthy(limited), 20, "/healthz to answer 200 after the restart")
+    with limited.store() as store:
+        assert len(store.list("Pod")) <= MAX_PODS
+    assert "Traceback" not in limited.log.read_text()
