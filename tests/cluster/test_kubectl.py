@@ -156,3 +156,16 @@ def test_kubectl_delete_cascades(cluster: Cluster, kubectl: str, applied: None) 
 def test_kubectl_get_crds(cluster: Cluster, kubectl: str) -> None:
     out = run(cluster, kubectl, "get", "crd")
     assert "rollouts.argoproj.io" in out and "analysisruns.argoproj.io" in out
+
+
+def test_kubectl_logs_by_label(cluster: Cluster, kubectl: str) -> None:
+    logs: Path = cluster.home / "logs"
+    logs.mkdir(exist_ok=True)
+    for name in ("web-abc-1", "web-abc-2"):
+        cluster.store.create({"apiVersion": "v1", "kind": "Pod",
+                              "metadata": {"name": name, "labels": {"app": "web", "rollouts-pod-template-hash": "abc"}},
+                              "spec": {"containers": [{"name": "web", "image": "web:1"}]},
+                              "status": {"phase": "Running"}})
+        (logs / f"{name}.log").write_text(f"line of {name}\n")
+    out = run(cluster, kubectl, "logs", "-l", "app=web,rollouts-pod-template-hash=abc")
+    assert sorted(out.splitlines()) == ["line of web-abc-1", "line of web-abc-2"]

@@ -26,11 +26,19 @@ def up(
     """Start the local cluster's API server and print its kubeconfig's path."""
     from rollouts.cluster.apiserver.kubeconfig import kubeconfig_path
     from rollouts.cluster.apiserver.server import serve, start_background
+    from rollouts.cluster.apiserver.server import status as server_status
     from rollouts.store.home import rollouts_home
 
     folder = rollouts_home(home)
     if not 0 <= port <= 65535:
         fail(f"--port: {port} is not between 0 and 65535")
+    if address not in ("127.0.0.1", "::1", "localhost"):
+        typer.echo(f"{address} is not a loopback address: anyone who can reach it and holds the token "
+                   "from the kubeconfig can change every object", err=True)
+    running = server_status(folder)
+    if foreground and running is not None:
+        fail(f"the local cluster of {folder} is already running at {running.url} (pid {running.pid}); "
+             "rollouts cluster down stops it")
     if foreground:
         import asyncio
 
