@@ -169,3 +169,22 @@ def test_unexpected_exception_becomes_a_problem_line(monkeypatch: pytest.MonkeyP
     assert code == 1
     assert "internal error" in output and "RuntimeError: boom" in output
     assert "Traceback" not in output
+
+
+def test_alias_amplification_lint_stays_small_in_a_real_process(tmp_path: Path) -> None:
+    from tests.spec.test_loader import long_string_bomb
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(long_string_bomb(text_bytes=79_000, levels=4))  # the 79 KB manifest that used 2.1 GB
+    script = (
+        "import resource, sys\n"
+        "from rollouts.cli.lint_report import run_lint\n"
+        "code = run_lint([sys.argv[1]], 'text')\n"
+        "print('maxrss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "sys.exit(code)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(bomb)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "aliases expand to more than 100000 nodes or 2 MiB" in proc.stdout
+    maxrss_mib = int(proc.stdout.rsplit("maxrss_kib ", 1)[1]) / 1024
+    assert maxrss_mib < 200, f"lint used {maxrss_mib:.0f} MiB"
