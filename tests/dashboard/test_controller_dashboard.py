@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -43,6 +44,7 @@ def test_controller_serves_the_dashboard_and_logs_its_address(tmp_path: Path) ->
 
         wait_until(up, 30, "the controller's dashboard")
         token = (home / "dashboard.token").read_text().strip()
+        assert stat.S_IMODE((home / "dashboard.token").stat().st_mode) == 0o600  # 20.12: never world-readable
         assert httpx.post(f"{url}/api/v1/rollouts/default/x/abort").status_code == 401
         assert httpx.post(f"{url}/api/v1/rollouts/default/x/abort",
                           headers={"Authorization": f"Bearer {token}"}).status_code == 404
