@@ -169,3 +169,9 @@ def test_kubectl_logs_by_label(cluster: Cluster, kubectl: str) -> None:
         (logs / f"{name}.log").write_text(f"line of {name}\n")
     out = run(cluster, kubectl, "logs", "-l", "app=web,rollouts-pod-template-hash=abc")
     assert sorted(out.splitlines()) == ["line of web-abc-1", "line of web-abc-2"]
+
+
+def test_kubectl_get_all_lists_the_kinds_of_the_all_category(cluster: Cluster, kubectl: str, applied: None) -> None:
+    out = run(cluster, kubectl, "get", "all", "-n", NS)
+    assert "service/auth-svc-stable" in out
+    assert "rollout" not in out  # Argo's CRD puts Rollouts in no category

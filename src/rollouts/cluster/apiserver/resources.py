@@ -44,25 +44,27 @@ class Resource:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
+ALL = ("all",)  # the category `kubectl get all` lists, on the kinds kube-apiserver puts in it
+
+
 def _core(kind: str, plural: str, *short: str, status: bool = False, namespaced: bool = True,
-          log: bool = False) -> Resource:
-    return Resource("", "v1", kind, plural, namespaced, tuple(short), status, log=log)
+          log: bool = False, categories: tuple[str, ...] = ()) -> Resource:
+    return Resource("", "v1", kind, plural, namespaced, tuple(short), status, log=log, categories=categories)
 
 
 RESOURCES: tuple[Resource, ...] = (
     _core("Namespace", "namespaces", "ns", status=True, namespaced=False),
-    _core("Pod", "pods", "po", status=True, log=True),
-    _core("Service", "services", "svc", status=True),
+    _core("Pod", "pods", "po", status=True, log=True, categories=ALL),
+    _core("Service", "services", "svc", status=True, categories=ALL),
     _core("Endpoints", "endpoints", "ep"),
     _core("ConfigMap", "configmaps", "cm"),
     _core("Secret", "secrets"),
     _core("Event", "events", "ev"),
-    Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), status=True, scale=True),
+    Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), status=True, scale=True, categories=ALL),
     Resource("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), status=True),
-    Resource("batch", "v1", "Job", "jobs", True, (), status=True),
+    Resource("batch", "v1", "Job", "jobs", True, (), status=True, categories=ALL),
     Resource("coordination.k8s.io", "v1", "Lease", "leases", True, ()),
-    Resource(ARGO_GROUP, "v1alpha1", "Rollout", "rollouts", True, ("ro",), status=True, scale=True,
-             categories=("all",)),
+    Resource(ARGO_GROUP, "v1alpha1", "Rollout", "rollouts", True, ("ro",), status=True, scale=True),
     Resource(ARGO_GROUP, "v1alpha1", "AnalysisRun", "analysisruns", True, ("ar",), status=True),
     Resource(ARGO_GROUP, "v1alpha1", "AnalysisTemplate", "analysistemplates", True, ("at",)),
     Resource(ARGO_GROUP, "v1alpha1", "ClusterAnalysisTemplate", "clusteranalysistemplates", False, ("cat",)),
