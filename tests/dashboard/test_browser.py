@@ -249,3 +249,17 @@ def test_dashboard_truthful_page_opened_mid_release(browser: Any, tmp_path: Path
             "the rollout is already aborted"
         context.close()
     assert errors == []
+
+
+def test_dashboard_says_why_live_updates_are_refused(browser: Any, tmp_path: Path) -> None:
+    """20.7: past the stream cap the page shows the server's reason instead of silently retrying."""
+    db = tmp_path / "state.db"
+    _seed_for_page(db)
+    with live_server(db, max_streams_per_client=0) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{url}/#/ns/default")
+        page.wait_for_function("() => !document.querySelector('#result').hidden")
+        assert "too many open event streams" in str(page.text_content("#result"))
+        assert page.text_content("#live") == "stream refused (429)"
+        context.close()

@@ -69,6 +69,12 @@ async function follow(path, onEvent, signal) {
       if (!response.ok) {
         setLive(false, `stream refused (${response.status})`);
         if (response.status === 404) return;
+        if (response.status === 429 || response.status === 503) {
+          // Too many open streams: say why, and wait longer before asking again.
+          const body = await response.json().catch(() => null);
+          show(body && body.detail ? body.detail : `live updates refused (${response.status})`, false);
+          await new Promise((resolve) => setTimeout(resolve, 9000));
+        }
       } else {
         setLive(true);
         await readEvents(response.body.getReader(), onEvent);
