@@ -121,3 +121,13 @@ def test_valid_labels_owners_and_prefixes_pass(tmp_path: Path) -> None:
     code, lines, _ = lint_doc(tmp_path, doc)
     assert code == 0, lines
     assert lines[0].endswith("Rollout/app: ok")
+
+
+def test_rules_still_run_when_a_list_item_lacks_a_required_field(tmp_path: Path) -> None:
+    doc = rollout_with(("spec", "template", "spec", "containers", 0, "ports"), [{"containerPort": "x"}])
+    doc["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 140}]
+    code, lines, _ = lint_doc(tmp_path, doc)
+    assert code == 1
+    assert any("containers[0].ports[0].containerPort: must be an integer (got \"x\")" in line for line in lines)
+    # the port item emptied is still invalid (containerPort is required): the rest of the object is checked
+    assert any("steps[0].setWeight: 140 is not between 0 and 100" in line for line in lines), lines

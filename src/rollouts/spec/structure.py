@@ -184,7 +184,8 @@ def _prune(data: Any, path: FieldPath, missing: bool) -> FieldPath | None:
         if isinstance(parent, list) and parent[target[-1]] != {}:
             parent[target[-1]] = {}
             return target
-        return None
+        # an empty mapping is still wrong there (it lacks a required field): drop the whole list instead
+        return _prune(data, target[:-1], missing=False) if len(target) > 1 else None
     if isinstance(parent, dict) and target[-1] in parent:
         del parent[target[-1]]
         return target
