@@ -9,10 +9,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from rollouts.engine import intents
+from rollouts.engine.canary import at_desired_counts
+from rollouts.engine.context import Context
 from rollouts.engine.replicas import surge_and_unavailable
 from rollouts.engine.rollback import rollback_within_window
 from rollouts.engine.steps import describe_step
-from rollouts.engine.types import ReplicaSetObservation, ScaleReplicaSet
+from rollouts.engine.types import (
+    EvictPod,
+    Observed,
+    PodObservation,
+    ReplicaSetObservation,
+    ScaleReplicaSet,
+    SetCanaryWeight,
+)
 from rollouts.engine.world import World, successful_after
 from rollouts.spec.pod import PodTemplateSpec
 from rollouts.spec.rollout import CanaryStep, Rollout
@@ -375,3 +384,54 @@ def test_set_canary_scale_weight_is_relative_to_max_traffic_weight() -> None:
 def test_max_unavailable_capped_at_replicas(replicas: int, surge: object, unavailable: object,
                                             expected: tuple[int, int]) -> None:
     assert surge_and_unavailable(replicas, surge, unavailable) == expected  # type: ignore[arg-type]
+
+
+# --- 10. weights move only when the stable can take its share; abort deadline after stable is full -------
+
+
+def test_abort_weight_waits_for_stable_pods_and_deadline_after_stable_full() -> None:
+    """checkReplicasAvailable: with 3 of 4 stable pods restarting, an abort keeps weight 50 until the stable
+    has the pods for all the traffic; the canary's abort scale-down deadline starts only then."""
+    w = deployed(rollout(replicas=4, steps=[{"setWeight": 50}, {"pause": {}}], canary=traffic()))
+    update(w)
+    w.run(until=lambda x: x.phase == "Paused")
+    assert w.canary_weight == 50
+    stable = w.replica_set(1)
+    assert stable is not None
+    for pod in list(stable.pods)[:3]:
+        w._apply(EvictPod(name=pod.name))
+    w._observed = None
+    w.patch(intents.abort(w.rollout))
+    d = w.reconcile()
+    assert w.canary_weight == 50 and not any(isinstance(a, SetCanaryWeight) for a in d.actions)
+    assert w.replica_set(2).deadline is None  # type: ignore[union-attr]
+    w.advance(5)
+    w.settle()
+    assert w.canary_weight == 0
+    deadline = w.replica_set(2).deadline  # type: ignore[union-attr]
+    assert deadline is not None and deadline == w.now + timedelta(seconds=30)
+
+
+@pytest.mark.parametrize(
+    ("stable_available", "older_available", "done"),
+    [(0, 0, True), (2, 0, True), (2, 1, False)],
+    ids=["stable-created-not-available", "stable-available", "older-pods-still-available"],
+)
+def test_step_completion_needs_stable_created_not_available(stable_available: int, older_available: int,
+                                                            done: bool) -> None:
+    """AtDesiredReplicaCountsForCanary: the stable's desired pods must exist, not be available (a restarting
+    stable no longer holds the step); a basic canary's older ReplicaSets must have no available pods."""
+    ro = rollout(replicas=4, steps=[{"setWeight": 50}])
+    sets = (
+        ReplicaSetObservation(name="new", pod_hash="n", revision=3, template=_TEMPLATE, replicas=2, available=2),
+        ReplicaSetObservation(name="stable", pod_hash="s", revision=2, template=_TEMPLATE, replicas=2,
+                              available=stable_available),
+        ReplicaSetObservation(name="older", pod_hash="o", revision=1, template=_TEMPLATE, replicas=0,
+                              available=older_available),
+    )
+    pods = tuple(PodObservation(name=f"s{i}", pod_hash="s", created_at=_NOW, ready=i < stable_available)
+                 for i in range(2))
+    ctx = Context.start(ro, Observed(replica_sets=sets, pods=pods), _NOW)
+    ctx.new_rs, ctx.stable_rs, ctx.others = sets[0], sets[1], [sets[2]]
+    ctx.target_new, ctx.target_stable = 2, 2
+    assert at_desired_counts(ctx) is done

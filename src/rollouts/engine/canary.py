@@ -410,10 +410,10 @@ def reconcile_canary_services(ctx: Context) -> None:
 
 
 def at_desired_counts(ctx: Context, *, exact_stable: bool = True) -> bool:
-    """Whether the canary and stable run (and have available) exactly what the current step needs.
-
-    With `exact_stable=False` a stable side bigger than needed also passes: that is all a weight change
-    needs (a dynamically scaled stable only shrinks after the weight moved)."""
+    """Argo's AtDesiredReplicaCountsForCanary: the canary runs what the step needs with those pods
+    available; the stable has its desired pods created (not necessarily available); a basic canary's
+    older ReplicaSets have no available pods left. A dynamically scaled stable is not checked (it only
+    shrinks after the weight moved); `exact_stable=False` skips the stable check likewise."""
     new_rs, stable = ctx.new_rs, ctx.stable_rs
     assert new_rs is not None
     want_new, want_stable = ctx.target_new, ctx.target_stable
@@ -423,15 +423,14 @@ def at_desired_counts(ctx: Context, *, exact_stable: bool = True) -> bool:
         and new_rs.available >= want_new
     ):
         return False
-    if stable is not None and stable is not new_rs:
-        if stable.available < want_stable:
-            return False
-        if exact_stable and not (
-            stable.replicas == want_stable and ctx.desired.get(stable.name, 0) == want_stable
-        ):
+    dynamic = ctx.traffic_routed and ctx.canary is not None and bool(ctx.canary.dynamic_stable_scale)
+    if exact_stable and not dynamic and stable is not None and stable is not new_rs:
+        created = sum(1 for pod in ctx.observed.pods if pod.pod_hash == stable.pod_hash)
+        if not (stable.replicas == want_stable and ctx.desired.get(stable.name, 0) == want_stable
+                and created == want_stable):
             return False
     if not ctx.traffic_routed:
-        return all(rs.replicas == 0 and ctx.desired.get(rs.name, 0) == 0 for rs in ctx.others)
+        return all(rs.available == 0 and ctx.desired.get(rs.name, 0) == 0 for rs in ctx.others)
     return True
 
 
@@ -469,6 +468,9 @@ def reconcile_traffic(ctx: Context) -> None:
         return
     weight = desired_weight(ctx)
     applied = ctx.observed.canary_weight
+    if weight != applied and not stable_can_take(ctx, ctx.max_weight - weight):
+        # Argo's checkReplicasAvailable: the weight moves only when the stable has the pods for its share.
+        weight = applied
     if weight != applied:
         ctx.act(SetCanaryWeight(weight=weight))
         ctx.status_event(c.TRAFFIC_WEIGHT_UPDATED, f"Traffic weight updated from {applied} to {weight}")
@@ -483,6 +485,23 @@ def reconcile_traffic(ctx: Context) -> None:
     for name in observed:
         if name not in routes:
             ctx.act(RemoveHeaderRoute(name=name))
+
+
+def stable_can_take(ctx: Context, weight: int) -> bool:
+    """Whether the stable ReplicaSet has the available pods for `weight` of the traffic (rounded down,
+    or replicaProgressThreshold of them)."""
+    stable = ctx.stable_rs
+    if stable is None or ctx.replicas <= 0:
+        return False
+    needed = weight * ctx.replicas // ctx.max_weight
+    if stable.available >= needed:
+        return True
+    threshold = ctx.canary.replica_progress_threshold if ctx.canary is not None else None
+    if threshold is None or needed <= 0:
+        return False
+    if threshold.type == "Pods":
+        return stable.available >= min(threshold.value, needed)
+    return stable.available >= -(-threshold.value * needed // 100)
 
 
 def _same_weights(

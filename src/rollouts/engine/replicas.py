@@ -92,53 +92,92 @@ def basic_canary_counts(
     stable: Pool | None,
     others: Sequence[Pool],
 ) -> tuple[int, int, dict[str, int]]:
-    """One move of a basic canary toward (target_new, target_stable), within the surge and availability
-    budgets. Returns the new count for the canary, the stable, and each other ReplicaSet.
+    """One move of a basic canary toward (target_new, target_stable), as Argo's
+    CalculateReplicaCountsForBasicCanary decides it. Returns the new count for the canary, the stable,
+    and each other ReplicaSet.
 
-    Scale-ups take surge room (the side that must grow for the move first); scale-downs spend the
-    availability budget, other ReplicaSets first (oldest first), then the side that must shrink.
+    Scale-ups share the surge room, the stable first. While other ReplicaSets still have pods only they
+    are scaled down (their unavailable pods at once, then as the availability budget allows, oldest
+    first). Then the side that must shrink does so within the budget, counting the other side's desired
+    replicas as available (so a crash-looping side cannot wedge the move), and an over-surged pair is
+    pulled back within maxSurge.
     """
-    counts = {new.name: new.replicas}
-    available = {new.name: min(new.available, new.replicas)}
-    if stable is not None:
-        counts[stable.name] = stable.replicas
-        available[stable.name] = min(stable.available, stable.replicas)
-    for other in others:
-        counts[other.name] = other.replicas
-        available[other.name] = min(other.available, other.replicas)
-    targets = {new.name: target_new}
-    if stable is not None:
-        targets[stable.name] = target_stable
+    new_count = new.replicas
+    stable_count = stable.replicas if stable is not None else 0
+    if stable is None:
+        target_new, target_stable = replicas, 0
+    allowed = replicas + max_surge
+    total = new.replicas + (stable.replicas if stable is not None else 0) + sum(o.replicas for o in others)
+    room = allowed - total
+    if stable is not None and stable.replicas < target_stable and room > 0:
+        step = min(target_stable - stable.replicas, room)
+        stable_count = stable.replicas + step
+        room -= step
+    if new.replicas < target_new and room > 0:
+        new_count = min(new.replicas + room, target_new)
+
+    other_counts = _scale_down_others(replicas, max_unavailable, new, stable, others)
+    if sum(o.replicas for o in others) > 0:
+        return new_count, stable_count, other_counts
+
+    min_available = replicas - max_unavailable
     increasing = target_new >= new.replicas
+    to_scale_down = _for_scale_down(new, not increasing) + (
+        _for_scale_down(stable, increasing) if stable is not None else 0
+    )
+    if to_scale_down <= min_available:
+        return new_count, stable_count, other_counts
+    budget = to_scale_down - min_available
+    if not increasing:
+        if new.replicas > target_new:
+            new_count = max(target_new, new.replicas - budget)
+        new_count, stable_count = _within_limits(new, stable, new_count, stable_count, allowed, min_available)
+    elif stable is not None:
+        if stable.replicas > target_stable:
+            stable_count = max(target_stable, stable.replicas - budget)
+        stable_count, new_count = _within_limits(stable, new, stable_count, new_count, allowed, min_available)
+    return new_count, stable_count, other_counts
 
-    room = replicas + max_surge - sum(counts.values())
-    grow_order = [new, stable] if increasing else [stable, new]
-    for pool in grow_order:
-        if pool is None:
-            continue
-        want = targets[pool.name] - counts[pool.name]
-        if want > 0 and room > 0:
-            step = min(want, room)
-            counts[pool.name] += step
-            room -= step
 
-    budget = sum(available.values()) - (replicas - max_unavailable)
-    shrink: list[tuple[Pool, int]] = [(o, 0) for o in others]
-    sides = [stable, new] if increasing else [new, stable]
-    shrink += [(p, targets[p.name]) for p in sides if p is not None]
-    for pool, target in shrink:
-        current = counts[pool.name]
-        if current <= target:
-            continue
-        # Unavailable pods can go without touching the budget; available ones only while it lasts.
-        free = current - available[pool.name]
-        lowest = max(target, current - free - max(budget, 0))
-        if lowest >= current:
-            continue
-        # Scaling down removes not-yet-available pods first.
-        lost = available[pool.name] - min(available[pool.name], lowest)
-        budget -= lost
-        available[pool.name] -= lost
-        counts[pool.name] = lowest
-    stable_count = counts[stable.name] if stable is not None else 0
-    return counts[new.name], stable_count, {o.name: counts[o.name] for o in others}
+def _for_scale_down(pool: Pool, ignore_availability: bool) -> int:
+    """Argo's GetReplicasForScaleDown: the pods a side may count toward availability when scaling down."""
+    if pool.replicas < pool.available or ignore_availability:
+        return pool.replicas
+    return pool.available
+
+
+def _within_limits(
+    drain: Pool, adjust: Pool | None, drain_count: int, adjust_count: int, allowed: int, min_available: int
+) -> tuple[int, int]:
+    """Argo's adjustReplicaWithinLimits: pull the pair back within maxSurge, giving the adjusted side back
+    what availability needs, and take the rest from the draining side."""
+    if adjust is None:
+        return drain_count, adjust_count
+    over = max(0, adjust_count + drain_count - allowed)
+    available = min(drain.available, drain_count)
+    adjust_count -= over
+    available += min(adjust.available, adjust_count)
+    lost = max(0, adjust.available - adjust_count)
+    needed = max(0, min_available - available)
+    adjust_count += min(lost, needed)
+    over = max(0, adjust_count + drain_count - allowed)
+    return drain_count - over, adjust_count
+
+
+def _scale_down_others(
+    replicas: int, max_unavailable: int, new: Pool, stable: Pool | None, others: Sequence[Pool]
+) -> dict[str, int]:
+    """Other ReplicaSets go to zero: unavailable pods at once (Argo's cleanupUnhealthyReplicas), available
+    ones as far as the availability budget allows, oldest first."""
+    counts = {o.name: o.replicas for o in others}
+    pools = [new, *([stable] if stable is not None else []), *others]
+    budget = sum(min(p.available, p.replicas) for p in pools) - (replicas - max_unavailable)
+    for other in others:
+        available = min(other.available, other.replicas)
+        keep = available
+        if budget > 0:
+            gone = min(budget, available)
+            keep -= gone
+            budget -= gone
+        counts[other.name] = keep
+    return counts
