@@ -175,3 +175,13 @@ def test_kubectl_get_all_lists_the_kinds_of_the_all_category(cluster: Cluster, k
     out = run(cluster, kubectl, "get", "all", "-n", NS)
     assert "service/auth-svc-stable" in out
     assert "rollout" not in out  # Argo's CRD puts Rollouts in no category
+
+
+def test_kubectl_create_configmap_secret_namespace_in_protobuf(cluster: Cluster, kubectl: str) -> None:
+    assert "created" in run(cluster, kubectl, "create", "configmap", "pb-cm", "--from-literal=a=b")
+    assert run(cluster, kubectl, "get", "cm", "pb-cm", "-o", "jsonpath={.data.a}") == "b"
+    assert "created" in run(cluster, kubectl, "create", "secret", "generic", "pb-secret", "--from-literal=p=q")
+    assert cluster.store.get("Secret", "default", "pb-secret")["data"] == {"p": "cQ=="}
+    assert "created" in run(cluster, kubectl, "create", "namespace", "pb-team")
+    refused = run(cluster, kubectl, "create", "job", "pb-job", "--image=busybox", ok=False)
+    assert "send it as YAML or JSON" in refused

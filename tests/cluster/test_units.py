@@ -57,3 +57,30 @@ def test_human_duration_matches_kubernetes(seconds: int, text: str) -> None:
 def test_wants_table_only_for_meta_tables() -> None:
     assert wants_table("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
     assert not wants_table("application/json")
+
+
+# `kubectl create configmap k1 --from-literal=a=b` as kubectl 1.32 sends it.
+KUBECTL_CONFIGMAP = bytes.fromhex(
+    "6b387300 0a0f 0a027631 1209436f6e6669674d6170"  # envelope, typeMeta v1 ConfigMap
+    "121c 0a12 0a026b31 1200 1a00 2200 2a00 3200 3800 4200"  # raw: metadata (name k1, empty fields)
+    "1206 0a0161 120162"  # data: a=b
+    "1a00 2200"  # contentEncoding, contentType
+)
+
+
+def test_protobuf_configmap_from_kubectl_decodes() -> None:
+    from rollouts.cluster.apiserver.protobuf import decode
+
+    assert decode(KUBECTL_CONFIGMAP) == {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "k1"},
+                                         "data": {"a": "b"}}
+
+
+@pytest.mark.parametrize("body", [b"{}", b"k8s\x00\x0a\x09\x0a\x02v1\x12\x03Pod", b"k8s\x00\x0a\xff"],
+                         ids=["not-an-envelope", "unsupported-kind", "truncated"])
+def test_protobuf_refuses_what_it_cannot_read(body: bytes) -> None:
+    from rollouts.cluster.apiserver.protobuf import ProtobufError, decode
+
+    with pytest.raises(ProtobufError) as caught:
+        decode(body)
+    if b"Pod" in body:
+        assert "Pod (v1) in protobuf is not supported" in str(caught.value)

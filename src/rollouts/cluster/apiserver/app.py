@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from rollouts.cluster.apiserver import discovery, openapi
+from rollouts.cluster.apiserver import discovery, openapi, protobuf
 from rollouts.cluster.apiserver.crds import custom_resource_definitions
 from rollouts.cluster.apiserver.errors import (
     ApiError,
@@ -223,6 +223,11 @@ class ApiServer:
         raw = await request.read()
         if not raw:
             return {}
+        if request.content_type == protobuf.CONTENT_TYPE:
+            try:
+                return protobuf.decode(raw)
+            except (protobuf.ProtobufError, UnicodeDecodeError) as exc:
+                raise ApiError(415, "UnsupportedMediaType", str(exc)) from None
         try:
             if "yaml" in request.content_type:
                 return yaml.safe_load(raw)
