@@ -435,3 +435,28 @@ def test_step_completion_needs_stable_created_not_available(stable_available: in
     ctx.new_rs, ctx.stable_rs, ctx.others = sets[0], sets[1], [sets[2]]
     ctx.target_new, ctx.target_stable = 2, 2
     assert at_desired_counts(ctx) is done
+
+
+def _progressing(w: World) -> tuple[str, str, str]:
+    cond = next(c for c in status(w).conditions or [] if c.type == "Progressing")
+    return cond.status, cond.reason, cond.message
+
+
+def test_retry_and_resume_conditions_follow_argo() -> None:
+    """checkPausedConditions: retry sets Progressing Unknown/RolloutRetry, resume Unknown/RolloutResumed; the
+    Paused condition keeps reason RolloutPaused and only flips to False."""
+    w = deployed(rollout(replicas=2, steps=[{"setWeight": 50}, {"pause": {}}, {"setWeight": 75}]))
+    update(w)
+    w.run(until=lambda x: x.phase == "Paused")
+    w.patch(intents.abort(w.rollout))
+    w.run(until=lambda x: x.phase == "Degraded")
+    w.patch(intents.retry(w.rollout))
+    w.reconcile()
+    assert _progressing(w) == ("Unknown", "RolloutRetry", "Retrying Rollout after abort")
+    w.run(until=lambda x: x.phase == "Paused")
+    w.patch(intents.promote(w.rollout))
+    w.reconcile()
+    assert _progressing(w)[:2] == ("Unknown", "RolloutResumed")
+    paused = next(c for c in status(w).conditions or [] if c.type == "Paused")
+    assert (paused.status, paused.reason, paused.message) == ("False", "RolloutPaused", "Rollout is paused")
+    assert w.run(until=healthy_on_new)

@@ -437,8 +437,11 @@ def _set_conditions(ctx: Context, *, updated: int, ready: int, available: int) -
             conds = c.with_condition(
                 conds, c.PROGRESSING, "True", c.NEW_RS_CREATED, c.new_rs_created_message(new_rs.name), now
             )
+        elif ctx.retried and progressing is not None and progressing.reason == c.ROLLOUT_ABORTED:
+            # Argo's checkPausedConditions: Unknown while the retried update gets going.
+            conds = c.with_condition(conds, c.PROGRESSING, "Unknown", c.ROLLOUT_RETRY, c.RETRY_MESSAGE, now)
         elif ctx.resumed and (progressing is None or progressing.reason == c.ROLLOUT_PAUSED):
-            conds = c.with_condition(conds, c.PROGRESSING, "True", c.ROLLOUT_RESUMED, c.RESUMED_MESSAGE, now)
+            conds = c.with_condition(conds, c.PROGRESSING, "Unknown", c.ROLLOUT_RESUMED, c.RESUMED_MESSAGE, now)
         elif moved or progressing is None or progressing.reason in stale_reasons:
             conds = c.with_condition(
                 conds,
@@ -467,7 +470,7 @@ def _set_conditions(ctx: Context, *, updated: int, ready: int, available: int) -
                 ctx.requeue_at(expires)
     if not ctx.aborted and not ctx.paused and not complete and not _deadline_exempt(ctx):
         cond = c.find(conds, c.PROGRESSING)
-        if cond is not None and cond.status == "True" and cond.last_update_time is not None:
+        if cond is not None and cond.status in ("True", "Unknown") and cond.last_update_time is not None:
             deadline_s = spec.progress_deadline_seconds
             if deadline_s is None:
                 deadline_s = DEFAULT_PROGRESS_DEADLINE_SECONDS
@@ -482,7 +485,8 @@ def _set_conditions(ctx: Context, *, updated: int, ready: int, available: int) -
     if ctx.paused:
         conds = c.with_condition(conds, c.PAUSED, "True", c.ROLLOUT_PAUSED, c.PAUSED_MESSAGE, now)
     elif c.find(conds, c.PAUSED) is not None:
-        conds = c.with_condition(conds, c.PAUSED, "False", c.ROLLOUT_RESUMED, c.RESUMED_MESSAGE, now)
+        # Argo keeps reason and message and only flips the status.
+        conds = c.with_condition(conds, c.PAUSED, "False", c.ROLLOUT_PAUSED, c.PAUSED_MESSAGE, now)
     done = ctx.fully_promoted
     before = c.find(conds, c.COMPLETED)
     conds = c.with_condition(
