@@ -25,6 +25,7 @@ def test_cluster_up_status_kubeconfig_down(tmp_path: Path) -> None:
         assert up.returncode == 0, up.stderr
         assert f"kubeconfig: {home / 'kubeconfig'}" in up.stdout
         assert _rollouts(home, "status").returncode == 0
+        assert _rollouts(home, "kubeconfig", "--path").stdout == f"{home / 'kubeconfig'}\n"
         printed = yaml.safe_load(_rollouts(home, "kubeconfig").stdout)
         assert printed["current-context"] == "rollouts-local"
         assert oct((home / "kubeconfig").stat().st_mode & 0o777) == "0o600"

@@ -82,7 +82,10 @@ def status(home: str | None = HOME_OPTION) -> None:
 
 
 @cluster_app.command()
-def kubeconfig(home: str | None = HOME_OPTION) -> None:
+def kubeconfig(
+    path_only: bool = typer.Option(False, "--path", help="Print only the file's path (for KUBECONFIG=...)."),
+    home: str | None = HOME_OPTION,
+) -> None:
     """Print the local cluster's kubeconfig (context rollouts-local)."""
     from rollouts.cluster.apiserver.kubeconfig import kubeconfig_path
     from rollouts.store.home import rollouts_home
@@ -90,4 +93,4 @@ def kubeconfig(home: str | None = HOME_OPTION) -> None:
     path = kubeconfig_path(rollouts_home(home))
     if not path.exists():
         fail(f"{path} does not exist yet: rollouts cluster up writes it")
-    typer.echo(path.read_text(), nl=False)
+    typer.echo(str(path) if path_only else path.read_text(), nl=path_only)
