@@ -129,7 +129,11 @@ class AnalysisExecutor:
     ) -> None:
         metric = next(m for m in run.spec.metrics if m.name == metric_name)
         run_key = self._key(run)
-        index = self._counts.get((run_key, metric_name), 0) + 1
+        # Numbered from the stored counts, so a restarted controller asks for the measurement in flight
+        # under the same number (a job metric then finds its running job instead of starting another).
+        stored = next((r for r in (run.status.metric_results if run.status else None) or [] if r.name == metric_name),
+                      None)
+        index = max(self._counts.get((run_key, metric_name), 0), stored.count + stored.error if stored else 0) + 1
         self._counts[(run_key, metric_name)] = index
         # The stored start (not this process's first look) so counts "since the run" survive a restart.
         started = run.status.started_at if run.status is not None and run.status.started_at else now
@@ -169,6 +173,8 @@ class AnalysisExecutor:
         run_key = self._key(run)
         for slot in [s for s in self._in_flight if s[0] == run_key]:
             self._in_flight.pop(slot).task.cancel()
+        for slot in [s for s in self._counts if s[0] == run_key]:
+            del self._counts[slot]
 
     async def close(self) -> None:
         tasks = [f.task for f in self._in_flight.values()]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rollouts.analysis.executor import AnalysisExecutor, store_secret_lookup
+from rollouts.analysis.providers.job import JobMetricProvider
 from rollouts.controller import metrics as controller_metrics
 from rollouts.controller.loop import Controller
 from rollouts.controller.metrics_http import MetricsServer
@@ -72,6 +73,8 @@ async def run_controller(home: Path, *, images: Path | None = None, prometheus_a
             controller.executor = AnalysisExecutor(
                 secret_lookup=store_secret_lookup(lambda ns, name: _secret(store, ns, name)),
                 prometheus_address=prometheus_address,
+                # Job metrics keep their pid files in the home: a restarted controller finds them again.
+                providers={"job": JobMetricProvider(state_dir=home / "jobs")},
             )
             metrics = controller_metrics.ControllerMetrics(store)
             controller.observers.append(metrics)

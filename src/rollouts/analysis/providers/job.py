@@ -1,17 +1,29 @@
 """The `job` metric provider on the local runtime: the Job's pod template's first container runs as a
 local process (its `command` + `args`, exec'd directly, never through a shell). Exit 0 is Successful,
 anything else Failed; `activeDeadlineSeconds` bounds the whole Job, retries included (`backoffLimit`).
-A cancelled measurement (terminated run) kills the process group before the cancellation propagates."""
+A cancelled measurement (terminated run, controller shutdown) kills the process group before the
+cancellation propagates.
+
+Owned jobs: with a `state_dir` (the controller passes HOME/jobs) each job keeps a folder there with its
+pid file, output and exit status (written by job_runner.py, the job's parent). A controller killed while a
+job runs leaves the job running; the next controller asking for the same measurement (same run, metric
+and measurement number) finds it there and waits for it instead of starting a second copy. The job's
+environment carries ROLLOUTS_JOB=<folder name> so it can be told apart in `ps e`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import os
 import re
+import shutil
 import signal
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +40,11 @@ MAX_JOB_NAME = 63
 MAX_BACKOFF_SECONDS = 360.0
 STDERR_TAIL_BYTES = 16_384
 FIELD = "provider.job.spec.template.spec.containers[0]"
+MARKER_ENV = "ROLLOUTS_JOB"
+STATE_FILE = "job.json"
+RUNNER = str(Path(__file__).with_name("job_runner.py"))
+# How often a job started by an earlier controller is checked for its end (it is not our child).
+ADOPTED_POLL_SECONDS = 0.2
 
 
 class JobSpecError(ValueError):
@@ -55,10 +72,12 @@ class JobMetricProvider:
 
     type_label = "Job"
 
-    def __init__(self, *, retry_delay_seconds: float = 10.0, stop_grace_seconds: float = 5.0) -> None:
+    def __init__(self, *, retry_delay_seconds: float = 10.0, stop_grace_seconds: float = 5.0,
+                 state_dir: Path | None = None) -> None:
         # Kubernetes waits 10s, 20s, 40s, ... (capped at 6m) between failed pods of one Job.
         self._retry_delay = retry_delay_seconds
         self._grace = stop_grace_seconds
+        self._state_dir = state_dir
 
     async def measure(self, metric: Metric, ctx: MeasureContext) -> MeasurementOutcome:
         name = job_name(ctx.run_name, metric.name, ctx.measurement_index)
@@ -69,22 +88,42 @@ class JobMetricProvider:
             plan = plan_job(metric.provider.job, ctx, default_grace=self._grace)
         except JobSpecError as exc:
             return _error(ctx, f"job {name}: {exc}", metadata)
-        with tempfile.TemporaryDirectory(prefix="rollouts-job-") as scratch:
-            return await self._run(plan, name, Path(scratch), ctx, metadata)
+        if self._state_dir is None:
+            with tempfile.TemporaryDirectory(prefix="rollouts-job-") as scratch:
+                return await self._run(plan, name, Path(scratch), ctx, metadata)
+        folder = self._state_dir / job_folder(ctx.namespace, name)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            return await self._run(plan, name, folder, ctx, metadata)
+        finally:
+            # Measured, failed or cancelled: the job's process is gone, nothing is left to find again.
+            # (A controller killed meanwhile never gets here: the folder stays for the next one.)
+            shutil.rmtree(folder, ignore_errors=True)
 
     async def _run(
         self, plan: _Plan, name: str, scratch: Path, ctx: MeasureContext, metadata: dict[str, str]
     ) -> MeasurementOutcome:
         loop = asyncio.get_running_loop()
-        deadline_at = None if plan.deadline is None else loop.time() + plan.deadline
+        found = _read_state(scratch)
+        started_wall = float(str(found["started_at"])) if found else time.time()
+        first = int(str(found["attempt"])) if found else 1
+        # The deadline counts from the job's start, also when an earlier controller started it.
+        deadline_at = None if plan.deadline is None else loop.time() + plan.deadline - (time.time() - started_wall)
         workdir = scratch / "work"
-        workdir.mkdir()
-        for attempt in range(1, plan.attempts + 1):
+        workdir.mkdir(exist_ok=True)
+        for attempt in range(first, plan.attempts + 1):
             remaining = None if deadline_at is None else deadline_at - loop.time()
             if remaining is not None and remaining <= 0:
+                if found:
+                    _signal_group(int(str(found["pid"])), signal.SIGKILL)
                 return _failed(ctx, DEADLINE_MESSAGE, metadata)
             try:
-                result = await _attempt(plan, plan.working_dir or str(workdir), scratch, attempt, remaining)
+                result = None
+                if found and attempt == first:
+                    result = await _resume(found, scratch, attempt, remaining, plan.grace)
+                if result is None:
+                    result = await _attempt(plan, plan.working_dir or str(workdir), scratch, attempt, remaining,
+                                            started_wall)
             except OSError as exc:
                 hint = ""
                 if "/" in plan.argv[0] and not os.path.isabs(plan.argv[0]):
@@ -110,14 +149,20 @@ class JobMetricProvider:
         raise AssertionError("unreachable: the last attempt returns")
 
 
-async def _attempt(plan: _Plan, cwd: str, scratch: Path, attempt: int, timeout: float | None) -> _Exit:
+async def _attempt(plan: _Plan, cwd: str, scratch: Path, attempt: int, timeout: float | None,
+                   started_wall: float) -> _Exit:
     stdout_path, stderr_path = scratch / f"stdout.{attempt}", scratch / f"stderr.{attempt}"
+    status_path = scratch / f"exit.{attempt}"
+    status_path.unlink(missing_ok=True)
+    env = {**plan.env, MARKER_ENV: scratch.name}
     # Output goes to files, not pipes: a grandchild keeping a pipe open can then never stall us.
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         proc = await asyncio.create_subprocess_exec(
-            *plan.argv, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err, env=plan.env, cwd=cwd,
-            start_new_session=True,
+            sys.executable, RUNNER, str(status_path), *plan.argv, stdin=asyncio.subprocess.DEVNULL, stdout=out,
+            stderr=err, env=env, cwd=cwd, start_new_session=True,
         )
+    _write_state(scratch, {"pid": proc.pid, "ticks": _start_ticks(proc.pid), "attempt": attempt,
+                           "started_at": started_wall})
     try:
         await asyncio.wait_for(proc.wait(), timeout)
     except TimeoutError:
@@ -128,7 +173,94 @@ async def _attempt(plan: _Plan, cwd: str, scratch: Path, attempt: int, timeout: 
         raise
     # The pod is gone once its main process ends: so are the processes it left behind.
     _signal_group(proc.pid, signal.SIGKILL)
-    return _Exit(code=proc.returncode, stderr=_read_tail(stderr_path))
+    return _status(status_path, stderr_path)
+
+
+def _status(status_path: Path, stderr_path: Path) -> _Exit:
+    """What job_runner.py recorded; raises OSError when the command could not be started."""
+    try:
+        status = json.loads(status_path.read_text())
+    except (OSError, ValueError):
+        # The runner itself was killed (SIGKILL to the group): the job ended the same way.
+        return _Exit(code=-signal.SIGKILL, stderr=_read_tail(stderr_path))
+    if "error" in status:
+        raise OSError(int(status.get("errno") or 0), str(status["error"]))
+    return _Exit(code=int(status["code"]), stderr=_read_tail(stderr_path))
+
+
+async def _resume(found: dict[str, object], scratch: Path, attempt: int, timeout: float | None,
+                  grace: float) -> _Exit | None:
+    """The attempt an earlier controller started: its recorded end, or wait for it (polling: it is not our
+    child). None when it is gone without a trace, and must be started again."""
+    status_path, stderr_path = scratch / f"exit.{attempt}", scratch / f"stderr.{attempt}"
+    pid, ticks = int(str(found["pid"])), found.get("ticks")
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    log.info("job %s: found running from an earlier controller (pid %d); waiting for it", scratch.name, pid)
+    try:
+        while not status_path.exists() and _alive(pid, ticks):
+            if deadline is not None and loop.time() >= deadline:
+                await _stop_group(pid, ticks, grace)
+                return _Exit(code=None, stderr=_read_tail(stderr_path))
+            await asyncio.sleep(ADOPTED_POLL_SECONDS)
+    except BaseException:
+        await _stop_group(pid, ticks, grace)
+        raise
+    if not status_path.exists():
+        return None
+    _signal_group(pid, signal.SIGKILL)
+    return _status(status_path, stderr_path)
+
+
+async def _stop_group(pid: int, ticks: object, grace: float) -> None:
+    """`_stop` for a process that is not our child."""
+    _signal_group(pid, signal.SIGTERM)
+    end = time.monotonic() + grace
+    while _alive(pid, ticks) and time.monotonic() < end:
+        await asyncio.sleep(0.05)
+    _signal_group(pid, signal.SIGKILL)
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot, /proc/PID/stat field 22): with the pid it tells
+    the process apart from a later one that got the same pid. None where there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[19])
+
+
+def _alive(pid: int, ticks: object) -> bool:
+    if ticks is not None:
+        return _start_ticks(pid) == ticks
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_state(folder: Path, state: dict[str, object]) -> None:
+    tmp = folder / f"{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, folder / STATE_FILE)
+
+
+def _read_state(folder: Path) -> dict[str, object] | None:
+    try:
+        state = json.loads((folder / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) and {"pid", "attempt", "started_at"} <= state.keys() else None
+
+
+def job_folder(namespace: str, name: str) -> str:
+    """The job's folder under the state dir: its name made safe for a path, and a digest keeping it unique."""
+    digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:12]
+    return f"{re.sub(r'[^A-Za-z0-9.-]', '_', name)[:80]}-{digest}"
 
 
 async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
