@@ -363,3 +363,19 @@ def test_openapi_v3_declares_field_validation_for_every_kind(cluster: Cluster) -
     assert patch["x-kubernetes-group-version-kind"] == {"group": "argoproj.io", "version": "v1alpha1",
                                                         "kind": "Rollout"}
     assert missing.status_code == 404 and v2.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", b"{not json"),
+        ("application/json", b"[" * 100_000 + b"]" * 100_000),
+        ("application/apply-patch+yaml", b"a: &x [1, 2]\nb: [*x, *x, *x]\n"),
+    ],
+    ids=["malformed-json", "deeply-nested-json", "yaml-aliases"],
+)
+def test_hostile_bodies_are_400_bad_request(cluster: Cluster, content_type: str, body: bytes) -> None:
+    with cluster.http() as http:
+        answer = http.patch(f"{CM}/anything", params={"fieldManager": "t"}, content=body,
+                            headers={"Content-Type": content_type})
+    assert (answer.status_code, answer.json()["reason"]) == (400, "BadRequest")

@@ -230,10 +230,15 @@ class ApiServer:
                 raise ApiError(415, "UnsupportedMediaType", str(exc)) from None
         try:
             if "yaml" in request.content_type:
+                # Aliases are how a small YAML body becomes an enormous object ("billion laughs"); no
+                # Kubernetes client sends them.
+                if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(raw, Loader=yaml.SafeLoader)):
+                    raise bad_request("the request body uses YAML aliases (*name), which this server refuses")
                 return yaml.safe_load(raw)
             return json.loads(raw)
-        except (ValueError, yaml.YAMLError) as exc:
-            raise bad_request(f"the request body is not valid {request.content_type or 'JSON'}: {exc}") from None
+        except (ValueError, yaml.YAMLError, RecursionError) as exc:
+            what = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise bad_request(f"the request body is not valid {request.content_type or 'JSON'}: {what}") from None
 
     async def _dispatch(self, request: web.Request, target: Target) -> web.StreamResponse:
         method, q, res, o = request.method, request.query, target.resource, self.objects
