@@ -131,3 +131,21 @@ def test_rules_still_run_when_a_list_item_lacks_a_required_field(tmp_path: Path)
     assert any("containers[0].ports[0].containerPort: must be an integer (got \"x\")" in line for line in lines)
     # the port item emptied is still invalid (containerPort is required): the rest of the object is checked
     assert any("steps[0].setWeight: 140 is not between 0 and 100" in line for line in lines), lines
+
+
+MANY = [
+    ("unknown-field-steps", ("spec", "strategy", "canary", "steps"), [{"setWeigth": 1}] * 20_000,
+     "more problem(s) in this object not listed (the first 100 are)"),
+    ("wrong-item-ports", ("spec", "template", "spec", "containers", 0, "ports"), list(range(20_000)),
+     "schema errors in this object; the first 500 are described"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "fragment"), [c[1:] for c in MANY], ids=[c[0] for c in MANY])
+def test_thousands_of_problems_in_one_object_are_capped_and_quick(tmp_path: Path, path: tuple[Any, ...],
+                                                                  value: Any, fragment: str) -> None:
+    code, lines, seconds = lint_doc(tmp_path, rollout_with(path, value))
+    assert code == 1
+    assert len(lines) <= 101
+    assert any(fragment in line for line in lines), lines[-3:]
+    assert seconds < 5.0  # was minutes: each finding was compared with every removed part

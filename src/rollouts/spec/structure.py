@@ -157,10 +157,15 @@ def _message(model: type[BaseModel], path: FieldPath, errs: list[dict[str, Any]]
     return "; ".join(dict.fromkeys(str(e["msg"]) for e in errs))
 
 
+# Errors of one validation turned into findings; a hostile object (a list of 50,000 wrong items) makes pydantic
+# report every one, and describing them all would take longer than any reader would look.
+MAX_ERRORS = 500
+
+
 def findings_from_error(model: type[BaseModel], exc: ValidationError, data: Any) -> list[Finding]:
-    """One finding per manifest field pydantic complained about."""
+    """One finding per manifest field pydantic complained about (for the first MAX_ERRORS errors)."""
     grouped: dict[FieldPath, list[dict[str, Any]]] = {}
-    for err in exc.errors(include_url=False):
+    for err in exc.errors(include_url=False)[:MAX_ERRORS]:
         path = _normalise(tuple(err["loc"]), data, str(err["type"]))
         grouped.setdefault(path, []).append(dict(err))
     return [
@@ -216,6 +221,11 @@ def check_structure(data: dict[str, Any]) -> tuple[BaseModel | None, list[Findin
     except ValidationError as exc:
         cls = model_for(str(data.get("apiVersion")), str(data.get("kind")))
         findings = findings_from_error(cls, exc, data)
+        if exc.error_count() > MAX_ERRORS:
+            # too broken for a best-effort model to say anything more
+            total = Finding((), f"{exc.error_count()} schema errors in this object; the first {MAX_ERRORS} are "
+                            "described", "error", structural=True)
+            return None, [total, *findings], []
     pruned_data = copy.deepcopy(data)
     removed: list[FieldPath] = []
     current = findings

@@ -68,9 +68,30 @@ def semantic_findings(model: BaseModel, inventory: Inventory) -> list[Finding]:
     return findings
 
 
-def _overlaps(path: FieldPath, removed: Sequence[FieldPath]) -> bool:
-    """Whether a semantic finding is about a part the structural pass already reported (and removed)."""
-    return any(path[: len(gone)] == gone or path == gone[:-1] for gone in removed)
+# Problems listed per object: past this, an object is garbage and a longer list helps nobody (and costs time).
+MAX_PROBLEMS_PER_OBJECT = 100
+
+
+class _Removed:
+    """The parts the structural pass reported (and removed), for finding overlaps in time linear in the
+    path length rather than in the number of removed parts (a hostile object can have tens of thousands)."""
+
+    def __init__(self, removed: Sequence[FieldPath]) -> None:
+        self.gone = set(removed)
+        self.parents = {gone[:-1] for gone in removed}
+
+    def overlaps(self, path: FieldPath) -> bool:
+        """Whether a finding is inside a removed part, or about the mapping that lost it."""
+        return path in self.parents or any(path[:end] in self.gone for end in range(len(path) + 1))
+
+
+def _capped(findings: list[Finding]) -> list[Finding]:
+    if len(findings) <= MAX_PROBLEMS_PER_OBJECT:
+        return findings
+    more = len(findings) - MAX_PROBLEMS_PER_OBJECT
+    return findings[:MAX_PROBLEMS_PER_OBJECT] + [
+        Finding((), f"{more} more problem(s) in this object not listed (the first {MAX_PROBLEMS_PER_OBJECT} are)")
+    ]
 
 
 def _problem(obj: LoadedObject, finding: Finding, kind: str) -> Problem:
@@ -99,16 +120,18 @@ def validate_objects(objects: Sequence[LoadedObject]) -> list[Checked]:
     for obj, model, structural, removed in first:
         kind = obj.kind or "<no kind>"
         findings = list(obj.findings) + structural
+        gone = _Removed(removed)
         if (obj.api_version, obj.kind) in KINDS:
-            findings += [f for f in check_input(obj.data) if not _overlaps(f.path, removed)]
+            findings += [f for f in check_input(obj.data) if not gone.overlaps(f.path)]
         if model is not None:
             try:
                 semantic = semantic_findings(model, inventory)
             except Exception as exc:  # a rule tripping over an odd object must not hide the others' results
                 semantic = [Finding((), f"internal error while checking: {type(exc).__name__}: {exc}")]
-            findings += [f for f in semantic if not _overlaps(f.path, removed)]
+            findings += [f for f in semantic if not gone.overlaps(f.path)]
         problems = sorted(
-            (_problem(obj, f, kind) for f in findings), key=lambda p: (p.line, p.severity != "error")
+            (_problem(obj, f, kind) for f in _capped(findings)),
+            key=lambda p: (p.line, p.severity != "error"),
         )
         checked.append(Checked(obj, model, problems))
     return checked
