@@ -97,7 +97,7 @@ def basic_canary_counts(
     and each other ReplicaSet.
 
     Scale-ups share the surge room, the stable first. While other ReplicaSets still have pods only they
-    are scaled down (their unavailable pods at once, then as the availability budget allows, oldest
+    are scaled down (their unavailable pods at once, then as the availability budget allows, newest
     first). Then the side that must shrink does so within the budget, counting the other side's desired
     replicas as available (so a crash-looping side cannot wedge the move), and an over-surged pair is
     pulled back within maxSurge.
@@ -168,11 +168,12 @@ def _scale_down_others(
     replicas: int, max_unavailable: int, new: Pool, stable: Pool | None, others: Sequence[Pool]
 ) -> dict[str, int]:
     """Other ReplicaSets go to zero: unavailable pods at once (Argo's cleanupUnhealthyReplicas), available
-    ones as far as the availability budget allows, oldest first."""
+    ones as far as the availability budget allows, newest first (`others` comes oldest first; Argo's
+    scaleDownOldReplicaSetsForCanary walks them by revision, newest first)."""
     counts = {o.name: o.replicas for o in others}
     pools = [new, *([stable] if stable is not None else []), *others]
     budget = sum(min(p.available, p.replicas) for p in pools) - (replicas - max_unavailable)
-    for other in others:
+    for other in reversed(others):
         available = min(other.available, other.replicas)
         keep = available
         if budget > 0:
