@@ -80,10 +80,12 @@ def test_errors_are_status_objects_with_reasons_and_codes(cluster: Cluster) -> N
             "AlreadyExists": http.post(CM, json=_configmap("errors-cm")),
             "BadRequest": http.get(CM, params={"labelSelector": "a in (b"}),
             "Unknown resource": http.get("/api/v1/namespaces/default/widgets"),
+            "Outside its namespace": http.get("/api/v1/configmaps/errors-cm"),
         }
     codes = {reason: (answer.status_code, answer.json()["reason"]) for reason, answer in cases.items()}
     assert codes == {"NotFound": (404, "NotFound"), "AlreadyExists": (409, "AlreadyExists"),
-                     "BadRequest": (400, "BadRequest"), "Unknown resource": (404, "NotFound")}
+                     "BadRequest": (400, "BadRequest"), "Unknown resource": (404, "NotFound"),
+                     "Outside its namespace": (404, "NotFound")}
     assert cases["NotFound"].json()["details"] == {"kind": "configmaps", "name": "absent"}
 
 

@@ -206,6 +206,9 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
+        if name is not None and resource.namespaced and namespace is None:
+            # As kube-apiserver: a namespaced object is only addressed inside its namespace.
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
         allowed = {"status": resource.status, "scale": resource.scale, "log": resource.log,
                    "finalize": resource.kind == "Namespace"}
         if sub is not None and not allowed.get(sub):
