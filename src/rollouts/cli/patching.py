@@ -105,6 +105,8 @@ def apply_patch(store: SQLiteStore, kind: str, namespace: str, name: str, patch:
             fail(f'patching {kind} "{name}" may not change kind or metadata.name')
         was = stored["metadata"].get("namespace") or ""
         if (patched["metadata"].get("namespace") or "") != was:
+            if not was:
+                fail(f'patching {kind} "{name}" may not set metadata.namespace (a {kind} is cluster-scoped)')
             fail(f'patching {kind} "{name}" may not change metadata.namespace (it is "{was}"; to move the '
                  "object, delete it and apply it in the other namespace)")
         problems = lint_object(store, patched)
