@@ -13,7 +13,7 @@ from rollouts.engine.canary import at_desired_counts
 from rollouts.engine.context import Context
 from rollouts.engine.replicas import surge_and_unavailable
 from rollouts.engine.rollback import rollback_within_window
-from rollouts.engine.steps import describe_step
+from rollouts.engine.steps import describe_step, pause_seconds
 from rollouts.engine.types import (
     EvictPod,
     Observed,
@@ -24,7 +24,7 @@ from rollouts.engine.types import (
 )
 from rollouts.engine.world import World, successful_after
 from rollouts.spec.pod import PodTemplateSpec
-from rollouts.spec.rollout import CanaryStep, Rollout
+from rollouts.spec.rollout import CanaryStep, Rollout, RolloutPause
 
 from .builders import deployed, rollout, traffic, update
 
@@ -460,3 +460,14 @@ def test_retry_and_resume_conditions_follow_argo() -> None:
     paused = next(c for c in status(w).conditions or [] if c.type == "Paused")
     assert (paused.status, paused.reason, paused.message) == ("False", "RolloutPaused", "Rollout is paused")
     assert w.run(until=healthy_on_new)
+
+
+@pytest.mark.parametrize(
+    ("duration", "seconds"),
+    [("30", 30), (30, 30), ("1500ms", 1), ("1m30s", 90), ("soon", None), (None, None), ("-5s", None)],
+    ids=["digit-string", "int", "fraction-dropped", "go-duration", "unparsable-indefinite", "indefinite",
+         "negative"],
+)
+def test_pause_duration_seconds_as_argo(duration: str | int | None, seconds: int | None) -> None:
+    """Argo's RolloutPause.DurationSeconds: int32 whole seconds; unparsable means indefinite (-1)."""
+    assert pause_seconds(RolloutPause(duration=duration)) == seconds

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rollouts.spec.duration import DurationError, parse_duration
+from rollouts.spec.ranges import INT32_MAX
 from rollouts.spec.rollout import CanaryStep, HeaderRoutingMatch, RolloutPause, SetCanaryScale
 
 
@@ -60,16 +61,17 @@ def header_routes_at(steps: Sequence[CanaryStep], index: int) -> dict[str, tuple
     return routes
 
 
-def pause_seconds(pause: RolloutPause) -> float | None:
-    """Seconds a pause step lasts; None for an indefinite pause. An unparsable duration counts as
-    indefinite (Argo reads it as -1)."""
+def pause_seconds(pause: RolloutPause) -> int | None:
+    """Whole seconds a pause step lasts, as Argo's `RolloutPause.DurationSeconds` (int32 seconds, the
+    fraction dropped: `1500ms` is 1 s); None for an indefinite pause. An unparsable duration counts as
+    indefinite (Argo reads it as -1). Validation refuses more than int32 seconds; it is capped here too."""
     if pause.duration is None:
         return None
     try:
         seconds = parse_duration(pause.duration)
     except DurationError:
         return None
-    return seconds if seconds >= 0 else None
+    return min(int(seconds), INT32_MAX) if seconds >= 0 else None
 
 
 def describe_step(step: CanaryStep) -> str:
