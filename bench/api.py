@@ -1,7 +1,9 @@
 """Local cluster API server benchmark: requests/s and p50/p99 latency of get, list (1,000 objects) and a
-watch fan-out (100 watchers each receiving every write), against a real server process over HTTPS.
+watch fan-out (100 watchers each receiving every write), against a real server process over HTTPS; and
+what a fresh process pays to get one Rollout through the API with lightkube (what `rollouts get rollout`
+will cost once the CLI goes through the API), as a ratio to `python -c pass`.
 
-    python bench/api.py --requests 300 --concurrency 4 --watchers 100 --writes 50
+    python bench/api.py --requests 300 --concurrency 4 --watchers 100 --writes 50 --runs 9
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import argparse
 import asyncio
 import json
 import ssl
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -123,6 +127,46 @@ async def _run(url: str, token: str, ca: Path, args: Any) -> None:
               f"p50 {fan['p50_ms']:7.1f} ms   p99 {fan['p99_ms']:7.1f} ms  (write to delivery)")
 
 
+_GET_ROLLOUT = """
+import sys
+from lightkube import Client, KubeConfig
+from lightkube.generic_resource import create_namespaced_resource
+Rollout = create_namespaced_resource("argoproj.io", "v1alpha1", "Rollout", "rollouts")
+client = Client(config=KubeConfig.from_file(sys.argv[1]))
+assert client.get(Rollout, "web", namespace="default").metadata.name == "web"
+"""
+
+
+# The same with the standard library only (the token and CA read from the kubeconfig), for comparison.
+_GET_ROLLOUT_STDLIB = """
+import base64, http.client, json, ssl, sys, tempfile, urllib.parse
+import yaml
+config = yaml.safe_load(open(sys.argv[1]))
+cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+url = urllib.parse.urlsplit(cluster["server"])
+context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+conn = http.client.HTTPSConnection(url.hostname, url.port, context=context)
+conn.request("GET", "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts/web",
+             headers={"Authorization": "Bearer " + user["token"]})
+assert json.loads(conn.getresponse().read())["metadata"]["name"] == "web"
+"""
+
+
+def _process_cost(kubeconfig: Path, runs: int) -> tuple[float, float, float]:
+    """Median wall time of a fresh process getting one Rollout (lightkube, stdlib) and of `python -c pass`."""
+    def median(args: list[str]) -> float:
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            subprocess.run(args, check=True)  # noqa: S603 (fixed arguments)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    return (median([sys.executable, "-c", _GET_ROLLOUT, str(kubeconfig)]),
+            median([sys.executable, "-c", _GET_ROLLOUT_STDLIB, str(kubeconfig)]),
+            median([sys.executable, "-c", "pass"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
@@ -130,6 +174,7 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=1000)
     parser.add_argument("--watchers", type=int, default=100)
     parser.add_argument("--writes", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=9, help="Fresh processes for the get-rollout cost.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
@@ -137,6 +182,10 @@ def main() -> None:
         running = start_background(home)
         try:
             asyncio.run(_run(running.url, api_token(home), home / CERT_FILE, args))
+            lightkube, stdlib, baseline = _process_cost(home / "kubeconfig", args.runs)
+            for label, cost in (("lightkube", lightkube), ("http.client", stdlib)):
+                print(f"get rollout from a fresh process ({label}): {cost:.3f} s median, "
+                      f"{cost / baseline:.1f}x python -c pass ({baseline:.3f} s)")
         finally:
             stop_background(home)
     print(f"(python {sys.version.split()[0]}, one server process, "
