@@ -281,13 +281,14 @@ def test_crd_list_has_argo_kinds_with_printer_columns(cluster: Cluster) -> None:
         crds = http.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions").json()
         one = http.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/rollouts.argoproj.io").json()
         write = http.delete("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/rollouts.argoproj.io")
+        watch = http.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", params={"watch": "1"})
     assert {c["metadata"]["name"] for c in crds["items"]} == {
         "rollouts.argoproj.io", "analysisruns.argoproj.io", "analysistemplates.argoproj.io",
         "clusteranalysistemplates.argoproj.io", "experiments.argoproj.io"}
     version = one["spec"]["versions"][0]
     assert version["subresources"]["scale"]["specReplicasPath"] == ".spec.replicas"
     assert [c["name"] for c in version["additionalPrinterColumns"]][:2] == ["Desired", "Current"]
-    assert write.status_code == 405
+    assert write.status_code == 405 and watch.status_code == 405
 
 
 def test_rollout_scale_subresource(cluster: Cluster) -> None:
@@ -381,3 +382,11 @@ def test_hostile_bodies_are_400_bad_request(cluster: Cluster, content_type: str,
         answer = http.patch(f"{CM}/anything", params={"fieldManager": "t"}, content=body,
                             headers={"Content-Type": content_type})
     assert (answer.status_code, answer.json()["reason"]) == (400, "BadRequest")
+
+
+def test_invalid_name_is_422_with_the_metadata_name_cause(cluster: Cluster) -> None:
+    with cluster.http() as http:
+        answer = http.post(CM, json=_configmap("Bad_Name"))
+    status = answer.json()
+    assert (answer.status_code, status["reason"]) == (422, "Invalid")
+    assert [c["field"] for c in status["details"]["causes"]] == ["metadata.name"]

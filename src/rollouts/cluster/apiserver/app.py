@@ -329,8 +329,8 @@ class ApiServer:
         return self._render(request, res, items, version, list_meta=meta)
 
     def _crds(self, request: web.Request, target: Target) -> web.Response:
-        if request.method != "GET" or target.sub:
-            raise method_not_allowed("the CustomResourceDefinitions of this server are read-only")
+        if request.method != "GET" or target.sub or request.query.get("watch") in _TRUE:
+            raise method_not_allowed("the CustomResourceDefinitions of this server are read-only and not watchable")
         crds = custom_resource_definitions()
         if target.name is None:
             return self._render(request, target.resource, crds, 1)
