@@ -155,6 +155,7 @@ def test_kubectl_delete_cascades(cluster: Cluster, kubectl: str, applied: None) 
 
 def test_kubectl_get_crds(cluster: Cluster, kubectl: str) -> None:
     out = run(cluster, kubectl, "get", "crd")
+    assert out.splitlines()[0].split() == ["NAME", "CREATED", "AT"]
     assert "rollouts.argoproj.io" in out and "analysisruns.argoproj.io" in out
 
 

@@ -206,3 +206,13 @@ def test_async_client_lists_and_watches(cluster: Cluster) -> None:
     deadline = time.monotonic() + 30
     assert asyncio.run(asyncio.wait_for(scenario(), deadline - time.monotonic())) == [
         ("ADDED", "lk-async-0"), ("ADDED", "lk-async-1")]
+
+
+def test_deleting_a_namespace_deletes_its_contents(client: Client) -> None:
+    from lightkube.resources.core_v1 import Namespace
+
+    client.create(Namespace(metadata=ObjectMeta(name="lk-doomed")))
+    client.create(ConfigMap(metadata=ObjectMeta(name="lk-doomed-cm", namespace="lk-doomed")))
+    client.delete(Namespace, "lk-doomed")
+    assert not list(client.list(ConfigMap, namespace="lk-doomed"))
+    assert "lk-doomed" not in [n.metadata.name for n in client.list(Namespace)]

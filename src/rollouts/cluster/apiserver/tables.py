@@ -139,6 +139,8 @@ def _columns(kind: str) -> list[tuple[str, str, Cell]]:
         return [("Last Seen", _S, lambda o, n: _age_of(o.get("lastTimestamp"), n)), ("Type", _S, _get(".type", "")),
                 ("Reason", _S, _get(".reason", "")), ("Object", _S, _event_object),
                 ("Message", _S, _get(".message", ""))]
+    if kind == "CustomResourceDefinition":
+        return [("Name", _S, _get(".metadata.name")), ("Created At", "date", _get(".metadata.creationTimestamp"))]
     if kind in PRINTER_COLUMNS:
         columns: list[tuple[str, str, Cell]] = [("Name", _S, _get(".metadata.name"))]
         for col in PRINTER_COLUMNS[kind]:
