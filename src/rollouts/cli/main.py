@@ -62,6 +62,7 @@ def main() -> None:
     from rollouts.cli import (
         cluster,  # noqa: F401  (rollouts cluster up|down|status|kubeconfig)
         commands,  # noqa: F401  (registers the verbs on `app`)
+        gate,  # noqa: F401  (rollouts gate check)
     )
 
     debug = "--debug" in sys.argv

@@ -1,0 +1,176 @@
+"""`rollouts gate check`: for every fixed-threshold metric of an AnalysisTemplate, how often it would roll
+back a healthy release at the stable version's real traffic, and what regression it catches in its window.
+
+One line per metric. The arithmetic is rollouts.analysis.noise (binomial over the window's request count,
+then the run's count/failureLimit), the metric's shape rollouts.analysis.gate_shape, the traffic
+rollouts.analysis.gate_baseline (Prometheus, or --error-rate/--slow-share and --rps by hand).
+
+Exit codes: 0 every gate is within the false-rollback target, 1 at least one gate rolls back healthy
+releases more often than --target, 2 bad input (file, template, argument, no threshold metric),
+3 no gate flagged but the traffic of at least one could not be read (Prometheus unreachable, no data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import typer
+
+from rollouts.cli.main import app
+
+if TYPE_CHECKING:
+    from rollouts.analysis.gate_baseline import Baseline
+    from rollouts.analysis.gate_shape import GateShape
+
+gate_app = typer.Typer(help="Check analysis gates against the service's real traffic.", no_args_is_help=True)
+app.add_typer(gate_app, name="gate")
+
+EXIT_OK, EXIT_FLAGGED, EXIT_INPUT, EXIT_NO_BASELINE = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class ManualBaseline:
+    error_rate: float | None
+    slow_share: float | None
+    rps: float | None
+
+
+def _pct(value: float) -> str:
+    if value >= 0.995 or value == 0:
+        return f"{value * 100:.0f} %"
+    return f"{value * 100:.2g} %" if value < 0.1 else f"{value * 100:.0f} %"
+
+
+def _share(value: float) -> str:
+    return f"{value * 100:.2f} %"
+
+
+def check_line(shape: GateShape, baseline: Baseline, *, gates: int, target: float, canary_weight: float) -> tuple[str, bool]:
+    """The report line of one metric and whether it is flagged."""
+    from rollouts.analysis import noise
+
+    share_of_traffic = canary_weight / 100 if shape.canary_scoped else 1.0
+    requests = round(baseline.rps * share_of_traffic * shape.window_seconds)
+    gate = noise.WindowGate(requests, shape.bad_share_limit, shape.fails_at_equal, shape.count, shape.failure_limit,
+                            shape.window_seconds, shape.interval_seconds, shape.consecutive_success_limit)
+    run = noise.run_fail_probability(baseline.bad_share, gate)
+    release = noise.release_fail_probability(run, gates)
+    latency = shape.quantile is not None
+    rate_text = (f"{_share(baseline.bad_share)} of requests slower than {shape.threshold.bound:g}" if latency
+                 else f"{_share(baseline.bad_share)} error rate")
+    over = f" ({_pct(release)} over {gates} gates)" if gates > 1 else ""
+    scope = f", the canary's {canary_weight:g} %" if shape.canary_scoped else ""
+    line = (f"{shape.name} {shape.describe().split(' ', 1)[1]}: a healthy release fails it {_pct(run)} of the time"
+            f"{over} at today's {rate_text} ({requests:,} requests a window{scope})")
+    detect = noise.detectable_bad_share(gate, baseline.bad_share)
+    if detect is not None:
+        what = "slow requests" if latency else "errors"
+        line += f"; it catches {_share(detect)} {what} 9 times in 10"
+        if not shape.canary_scoped and canary_weight < 100:
+            canary = baseline.bad_share + (detect - baseline.bad_share) * 100 / canary_weight
+            line += f" (a canary at {canary_weight:g} % must reach {_share(min(canary, 1.0))})"
+    flagged = release > target
+    if flagged:
+        advice = "consider rollouts/sequential"
+        if not latency:
+            better = noise.loosest_safe_limit(gate, baseline.bad_share, gates=gates, target=target)
+            if better is not None:
+                bound = 1 - better.bad_share_limit if shape.value_is_good_share else better.bad_share_limit
+                advice += f" or a threshold of {bound:.4g}"
+        line += f"; {advice}"
+    return line, flagged
+
+
+@gate_app.command("check")
+def check_command(
+    files: list[str] = typer.Option(..., "--filename", "-f", help="AnalysisTemplate file(s)."),
+    template: str | None = typer.Option(None, "--template", help="Only this template (default: all in the files)."),
+    arguments: list[str] = typer.Option([], "--argument", "-a", help="Template argument NAME=VALUE."),
+    lookback: str = typer.Option("7d", "--lookback", help="Look-back of the stable traffic (PromQL duration)."),
+    prometheus_address: str | None = typer.Option(
+        None, "--prometheus-address", help="Query this Prometheus instead of the address in the templates."),
+    gates: int = typer.Option(1, "--gates", min=1, help="Gated steps per release (the runbook's plan has 4)."),
+    canary_weight: float = typer.Option(
+        10.0, "--canary-weight", min=0.1, max=100.0,
+        help="Canary traffic percent, for metrics that measure only the canary's pods."),
+    target: float = typer.Option(0.01, "--target", min=0.0, max=1.0,
+                                 help="Flag gates that roll back more healthy releases than this share."),
+    error_rate: float | None = typer.Option(None, "--error-rate", min=0.0, max=1.0,
+                                            help="Baseline error rate by hand (skips Prometheus for rate gates)."),
+    slow_share: float | None = typer.Option(None, "--slow-share", min=0.0, max=1.0,
+                                            help="Baseline share slower than the latency bound, by hand."),
+    rps: float | None = typer.Option(None, "--rps", min=0.0, help="Service requests per second by hand."),
+) -> None:
+    """Say, per fixed-threshold metric, how often it rolls back a healthy release and what it can catch.
+
+    Exit 0 all within --target, 1 a gate is flagged, 2 bad input, 3 some traffic could not be read."""
+    from rollouts.analysis.gate_shape import NotAGate, gate_shape, prom_duration
+    from rollouts.cli.analysis import _parse_args
+    from rollouts.spec.analysis import AnalysisTemplate
+    from rollouts.spec.loader import load_paths
+
+    loaded = load_paths(files)
+    problems = [p for p in loaded.problems if p.severity == "error"]
+    if problems:
+        for problem in problems:
+            typer.echo(problem.format(), err=True)
+        raise typer.Exit(EXIT_INPUT)
+    docs = [o.data for o in loaded.objects if o.kind in ("AnalysisTemplate", "ClusterAnalysisTemplate")]
+    if template is not None:
+        docs = [d for d in docs if (d.get("metadata") or {}).get("name") == template]
+    if not docs:
+        names = ", ".join(str((o.data.get("metadata") or {}).get("name")) for o in loaded.objects
+                          if o.kind in ("AnalysisTemplate", "ClusterAnalysisTemplate"))
+        typer.echo(f"error: no AnalysisTemplate {template or ''} in the given files"
+                   + (f" (found: {names})" if names else ""), err=True)
+        raise typer.Exit(EXIT_INPUT)
+    try:
+        lookback_seconds = prom_duration(lookback)
+        cli_args = _parse_args(arguments)
+    except ValueError as exc:
+        typer.echo(f"error: --lookback: {exc}", err=True)
+        raise typer.Exit(EXIT_INPUT) from None
+    manual = ManualBaseline(error_rate, slow_share, rps)
+    judged = flagged = unavailable = 0
+    for doc in docs:
+        spec = AnalysisTemplate.model_validate({**doc, "kind": "AnalysisTemplate"})
+        defaults = {a.name: a.value for a in spec.spec.args or [] if a.value is not None}
+        args = {**defaults, **cli_args}
+        for metric in spec.spec.metrics:
+            label = f"{spec.metadata.name}/{metric.name}" if len(docs) > 1 else metric.name
+            try:
+                shape = gate_shape(metric, args)
+            except (NotAGate, ValueError) as exc:
+                typer.echo(f"{label}: skipped: {str(exc).split(': ', 1)[-1]}")
+                continue
+            judged += 1
+            try:
+                baseline = _baseline(shape, manual, prometheus_address, lookback, lookback_seconds)
+            except RuntimeError as exc:
+                unavailable += 1
+                typer.echo(f"{label}: no baseline: {exc}")
+                continue
+            line, is_flagged = check_line(shape, baseline, gates=gates, target=target, canary_weight=canary_weight)
+            flagged += is_flagged
+            typer.echo(f"{spec.metadata.name}/{line}" if len(docs) > 1 else line)
+    if not judged:
+        typer.echo("error: no metric with a fixed threshold on a success rate, error rate or latency quantile",
+                   err=True)
+        raise typer.Exit(EXIT_INPUT)
+    raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_NO_BASELINE if unavailable else EXIT_OK)
+
+
+def _baseline(shape: GateShape, manual: ManualBaseline, address: str | None, lookback: str,
+              lookback_seconds: float) -> Baseline:
+    from rollouts.analysis.gate_baseline import Baseline, BaselineUnavailable, prometheus_baseline
+
+    by_hand = manual.slow_share if shape.quantile is not None else manual.error_rate
+    if by_hand is not None and manual.rps is not None:
+        return Baseline(by_hand, manual.rps, "given")
+    where = address or shape.address
+    if where is None:
+        raise BaselineUnavailable("no Prometheus address (give --prometheus-address, or --error-rate and --rps)")
+    found = prometheus_baseline(shape, where, lookback, lookback_seconds)
+    return Baseline(found.bad_share if by_hand is None else by_hand,
+                    found.rps if manual.rps is None else manual.rps, found.source)
