@@ -154,8 +154,8 @@ GOOD = {
 def test_good_release_ends_promoted(controller: ControllerProcess, tmp_path: Path, kill: bool) -> None:
     final, indexes = good_release(controller, tmp_path, kill)
     assert {k: v for k, v in final.items() if k != "steps"} == GOOD
-    # Each step completed exactly once: none repeated (count 1), none skipped. The indefinite pause
-    # (step 2) is completed by `rollouts promote` itself, which moves the index without an event.
+    # Each step completed exactly once: none repeated (count 1), none skipped; the indefinite pause
+    # (step 2) included, its event written when `rollouts promote` releases it (as Argo does).
     assert final["steps"] == step_messages(1, 2, 3, 4, 5)
     assert indexes == sorted(indexes) and indexes[-1] == STEPS, indexes
 
@@ -175,7 +175,7 @@ def test_bad_release_killed_during_its_analysis_is_still_aborted(controller: Con
     final = outcome(controller, port, old_hash)
     assert final == {
         "phase": "Degraded", "abort": True, "stable": "old", "weight": 0, "image": "rollouts-demo:red",
-        "steps": step_messages(1), "completed": 0, "aborted": 1, "runs": [("Step", "Failed")],
+        "steps": step_messages(1, 2), "completed": 0, "aborted": 1, "runs": [("Step", "Failed")],
         "answers": {"blue": 40},
     }
     with controller.store() as store:  # the run measured before the kill was continued, not started again
