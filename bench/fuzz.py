@@ -446,6 +446,7 @@ def worker_main(conn: Connection, seeds: list[dict[str, Any]]) -> None:
     worker = Worker(seeds)
     worker.run(("expression", ("len(result) > 0", [1])))  # warm caches (grammar) outside the timed cases
     worker.run(("manifest", b"apiVersion: v1\nkind: Service\nmetadata: {name: w}\nspec: {ports: [{port: 1}]}\n"))
+    worker.run(("patch", ("Service", "merge", "{}")))
     conn.send("ready")
     while True:
         case = conn.recv()
