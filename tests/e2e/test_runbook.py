@@ -84,6 +84,8 @@ def _shrink_rollout(doc: dict[str, Any]) -> None:
             if "analysis" in step:
                 step["analysis"]["templates"] = [{"templateName": "slo-gates"}]
                 step["analysis"]["args"] = [a for a in step["analysis"]["args"] if a["name"] == "service-name"]
+        # An indefinite pause after the second weight, for the runbook's `promote --skip-current-step`.
+        canary["steps"].insert(3, {"pause": {}})
     else:
         spec["replicas"] = 1
         blue_green = spec["strategy"]["blueGreen"]
@@ -212,9 +214,10 @@ def test_runbook(runbook: Runbook) -> None:  # noqa: PLR0915 - the runbook is on
     auth_port = rb.port("Ingress", "auth-svc")
     with Load(auth_port, rate=30):
         # --- 1. Pre-release checklist
-        out = rb.sh(f"rollouts doctor auth-svc -n {NS} --controller-address {rb.ctl.metrics_address}").stdout
+        out = rb.sh(f"rollouts doctor auth-svc -n {NS}").stdout  # it finds the home's controller itself
         assert re.search(r"^PASS controller: running", out, re.M) and "PASS controller-health" in out, out
-        assert "PASS analysis-templates: 1 valid (slo-gates)" in out, out
+        assert re.search(r"^PASS analysis-templates: \d+ valid \(.*slo-gates.*\); 1 used by the rollouts$", out,
+                         re.M), out
         assert rb.sh("rollouts version").stdout.startswith("rollouts: v")
         out = rb.sh(f"rollouts get analysistemplate -n {NS}").stdout
         for template in ("success-rate", "latency-p95", "error-budget-burn", "slo-gates"):
@@ -243,9 +246,13 @@ def test_runbook(runbook: Runbook) -> None:  # noqa: PLR0915 - the runbook is on
         before = int(rb.status("auth-svc").get("currentStepIndex") or 0)
         rb.sh(f"rollouts promote auth-svc -n {NS}")
         wait_until(lambda: int(rb.status("auth-svc").get("currentStepIndex") or 0) > before, 10, "promote")
+        wait_until(lambda: rb.status("auth-svc").get("phase") == "Paused", 30, "the pause step")
         before = int(rb.status("auth-svc")["currentStepIndex"])
         rb.sh(f"rollouts promote auth-svc -n {NS} --skip-current-step")
         wait_until(lambda: int(rb.status("auth-svc").get("currentStepIndex") or 0) > before, 10, "skip")
+        # The skipped pause no longer holds the rollout: its condition goes when the next step completes.
+        wait_until(lambda: not rb.status("auth-svc").get("pauseConditions")
+                   and int(rb.status("auth-svc").get("currentStepIndex") or 0) > before + 1, 40, "past the pause")
         assert rb.status("auth-svc").get("phase") != "Healthy", "the canary finished before the abort"
         rb.sh(f"rollouts abort auth-svc -n {NS}")
         wait_until(lambda: rb.status("auth-svc").get("phase") == "Degraded", 15, "the abort")
