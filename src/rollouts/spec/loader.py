@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -129,9 +130,19 @@ def _scalar(event: Any) -> Any:
     """A scalar's value with YAML 1.1 implicit typing (as Kubernetes' YAML reader does), timestamps kept as
     text since manifest fields that hold times are strings."""
     value = event.value
-    tag = event.tag
+    if len(value) <= 64:  # keys and short values repeat a lot; their values are immutable, so shareable
+        return _short_scalar(value, event.tag, event.implicit)
+    return _typed(value, event.tag, event.implicit)
+
+
+@lru_cache(maxsize=4096)
+def _short_scalar(value: str, tag: str | None, implicit: tuple[bool, bool]) -> Any:
+    return _typed(value, tag, implicit)
+
+
+def _typed(value: str, tag: str | None, implicit: tuple[bool, bool]) -> Any:
     if tag in (None, "!"):
-        tag = _RESOLVER.resolve(ScalarNode, value, event.implicit)
+        tag = _RESOLVER.resolve(ScalarNode, value, implicit)
     node = ScalarNode(tag, value)
     try:
         if tag == "tag:yaml.org,2002:null":
@@ -217,7 +228,10 @@ class _Composer:
         try:
             for event in events:
                 line = event.start_mark.line + 1 if event.start_mark is not None else 0
-                if isinstance(event, yaml.DocumentStartEvent):
+                # the most frequent event first: one type test per scalar instead of a chain
+                if type(event) is yaml.ScalarEvent:
+                    attach(_scalar(event), line, 1, len(event.value) + 3, event.anchor)
+                elif isinstance(event, yaml.DocumentStartEvent):
                     anchors.clear()
                     stack.clear()
                     root, root_line, lines, dups = _UNSET, line, {}, []
@@ -233,8 +247,6 @@ class _Composer:
                 elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
                     frame = stack.pop()
                     attach(frame.container, frame.line, frame.nodes, frame.size, frame.anchor)
-                elif isinstance(event, yaml.ScalarEvent):
-                    attach(_scalar(event), line, 1, len(event.value) + 3, event.anchor)
                 elif isinstance(event, yaml.AliasEvent):
                     if event.anchor not in anchors:
                         raise _ComposeError(line, f'alias "*{event.anchor}" refers to no complete anchor')
