@@ -24,6 +24,9 @@ GATE_INTERVAL = "2s"
 GATE_COUNT = 3
 GATE_INITIAL_DELAY = "3s"
 GATE_WINDOW = "10s"
+# At 10 % weight the demo's load gives the canary about 5 requests a second: 50 per window, just the
+# provider's default minimum sample; ask for 20 so the first step decides.
+GATE_MIN_REQUESTS = 20
 
 
 # With --prometheus: the PromQL shapes of infra/rollouts/analysis-templates.yaml (service-wide success rate
@@ -68,7 +71,8 @@ def prometheus_template() -> dict[str, Any]:
 
 
 def _traffic(metric: str) -> dict[str, Any]:
-    config = {"service": INGRESS, "metric": metric, "version": "canary", "window": GATE_WINDOW}
+    config = {"service": INGRESS, "metric": metric, "version": "canary", "window": GATE_WINDOW,
+              "minRequests": GATE_MIN_REQUESTS}
     return {"plugin": {"rollouts/traffic": config}}
 
 

@@ -26,7 +26,8 @@ with an error, so no traffic is never a success.
 
 What is counted (local stats): only requests served by pods of the revision under test, and only since the
 analysis run started; a measurement taken less than `window` after the run started waits (in flight) until
-its whole window lies inside the run, so the first one is not judged on a sliver. When the run belongs to a rollout of the measured service, canary and preview mean
+its whole window lies inside the run, so the first one is not judged on a sliver (error-budget-burn too: its
+count since the release then covers at least `window`). When the run belongs to a rollout of the measured service, canary and preview mean
 the run's `rollouts-pod-template-hash` (the revision the run was started for), stable the rollout's
 `status.stableRS`, active its `status.blueGreen.activeSelector`; so an old version's answers on the preview
 Service, or answers from before the run, never count. Answers no pod gave (503 while no pod was ready)
@@ -172,9 +173,10 @@ class TrafficMetricProvider(TrafficPlugin):
             return await self._measure_prometheus(metric, query, scope.service, address, ctx)
         if self._stats is None:
             return self._no_source(ctx)
-        if scope.not_before is not None and query.metric != "error-budget-burn":
+        if scope.not_before is not None:
             # A window reaching back before the run would be clipped short (the run's first measurement
-            # would see nothing): wait until the whole window lies inside the run.
+            # would see nothing, or for error-budget-burn a release seconds old): wait until the whole
+            # window lies inside the run.
             await self._wait_until(scope.not_before + query.window_seconds)
         return self._measure_local(self._stats, query, scope, ctx)
 
