@@ -390,3 +390,28 @@ def test_invalid_name_is_422_with_the_metadata_name_cause(cluster: Cluster) -> N
     status = answer.json()
     assert (answer.status_code, status["reason"]) == (422, "Invalid")
     assert [c["field"] for c in status["details"]["causes"]] == ["metadata.name"]
+
+
+def _counter(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_requests_by_verb_resource_and_code_and_writes_are_logged(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    created = 'apiserver_request_total{code="201",group="",resource="configmaps",subresource="",verb="create"}'
+    missing = 'apiserver_request_total{code="404",group="",resource="configmaps",subresource="",verb="get"}'
+    with caplog.at_level("INFO", logger="rollouts.cluster.apiserver.app"), cluster.http() as http:
+        before = http.get("/metrics").text
+        http.post(CM, json=_configmap("metrics-cm"))
+        http.get(f"{CM}/metrics-cm")
+        http.get(f"{CM}/metrics-absent")
+        after = http.get("/metrics").text
+        anonymous = cluster.http(None).get("/metrics")
+    assert _counter(after, created) == _counter(before, created) + 1
+    assert _counter(after, missing) == _counter(before, missing) + 1
+    assert anonymous.status_code == 401
+    assert any("create configmaps default/metrics-cm -> 201" in r.getMessage() for r in caplog.records)

@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextvars
+import dataclasses
 import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +33,14 @@ from rollouts.cluster.apiserver.errors import (
     unauthorized,
 )
 from rollouts.cluster.apiserver.feed import Entry, Feed
+from rollouts.cluster.apiserver.metrics import ApiMetrics
 from rollouts.cluster.apiserver.objects import Objects
 from rollouts.cluster.apiserver.previous import PreviousStates
 from rollouts.cluster.apiserver.resources import BY_PATH, Resource
 from rollouts.cluster.apiserver.tables import to_table, wants_table
 from rollouts.store.patch import json_patch, merge_patch
 from rollouts.store.protocol import Change, Expired, StoreError
-from rollouts.store.selectors import parse_field_selector, parse_label_selector
+from rollouts.store.selectors import FieldSelector, LabelSelector, parse_field_selector, parse_label_selector
 from rollouts.store.sqlite import SQLiteStore
 
 JSONObject = dict[str, Any]
@@ -91,6 +95,22 @@ def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
         raise bad_request(f'continue: "{token}" is not a continue token this server issued') from None
 
 
+# The resource a request was routed to, for the middleware's metrics and log (same task as the handler).
+_TARGET: contextvars.ContextVar[Target | None] = contextvars.ContextVar("target", default=None)
+
+
+def _verb(request: web.Request, target: Target) -> str:
+    """Kubernetes' verb for a request (the one RBAC and apiserver metrics use)."""
+    method = request.method
+    if method == "GET":
+        if target.name is not None:
+            return "get"
+        return "watch" if request.query.get("watch") in _TRUE else "list"
+    if method == "DELETE":
+        return "delete" if target.name is not None else "deletecollection"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+
+
 def _key(obj: JSONObject) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
     return str(meta.get("namespace", "")), str(meta.get("name", ""))
@@ -106,12 +126,14 @@ class ApiServer:
         self._token = token
         self.settings = settings or Settings()
         self.feed = Feed(store, retain=self.settings.watch_memory)
+        self.metrics = ApiMetrics()
 
     def build(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024 * 1024)
         app.router.add_get("/version", self._version)
         app.router.add_get("/api", self._api)
         app.router.add_get("/apis", self._apis)
+        app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/openapi/v3", self._openapi_root)
         app.router.add_get("/openapi/v3/{tail:.+}", self._openapi_document)
         for path in PUBLIC_PATHS:
@@ -134,6 +156,14 @@ class ApiServer:
             given = header[7:].strip() if header.startswith("Bearer ") else ""
             if not given or not hmac.compare_digest(given.encode(), self._token.encode()):
                 return _error(unauthorized())
+        started = time.perf_counter()
+        _TARGET.set(None)
+        response = await self._answer(request, handler)
+        self._observe(request, response.status, time.perf_counter() - started)
+        return response
+
+    async def _answer(self, request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         try:
             return await handler(request)
         except ApiError as exc:
@@ -147,6 +177,25 @@ class ApiServer:
         except Exception:
             log.exception("internal error serving %s %s", request.method, request.path)
             return _error(ApiError(500, "InternalError", "an internal error occurred; see the server log"))
+
+    def _observe(self, request: web.Request, code: int, seconds: float) -> None:
+        """Metrics for every answer, and one log line for every write (who changed what, with what result)."""
+        target = _TARGET.get()
+        verb = _verb(request, target) if target else request.method.lower()
+        group = target.resource.group if target else ""
+        resource = target.resource.plural if target else ""
+        sub = (target.sub or "") if target else ""
+        self.metrics.requests.labels(verb, group, resource, sub, str(code)).inc()
+        if verb != "watch" and not (sub == "log" and request.query.get("follow") in _TRUE):
+            self.metrics.duration.labels(verb, group, resource, sub).observe(seconds)
+        if request.method in ("POST", "PUT", "PATCH", "DELETE") and target is not None:
+            where = f"{target.namespace}/" if target.namespace else ""
+            log.info("%s %s %s%s%s -> %d (%s, %.1f ms)", verb, target.resource.qualified, where,
+                     target.name or "*", f"/{sub}" if sub else "", code,
+                     request.headers.get("User-Agent", "-"), seconds * 1000)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.exposition(), content_type="text/plain", charset="utf-8")
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -191,6 +240,7 @@ class ApiServer:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             return _json(listing)
         target = self._target(group, version, rest)
+        _TARGET.set(target)
         if target.resource.read_only:
             return self._crds(request, target)
         return await self._dispatch(request, target)
@@ -261,6 +311,7 @@ class ApiServer:
                 return await self._list(request, target)
             if method == "POST":
                 obj, warnings = await call(o.create, res, ns, await self._body(request))
+                _TARGET.set(dataclasses.replace(target, name=obj["metadata"].get("name")))  # for the log line
                 return _json(obj, 201, warnings)
             if method == "DELETE":
                 options = await self._delete_options(request)
@@ -354,12 +405,23 @@ class ApiServer:
         start = q.get("resourceVersion") or "0"
         if not start.isdigit():
             raise bad_request(f'resourceVersion: "{start}" is not a resourceVersion this server issued')
-        bookmarks = q.get("allowWatchBookmarks") in _TRUE
-        table = wants_table(request.headers.get("Accept", ""))
-        include = q.get("includeObject", "PartialObjectMetadata")
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         await response.prepare(request)
+        open_watches = self.metrics.longrunning.labels("watch", res.group, res.plural)
+        open_watches.inc()
+        try:
+            return await self._stream_watch(request, target, response, labels, fields, timeout, start)
+        finally:
+            open_watches.dec()
+
+    async def _stream_watch(self, request: web.Request, target: Target, response: web.StreamResponse,
+                            labels: LabelSelector, fields: FieldSelector, timeout: float,
+                            start: str) -> web.StreamResponse:
+        q, res = request.query, target.resource
+        bookmarks = q.get("allowWatchBookmarks") in _TRUE
+        table = wants_table(request.headers.get("Accept", ""))
+        include = q.get("includeObject", "PartialObjectMetadata")
 
         async def send(kind: str, obj: JSONObject) -> None:
             if table and kind != "ERROR" and kind != "BOOKMARK":

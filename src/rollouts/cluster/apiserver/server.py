@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -182,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args: Any = parser.parse_args(argv)
+    # One line per write (verb, object, code, client) in HOME/logs/apiserver.log; never object contents.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(serve(rollouts_home(args.home), args.address, args.port))
 
 
