@@ -84,6 +84,8 @@ def _shrink_rollout(doc: dict[str, Any]) -> None:
             if "analysis" in step:
                 step["analysis"]["templates"] = [{"templateName": "slo-gates"}]
                 step["analysis"]["args"] = [a for a in step["analysis"]["args"] if a["name"] == "service-name"]
+        # An indefinite pause after the second weight, for the runbook's `promote --skip-current-step`.
+        canary["steps"].insert(3, {"pause": {}})
     else:
         spec["replicas"] = 1
         blue_green = spec["strategy"]["blueGreen"]
@@ -244,9 +246,13 @@ def test_runbook(runbook: Runbook) -> None:  # noqa: PLR0915 - the runbook is on
         before = int(rb.status("auth-svc").get("currentStepIndex") or 0)
         rb.sh(f"rollouts promote auth-svc -n {NS}")
         wait_until(lambda: int(rb.status("auth-svc").get("currentStepIndex") or 0) > before, 10, "promote")
+        wait_until(lambda: rb.status("auth-svc").get("phase") == "Paused", 30, "the pause step")
         before = int(rb.status("auth-svc")["currentStepIndex"])
         rb.sh(f"rollouts promote auth-svc -n {NS} --skip-current-step")
         wait_until(lambda: int(rb.status("auth-svc").get("currentStepIndex") or 0) > before, 10, "skip")
+        # The skipped pause no longer holds the rollout: its condition goes when the next step completes.
+        wait_until(lambda: not rb.status("auth-svc").get("pauseConditions")
+                   and int(rb.status("auth-svc").get("currentStepIndex") or 0) > before + 1, 40, "past the pause")
         assert rb.status("auth-svc").get("phase") != "Healthy", "the canary finished before the abort"
         rb.sh(f"rollouts abort auth-svc -n {NS}")
         wait_until(lambda: rb.status("auth-svc").get("phase") == "Degraded", 15, "the abort")
