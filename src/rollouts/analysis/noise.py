@@ -214,10 +214,14 @@ def detectable_bad_share(gate: WindowGate, baseline: float, *, power: float = _D
 
     if gate.requests == 0 or not fails(1.0):
         return None
-    lo, hi = min(max(baseline, 0.0), 1.0), 1.0
+    lo = min(max(baseline, 0.0), 1.0)
     if fails(lo):
         return lo
-    while hi - lo > max(1e-6, 0.005 * lo):
+    # Bracket from just above the limit (where a regression becomes visible) outwards, then bisect to 1 %.
+    hi = min(max(gate.bad_share_limit, lo) * 1.1 + 1e-4, 1.0)
+    while not fails(hi):
+        lo, hi = hi, min(hi * 1.5, 1.0)
+    while hi - lo > max(1e-6, 0.01 * hi):
         mid = (lo + hi) / 2
         if fails(mid):
             hi = mid
