@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,6 +82,7 @@ _SERVER_OWNED = ("uid", "resourceVersion", "generation", "creationTimestamp", "n
 # (it blocks the calling thread, holding this process's connection), then the write backs off and retries,
 # letting this process's other threads use the connection meanwhile, until `busy_timeout` has passed.
 ATTEMPT_BUSY_SECONDS = 0.05
+_EVENT_GC_EVERY, _EVENT_GC_BATCH = 64, 1000
 _BACKOFF_FIRST, _BACKOFF_CAP = 0.005, 0.25
 
 
@@ -121,6 +122,7 @@ class SQLiteStore:
         busy_timeout: float = 30.0,
         feed_limit: int = 10_000,
         events_per_object: int = 200,
+        event_ttl: float = 3600.0,
         poll_interval: float = 0.05,
         durable: bool = False,
     ) -> None:
@@ -129,6 +131,10 @@ class SQLiteStore:
         self._busy_timeout = busy_timeout
         self._feed_limit = feed_limit
         self._events_per_object = events_per_object
+        # Events about objects that no longer exist (old pods, pruned runs) go after event_ttl seconds, as
+        # Kubernetes' --event-ttl (1h) does; looked for once every _EVENT_GC_EVERY new events.
+        self._event_ttl = event_ttl
+        self._events_since_gc = 0
         self._poll_interval = poll_interval
         self._durable = durable
         self._lock = threading.RLock()
@@ -760,7 +766,24 @@ class SQLiteStore:
             }
             written = self._write(event, "ADDED")
             self._prune_events(namespace, name)
+            self._events_since_gc += 1
+            if self._events_since_gc >= _EVENT_GC_EVERY:
+                self._events_since_gc = 0
+                self._expire_orphan_events()
             return written
+
+    def _expire_orphan_events(self) -> None:
+        """Delete (a bounded batch of) events older than the TTL whose involved object is gone."""
+        cutoff = (self._clock() - timedelta(seconds=self._event_ttl)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        rows = self._db().execute(
+            "SELECT e.body FROM objects e WHERE e.kind = 'Event' "
+            "AND coalesce(json_extract(e.body, '$.lastTimestamp'), '') < ? "
+            "AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.kind = json_extract(e.body, '$.involvedObject.kind') "
+            "AND o.name = e.ref_name AND o.namespace IN (e.namespace, '')) LIMIT ?",
+            (cutoff, _EVENT_GC_BATCH),
+        ).fetchall()
+        for (text,) in rows:
+            self._write(json.loads(text), "DELETED")
 
     def _prune_events(self, namespace: str, ref_name: str) -> None:
         rows = (
