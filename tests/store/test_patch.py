@@ -276,9 +276,10 @@ HOSTILE_PATCHES = [
     ("merge-deep", "merge", {"spec": _deep(5000)}, "the merge patch is nested deeper than 100 levels"),
     ("json-deep-value", "json", [{"op": "add", "path": "/x", "value": _deep(5000)}],
      "the json patch is nested deeper than 102 levels"),
-    ("copy-doubling", "json", _doubling(64), "json patch operation 13 (copy of \"/x\"): the copies would add"),
+    ("copy-doubling", "json", _doubling(64), "json patch operation 11 (copy of \"/x\"): the copies would add"),
+    ("copy-into-itself", "json", [{"op": "copy", "from": "", "path": "/a"}] * 400, "the copies would add"),
     ("copy-whole-document", "json", [{"op": "copy", "from": "", "path": f"/k{i}"} for i in range(40)],
-     "the copies would add more than 200000 values or 4 MiB"),
+     "the copies would add more than 50000 values or 1 MiB"),
     ("nesting-adds", "json", [{"op": "add", "path": "/a" * (i + 1), "value": {}} for i in range(300)],
      "the patched document is nested deeper than 200 levels"),
 ]

@@ -13,19 +13,17 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rollouts.jsonbounds import (
-    MAX_DOCUMENT_BYTES,
-    MAX_DOCUMENT_NODES,
-    MAX_VALUE_DEPTH,
-    TooLarge,
-    measure,
-)
+from rollouts.jsonbounds import MAX_VALUE_DEPTH, TooLarge, measure
 from rollouts.store.protocol import Invalid
 
 _MISSING = object()
 # What a patch brings itself is bounded by whoever read it (the CLI, the API server); only its depth matters
 # here, and what `copy` multiplies.
 _UNBOUNDED = sys.maxsize
+# What all `copy` operations of one patch may add together. A legitimate patch copies a field or two; each
+# copied value is also deep-copied, so this bounds the time as well as the memory.
+MAX_COPIED_NODES = 50_000
+MAX_COPIED_BYTES = 1024 * 1024
 
 
 def _bounded(value: Any, what: str, **limits: int) -> tuple[int, int]:
@@ -180,12 +178,12 @@ def json_patch(doc: Any, operations: Sequence[Mapping[str, Any]]) -> Any:
             else:
                 original = _resolve(result, from_tokens, source)
                 try:
-                    nodes, size = measure(original, "copied", max_nodes=MAX_DOCUMENT_NODES - copied_nodes,
-                                          max_bytes=MAX_DOCUMENT_BYTES - copied_bytes)
+                    nodes, size = measure(original, "copied", max_nodes=MAX_COPIED_NODES - copied_nodes,
+                                          max_bytes=MAX_COPIED_BYTES - copied_bytes)
                 except TooLarge:
                     raise Invalid(
                         f'json patch operation {position} (copy of "{source}"): the copies would add more than '
-                        f"{MAX_DOCUMENT_NODES} values or {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB to the document; "
+                        f"{MAX_COPIED_NODES} values or {MAX_COPIED_BYTES // (1024 * 1024)} MiB to the document; "
                         "refused"
                     ) from None
                 copied_nodes, copied_bytes = copied_nodes + nodes, copied_bytes + size
