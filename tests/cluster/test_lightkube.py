@@ -247,3 +247,13 @@ def test_concurrent_read_modify_write_loses_no_update(cluster: Cluster) -> None:
         thread.join(60)
     assert (seed.get(ConfigMap, "lk-counter").data or {})["n"] == "40"
     seed.close()
+
+
+def test_server_side_apply_drops_removed_fields_and_is_idempotent(client: Client) -> None:
+    with_labels = rollout("lk-apply-drop", labels={"keep": "1", "drop": "2"})
+    client.apply(Rollout(with_labels), field_manager="tests")
+    client.patch(Rollout, "lk-apply-drop", {"metadata": {"labels": {"other": "3"}}}, patch_type=PatchType.MERGE)
+    first = client.apply(Rollout(rollout("lk-apply-drop", labels={"keep": "1"})), field_manager="tests")
+    again = client.apply(Rollout(rollout("lk-apply-drop", labels={"keep": "1"})), field_manager="tests")
+    assert first.metadata.labels == {"keep": "1", "other": "3"}
+    assert again.metadata.resourceVersion == first.metadata.resourceVersion

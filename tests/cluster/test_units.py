@@ -84,3 +84,22 @@ def test_protobuf_refuses_what_it_cannot_read(body: bytes) -> None:
         decode(body)
     if b"Pod" in body:
         assert "Pod (v1) in protobuf is not supported" in str(caught.value)
+
+
+def test_server_side_apply_removes_what_the_manager_dropped_and_keeps_other_writers_fields() -> None:
+    first = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "1", "b": "2"}},
+             "spec": {"containers": [{"name": "app", "image": "i:1", "env": [{"name": "X"}, {"name": "Y"}]},
+                                     {"name": "side", "image": "s:1"}]}}
+    live = server_side_apply({}, first, "me", "t1")
+    live["metadata"]["labels"]["other"] = "kept"  # written by someone else (a merge patch)
+    second = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "1"}},
+              "spec": {"containers": [{"name": "app", "image": "i:2", "env": [{"name": "X"}]}]}}
+    result = server_side_apply(live, second, "me", "t2")
+    assert result["metadata"]["labels"] == {"a": "1", "other": "kept"}
+    assert result["spec"]["containers"] == [{"name": "app", "image": "i:2", "env": [{"name": "X"}]}]
+    fields = result["metadata"]["managedFields"][0]["fieldsV1"]
+    assert fields["f:spec"]["f:containers"] == {'k:{"name":"app"}': {".": {}, "f:name": {}, "f:image": {},
+                                                                     "f:env": {'k:{"name":"X"}': {".": {},
+                                                                                                  "f:name": {}}}}}
+    again = server_side_apply(result, second, "me", "t3")
+    assert again == result  # the same configuration again changes nothing, time included

@@ -2,14 +2,16 @@
 simplified server-side apply built on it. Pure functions over JSON documents.
 
 Server-side apply here merges the applied configuration into the live object (maps recursively, keyed
-lists by their key, other lists replaced). It records the manager in managedFields but does not track
-field ownership: there are no apply conflicts, and a field dropped from a manager's configuration is not
-removed from the object (the real field manager removes it). docs/local-cluster.md says so.
+lists by their key, other lists replaced) and records, per manager, the fields it applied (managedFields,
+FieldsV1 format). A field a manager applied before and leaves out now is removed, as the real field
+manager does; but ownership is not shared or contested: there are no apply conflicts, and fields set by
+other writes (update, patch) are not tracked. docs/local-cluster.md says so.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 # Patch merge keys of the built-in kinds' lists (Kubernetes' `patchMergeKey` tags), by field name.
@@ -102,13 +104,77 @@ def _merge_list(field: str, original: Any, patch: list[Any]) -> list[Any]:
     return result
 
 
+FieldSet = dict[str, Any]
+
+# Identity fields: owned by nobody, never removed by apply.
+_IDENTITY = {"apiVersion", "kind"}
+_IDENTITY_META = {"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
+                  "managedFields"}
+
+
+def _item_key(field: str, item: Any, items: list[Any]) -> str | None:
+    key = _merge_key(field, items)
+    if key is None or not isinstance(item, dict) or key not in item:
+        return None
+    return "k:" + json.dumps({key: item[key]}, separators=(",", ":"))
+
+
+def field_set(obj: Any, parent: str = "") -> FieldSet:
+    """The fields of an applied configuration, in Kubernetes' FieldsV1 shape (f:name, k:{key} entries)."""
+    if not isinstance(obj, dict):
+        return {}
+    out: FieldSet = {}
+    for name, value in obj.items():
+        if (not parent and name in _IDENTITY) or (parent == "metadata" and name in _IDENTITY_META):
+            continue
+        if isinstance(value, dict):
+            out[f"f:{name}"] = field_set(value, name)
+        elif isinstance(value, list) and value and all(_item_key(name, i, value) for i in value):
+            out[f"f:{name}"] = {_item_key(name, i, value): {".": {}, **field_set(i, name)} for i in value}
+        else:
+            out[f"f:{name}"] = {}
+    return out
+
+
+def _prune(live: Any, before: FieldSet, now: FieldSet, field: str = "") -> Any:
+    """`live` without what `before` owned and `now` no longer does."""
+    if isinstance(live, dict):
+        result = dict(live)
+        for entry, owned in before.items():
+            if not entry.startswith("f:"):
+                continue
+            name = entry[2:]
+            if name not in result:
+                continue
+            if entry not in now:
+                del result[name]
+            elif owned and now[entry]:
+                result[name] = _prune(result[name], owned, now[entry], name)
+        return result
+    if isinstance(live, list):
+        kept = []
+        for item in live:
+            key = _item_key(field, item, live)
+            if key is not None and key in before and key not in now:
+                continue
+            if key is not None and key in before:
+                item = _prune(item, before[key], now[key], field)
+            kept.append(item)
+        return kept
+    return live
+
+
 def server_side_apply(live: dict[str, Any], applied: dict[str, Any], manager: str, when: str) -> dict[str, Any]:
-    """The live object with `applied` merged in and `manager` recorded in managedFields (once)."""
-    merged = strategic_merge(live, applied)
+    """The live object with `applied` merged in, the manager's dropped fields removed, and its field set
+    recorded in managedFields."""
+    fields = [m for m in (live.get("metadata") or {}).get("managedFields") or [] if isinstance(m, dict)]
+    mine = next((m for m in fields if m.get("manager") == manager and m.get("operation") == "Apply"), None)
+    now = field_set(applied)
+    before: FieldSet = (mine or {}).get("fieldsV1") or {}
+    merged = strategic_merge(_prune(copy.deepcopy(live), before, now), applied)
     meta = merged.setdefault("metadata", {})
-    fields = [m for m in meta.get("managedFields") or [] if isinstance(m, dict)]
-    if not any(m.get("manager") == manager and m.get("operation") == "Apply" for m in fields):
-        fields.append({"manager": manager, "operation": "Apply", "apiVersion": applied.get("apiVersion", ""),
-                       "time": when, "fieldsType": "FieldsV1", "fieldsV1": {}})
-    meta["managedFields"] = fields
+    entry = {"manager": manager, "operation": "Apply", "apiVersion": applied.get("apiVersion", ""),
+             "time": when if mine is None or before != now else mine.get("time", when),
+             "fieldsType": "FieldsV1", "fieldsV1": now}
+    meta["managedFields"] = [entry if m is mine else m for m in fields] if mine else [*fields, entry]
     return merged
