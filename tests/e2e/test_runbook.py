@@ -110,8 +110,9 @@ def local_copy(target: Path) -> Path:
                 for metric in doc["spec"]["metrics"]:
                     metric.update(interval=CANARY_GATE["interval"], count=CANARY_GATE["count"])
                     metric["provider"]["plugin"]["rollouts/traffic"]["window"] = CANARY_GATE["window"]
-                    # A few requests per 4 s window reach a 10 % canary here: lower the minimum sample.
-                    metric["provider"]["plugin"]["rollouts/traffic"]["minRequests"] = 5
+                    # About one request a second reaches a 10 % canary here: this flow test turns the
+                    # minimum sample off (an empty window is then an Error, tolerated up to 4 in a row).
+                    metric["provider"]["plugin"]["rollouts/traffic"]["minRequests"] = 0
         (target / "config").mkdir(exist_ok=True)
         (target / "config" / source.name).write_text(yaml.safe_dump_all(docs))
     (target / "config" / "test-gates.yaml").write_text(BLUE_GREEN_GATES)
