@@ -138,6 +138,11 @@ def start_background(home: Path, address: str = "127.0.0.1", port: int = 0, time
     current = status(home)
     if current is not None:
         return current
+    recorded = read_state(home)
+    if recorded is not None and _alive(recorded.pid):
+        # Starting a second server would leave this one running unseen.
+        raise RuntimeError(f"the API server process of {home} (pid {recorded.pid}) is alive but does not answer "
+                           f"on {recorded.url}; rollouts cluster down stops it")
     state_path(home).unlink(missing_ok=True)
     logs = home / "logs"
     logs.mkdir(exist_ok=True)
