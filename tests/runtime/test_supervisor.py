@@ -344,3 +344,38 @@ def test_pod_names_that_are_not_safe_file_names_are_refused(tmp_path: Path, name
         await sup.close()
 
     run(scenario())
+
+
+@pytest.mark.parametrize("max_files", [1, 3], ids=["no-rotated-copies", "three-files"])
+def test_pod_log_bounded_rotated_past_max_size(tmp_path: Path, max_files: int) -> None:
+    limit = 64 * 1024
+    sup = supervisor(tmp_path, log_max_bytes=limit, log_max_files=max_files)
+    # ~200 KB/s of output for 2 s (~400 KB, six times the limit), then idle.
+    noisy = script("""
+        import sys, time
+        for i in range(400):
+            print(f"line {i:06d} " + "x" * 1000, flush=True)
+            time.sleep(0.005)
+        time.sleep(60)
+    """)
+
+    async def main() -> list[Path]:
+        state = await sup.ensure_pod("noisy", {}, noisy)
+        log_path = state.log_path
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and "line 000399" not in _all_text(log_path):
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # a few more probe periods: the bound holds
+            return sorted(log_path.parent.glob("noisy.log*"))
+        finally:
+            await sup.close(grace_seconds=1)
+
+    files = run(main())
+    assert len(files) <= max_files, files
+    # Checked every probe period (0.1 s): a file can pass the limit by what is written in one period.
+    assert all(f.stat().st_size <= limit + 60_000 for f in files), [(f.name, f.stat().st_size) for f in files]
+
+
+def _all_text(log_path: Path) -> str:
+    return "".join(f.read_text(errors="replace") for f in log_path.parent.glob(f"{log_path.name}*"))

@@ -20,6 +20,7 @@ import ctypes
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -48,6 +49,9 @@ from rollouts.spec.pod import Container
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE_SECONDS = 30.0
+# A pod's log is rotated past this size, keeping this many files in all (the kubelet's defaults).
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_MAX_FILES = 5
 # Until a pod is first ready, probe at least this often so a fast-starting pod is routable quickly.
 STARTUP_PROBE_INTERVAL = 0.2
 # Host variables a local pod inherits; everything else comes from the manifest, so the controller's own
@@ -170,6 +174,8 @@ class PodSupervisor:
         backoff_cap: float = 30.0,
         backoff_reset_after: float = 60.0,
         inherit_env: tuple[str, ...] = INHERITED_ENV,
+        log_max_bytes: int = LOG_MAX_BYTES,
+        log_max_files: int = LOG_MAX_FILES,
     ) -> None:
         self.logs_dir = Path(logs_dir)
         self.images = images or ImageResolver()
@@ -181,6 +187,8 @@ class PodSupervisor:
         self.backoff_cap = backoff_cap
         self.backoff_reset_after = backoff_reset_after
         self.inherit_env = inherit_env
+        self.log_max_bytes = log_max_bytes
+        self.log_max_files = log_max_files
         self._pods: dict[str, _Pod] = {}
         self._closed = False
 
@@ -433,12 +441,30 @@ class PodSupervisor:
             log.info("pod %s: still running %gs after SIGTERM, sending SIGKILL", pod.state.name, grace)
             _signal_group(process.pid, signal.SIGKILL)
 
+    def _bound_log(self, path: Path) -> None:
+        """Rotate a pod's log past log_max_bytes, keeping log_max_files files in all (the kubelet's
+        containerLogMaxSize 10Mi / containerLogMaxFiles 5): copy, then truncate in place, since the process
+        keeps writing to its open (append-mode) file."""
+        try:
+            if path.stat().st_size <= self.log_max_bytes:
+                return
+            for index in range(self.log_max_files - 1, 1, -1):
+                older = path.with_name(f"{path.name}.{index - 1}")
+                if older.exists():
+                    os.replace(older, path.with_name(f"{path.name}.{index}"))
+            if self.log_max_files > 1:
+                shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+            os.truncate(path, 0)
+        except OSError as exc:
+            log.warning("pod log %s: cannot rotate: %s", path, exc)
+
     async def _probe(self, pod: _Pod, plan: ProbePlan, env: Mapping[str, str], cwd: str | None) -> None:
         tracker = ReadinessTracker(plan.success_threshold, plan.failure_threshold)
         if plan.initial_delay > 0:
             await asyncio.sleep(plan.initial_delay)
         ever_ready = False
         while True:
+            self._bound_log(pod.state.log_path)
             ok = await check_once(plan, env, cwd)
             ready = tracker.observe(ok)
             ever_ready = ever_ready or ready
