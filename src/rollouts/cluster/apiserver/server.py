@@ -60,13 +60,21 @@ def read_state(home: Path) -> Running | None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether `pid` is a live rollouts process (the background server, or `rollouts cluster up
+    --foreground`), not another program that got a recycled pid."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        return False  # not ours to signal
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    try:
+        return b"rollouts" in cmdline.read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no /proc (macOS): trust the pid
+    except OSError:
         return True
-    return True
 
 
 def healthy(running: Running, home: Path, timeout: float = 1.0) -> bool:
