@@ -139,3 +139,20 @@ def test_watch_fan_out_delivers_every_change_to_every_watcher(cluster: Cluster) 
     for thread in watchers:
         thread.join(30)
     assert results == [[f"w-fan-{n}" for n in range(8)]] * 10
+
+
+def test_watch_sees_writes_of_another_store_connection(cluster: Cluster) -> None:
+    """The controller and runtime still write the SQLite file directly: their changes reach watchers too."""
+    from rollouts.store.home import database_path
+    from rollouts.store.sqlite import SQLiteStore
+
+    start = _create(cluster, "w-foreign-start")["metadata"]["resourceVersion"]
+    other = SQLiteStore(database_path(cluster.home))  # its own connection, no in-process wake-up
+    try:
+        other.create({"apiVersion": "v1", "kind": "ConfigMap",
+                      "metadata": {"name": "w-foreign", "labels": {"w": "foreign"}}})
+    finally:
+        other.close()
+    events = _events(cluster, {"labelSelector": "w=foreign", "resourceVersion": start, "timeoutSeconds": "5"},
+                     count=1)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "w-foreign")]
