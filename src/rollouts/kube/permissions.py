@@ -1,0 +1,102 @@
+"""The Kubernetes API calls the operator is allowed to make: one table of (API group, resource, verbs).
+
+This table is the single source of the operator's RBAC. The install manifests
+(`deploy/kubernetes`: the ClusterRole, the controller-namespace Role and the namespaced overlay's Role)
+are checked against it by `tests/deploy`, so a rule can be neither missing nor extra. When the operator
+exists, its tests assert that every call it makes against a cluster is covered here, which closes the loop:
+operator calls == this table == the manifests.
+
+Scope says where a permission is needed:
+- `managed`: in every namespace whose Rollouts the controller reconciles (cluster-wide in a cluster
+  install, the one namespace with `--namespace`);
+- `own`: only in the controller's own namespace (leader-election leases).
+Cluster-scoped resources (ClusterAnalysisTemplates) can only be granted by a ClusterRole, so a namespaced
+install cannot read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+Scope = Literal["managed", "own"]
+
+READ = ("get", "list", "watch")
+
+
+@dataclass(frozen=True)
+class Permission:
+    """Verbs on one resource (or subresource, as `rollouts/status`) of one API group ("" is core)."""
+
+    api_group: str
+    resource: str
+    verbs: tuple[str, ...]
+    why: str
+    scope: Scope = "managed"
+    cluster_scoped: bool = False
+
+
+PERMISSIONS: tuple[Permission, ...] = (
+    Permission("argoproj.io", "rollouts", (*READ, "update", "patch"),
+               "reconcile Rollouts; pause, abort and promote are patches of spec and annotations"),
+    Permission("argoproj.io", "rollouts/status", ("update", "patch"),
+               "write the Rollout's phase, steps, conditions and ReplicaSet hashes"),
+    # Only checked where the OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift):
+    # setting blockOwnerDeletion on an object owned by a Rollout needs update on its finalizers.
+    Permission("argoproj.io", "rollouts/finalizers", ("update",),
+               "own ReplicaSets and AnalysisRuns with blockOwnerDeletion under OwnerReferencesPermissionEnforcement"),
+    Permission("argoproj.io", "analysisruns", (*READ, "create", "update", "patch", "delete"),
+               "start analysis for steps and background analysis, terminate and garbage-collect runs"),
+    Permission("argoproj.io", "analysisruns/status", ("update", "patch"),
+               "record measurements and the run's phase"),
+    Permission("argoproj.io", "analysisruns/finalizers", ("update",),
+               "own Jobs of job metrics with blockOwnerDeletion under OwnerReferencesPermissionEnforcement"),
+    Permission("argoproj.io", "analysistemplates", READ, "resolve templateName references"),
+    Permission("argoproj.io", "clusteranalysistemplates", READ,
+               "resolve clusterScope template references", cluster_scoped=True),
+    Permission("argoproj.io", "experiments", READ, "read Experiments referenced by experiment steps"),
+    Permission("apps", "replicasets", (*READ, "create", "update", "patch", "delete"),
+               "create, scale, relabel and retire the stable, canary and preview ReplicaSets"),
+    Permission("", "pods", (*READ, "delete"),
+               "count ready pods, and delete them for spec.restartAt restarts"),
+    Permission("", "services", (*READ, "update", "patch"),
+               "point the stable, canary, active and preview Services' selectors at a ReplicaSet hash"),
+    Permission("networking.k8s.io", "ingresses", (*READ, "create", "update", "patch", "delete"),
+               "weight traffic with a canary Ingress beside the stable one, removed at the end"),
+    Permission("batch", "jobs", ("get", "list", "watch", "create", "delete"),
+               "run job metrics and clean them up with their AnalysisRun"),
+    Permission("", "events", ("create", "patch"), "report what the controller did on the Rollout"),
+    Permission("", "configmaps", READ, "notification services and templates"),
+    Permission("", "secrets", READ, "secretKeyRef analysis args and notification credentials"),
+    Permission("coordination.k8s.io", "leases", ("get", "create", "update"),
+               "leader election between the controller's replicas", scope="own"),
+)
+
+
+Triple = tuple[str, str, str]
+
+
+def triples(permissions: Iterable[Permission] = PERMISSIONS) -> set[Triple]:
+    """Each permission as (api_group, resource, verb) triples: the form RBAC rules are compared in."""
+    return {(p.api_group, p.resource, verb) for p in permissions for verb in p.verbs}
+
+
+def for_scope(scope: Scope, *, cluster_scoped: bool | None = None) -> tuple[Permission, ...]:
+    """The permissions needed in one scope, optionally only the cluster-scoped or namespaced ones."""
+    return tuple(p for p in PERMISSIONS if p.scope == scope
+                 and (cluster_scoped is None or p.cluster_scoped == cluster_scoped))
+
+
+def rule_triples(rules: Iterable[dict[str, object]]) -> set[Triple]:
+    """The (api_group, resource, verb) triples an RBAC rules list grants (no wildcards are expected:
+    a `*` is returned as is so that a comparison with the table fails and names it)."""
+    found: set[Triple] = set()
+    for rule in rules:
+        groups = rule.get("apiGroups") or []
+        resources = rule.get("resources") or []
+        verbs = rule.get("verbs") or []
+        if not (isinstance(groups, list) and isinstance(resources, list) and isinstance(verbs, list)):
+            raise TypeError(f"RBAC rule {rule!r}: apiGroups, resources and verbs must be lists")
+        found.update((str(g), str(r), str(v)) for g in groups for r in resources for v in verbs)
+    return found
