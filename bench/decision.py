@@ -1,30 +1,39 @@
-"""Decision-quality benchmark: how fast three canary gates abort a bad release, how much traffic the bad
-release serves before that, and how often each rolls back a healthy one. Seeded, simulated, stdlib only.
+"""Decision-quality benchmark: how fast canary gates abort a bad release, how much traffic the bad release
+serves before that, and how often each rolls back a healthy one. Seeded, simulated, stdlib only.
 
 Setup (the running example of the canary-analysis notes): the canary takes 10 % of the traffic, so the
 stable version serves 9x the canary's requests; the stable error rate is 0.5 %. Requests arrive at a
-constant rate; errors per 10-second tick are binomial.
+constant rate; errors per 10-second tick are binomial. Every gate reads the canary's own counts.
 
-Gates:
-  (a) sequential: provider rollouts/sequential (test errors, alpha 0.01, minSamples 100), measured every
-      10 s on counts since the analysis started; aborts on `result.regression`.
-  (b) runbook:    canary success rate over the last minute >= 99.5 %, measured every minute, failureLimit 0
-      (the first failed check aborts).
-  (c) flagger:    canary success rate over the last minute >= 99 %, checked every minute; failed checks add
-      up (not necessarily consecutive) and the rollback happens at the check after the 5th failure, as
-      Flagger's scheduler does (threshold tested before the analysis of the tick).
+Gates (one table, the bad release 0.5 % -> 2 % at 20 canary rps, false rollbacks at 2, 20 and 100 rps):
+  (a) bench setting: rollouts/sequential (errors, alpha 0.01, minSamples 100) measured every 10 s on counts
+      since the release started (one test over the whole release); aborts on `result.regression`.
+  (s) the shipped `sequential-gate` template (infra/rollouts/analysis-templates.yaml, read as it is today):
+      one test per step gate (`since: run`) with its alpha, minSamples, maxSamples, interval and count; a
+      step ends at a healthy verdict (maxSamples reached) or after `count` measurements, and the next step's
+      gate starts a new test. Only its errors test is simulated (its latency twin, on a canary whose latency
+      is healthy, adds at most its alpha of false rollbacks per gate).
+  Argo-style: success rate over the last minute >= 99 %, measured every minute, 5 times per 5-minute step
+      gate, failureLimit 0 / 1 / 2 (the step's run fails when failures exceed it).
+  Flagger-style: success rate over the last minute >= 99 %, checked every minute; failed checks add up over
+      the release (not necessarily consecutive) and the rollback happens at the check after the N-th
+      failure (thresholdN, N = 1..5), as Flagger's scheduler does.
+  runbook: success rate over the last 5 minutes >= 99.5 %, measured every minute, 5 times per step gate,
+      failureLimit 1 (infra/rollouts/analysis-templates.yaml `success-rate`, on the canary's requests).
 
 A healthy release (canary at 0.5 %) is observed for 20 minutes: the canary's total analysis time in the
-runbook's 5-step plan (10 -> 25 -> 50 -> 75 -> 100 %, four gated steps of 5 minutes each), judged as one
-sequential test over the whole time (the sequential gate with `since: release`). A rollback in that time
-is a false rollback. Bad releases are followed for up to 60 minutes.
+runbook's 5-step plan (10 -> 25 -> 50 -> 75 -> 100 %, four gated steps of 5 minutes each). A rollback in that
+time is a false rollback. Bad releases are followed for up to 60 minutes (step gates repeat every 5 minutes,
+or as the shipped template's gates end). Wald's SPRT bound, printed beside the table, is the fewest canary
+requests any test can average for 0.5 % -> 2 % at alpha 0.01 and 95 % power knowing both rates exactly.
 
-Run: python bench/decision.py [--healthy-runs 1000] [--bad-runs 300] [--seed 7]
+Run: python bench/decision.py [--quick] [--healthy-runs 1000] [--bad-runs 300] [--seed 7]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import statistics
 import sys
@@ -33,27 +42,37 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import yaml
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from rollouts.analysis.providers import sequential as seq_provider  # noqa: E402
 from rollouts.analysis.sequential import ArmCounts, SequentialSettings, assess_sequential  # noqa: E402
 from rollouts.simulate.traffic import binomial  # noqa: E402
+from rollouts.spec.duration import parse_duration  # noqa: E402
 
 TICK = 10  # seconds between sequential measurements
 MINUTE_TICKS = 60 // TICK
+STEP_TICKS = 5 * MINUTE_TICKS  # a threshold step gate: 5 measurements, one a minute
 STABLE_ERROR_RATE = 0.005
+BAD_ERROR_RATE = 0.02
+MAIN_RPS = 20
 CANARY_SHARE = 0.10
 HEALTHY_SECONDS = 20 * 60
 BAD_SECONDS = 60 * 60
 CANARY_RPS = (2, 20, 100)
 CANARY_ERROR_RATES = (0.005, 0.01, 0.02, 0.05, 0.5)
 SETTINGS = SequentialSettings(alpha=0.01, min_samples=100)
+TEMPLATES = REPO / "infra" / "rollouts" / "analysis-templates.yaml"
 
+Ticks = list[tuple[int, int, int, int]]
 # A gate sees the per-tick (canary requests, canary errors, stable requests, stable errors) and answers
 # whether it aborts at the end of tick i (0-based).
-Gate = Callable[[list[tuple[int, int, int, int]]], "int | None"]
+Gate = Callable[[Ticks], "int | None"]
 
 
-def sequential_gate(ticks: list[tuple[int, int, int, int]]) -> int | None:
+def sequential_gate(ticks: Ticks) -> int | None:
     cr = ce = sr = se = 0
     for i, (c_req, c_err, s_req, s_err) in enumerate(ticks):
         cr, ce, sr, se = cr + c_req, ce + c_err, sr + s_req, se + s_err
@@ -62,37 +81,89 @@ def sequential_gate(ticks: list[tuple[int, int, int, int]]) -> int | None:
     return None
 
 
-def _minute_checks(ticks: list[tuple[int, int, int, int]], floor: float) -> list[tuple[int, bool]]:
-    out = []
-    for end in range(MINUTE_TICKS - 1, len(ticks), MINUTE_TICKS):
-        window = ticks[end - MINUTE_TICKS + 1: end + 1]
-        requests = sum(t[0] for t in window)
-        errors = sum(t[1] for t in window)
-        out.append((end, requests > 0 and (requests - errors) / requests < floor))
-    return out
+@dataclass(frozen=True)
+class ShippedGate:
+    """The shipped sequential-gate's errors metric: one test per step gate, from the template file."""
+
+    settings: SequentialSettings
+    interval_ticks: int
+    count: int
+    since: str
+
+    @classmethod
+    def load(cls, path: Path = TEMPLATES) -> ShippedGate:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("metadata", {}).get("name") == "sequential-gate":
+                metric = next(m for m in doc["spec"]["metrics"] if m["name"] == "sequential-errors")
+                query = seq_provider.parse_config(metric["provider"]["plugin"][seq_provider.PLUGIN_NAME])
+                interval = parse_duration(metric["interval"])
+                return cls(query.settings, max(round(interval / TICK), 1), int(metric["count"]), query.since)
+        raise SystemExit(f"{path}: no AnalysisTemplate sequential-gate")
+
+    def __call__(self, ticks: Ticks) -> int | None:
+        start = 0
+        while start < len(ticks):
+            cr = ce = sr = se = 0
+            end = min(start + self.interval_ticks * self.count, len(ticks))
+            next_start = end
+            for i in range(start, end):
+                c_req, c_err, s_req, s_err = ticks[i]
+                cr, ce, sr, se = cr + c_req, ce + c_err, sr + s_req, se + s_err
+                if (i - start + 1) % self.interval_ticks:
+                    continue
+                verdict = assess_sequential(ArmCounts(cr, ce), ArmCounts(sr, se), self.settings)
+                if verdict.regression:
+                    return i
+                if verdict.decided:  # consecutiveSuccessLimit 1: the step's gate passes
+                    next_start = i + 1
+                    break
+            start = next_start
+        return None
 
 
-def runbook_gate(ticks: list[tuple[int, int, int, int]]) -> int | None:
-    for end, failed in _minute_checks(ticks, 0.995):
-        if failed:
-            return end
-    return None
+def _window_failed(ticks: Ticks, end: int, window_ticks: int, floor: float) -> bool:
+    window = ticks[max(end - window_ticks + 1, 0): end + 1]
+    requests = sum(t[0] for t in window)
+    errors = sum(t[1] for t in window)
+    return requests > 0 and (requests - errors) / requests < floor
 
 
-def flagger_gate(ticks: list[tuple[int, int, int, int]]) -> int | None:
-    failures = 0
-    for end, failed in _minute_checks(ticks, 0.99):
-        if failures >= 5:
-            return end
-        failures += failed
-    return None
+def step_gate(floor: float, window_minutes: int, failure_limit: int) -> Gate:
+    """Argo-style step gates: every 5 minutes a new run, measured at the end of each minute."""
+    def gate(ticks: Ticks) -> int | None:
+        for step_start in range(0, len(ticks), STEP_TICKS):
+            failures = 0
+            for end in range(step_start + MINUTE_TICKS - 1, min(step_start + STEP_TICKS, len(ticks)), MINUTE_TICKS):
+                failures += _window_failed(ticks, end, window_minutes * MINUTE_TICKS, floor)
+                if failures > failure_limit:
+                    return end
+        return None
+    return gate
 
 
-GATES: dict[str, Gate] = {"(a) sequential": sequential_gate, "(b) runbook 99.5%/1m": runbook_gate,
-                          "(c) flagger 99%/1m x5": flagger_gate}
+def flagger_gate(threshold: int, floor: float = 0.99) -> Gate:
+    def gate(ticks: Ticks) -> int | None:
+        failures = 0
+        for end in range(MINUTE_TICKS - 1, len(ticks), MINUTE_TICKS):
+            if failures >= threshold:
+                return end
+            failures += _window_failed(ticks, end, MINUTE_TICKS, floor)
+        return None
+    return gate
 
 
-def draw(rng: random.Random, canary_rps: int, canary_error: float, seconds: int) -> list[tuple[int, int, int, int]]:
+def build_gates() -> dict[str, Gate]:
+    gates: dict[str, Gate] = {"(a) sequential, bench setting": sequential_gate,
+                              "(s) shipped sequential-gate": ShippedGate.load()}
+    for limit in (0, 1, 2):
+        gates[f"Argo 99%/1m failureLimit {limit}"] = step_gate(0.99, 1, limit)
+    for threshold in range(1, 6):
+        gates[f"Flagger 99%/1m threshold {threshold}"] = flagger_gate(threshold)
+    gates["runbook 99.5%/5m failureLimit 1"] = step_gate(0.995, 5, 1)
+    return gates
+
+
+def draw(rng: random.Random, canary_rps: int, canary_error: float, seconds: int) -> Ticks:
     c_req = canary_rps * TICK
     s_req = round(canary_rps * TICK * (1 - CANARY_SHARE) / CANARY_SHARE)
     return [(c_req, binomial(rng, c_req, canary_error), s_req, binomial(rng, s_req, STABLE_ERROR_RATE))
@@ -107,7 +178,7 @@ class Cell:
     requests: list[int] | None = None
     failed: list[int] | None = None
 
-    def add(self, ticks: list[tuple[int, int, int, int]], at: int | None) -> None:
+    def add(self, ticks: Ticks, at: int | None) -> None:
         self.runs += 1
         if at is None:
             return
@@ -129,76 +200,126 @@ def fmt(values: list[float] | list[int] | None, f: Callable[[list[float] | list[
     return "-" if not values else f"{f(values):,.0f}"
 
 
+def wald_sprt_bound(p0: float, p1: float, alpha: float = 0.01, beta: float = 0.05) -> float:
+    """Wald's approximation of the mean sample size of the SPRT of p0 against p1 when p1 is true: the fewest
+    canary requests a test with these error rates averages, knowing both rates exactly."""
+    kl = p1 * math.log(p1 / p0) + (1 - p1) * math.log((1 - p1) / (1 - p0))
+    return ((1 - beta) * math.log((1 - beta) / alpha) + beta * math.log(beta / (1 - alpha))) / kl
+
+
+def bad_cells(gates: dict[str, Gate], rps: int, error: float, runs: int, seed: int) -> dict[str, Cell]:
+    cells = {name: Cell() for name in gates}
+    rng = random.Random(f"{seed}-{rps}-{error}")
+    for _ in range(runs):
+        ticks = draw(rng, rps, error, BAD_SECONDS)
+        for name, gate in gates.items():
+            cells[name].add(ticks, gate(ticks))
+    return cells
+
+
+def false_rollbacks(gates: dict[str, Gate], rps: int, runs: int, seed: int) -> dict[str, float]:
+    counts = dict.fromkeys(gates, 0)
+    rng = random.Random(f"{seed}-healthy-{rps}")
+    for _ in range(runs):
+        ticks = draw(rng, rps, STABLE_ERROR_RATE, HEALTHY_SECONDS)
+        for name, gate in gates.items():
+            counts[name] += gate(ticks) is not None
+    return {name: counts[name] / runs for name in gates}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--healthy-runs", type=int, default=1000)
-    parser.add_argument("--bad-runs", type=int, default=300)
+    parser.add_argument("--quick", action="store_true", help="200 healthy and 60 bad runs per cell (about 20 s).")
+    parser.add_argument("--healthy-runs", type=int, default=None, help="default 1000 (200 with --quick)")
+    parser.add_argument("--bad-runs", type=int, default=None, help="default 300 (60 with --quick)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
+    healthy_runs = args.healthy_runs or (200 if args.quick else 1000)
+    bad_runs = args.bad_runs or (60 if args.quick else 300)
     started = time.perf_counter()
     print(__doc__.split("Run:")[0].strip())
     print()
-    header = (f"{'canary rps':>10} {'canary err':>10}  {'gate':<22} {'aborted':>8} {'mean t':>7} {'p90 t':>6} "
-              f"{'mean req':>9} {'p90 req':>8} {'mean failed':>11}")
-    print("Bad releases (stable 0.5 %), followed up to 60 min; times in seconds, means over aborted runs")
-    print(header)
+    gates = build_gates()
+    shipped = gates["(s) shipped sequential-gate"]
+    assert isinstance(shipped, ShippedGate)
+    print(f"(s) as shipped: alpha {shipped.settings.alpha:g}, minSamples {shipped.settings.min_samples}, maxSamples "
+          f"{shipped.settings.max_samples}, since: {shipped.since}, {shipped.count} x {shipped.interval_ticks * TICK} s")
+    print()
+
+    main_cells = bad_cells(gates, MAIN_RPS, BAD_ERROR_RATE, bad_runs, args.seed)
+    false_rates = {rps: false_rollbacks(gates, rps, healthy_runs, args.seed) for rps in CANARY_RPS}
+    print(f"Bad release 0.5 % -> 2 % at {MAIN_RPS} canary rps ({bad_runs} runs, followed up to 60 min; times in "
+          f"seconds, means over aborted runs) and false rollbacks of {healthy_runs} healthy releases per traffic "
+          "level (20 min)")
+    print(f"{'gate':<34} {'aborted':>8} {'mean t':>7} {'p90 t':>6} {'mean req':>9} {'p90 req':>8} "
+          f"{'mean failed':>11}  " + "  ".join(f"{f'false@{r}rps':>11}" for r in CANARY_RPS))
+    for name, cell in main_cells.items():
+        print(f"{name:<34} {cell.aborted / cell.runs:>8.1%} {fmt(cell.times, statistics.mean):>7} "
+              f"{fmt(cell.times, p90):>6} {fmt(cell.requests, statistics.mean):>9} {fmt(cell.requests, p90):>8} "
+              f"{fmt(cell.failed, statistics.mean):>11}  "
+              + "  ".join(f"{false_rates[r][name]:>11.1%}" for r in CANARY_RPS))
+    bound = wald_sprt_bound(STABLE_ERROR_RATE, BAD_ERROR_RATE)
+    print(f"{'Wald SPRT bound (alpha 0.01, 95 %)':<34} {'':>8} {'':>7} {'':>6} {bound:>9,.0f} {'':>8} "
+          f"{bound * BAD_ERROR_RATE:>11.1f}")
+
+    sequential = {k: gates[k] for k in ("(a) sequential, bench setting", "(s) shipped sequential-gate")}
+    print()
+    print("The sequential gates over other traffic levels and regressions")
+    print(f"{'canary rps':>10} {'canary err':>10}  {'gate':<30} {'aborted':>8} {'mean t':>7} {'p90 t':>6} "
+          f"{'mean req':>9} {'p90 req':>8} {'mean failed':>11}")
     results: dict[tuple[int, float, str], Cell] = {}
     for rps in CANARY_RPS:
         for error in CANARY_ERROR_RATES[1:]:
-            cells = {name: Cell() for name in GATES}
-            rng = random.Random(f"{args.seed}-{rps}-{error}")
-            for _ in range(args.bad_runs):
-                ticks = draw(rng, rps, error, BAD_SECONDS)
-                for name, gate in GATES.items():
-                    cells[name].add(ticks, gate(ticks))
-            for name, cell in cells.items():
+            cells = (main_cells if (rps, error) == (MAIN_RPS, BAD_ERROR_RATE)
+                     else bad_cells(sequential, rps, error, bad_runs, args.seed))
+            for name in sequential:
+                cell = cells[name]
                 results[(rps, error, name)] = cell
-                print(f"{rps:>10} {error * 100:>9.1f}%  {name:<22} {cell.aborted / cell.runs:>8.1%} "
+                print(f"{rps:>10} {error * 100:>9.1f}%  {name:<30} {cell.aborted / cell.runs:>8.1%} "
                       f"{fmt(cell.times, statistics.mean):>7} {fmt(cell.times, p90):>6} "
                       f"{fmt(cell.requests, statistics.mean):>9} {fmt(cell.requests, p90):>8} "
                       f"{fmt(cell.failed, statistics.mean):>11}")
-    print()
-    print(f"Healthy releases (canary 0.5 % = stable), {args.healthy_runs} per traffic level, observed "
-          f"{HEALTHY_SECONDS // 60} min (4 gated steps x 5 min of the runbook plan): false rollback rate")
-    print(f"{'canary rps':>10}  " + "  ".join(f"{name:>22}" for name in GATES))
-    false_rates: dict[tuple[int, str], float] = {}
-    for rps in CANARY_RPS:
-        counts = dict.fromkeys(GATES, 0)
-        rng = random.Random(f"{args.seed}-healthy-{rps}")
-        for _ in range(args.healthy_runs):
-            ticks = draw(rng, rps, STABLE_ERROR_RATE, HEALTHY_SECONDS)
-            for name, gate in GATES.items():
-                counts[name] += gate(ticks) is not None
-        for name in GATES:
-            false_rates[(rps, name)] = counts[name] / args.healthy_runs
-        print(f"{rps:>10}  " + "  ".join(f"{counts[n] / args.healthy_runs:>22.1%}" for n in GATES))
 
     print()
     print("Targets")
-    seq, flag = results[(20, 0.02, "(a) sequential")], results[(20, 0.02, "(c) flagger 99%/1m x5")]
+    seq, flag = main_cells["(a) sequential, bench setting"], main_cells["Flagger 99%/1m threshold 5"]
     mean_req = statistics.mean(seq.requests or [0])
     mean_failed = statistics.mean(seq.failed or [0])
     ratio = statistics.mean(flag.requests or [0]) / mean_req if mean_req else float("inf")
     checks = [
-        ("0.5 % -> 2 % at 20 rps: mean canary requests before abort <= 1,000", f"{mean_req:,.0f}",
+        ("(a) 0.5 % -> 2 % at 20 rps: mean canary requests before abort <= 1,000", f"{mean_req:,.0f}",
          mean_req <= 1000 and seq.aborted == seq.runs),
-        ("0.5 % -> 2 % at 20 rps: mean failed requests before abort <= 20", f"{mean_failed:.1f}", mean_failed <= 20),
-        ("0.5 % -> 2 % at 20 rps: >= 5x fewer canary requests than (c)", f"{ratio:.1f}x", ratio >= 5),
+        ("(a) 0.5 % -> 2 % at 20 rps: mean failed requests before abort <= 20", f"{mean_failed:.1f}", mean_failed <= 20),
+        ("(a) 0.5 % -> 2 % at 20 rps: >= 5x fewer canary requests than Flagger threshold 5", f"{ratio:.1f}x",
+         ratio >= 5),
     ]
     for rps in CANARY_RPS:
-        rate = false_rates[(rps, "(a) sequential")]
-        checks.append((f"false rollbacks of healthy releases at {rps} rps <= 1 %", f"{rate:.1%}", rate <= 0.01))
-    runbook_low = false_rates[(2, "(b) runbook 99.5%/1m")]
-    checks.append(("(b) false rollbacks at 2 rps far above 1 %", f"{runbook_low:.1%}", runbook_low > 0.05))
+        rate = false_rates[rps]["(a) sequential, bench setting"]
+        checks.append((f"(a) false rollbacks of healthy releases at {rps} rps <= 1 %", f"{rate:.1%}", rate <= 0.01))
+    runbook_low = false_rates[2]["runbook 99.5%/5m failureLimit 1"]
+    checks.append(("runbook gate: false rollbacks at 2 rps far above 1 %", f"{runbook_low:.1%}", runbook_low > 0.05))
     for rps in CANARY_RPS:
-        cell = results[(rps, 0.5, "(a) sequential")]
+        cell = results[(rps, 0.5, "(a) sequential, bench setting")]
         worst = max(cell.times or [float("inf")])
-        checks.append((f"50 % errors at {rps} rps aborted within one interval ({TICK} s)", f"max {worst:g} s",
+        checks.append((f"(a) 50 % errors at {rps} rps aborted within one interval ({TICK} s)", f"max {worst:g} s",
                        cell.aborted == cell.runs and worst <= TICK))
     ok = True
     for text, value, passed in checks:
         ok &= passed
         print(f"  [{'met' if passed else 'NOT MET'}] {text}: {value}")
+    # The shipped template's targets wait for one restart-safe test per release (since: release kept in
+    # Kubernetes objects); they are reported, not enforced, until then.
+    shipped_cell = main_cells["(s) shipped sequential-gate"]
+    s_req = statistics.mean(shipped_cell.requests or [0])
+    s_failed = statistics.mean(shipped_cell.failed or [0])
+    print("  shipped template (reported, not enforced):")
+    for text, value, passed in [
+        ("(s) 0.5 % -> 2 % at 20 rps: mean canary requests before abort <= 600", f"{s_req:,.0f}", s_req <= 600),
+        ("(s) 0.5 % -> 2 % at 20 rps: mean failed requests before abort <= 15", f"{s_failed:.1f}", s_failed <= 15),
+        *[(f"(s) false rollbacks at {rps} rps <= 1 %", f"{false_rates[rps]['(s) shipped sequential-gate']:.1%}",
+           false_rates[rps]["(s) shipped sequential-gate"] <= 0.01) for rps in CANARY_RPS],
+    ]:
+        print(f"    [{'met' if passed else 'NOT MET'}] {text}: {value}")
     print(f"\n{time.perf_counter() - started:.1f} s")
     return 0 if ok else 1
 
