@@ -23,6 +23,24 @@ MANIFEST = {
 }
 
 
+def _sync_pods(store: SQLiteStore, rs: dict[str, Any], want: int) -> None:
+    """The ReplicaSet's pods as a kubelet would report them: `want` of them, all Ready."""
+    name = rs["metadata"]["name"]
+    labels = rs["spec"]["template"]["metadata"]["labels"]
+    pods = [p for p in store.list("Pod", "default")
+            if any(ref.get("name") == name for ref in p["metadata"].get("ownerReferences") or [])]
+    for pod in pods[want:]:
+        store.delete("Pod", "default", pod["metadata"]["name"])
+    for index in range(len(pods), want):
+        store.create({"apiVersion": "v1", "kind": "Pod",
+                      "metadata": {"name": f"{name}-{index}", "namespace": "default", "labels": dict(labels),
+                                   "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                                        "name": name, "uid": rs["metadata"].get("uid", ""),
+                                                        "controller": True}]},
+                      "spec": rs["spec"]["template"]["spec"],
+                      "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+
+
 def _settle(home: Path, passes: int = 8) -> dict[str, Any]:
     """Reconcile passes with every ReplicaSet's pods ready at once (what the kubelet would report)."""
     with SQLiteStore(home / "state.db") as store:
@@ -31,6 +49,7 @@ def _settle(home: Path, passes: int = 8) -> dict[str, Any]:
             asyncio.run(controller.run_once())
             for rs in store.list("ReplicaSet", "default"):
                 want = int(rs["spec"].get("replicas") or 0)
+                _sync_pods(store, rs, want)
                 ready = {"replicas": want, "readyReplicas": want, "availableReplicas": want,
                          "fullyLabeledReplicas": want, "observedGeneration": rs["metadata"].get("generation")}
                 if {k: (rs.get("status") or {}).get(k) for k in ready} != ready:
