@@ -36,6 +36,7 @@ def _replica_set(obj: dict[str, Any], cache: ModelCache) -> ReplicaSetObservatio
         replicas=int(obj["spec"].get("replicas") or 0),
         ready=int(status.get("readyReplicas") or 0),
         available=int(status.get("availableReplicas") or 0),
+        created=int(status.get("replicas") or 0),
         created_at=parse_time(meta.get("creationTimestamp")),
         scale_down_deadline=parse_time(annotations.get(SCALE_DOWN_DEADLINE_ANNOTATION)),
     )

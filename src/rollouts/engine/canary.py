@@ -425,7 +425,9 @@ def at_desired_counts(ctx: Context, *, exact_stable: bool = True) -> bool:
         return False
     dynamic = ctx.traffic_routed and ctx.canary is not None and bool(ctx.canary.dynamic_stable_scale)
     if exact_stable and not dynamic and stable is not None and stable is not new_rs:
-        created = sum(1 for pod in ctx.observed.pods if pod.pod_hash == stable.pod_hash)
+        created = stable.created
+        if created is None:
+            created = sum(1 for pod in ctx.observed.pods if pod.pod_hash == stable.pod_hash)
         if not (stable.replicas == want_stable and ctx.desired.get(stable.name, 0) == want_stable
                 and created == want_stable):
             return False

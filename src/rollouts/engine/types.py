@@ -20,7 +20,8 @@ from rollouts.spec.rollout import HeaderRoutingMatch, RolloutStatus
 
 @dataclass(frozen=True, kw_only=True)
 class ReplicaSetObservation:
-    """One ReplicaSet owned by the rollout. `replicas` is the desired count (spec.replicas)."""
+    """One ReplicaSet owned by the rollout. `replicas` is the desired count (spec.replicas), `created`
+    the pods that exist (status.replicas; None: not observed, the observed pods are counted instead)."""
 
     name: str
     pod_hash: str
@@ -29,6 +30,7 @@ class ReplicaSetObservation:
     replicas: int
     ready: int = 0
     available: int = 0
+    created: int | None = None
     created_at: datetime | None = None
     scale_down_deadline: datetime | None = None
 

@@ -151,6 +151,7 @@ class World:
                     replicas=rs.replicas,
                     ready=ready,
                     available=ready,
+                    created=len(rs.pods),
                     created_at=rs.created_at,
                     scale_down_deadline=rs.deadline,
                 )
