@@ -1,7 +1,8 @@
 """Refreshes the copies kustomize needs inside deploy/kubernetes (it refuses files outside a
 kustomization's root, symlinks included): Argo's CRDs from ../shared/argo-crds, the PrometheusRule from
-deploy/prometheus and the Grafana dashboards from deploy/grafana. tests/deploy fails while a copy differs
-from its source, and says to run this: `python deploy/kubernetes/sync_copies.py`."""
+deploy/prometheus and the Grafana dashboards from deploy/grafana; the same into charts/rollouts (Helm
+reads no file outside a chart either). tests/deploy fails while a copy differs from its source, and says
+to run this: `python deploy/kubernetes/sync_copies.py`."""
 
 from __future__ import annotations
 
@@ -21,13 +22,19 @@ def shared_crds() -> Path | None:
 
 
 def copies() -> list[tuple[Path, Path]]:
-    """(source, copy) pairs; the CRDs only when the shared folder is present."""
-    pairs = [(REPO / "deploy/prometheus/prometheusrule.yaml", HERE / "base/observability/prometheusrule.yaml")]
-    pairs += [(source, HERE / "base/observability/dashboards" / source.name)
-              for source in sorted((REPO / "deploy/grafana").glob("*.json"))]
+    """(source, copy) pairs, for the kustomize base and the Helm chart; the CRDs only when the shared
+    folder is present."""
+    chart = REPO / "charts/rollouts"
+    # The chart's RBAC rules are the kustomize ClusterRole's (themselves checked against the permission table).
+    pairs = [(HERE / "base/rbac/clusterrole.yaml", chart / "files/clusterrole.yaml")]
+    for rule in (HERE / "base/observability/prometheusrule.yaml", chart / "files/prometheusrule.yaml"):
+        pairs.append((REPO / "deploy/prometheus/prometheusrule.yaml", rule))
+    for folder in (HERE / "base/observability/dashboards", chart / "files/dashboards"):
+        pairs += [(source, folder / source.name) for source in sorted((REPO / "deploy/grafana").glob("*.json"))]
     crds = shared_crds()
     if crds is not None:
-        pairs += [(source, HERE / "base/crds" / source.name) for source in sorted(crds.glob("*-crd.yaml"))]
+        for folder in (HERE / "base/crds", chart / "crds"):
+            pairs += [(source, folder / source.name) for source in sorted(crds.glob("*-crd.yaml"))]
     return pairs
 
 

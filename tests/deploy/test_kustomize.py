@@ -33,7 +33,7 @@ def _sync_module() -> Any:
 COPIES = _sync_module().copies()
 
 
-@pytest.mark.parametrize(("source", "copy"), COPIES, ids=[c.name for _, c in COPIES])
+@pytest.mark.parametrize(("source", "copy"), COPIES, ids=[c.relative_to(REPO).as_posix() for _, c in COPIES])
 def test_kustomize_copies_identical_to_their_sources(source: Path, copy: Path) -> None:
     assert copy.exists(), f"{copy.relative_to(REPO)} is missing: run `{SYNC}`"
     assert copy.read_bytes() == source.read_bytes(), f"{copy.relative_to(REPO)} differs from {source}: run `{SYNC}`"
