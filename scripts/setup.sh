@@ -38,3 +38,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -q -e ".${extras}"
+
+# helm for the chart's tests (no Debian package: charts/install-helm.sh says where it comes from).
+if [ "$profile" = test ]; then
+  bash charts/install-helm.sh || echo "setup: helm is not installed; the Helm chart tests will be skipped" >&2
+fi
