@@ -1,0 +1,118 @@
+"""Lease leader election against the real local API server: one leader, takeover, loss, release."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from lightkube import AsyncClient
+from lightkube.resources.coordination_v1 import Lease
+
+from rollouts.kube.config import load_config
+from rollouts.kube.leader import LeaderElector
+from tests.kube.conftest import Cluster
+
+# Scaled down from client-go's 15/10/2 s, same proportions; the Lease holds whole seconds.
+TIMINGS = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.2}
+
+
+def _run(cluster: Cluster, body: Callable[[AsyncClient], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        client = AsyncClient(config=load_config(kubeconfig=cluster.kubeconfig).to_lightkube())
+        try:
+            return await asyncio.wait_for(body(client), 20)
+        finally:
+            await client.close()
+    return asyncio.run(main())
+
+
+async def _until(check: Callable[[], bool], timeout: float) -> float:
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+def _elector(client: AsyncClient, lease: str, identity: str, log: list[str]) -> LeaderElector:
+    return LeaderElector(client, "default", lease, identity, **TIMINGS,
+                         on_started_leading=lambda: log.append(f"start {identity}"),
+                         on_stopped_leading=lambda: log.append(f"stop {identity}"))
+
+
+def test_two_electors_only_one_leads_and_the_other_takes_over(cluster: Cluster) -> None:
+    async def body(client: AsyncClient) -> tuple[list[str], float, Any]:
+        log: list[str] = []
+        one, two = _elector(client, "lead-a", "one", log), _elector(client, "lead-a", "two", log)
+        one.start()
+        await _until(lambda: one.is_leader, 5)
+        two.start()
+        await asyncio.sleep(TIMINGS["lease_duration"] * 0.75)  # several renewals: two must stay out
+        assert one.is_leader and not two.is_leader and two.observed_holder == "one"
+        # The holder stops renewing without releasing (a crash): two takes over within the lease duration
+        # (plus one retry period to notice).
+        await one.stop(release=False)
+        waited = await _until(lambda: two.is_leader, TIMINGS["lease_duration"] + 2 * TIMINGS["retry_period"] + 1)
+        lease = await client.get(Lease, "lead-a", namespace="default")
+        await two.stop()
+        return log, waited, lease.spec
+    log, waited, spec = _run(cluster, body)
+    assert log == ["start one", "stop one", "start two", "stop two"]
+    assert waited <= TIMINGS["lease_duration"] + 2 * TIMINGS["retry_period"] + 0.5
+    assert spec.holderIdentity == "two" and spec.leaseTransitions == 1 and spec.leaseDurationSeconds == 2
+
+
+def test_graceful_release_hands_over_at_once(cluster: Cluster) -> None:
+    async def body(client: AsyncClient) -> float:
+        log: list[str] = []
+        one, two = _elector(client, "lead-b", "one", log), _elector(client, "lead-b", "two", log)
+        one.start()
+        await _until(lambda: one.is_leader, 5)
+        two.start()
+        await asyncio.sleep(0.3)
+        await one.stop(release=True)
+        waited = await _until(lambda: two.is_leader, 5)
+        await two.stop()
+        return waited
+    assert _run(cluster, body) < TIMINGS["lease_duration"]  # no wait for expiry after a release
+
+
+def test_leader_that_cannot_renew_stops_before_the_lease_expires(cluster: Cluster) -> None:
+    async def body(client: AsyncClient) -> tuple[float, float, bool]:
+        log: list[str] = []
+        one = _elector(client, "lead-c", "one", log)
+        task = one.start()
+        await _until(lambda: one.is_leader, 5)
+        lease = await client.get(Lease, "lead-c", namespace="default")
+        renewed_at = time.monotonic()
+        # Another writer grabs the Lease behind the leader's back (as if the leader were partitioned):
+        # every renewal now sees a live foreign holder and fails.
+        lease.spec.holderIdentity = "intruder"
+        await client.replace(lease)
+        await _until(lambda: not one.is_leader, 5)
+        stopped_after = time.monotonic() - renewed_at
+        await asyncio.wait_for(task, 2)  # run() returns after losing leadership
+        return stopped_after, TIMINGS["lease_duration"], log == ["start one", "stop one"]
+    stopped_after, lease_duration, logged = _run(cluster, body)
+    assert stopped_after < lease_duration and logged
+
+
+def test_stale_write_loses_with_409(cluster: Cluster) -> None:
+    async def body(client: AsyncClient) -> tuple[bool, bool]:
+        one = _elector(client, "lead-d", "one", [])
+        assert await one.try_acquire_or_renew()
+        stale = await client.get(Lease, "lead-d", namespace="default")
+        assert await one.try_acquire_or_renew()  # renewed: the resourceVersion moved on
+        stale.spec.holderIdentity = "two"
+        try:
+            await client.replace(stale)
+            conflicted = False
+        except Exception as exc:  # noqa: BLE001
+            conflicted = getattr(getattr(exc, "status", None), "code", None) == 409
+        two = _elector(client, "lead-d", "two", [])
+        return conflicted, await two.try_acquire_or_renew()
+    conflicted, two_acquired = _run(cluster, body)
+    assert conflicted and not two_acquired
