@@ -471,3 +471,22 @@ def test_retry_and_resume_conditions_follow_argo() -> None:
 def test_pause_duration_seconds_as_argo(duration: str | int | None, seconds: int | None) -> None:
     """Argo's RolloutPause.DurationSeconds: int32 whole seconds; unparsable means indefinite (-1)."""
     assert pause_seconds(RolloutPause(duration=duration)) == seconds
+
+
+def test_blue_green_preview_within_scale_down_delay_is_not_fast_tracked() -> None:
+    """Argo's isFastRollback needs a rollback (a ReplicaSet older than the stable): going back to a preview
+    that was never promoted, while it waits out its scale-down delay, runs its pre-promotion analysis again."""
+    analysis = {"templates": [{"templateName": "success-rate"}]}
+    w = deployed(rollout(replicas=2, blue_green=_bg(prePromotionAnalysis=analysis, autoPromotionEnabled=False)),
+                 outcome=successful_after(20))
+    update(w, "app:2")
+    w.run(until=lambda x: x.phase == "Paused")
+    update(w, "app:3")
+    w.settle()
+    preview = w.replica_set(2)
+    assert preview is not None and preview.deadline is not None and preview.replicas > 0
+    pre_runs = sum(1 for r in w.runs.values() if r.metadata.labels.get("rollout-type") == "PrePromotion")
+    update(w, "app:2")
+    w.run(until=lambda x: x.phase == "Paused" or healthy_on_new(x))
+    assert w.phase == "Paused" and not healthy_on_new(w)
+    assert sum(1 for r in w.runs.values() if r.metadata.labels.get("rollout-type") == "PrePromotion") > pre_runs

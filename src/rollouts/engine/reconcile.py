@@ -16,7 +16,7 @@ from rollouts.engine.bluegreen import reconcile_blue_green
 from rollouts.engine.canary import reconcile_canary
 from rollouts.engine.context import Context
 from rollouts.engine.hashing import POD_TEMPLATE_HASH_LABEL, pod_template_hash, replica_set_name, steps_hash
-from rollouts.engine.rollback import rollback_within_window
+from rollouts.engine.rollback import created_before, rollback_within_window
 from rollouts.engine.steps import current_step
 from rollouts.engine.types import (
     CreateReplicaSet,
@@ -155,8 +155,11 @@ def _fast_track(ctx: Context, adopted: bool) -> None:
         return
     if not adopted or stable_rs is None:
         return
-    if ctx.blue_green is not None and ctx.in_future(new_rs.scale_down_deadline) and new_rs.replicas > 0:
-        # Still scaled up within its scale-down delay: switch straight back, no pause or analysis.
+    older = created_before(new_rs, stable_rs)
+    if ctx.blue_green is not None and older and ctx.in_future(new_rs.scale_down_deadline) and new_rs.replicas > 0:
+        # A previous stable still scaled up within its scale-down delay: switch straight back, no pause or
+        # analysis. Only a ReplicaSet older than the stable (Argo's isRollback): a never-promoted preview
+        # waiting out its delay must go through its analysis again.
         ctx.fast_track = True
         ctx.fast_track_reason = "Fast rollback"
         ctx.promote_full = True

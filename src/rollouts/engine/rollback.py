@@ -15,6 +15,11 @@ def _age(rs: ReplicaSetObservation) -> tuple[float, int]:
     return (created, rs.revision)
 
 
+def created_before(a: ReplicaSetObservation, b: ReplicaSetObservation) -> bool:
+    """Whether ReplicaSet `a` was created before `b` (Argo's CreationTimestamp.Before)."""
+    return _age(a) < _age(b)
+
+
 def rollback_within_window(
     revisions: int | None,
     new_rs: ReplicaSetObservation,
