@@ -1,6 +1,7 @@
 """The stable version's recent traffic for `rollouts gate check`: its share of bad requests and its request
 rate, read from Prometheus with the metric's own counters over a look-back (`increase()` of the query's
-numerator and denominator, or of the histogram's buckets), or given by hand.
+numerator and denominator, or of the histogram's buckets; for `rollouts/traffic` metrics, the local ingress
+proxy's request metrics as a Prometheus scraping it sees them), or given by hand.
 
 The look-back should lie inside the counters' history: a series younger than the look-back makes the rate
 (increase / look-back) too low. The bad share does not depend on that.
@@ -9,11 +10,12 @@ The look-back should lie inside the counters' history: a series younger than the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 
 import httpx
 
-from rollouts.analysis.gate_shape import GateShape, PromQuantile, PromRatio
+from rollouts.analysis.gate_shape import GateShape, PromQuantile, PromRatio, TrafficMetric
 
 _TIMEOUT_SECONDS = 10.0
 
@@ -29,10 +31,10 @@ class Baseline:
     source: str
 
 
-def _instant(address: str, promql: str) -> list[tuple[dict[str, str], float]]:
+def _instant(address: str, promql: str, at: float) -> list[tuple[dict[str, str], float]]:
     url = address.rstrip("/") + "/api/v1/query"
     try:
-        response = httpx.get(url, params={"query": promql}, timeout=_TIMEOUT_SECONDS)
+        response = httpx.get(url, params={"query": promql, "time": f"{at:.3f}"}, timeout=_TIMEOUT_SECONDS)
     except httpx.HTTPError as exc:
         raise BaselineUnavailable(f"Prometheus at {address} is unreachable: {type(exc).__name__}") from None
     try:
@@ -52,23 +54,31 @@ def _instant(address: str, promql: str) -> list[tuple[dict[str, str], float]]:
     return out
 
 
-def _total(address: str, selector: str, lookback: str) -> float:
-    found = _instant(address, f"sum(increase({selector}[{lookback}]))")
+def _one(address: str, promql: str, at: float) -> float:
+    found = _instant(address, promql, at)
     return found[0][1] if found else 0.0
 
 
-def prometheus_baseline(shape: GateShape, address: str, lookback: str, lookback_seconds: float) -> Baseline:
-    """Bad share and request rate of the metric's own series over the look-back."""
+def prometheus_baseline(shape: GateShape, address: str, lookback: str, lookback_seconds: float,
+                        *, now: float | None = None) -> Baseline:
+    """Bad share and request rate of the metric's own series over the look-back.
+
+    Every query is evaluated at one instant, and the share in one expression: a bad share of 0.5 % is
+    1 minus a ratio near 0.995, so numerator and denominator read at different moments (their increase()
+    extrapolated over differently aligned samples) would move it by tenths of a point."""
+    at = time.time() if now is None else now
     source = shape.source
     if isinstance(source, PromRatio):
-        denominator = _total(address, source.denominator, lookback)
+        denominator = _one(address, f"sum(increase({source.denominator}[{lookback}]))", at)
         if denominator <= 0:
             raise BaselineUnavailable(f"no requests in {source.denominator} over the last {lookback}")
-        share = min(max(_total(address, source.numerator, lookback) / denominator, 0.0), 1.0)
+        ratio = _one(address, f"sum(increase({source.numerator}[{lookback}])) / "
+                              f"sum(increase({source.denominator}[{lookback}]))", at)
+        share = min(max(ratio, 0.0), 1.0)
         bad = 1.0 - share if shape.value_is_good_share else share
         return Baseline(bad, denominator / lookback_seconds, f"Prometheus, last {lookback}")
     if isinstance(source, PromQuantile):
-        rows = _instant(address, f"sum by (le) (increase({source.bucket}[{lookback}]))")
+        rows = _instant(address, f"sum by (le) (increase({source.bucket}[{lookback}]))", at)
         buckets = sorted((float(labels["le"]), value) for labels, value in rows if "le" in labels)
         if not buckets or buckets[-1][0] != math.inf or buckets[-1][1] <= 0:
             raise BaselineUnavailable(f"no observations in {source.bucket} over the last {lookback}")
@@ -76,8 +86,23 @@ def prometheus_baseline(shape: GateShape, address: str, lookback: str, lookback_
         within = cumulative_at(buckets, shape.threshold.bound)
         return Baseline(min(max(1.0 - within / total, 0.0), 1.0), total / lookback_seconds,
                         f"Prometheus, last {lookback}")
-    raise BaselineUnavailable(f"metrics[{shape.name}]: the {source.metric} of rollouts/traffic is not read from "
-                              "Prometheus here; give --error-rate (or --slow-share) and --rps")
+    return prometheus_baseline(replace(shape, source=traffic_series(source)), address, lookback, lookback_seconds,
+                               now=at)
+
+
+def traffic_series(source: TrafficMetric) -> PromRatio | PromQuantile:
+    """The counters behind a rollouts/traffic metric: the request metrics of the local ingress proxy
+    (`http_requests_total{service, version, code}`, `http_request_duration_seconds_bucket`), which the
+    runbook's exporters share, summed over every version (the stable version's traffic before a release)."""
+    if source.service is None:
+        raise BaselineUnavailable(f"rollouts/traffic {source.metric}: no service (give -a service-name=...)")
+    service = source.service.replace("\\", "\\\\").replace('"', '\\"')
+    requests = f'http_requests_total{{service="{service}"}}'
+    if source.metric == "success-rate":
+        return PromRatio(f'http_requests_total{{service="{service}",code!~"5.."}}', requests)
+    if source.metric == "error-rate":
+        return PromRatio(f'http_requests_total{{service="{service}",code=~"5.."}}', requests)
+    return PromQuantile(f'http_request_duration_seconds_bucket{{service="{service}"}}')
 
 
 def cumulative_at(buckets: list[tuple[float, float]], bound: float) -> float:
@@ -93,4 +118,4 @@ def cumulative_at(buckets: list[tuple[float, float]], bound: float) -> float:
     return previous_count
 
 
-__all__ = ["Baseline", "BaselineUnavailable", "cumulative_at", "prometheus_baseline"]
+__all__ = ["Baseline", "BaselineUnavailable", "cumulative_at", "prometheus_baseline", "traffic_series"]

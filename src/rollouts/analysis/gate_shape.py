@@ -84,6 +84,7 @@ class PromQuantile:
 class TrafficMetric:
     metric: str
     version: str
+    service: str | None  # None when the config's service is an argument that was not given
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def gate_shape(metric: Metric, args: Mapping[str, str]) -> GateShape:
                        "histogram_quantile(q, sum by (le) (rate(x_bucket[w])))")
     plugin = (provider.plugin or {}).get(TRAFFIC_PLUGIN)
     if isinstance(plugin, dict):
-        return _traffic_shape(metric, plugin, threshold, interval, limits)
+        return _traffic_shape(metric, plugin, threshold, interval, limits, args)
     raise NotAGate(f"metrics[{metric.name}]: provider is neither prometheus nor {TRAFFIC_PLUGIN}")
 
 
@@ -202,13 +203,18 @@ def _latency_direction(metric: Metric, threshold: Threshold) -> None:
 
 
 def _traffic_shape(metric: Metric, plugin: dict[str, object], threshold: Threshold, interval: float,
-                   limits: dict[str, int]) -> GateShape:
+                   limits: dict[str, int], args: Mapping[str, str]) -> GateShape:
     name = str(plugin.get("metric", ""))
     window_text = str(plugin.get("window", "1m"))
     window = prom_duration(window_text)
     version = str(plugin.get("version", "canary"))
     scoped = version in ("canary", "preview")
-    source = TrafficMetric(name, version)
+    service = _PLACEHOLDER.sub(lambda m: args.get(m.group(1), m.group(0)), str(plugin.get("service") or ""))
+    if not service and "service-name" in args:
+        service = args["service-name"]  # the provider's own fallback: the analysis argument service-name
+    source = TrafficMetric(name, version, service if service and not _PLACEHOLDER.search(service) else None)
+    prometheus = plugin.get("prometheus")
+    address = str(prometheus["address"]) if isinstance(prometheus, dict) and prometheus.get("address") else None
     if name in ("success-rate", "error-rate"):
         good = name == "success-rate"
         if good != (threshold.op in ("<", "<=")):
@@ -216,7 +222,7 @@ def _traffic_shape(metric: Metric, plugin: dict[str, object], threshold: Thresho
                            f"{'low' if good else 'high'}; the condition fails it when value {threshold.op} "
                            f"{threshold.bound:g}")
         return GateShape(metric.name, source, threshold, good, None, window, window_text, interval or window,
-                         canary_scoped=scoped, address=None, **limits)
+                         canary_scoped=scoped, address=address, **limits)
     latency = re.fullmatch(r"latency-p(\d+)", name)
     if latency:
         _latency_direction(metric, threshold)
@@ -225,7 +231,7 @@ def _traffic_shape(metric: Metric, plugin: dict[str, object], threshold: Thresho
         if not 0 < q < 1 or math.isnan(q):
             raise NotAGate(f"metrics[{metric.name}]: quantile {q} is not in (0, 1)")
         return GateShape(metric.name, source, threshold, False, q, window, window_text, interval or window,
-                         canary_scoped=scoped, address=None, **limits)
+                         canary_scoped=scoped, address=address, **limits)
     raise NotAGate(f"metrics[{metric.name}]: {TRAFFIC_PLUGIN} metric {name!r} is not a per-window share "
                    "(success-rate, error-rate and latency-pNN are)")
 
