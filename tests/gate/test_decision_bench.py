@@ -1,0 +1,48 @@
+"""bench/decision.py's pieces that its table rests on: the shipped template is read as it is today, Wald's
+bound is the ≈ 325 canary requests quoted beside the table, and the gates decide what they should."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "decision.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("decision_bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["decision_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_reads_shipped_sequential_gate_template(bench: ModuleType) -> None:
+    shipped = bench.ShippedGate.load()
+    assert shipped.since == "run" and shipped.settings.alpha == 0.00125
+    assert (shipped.settings.min_samples, shipped.settings.max_samples) == (100, 2000)
+    assert (shipped.interval_ticks, shipped.count) == (1, 60)
+
+
+def test_bench_wald_sprt_bound_is_325(bench: ModuleType) -> None:
+    assert round(bench.wald_sprt_bound(0.005, 0.02)) == 325
+
+
+@pytest.mark.parametrize(("gate", "error", "aborts"), [
+    pytest.param("(s) shipped sequential-gate", 0.5, True, id="shipped-aborts-outage"),
+    pytest.param("Argo 99%/1m failureLimit 0", 0.5, True, id="argo-aborts-outage"),
+    pytest.param("Flagger 99%/1m threshold 2", 0.5, True, id="flagger-aborts-outage"),
+    pytest.param("runbook 99.5%/5m failureLimit 1", 0.0, False, id="runbook-passes-error-free"),
+    pytest.param("(s) shipped sequential-gate", 0.0, False, id="shipped-passes-error-free"),
+])
+def test_bench_gates_decide_the_obvious_cases(bench: ModuleType, gate: str, error: float, aborts: bool) -> None:
+    gates = bench.build_gates()
+    ticks = bench.draw(random.Random(1), 20, error, 20 * 60)
+    assert (gates[gate](ticks) is not None) is aborts
