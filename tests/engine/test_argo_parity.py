@@ -91,7 +91,7 @@ def test_paused_canary_replica_counts_do_not_change_while_paused() -> None:
 
 
 def test_inconclusive_analysis_pause_freezes_scaling() -> None:
-    ro = rollout(replicas=4, steps=[{"setWeight": 25}, {"setWeight": 75}],
+    ro = rollout(replicas=4, steps=[{"setWeight": 50}, {"setWeight": 75}],
                  canary={"analysis": {"templates": [{"templateName": "success-rate"}]}})
     w = deployed(ro, outcome=lambda run, elapsed: "Inconclusive")
     w.ready_after = timedelta(seconds=30)
@@ -99,6 +99,7 @@ def test_inconclusive_analysis_pause_freezes_scaling() -> None:
     w.run(until=lambda x: x.phase == "Paused", max_seconds=600)
     assert [p.reason for p in status(w).pause_conditions or []] == ["InconclusiveAnalysisRun"]
     before = w.counts()
+    assert {rev: desired for rev, (desired, _) in before.items()} == {1: 3, 2: 1}  # mid-way to 2/2
     scaled = []
     for _ in range(5):
         w.advance(60)
