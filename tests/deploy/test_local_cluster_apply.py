@@ -1,15 +1,16 @@
-"""The rendered install applied with `kubectl apply -f -` to the local cluster's API server (a real
-server process over SQLite, as `rollouts cluster up` runs it). That server serves a subset of
-Kubernetes' kinds: what it serves with create and patch is applied and read back; the rest is listed in
-docs/kubernetes.md as not yet run against any API server. Its CRDs are read-only Argo's own, so for them
-the check is that the five names the install ships are the ones it serves."""
+"""The rendered install (both kustomize variants, and the Helm chart with default values) applied with
+`kubectl apply -f -` to the local cluster's API server (a real server process over SQLite, as `rollouts
+cluster up` runs it). That server serves a subset of Kubernetes' kinds: what it serves with create and
+patch is applied and read back; the rest is listed in docs/kubernetes.md as not yet run against any API
+server. Its CRDs are read-only Argo's own, so for them the check is that the five names the install ships
+are the ones it serves."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -49,10 +50,18 @@ def _writable_kinds(cluster: Cluster) -> set[tuple[str, str]]:
     return kinds
 
 
-@pytest.mark.parametrize("variant", ["cluster", "namespaced"])
-def test_rendered_install_applies_to_the_local_cluster(cluster: Cluster, variant: str, tmp_path: Path) -> None:
+def _objects(variant: str) -> list[dict[str, Any]]:
+    if variant == "helm":
+        from tests.deploy.test_helm import template
+
+        return template()
+    return render(variant)
+
+
+@pytest.mark.parametrize("variant", ["cluster", "namespaced", "helm"])
+def test_rendered_install_applies_to_the_local_cluster(cluster: Cluster, variant: str) -> None:
     writable = _writable_kinds(cluster)
-    objects = render(variant)
+    objects = _objects(variant)
     served = [o for o in objects if (o["apiVersion"], o["kind"]) in writable]
     skipped = {o["kind"] for o in objects} - {o["kind"] for o in served}
     assert skipped <= NOT_SERVED_LOCALLY, f"kinds neither applied nor known to be unserved: {skipped - NOT_SERVED_LOCALLY}"
