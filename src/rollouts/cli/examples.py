@@ -72,6 +72,17 @@ EXAMPLES: dict[tuple[str, ...], list[tuple[str, str]]] = {
     ("eval",): [
         ("Evaluate a success condition against a result", "rollouts eval 'result[0] >= 0.995' -r '[0.998]'"),
     ],
+    ("gate",): [
+        ("How often would each gate roll back a healthy release?",
+         "rollouts gate check -f infra/rollouts/analysis-templates.yaml -a service-name=shop --gates 4"),
+    ],
+    ("gate", "check"): [
+        ("Judge the runbook's success-rate gate on the last 7 days of traffic",
+         "rollouts gate check -f infra/rollouts/analysis-templates.yaml --template success-rate "
+         "-a service-name=shop --prometheus-address http://127.0.0.1:9090 --gates 4"),
+        ("Without Prometheus: give the baseline by hand",
+         "rollouts gate check -f t.yaml -a service-name=shop --error-rate 0.005 --rps 100"),
+    ],
     ("get",): [
         ("Draw a rollout's tree, and keep it up to date", "rollouts get rollout shop --watch"),
         ("List pods with their local ports", "rollouts get pods -o wide"),
