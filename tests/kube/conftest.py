@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from aiohttp import web
 
+from rollouts.cluster.apiserver.app import ApiServer, Settings
+from rollouts.cluster.apiserver.kubeconfig import api_token
+from rollouts.cluster.apiserver.tls import server_context
 from rollouts.kube.client import KubeStore
 from rollouts.kube.config import load_config
+from rollouts.store.home import database_path
+from rollouts.store.sqlite import SQLiteStore
 from tests.cluster.conftest import Cluster, rollout, start_cluster
 
 __all__ = ["Cluster", "rollout"]
@@ -27,3 +36,29 @@ def kube(cluster: Cluster) -> Iterator[KubeStore]:
     store = KubeStore(load_config(kubeconfig=cluster.kubeconfig))
     yield store
     store.close()
+
+
+def serve_on(home: Any, port: int) -> Callable[[], None]:
+    """Serve HOME's store on a given port (to restart a server where its clients expect it); returns stop."""
+    store = SQLiteStore(database_path(home), feed_limit=FEED_LIMIT)
+    server = ApiServer(store, api_token(home), Settings(bookmark_interval=0.3, logs_dir=home / "logs"))
+    loop = asyncio.new_event_loop()
+    holder: dict[str, Any] = {}
+
+    async def run() -> None:
+        runner = web.AppRunner(server.build(), access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=server_context(home)).start()
+        holder["runner"] = runner
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(run(), loop).result(10)
+
+    def stop() -> None:
+        asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        store.close()
+
+    return stop
