@@ -7,6 +7,10 @@ files' size (state.db with its -wal and -shm) and the size of its /metrics answe
 samples and each figure's slope per minute over the samples after warm-up (least squares); flat means a
 slope near zero.
 
+Warm-up: under load the ingress proxy's request counters fill a 35-minute ring of per-second buckets
+(about 3 MB per service and version), so RSS rises a little for the first 35 minutes and is flat after;
+`--warmup` (samples left out of the slopes) past 35 shows that part on a long run.
+
     python bench/soak.py                # 10 minutes
     python bench/soak.py --minutes 5
 """

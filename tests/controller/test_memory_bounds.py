@@ -76,3 +76,31 @@ def test_memory_growth_model_cache_reuses_until_version_changes() -> None:
 def test_memory_growth_engine_memo_limit_small() -> None:
     # Each entry can hold a Rollout spec and its templates (~100 KB with infra/rollouts' templates).
     assert MEMO_LIMIT <= 1024
+
+
+def test_memory_growth_traffic_stats_bounded_by_horizon() -> None:
+    """The proxy's per-series counters fill a 35-minute ring of per-second buckets (the soak's warm-up),
+    then stay flat: a second 40 minutes of steady traffic adds next to nothing."""
+    import random
+    import tracemalloc
+
+    from rollouts.runtime.local.traffic import DEFAULT_HORIZON_SECONDS, TrafficStats
+
+    now = [1_700_000_000.0]
+    stats = TrafficStats(clock=lambda: now[0])
+    rand = random.Random(7)
+
+    def traffic(minutes: float, rate: float = 5.0) -> None:
+        for _ in range(int(minutes * 60 * rate)):
+            now[0] += 1 / rate
+            stats.record("default", "svc", "stable", 200, rand.random() * 0.05, pod_hash="abc")
+
+    tracemalloc.start()
+    try:
+        traffic(DEFAULT_HORIZON_SECONDS / 60 + 5)
+        filled = tracemalloc.get_traced_memory()[0]
+        traffic(40)
+        later = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert later - filled < 0.05 * filled, (filled, later)
