@@ -19,8 +19,10 @@ from tests.kube.conftest import FEED_LIMIT, Cluster, rollout
 
 
 def _cm(name: str, namespace: str = "default", **labels: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace,
-                                                                 "labels": labels}, "data": {"k": "v"}}
+    meta: dict[str, Any] = {"name": name, "labels": labels}
+    if namespace:
+        meta["namespace"] = namespace
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"k": "v"}}
 
 
 def test_kube_store_satisfies_the_store_protocol(kube: KubeStore) -> None:
@@ -256,3 +258,20 @@ def test_fresh_process_get_is_fast_and_does_not_import_lightkube(cluster: Cluste
     seconds, *heavy = out.stdout.split()
     assert heavy == ["False", "False"]  # lightkube and httpx stay out of the hot path
     assert float(seconds) < 1.0  # generous under load; bench/ measures the real figure
+
+
+def test_generate_name_and_delete_returns_the_object(kube: KubeStore) -> None:
+    made = kube.create({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"generateName": "c-gen-", "namespace": "default"}, "data": {}})
+    name = made["metadata"]["name"]
+    assert name.startswith("c-gen-") and len(name) > len("c-gen-")
+    gone = kube.delete("ConfigMap", "default", name)
+    assert gone["metadata"]["name"] == name and gone["kind"] == "ConfigMap"
+
+
+def test_namespace_defaults_to_the_contexts(cluster: Cluster) -> None:
+    config = load_config(kubeconfig=cluster.kubeconfig, namespace="ctx-ns")
+    with KubeStore(config) as store:
+        made = store.create(_cm("c-ctx", namespace=""))
+        assert made["metadata"]["namespace"] == "ctx-ns"
+        assert store.get("ConfigMap", "", "c-ctx")["metadata"]["uid"] == made["metadata"]["uid"]

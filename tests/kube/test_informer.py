@@ -175,3 +175,33 @@ def test_informer_resumes_after_the_server_restarts(restartable: tuple[Cluster, 
     seen, informer, errors = _run(cluster, body)
     assert seen.seen == [("add", "i-during", "v"), ("add", "i-after", "v")]
     assert informer.lists == 1 and errors  # resumed from its resourceVersion, no relist
+
+
+def test_informer_cache_keeps_fields_lightkube_models_do_not_know(cluster: Cluster) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "i-pod", "namespace": "inf-g",
+                                                           "annotations": {"a": "b"}},
+           "spec": {"containers": [{"name": "c", "image": "i:1"}], "futureField": {"x": 1}}}
+
+    async def body(client: AsyncClient, store: KubeStore) -> dict[str, Any] | None:
+        await asyncio.to_thread(store.create, pod)
+        informer = Informer(client, "Pod", namespace="inf-g")
+        informer.start()
+        await informer.wait_synced(10)
+        await informer.stop()
+        return informer.get("inf-g", "i-pod")
+    cached = _run(cluster, body)
+    assert cached is not None and cached["spec"]["futureField"] == {"x": 1}
+
+
+def test_raw_resources_do_not_change_how_lightkube_loads_builtin_kinds() -> None:
+    from lightkube import codecs
+    from lightkube.resources.core_v1 import Pod
+
+    from rollouts.kube.resources import RAW, Rollout, resource_for
+
+    assert RAW["Pod"] is not Pod and resource_for("Pod") is Pod
+    assert type(codecs.from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}})) is Pod
+    loaded = codecs.from_dict({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "x"}})
+    assert type(loaded) is Rollout  # Argo's kinds load from YAML through lightkube's codecs
+    with pytest.raises(KeyError, match="known kinds"):
+        resource_for("Widget")

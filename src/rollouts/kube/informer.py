@@ -28,7 +28,7 @@ from lightkube.core.generic_client import ALL_NS
 from lightkube.core.selector import build_selector
 
 from rollouts.kube.kinds import kind_of
-from rollouts.kube.resources import resource_for
+from rollouts.kube.resources import raw_resource_for
 
 JSONObject = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped kinds
@@ -52,7 +52,8 @@ class Informer:
                  on_error: Callable[[BaseException], None] | None = None,
                  server_timeout: int = 300, page_size: int = 500, max_backoff: float = 5.0) -> None:
         self.kind = kind_of(kind)
-        self.resource: Any = resource_for(kind)  # a lightkube class; its generics do not fit one type
+        # Untyped: the cache holds the objects' JSON exactly (lightkube's typed models drop unknown fields).
+        self.resource: Any = raw_resource_for(kind)
         self.client = client
         self.namespace = namespace if self.kind.namespaced else None
         self.labels = labels
