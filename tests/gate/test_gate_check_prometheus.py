@@ -18,7 +18,7 @@ from tests.integration.traffic_target import TrafficTarget
 pytestmark = pytest.mark.integration
 
 TEMPLATES = REPO / "infra" / "rollouts" / "analysis-templates.yaml"
-LOOKBACK = "30s"  # 60 errors at 400 rps: the counters' whole-request steps stay a small error
+LOOKBACK = "20s"  # 60 errors at 600 rps: the counters' whole-request steps stay a small error
 
 
 class ExactErrorRateTarget(TrafficTarget):
@@ -56,13 +56,13 @@ def gate_check(address: str, *extra: str) -> subprocess.CompletedProcess[str]:
 
 def test_gate_check_flags_runbook_success_rate_gate_at_half_percent_baseline(tmp_path) -> None:  # type: ignore[no-untyped-def]
     binary = require_tool("prometheus", "apt-get install prometheus")
-    target = ExactErrorRateTarget(service="auth-svc", error_ratio=0.005, latency_seconds=0.2, rps=400)
+    target = ExactErrorRateTarget(service="auth-svc", error_ratio=0.005, latency_seconds=0.2, rps=600)
     target.start()
     server = PrometheusServer(binary, tmp_path, [target.address])
     try:
         server.start()
         # The look-back must lie inside the series' history: wait until it holds a full window of scrapes.
-        wait_for_history(server, f'count_over_time(http_requests_total{{service="auth-svc",code="200"}}[{LOOKBACK}]) >= 29')
+        wait_for_history(server, f'count_over_time(http_requests_total{{service="auth-svc",code="200"}}[{LOOKBACK}]) >= 19')
         success = gate_check(server.address, "--template", "success-rate", "--gates", "4")
         latency = gate_check(server.address, "--template", "latency-p95", "--gates", "4")
         plugin = gate_check(server.address, "--template", "slo-gates", "--gates", "4")
@@ -84,7 +84,7 @@ def test_gate_check_flags_runbook_success_rate_gate_at_half_percent_baseline(tmp
     assert "fails it 0 % of the time" in latency.stdout, latency.stdout
 
     # The rollouts/traffic gates read the same request metrics (the local ingress proxy's shape); the
-    # canary's 10 % of 400 rps is 2,400 requests per 1m window.
+    # canary's 10 % of 600 rps is 3,600 requests per 1m window.
     assert plugin.returncode == 1, plugin.stdout + plugin.stderr
     lines = dict(line.split(" ", 1) for line in plugin.stdout.splitlines())
     assert "the canary's 10 %" in lines["success-rate"] and "consider rollouts/sequential" in lines["success-rate"]

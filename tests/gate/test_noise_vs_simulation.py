@@ -39,7 +39,8 @@ def simulated_false_rollbacks(metric: Metric, *, rps: float, weight: float, erro
         for k in range(shape.count):
             now = start + k * shape.interval_seconds
             ledger.generate_until(now, routing)
-            outcome = measure_from_traffic(ledger, metric, now, start)
+            # The run started with the traffic (t = 0): every window lies inside it.
+            outcome = measure_from_traffic(ledger, metric, now, 0.0)
             assert outcome.error is None, outcome.error
             failures += evaluate_condition(metric.failure_condition or "", outcome.value)
             if failures > shape.failure_limit:
