@@ -275,3 +275,24 @@ def test_namespace_defaults_to_the_contexts(cluster: Cluster) -> None:
         made = store.create(_cm("c-ctx", namespace=""))
         assert made["metadata"]["namespace"] == "ctx-ns"
         assert store.get("ConfigMap", "", "c-ctx")["metadata"]["uid"] == made["metadata"]["uid"]
+
+
+def test_one_store_is_safe_from_several_threads(kube: KubeStore) -> None:
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            for n in range(10):
+                made = kube.create(_cm(f"c-thread-{worker}-{n}"))
+                assert kube.get("ConfigMap", "default", made["metadata"]["name"])["metadata"]["uid"] == \
+                    made["metadata"]["uid"]
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert len(kube.list("ConfigMap", "default", field_selector="")) >= 40

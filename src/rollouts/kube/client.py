@@ -152,7 +152,7 @@ class KubeStore:
                 conn.close()
                 if attempt == 2:
                     raise self._unreachable(exc) from exc
-            except OSError as exc:
+            except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 raise self._unreachable(exc) from exc
         try:
@@ -385,6 +385,8 @@ class KubeStore:
             conn.request("GET", self._prefix + kind.path() + "?" + urllib.parse.urlencode(params),
                          headers=self._headers())
             response = conn.getresponse()
+            if stop.is_set():
+                return  # the caller finished while this stream was connecting
             if response.status >= 400:
                 self._TARGET.value = (kind.kind, "", "")
                 out.put(("error", self._error(response.status, json.loads(response.read() or b"{}"), kind.path())))
