@@ -110,6 +110,7 @@ def test_in_cluster_service_account(tmp_path: Path, home: dict[str, str]) -> Non
     (sa / "token").write_text("sa-token-2")  # projected tokens rotate: read on each use
     assert found.auth_headers() == {"Authorization": "Bearer sa-token-2"}
     assert "in-cluster" in found.describe()
+    assert found.to_lightkube().get().user.token_file == str(sa / "token")
     # $KUBECONFIG still wins over the service account
     path = _config(tmp_path / "k.yaml", {"a": ("ca", "https://a:1")}, "a")
     assert load_config(env={**env, "KUBECONFIG": str(path)}, service_account_dir=sa).server == "https://a:1"

@@ -132,8 +132,10 @@ class ClusterConfig:
         elif self.ca_file:
             cluster["certificate-authority"] = self.ca_file
         user: dict[str, Any] = {}
-        token = self.bearer_token()
-        if token:
+        token = None if self.token_file else self.bearer_token()
+        if self.token_file:
+            user["tokenFile"] = self.token_file  # lightkube re-reads it: rotated tokens keep working
+        elif token:
             user["token"] = token
         elif self.username is not None:
             user["username"], user["password"] = self.username, self.password or ""
