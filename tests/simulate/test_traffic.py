@@ -13,10 +13,11 @@ from typer.testing import CliRunner
 
 from rollouts.cli import commands  # noqa: F401  (registers the verbs)
 from rollouts.cli.main import app
-from rollouts.simulate.requests import Routing, TrafficLedger
+from rollouts.simulate.requests import Routing, TrafficLedger, measure_from_traffic, measurement_ready_at
 from rollouts.simulate.runner import SimulationError
 from rollouts.simulate.scenario import ScenarioError, parse_scenario
 from rollouts.simulate.traffic import LatencyModel, VersionTraffic
+from rollouts.spec.analysis import Metric
 from tests.simulate.test_simulate import EXAMPLES, SEQUENTIAL_MANIFESTS, run
 
 STABLE = {"errorRate": 0.005, "latencyMs": {"p50": 80, "p95": 250}}
@@ -83,9 +84,119 @@ def test_traffic_success_rate_metric_comes_from_simulated_requests() -> None:
         "shop:1.0": {"errorRate": 0.0}, "shop:1.2": {"errorRate": 0.1}}}}
     sim = run(scenario)
     assert sim.summary.aborted and sim.summary.stable_image == "shop:1.0"
-    measured = [e.message for e in sim.events if e.reason == "AnalysisMeasurement"]
-    value = float(measured[-1].split("= ")[1].split(" ")[0])
+    started = next(e.t for e in sim.events if e.reason == "AnalysisRunRunning")
+    measured = [e for e in sim.events if e.reason == "AnalysisMeasurement"]
+    # As the provider on local stats: the first measurement waits until its 1m window lies inside the run,
+    # so it judges a whole minute of canary traffic (about 20 requests/s at weight 10).
+    assert [e.t for e in measured] == [started + 60]
+    value = float(measured[-1].message.split("= ")[1].split(" ")[0])
     assert 0.8 < value < 0.97
+    assert 1000 <= sim.summary.canary_requests <= 1400
+
+
+def test_thin_evidence_measurement_is_inconclusive_in_simulation() -> None:
+    # 2 requests/s to the service, 10 % to the canary: about 12 requests in the gate's minute, fewer than
+    # the provider's default minRequests (50). A perfect canary is not promoted on that: Inconclusive.
+    scenario = {"release": "shop:1.2", "seed": 1, "until": "10m", "traffic": {"rps": 2, "versions": {
+        "shop:1.0": {"errorRate": 0.0}, "shop:1.2": {"errorRate": 0.0}}}}
+    sim = run(scenario)
+    measured = [e for e in sim.events if e.reason == "AnalysisMeasurement"]
+    assert len(measured) == 1 and measured[0].message.endswith("(Inconclusive)")
+    assert "fewer than minRequests (50): too few to judge" in measured[0].message
+    seen = int(measured[0].message.split("only ")[1].split(" ")[0])
+    assert 3 <= seen < 50
+    assert "RolloutPaused" in [e.reason for e in sim.events]
+    assert (sim.summary.phase, sim.summary.aborted, sim.summary.current_step_index) == ("Paused", False, 1)
+
+
+def _traffic_metric(**config: Any) -> Metric:
+    return Metric.model_validate({"name": "m", "provider": {"plugin": {"rollouts/traffic": config}}})
+
+
+def _ledger(rps: float, canary_from: int = 0, until: int = 120, error_rate: float = 0.0) -> TrafficLedger:
+    healthy = VersionTraffic(error_rate, LatencyModel(50, 100))
+    ledger = TrafficLedger(rps, {"old": healthy, "new": healthy}, seed=5)
+    ledger.generate_until(canary_from, Routing("old"))
+    ledger.generate_until(until, Routing("old", "new", 50))
+    return ledger
+
+
+@pytest.mark.parametrize(
+    ("config", "rps", "canary_from", "phase", "value"),
+    [
+        # 0.6 requests/s at weight 50: about 18 canary requests per minute, below the default 50.
+        ({"metric": "success-rate", "window": "1m"}, 0.6, 0, "Inconclusive", None),
+        ({"metric": "success-rate", "window": "1m"}, 20, 0, None, 1.0),
+        ({"metric": "error-rate", "window": "1m", "minRequests": 5}, 0.6, 0, None, 0.0),
+        ({"metric": "latency-p95", "window": "1m", "minRequests": "40"}, 0.6, 0, "Inconclusive", None),
+        ({"metric": "success-rate", "window": "1m", "minRequests": 0}, 0.6, 0, None, 1.0),
+        ({"metric": "request-count", "window": "1m"}, 0.6, 0, None, "count"),
+        ({"metric": "error-budget-burn", "window": "1m"}, 0.6, 0, "Inconclusive", None),
+        ({"metric": "error-budget-burn", "window": "1m"}, 20, 0, None, 0.0),
+        # No canary request at all yet: too few (0), as the provider says for an unknown release start.
+        ({"metric": "error-budget-burn", "window": "1m"}, 20, 200, "Inconclusive", None),
+    ],
+    ids=["success-rate-thin", "success-rate-enough", "min-requests-lowered", "min-requests-from-argument",
+         "min-requests-0-bare", "request-count-never-thin", "burn-thin", "burn-enough", "burn-no-canary-yet"],
+)
+def test_thin_evidence_measurement_is_inconclusive_in_simulation_table(
+    config: dict[str, Any], rps: float, canary_from: int, phase: str | None, value: Any
+) -> None:
+    ledger = _ledger(rps, canary_from=canary_from)
+    outcome = measure_from_traffic(ledger, _traffic_metric(**config), 120.0, 0.0)
+    assert outcome.error is None and outcome.phase == phase, outcome
+    if phase == "Inconclusive":
+        needed = str(config.get("minRequests", 50))
+        assert outcome.value is None and outcome.metadata["minRequests"] == needed
+        assert f"fewer than minRequests ({needed}): too few to judge" in (outcome.message or "")
+    elif value == "count":
+        assert outcome.value == float(ledger.counts("canary", 60, 120)[0])
+    else:
+        assert outcome.value == value
+
+
+def test_simulated_window_starts_no_earlier_than_the_run() -> None:
+    # A run started 20 s ago reads 20 s of traffic, not the 40 s before it, whatever its window.
+    ledger = _ledger(20, until=120)
+    outcome = measure_from_traffic(ledger, _traffic_metric(metric="request-count", window="1m"), 120.0, 100.0)
+    assert outcome.value == float(ledger.counts("canary", 100, 120)[0])
+
+
+@pytest.mark.parametrize(
+    ("plugin", "expected"),
+    [({"rollouts/traffic": {"metric": "success-rate", "window": "2m"}}, 125.0),
+     ({"rollouts/traffic": {"metric": "success-rate"}}, 65.0),
+     ({"rollouts/traffic": {"metric": "nonsense"}}, None),
+     ({"rollouts/sequential": {"test": "errors"}}, None)],
+    ids=["window-2m", "default-window-1m", "bad-config-measured-at-once", "sequential-does-not-wait"],
+)
+def test_traffic_gate_waits_until_its_window_lies_inside_the_run(plugin: dict[str, Any], expected: float) -> None:
+    metric = Metric.model_validate({"name": "m", "provider": {"plugin": plugin}})
+    assert measurement_ready_at(metric, 5.0) == expected
+
+
+def test_waiting_traffic_gate_does_not_delay_the_runs_other_metrics(tmp_path: Path) -> None:
+    manifests = yaml.safe_load_all((EXAMPLES / "rollout.yaml").read_text())
+    rollout, template = list(manifests)
+    template["spec"]["metrics"] = [
+        {**template["spec"]["metrics"][0], "count": 2},
+        {"name": "short", "interval": "10s", "count": 3, "successCondition": "result >= 0.9",
+         "provider": {"plugin": {"rollouts/traffic": {"metric": "success-rate", "window": "10s",
+                                                       "minRequests": 10}}}},
+    ]
+    path = tmp_path / "rollout.yaml"
+    path.write_text(yaml.safe_dump_all([rollout, template]))
+    scenario = {"release": "shop:1.2", "seed": 1, "until": "3m", "traffic": {"rps": 200, "versions": {
+        "shop:1.0": {"errorRate": 0.0}, "shop:1.2": {"errorRate": 0.0}}}}
+    sim = run(scenario, [str(path)])
+    started = next(e.t for e in sim.events if e.reason == "AnalysisRunRunning")
+    times: dict[str, list[float]] = {"success-rate": [], "short": []}
+    for e in sim.events:
+        if e.reason == "AnalysisMeasurement" and e.message.startswith("shop-"):
+            name = e.message.split(": ")[1].split(" ")[0]
+            if len(times[name]) < 3 and e.t < started + 120:
+                times[name].append(e.t - started)
+    assert times == {"short": [10, 20, 30], "success-rate": [60, 90]}
 
 
 def test_scenario_analysis_values_override_the_traffic_model() -> None:

@@ -144,6 +144,20 @@ def simulated_plugin(metric: Metric) -> str | None:
     return next((name for name in SIMULATED_PLUGINS if name in plugin), None)
 
 
+def measurement_ready_at(metric: Metric, run_started: float) -> float | None:
+    """When a due measurement of `metric` can be taken, in seconds after the release: a rollouts/traffic
+    metric waits (in flight) until its whole window lies inside the run, as the provider does on local
+    statistics; None when it need not wait (other plugins, or a config error the measurement will report)."""
+    raw = (metric.provider.plugin or {}).get(TRAFFIC_PLUGIN)
+    if raw is None:
+        return None
+    try:
+        query = traffic_provider.parse_config(raw)
+    except traffic_provider.ConfigError:
+        return None
+    return traffic_provider.window_inside_run_at(run_started, query)
+
+
 def measure_from_traffic(
     ledger: TrafficLedger, metric: Metric, now: float, run_started: float
 ) -> MeasurementOutcome:
@@ -153,7 +167,7 @@ def measure_from_traffic(
     try:
         if SEQUENTIAL_PLUGIN in plugin:
             return _sequential(ledger, plugin[SEQUENTIAL_PLUGIN], now, run_started)
-        return _traffic(ledger, plugin.get(TRAFFIC_PLUGIN), now)
+        return _traffic(ledger, plugin.get(TRAFFIC_PLUGIN), now, run_started)
     except (seq_provider.ConfigError, traffic_provider.ConfigError, ValueError) as exc:
         return MeasurementOutcome(error=str(exc))
 
@@ -176,27 +190,40 @@ def _sequential(ledger: TrafficLedger, raw: Any, now: float, run_started: float)
     return seq_provider.verdict_outcome(verdict, meta)
 
 
-def _traffic(ledger: TrafficLedger, raw: Any, now: float) -> MeasurementOutcome:
+def _traffic(ledger: TrafficLedger, raw: Any, now: float, run_started: float) -> MeasurementOutcome:
     query = traffic_provider.parse_config(raw)
     if query.version == "preview":
         raise ValueError(f"{traffic_provider.FIELD}.version: preview traffic is not simulated; give this "
                          "metric scenario `analysis` values")
     arm = "canary" if query.version == "canary" else "stable"
+    where = f"{query.version} of the simulated service"
     meta = {"service": "simulated", "version": query.version, "window": query.window}
     if query.metric == "error-budget-burn":
         if ledger.first_canary_tick is None and arm == "canary":
-            return _no_data(f"the {query.version} has served no request yet", meta)
+            thin = traffic_provider.too_few_requests(0, query, f"served by the {where}", meta)
+            return thin or _no_data(f"the {query.version} has served no request yet", meta)
         start = float(ledger.first_canary_tick or 0)
-        errors = ledger.counts(arm, start, now)[1]
+        requests, errors = ledger.counts(arm, start, now)
+        meta.update(requests=str(requests), errors=str(errors))
+        thin = traffic_provider.too_few_requests(requests, query, f"served by the {where} since its release", meta)
+        if thin is not None:
+            return thin
         budget = (1 - query.slo) * ledger.rps * query.budget_seconds
-        return _number(errors / budget, {**meta, "errors": str(errors)})
-    start = now - query.window_seconds
+        return _number(errors / budget, meta)
+    # As the provider's local statistics: nothing from before the run counts.
+    start = max(now - query.window_seconds, run_started)
+    span = f"in the last {query.window}"
+    if run_started > now - query.window_seconds:
+        span = f"since the run started ({round(max(now - run_started, 0.0))}s ago)"
     requests, errors = ledger.counts(arm, start, now)
     meta.update(requests=str(requests), errors=str(errors))
     if query.metric == "request-count":
         return _number(float(requests), meta)
+    thin = traffic_provider.too_few_requests(requests, query, f"to the {where} {span}", meta)
+    if thin is not None:
+        return thin
     if requests == 0:
-        return _no_data(f"no requests to the {query.version} in the last {query.window}", meta)
+        return _no_data(f"no requests to the {query.version} {span}", meta)
     if query.metric == "success-rate":
         return _number(1 - errors / requests, meta)
     if query.metric == "error-rate":

@@ -19,10 +19,16 @@ from rollouts.analysis.schedule import metric_tasks, run_requeue_after
 from rollouts.engine import intents
 from rollouts.engine.types import Decision
 from rollouts.engine.world import World
-from rollouts.simulate.requests import Routing, TrafficLedger, measure_from_traffic, simulated_plugin
+from rollouts.simulate.requests import (
+    Routing,
+    TrafficLedger,
+    measure_from_traffic,
+    measurement_ready_at,
+    simulated_plugin,
+)
 from rollouts.simulate.scenario import OperatorAction, Scenario
 from rollouts.simulate.traffic import LatencyModel, VersionTraffic
-from rollouts.spec.analysis import AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate
+from rollouts.spec.analysis import AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Metric
 from rollouts.spec.rollout import Rollout
 
 # The release happens at T0; the first revision is deployed (and settles) before it.
@@ -123,6 +129,9 @@ class _SimWorld(World):
         self.timeline: list[TimelineEvent] = []
         self.recording = False
         self._measured: list[tuple[str, str]] = []
+        # (run, metric) -> when its due measurement lands: a traffic gate waits until its window lies
+        # inside the run, as the provider's in-flight measurement does in a cluster.
+        self._waiting: dict[tuple[str, str], datetime] = {}
         self.ledger: TrafficLedger | None = None
         if scenario.traffic is not None:
             versions = {
@@ -206,10 +215,16 @@ class _SimWorld(World):
 
     def _judge_runs(self) -> None:
         now = self.now
+        self._waiting = {}
         for name, run in list(self.runs.items()):
             if run.status is None or is_completed(run.status.phase) or run.spec.terminate:
                 continue
             due = [task.metric for task in metric_tasks(run, now) if task.kind == "measure"]
+            for metric in list(due):
+                ready = self._ready_at(metric, run)
+                if ready is not None and ready > now:
+                    self._waiting[(name, metric)] = ready
+                    due.remove(metric)
             if not due:
                 continue
             taken = {metric: self.measure(metric, run) for metric in due}
@@ -222,6 +237,8 @@ class _SimWorld(World):
                 last = result.measurements[-1] if result and result.measurements else None
                 verdict = last.phase if last else "?"
                 shown = f"error {outcome.error!r}" if outcome.error else f"= {outcome.printed}"
+                if not outcome.error and not outcome.printed and outcome.message:
+                    shown = f"- {outcome.message}"  # no value, only the provider's reason (too few requests)
                 self._measured.append(("AnalysisMeasurement", f"{name}: {metric} {shown} ({verdict})"))
 
     def measure(self, metric: str, run: AnalysisRun | None = None) -> MeasurementOutcome:
@@ -240,17 +257,33 @@ class _SimWorld(World):
             return MeasurementOutcome(error=change.error)
         return MeasurementOutcome(value=change.value, printed=_printed(change.value))
 
-    def _measure_traffic(self, name: str, run: AnalysisRun) -> MeasurementOutcome | None:
-        assert self.ledger is not None
+    def _traffic_metric(self, name: str, run: AnalysisRun) -> Metric | None:
+        """The run's metric `name` with its arguments, when simulated traffic measures it."""
+        if self.ledger is None or self.scenario.timeline(name):
+            return None  # no traffic model, or scenario values win
         metric = next((m for m in run.spec.metrics if m.name == name), None)
         if metric is None or simulated_plugin(metric) is None:
             return None
         try:
-            metric = substitute_metric(metric, resolve_args(run.spec.args, _no_secrets))
+            return substitute_metric(metric, resolve_args(run.spec.args, _no_secrets))
         except (ArgsError, LookupError, ValueError):
-            pass  # measured with the placeholders left in; the simulated traffic has one service anyway
+            return metric  # measured with the placeholders left in; the simulated traffic has one service anyway
+
+    def _run_started(self, run: AnalysisRun) -> float:
         started = run.status.started_at if run.status is not None and run.status.started_at else self.now
-        return measure_from_traffic(self.ledger, metric, self.seconds(), (started - T0).total_seconds())
+        return (started - T0).total_seconds()
+
+    def _ready_at(self, name: str, run: AnalysisRun) -> datetime | None:
+        metric = self._traffic_metric(name, run)
+        ready = measurement_ready_at(metric, self._run_started(run)) if metric is not None else None
+        return T0 + timedelta(seconds=ready) if ready is not None else None
+
+    def _measure_traffic(self, name: str, run: AnalysisRun) -> MeasurementOutcome | None:
+        assert self.ledger is not None
+        metric = self._traffic_metric(name, run)
+        if metric is None:
+            return None
+        return measure_from_traffic(self.ledger, metric, self.seconds(), self._run_started(run))
 
     def next_wakeup(self) -> datetime | None:
         now = self.now
@@ -259,9 +292,17 @@ class _SimWorld(World):
             candidates.append(self.requeue_at)
         for rs in self.replica_sets.values():
             candidates.extend(p.ready_at for p in rs.pods if p.ready_at > now)
-        for run in self.runs.values():
+        for name, run in self.runs.items():
             if run.status is None or is_completed(run.status.phase) or run.spec.terminate:
                 continue
+            waiting = {metric: at for (run_name, metric), at in self._waiting.items() if run_name == name}
+            if waiting:
+                # Its waiting measurements land at their own time; the others are scheduled as usual.
+                candidates.extend(waiting.values())
+                others = [m for m in run.spec.metrics if m.name not in waiting]
+                if not others:
+                    continue
+                run = run.model_copy(update={"spec": run.spec.model_copy(update={"metrics": others})})
             after = run_requeue_after(run, now)
             if after is not None:
                 candidates.append(now + timedelta(seconds=max(after, 0.001)))

@@ -177,7 +177,7 @@ class TrafficMetricProvider(TrafficPlugin):
             # A window reaching back before the run would be clipped short (the run's first measurement
             # would see nothing, or for error-budget-burn a release seconds old): wait until the whole
             # window lies inside the run.
-            await self._wait_until(scope.not_before + query.window_seconds)
+            await self._wait_until(window_inside_run_at(scope.not_before, query))
         return self._measure_local(self._stats, query, scope, ctx)
 
     # --- local --------------------------------------------------------------------------------------
@@ -205,8 +205,8 @@ class TrafficMetricProvider(TrafficPlugin):
             span = f"since the run started ({round(max(now - scope.not_before, 0.0))}s ago)"
         if query.metric == "request-count":
             return _number(float(window.requests), meta)
-        if window.requests < query.min_requests:
-            return _too_few(window.requests, query.min_requests, f"to the {where} {span}", meta)
+        if (thin := too_few_requests(window.requests, query, f"to the {where} {span}", meta)) is not None:
+            return thin
         if window.requests == 0:
             return _no_data(f"no requests to the {where} {span}", meta)
         value: float | None
@@ -238,15 +238,16 @@ class TrafficMetricProvider(TrafficPlugin):
         if pod_hash:
             meta["podHash"] = pod_hash
         if start is None:
-            if query.min_requests > 0:
-                return _too_few(0, query.min_requests, f"served by the {where}", meta)
+            if (thin := too_few_requests(0, query, f"served by the {where}", meta)) is not None:
+                return thin
             return _no_data(f"the {where} has served no request yet", meta)
         served = stats.since(ctx.namespace, service, versions, start, now, pod_hash=pod_hash)
         errors = served.errors
         rate = stats.request_rate(ctx.namespace, service, now)
         meta.update(errors=str(errors), requests=str(served.requests), releaseStart=format_float(round(start, 3)))
-        if served.requests < query.min_requests:
-            return _too_few(served.requests, query.min_requests, f"served by the {where} since its release", meta)
+        thin = too_few_requests(served.requests, query, f"served by the {where} since its release", meta)
+        if thin is not None:
+            return thin
         if not rate:
             return _no_data(f"no recent requests to {ctx.namespace}/{service}: its error budget is unknown", meta)
         budget = (1 - query.slo) * rate * query.budget_seconds
@@ -440,6 +441,20 @@ def _quantile(query: TrafficQuery) -> float:
 
 def _number(value: float, meta: dict[str, str]) -> MeasurementOutcome:
     return MeasurementOutcome(value=value, printed=format_float(value), metadata=meta)
+
+
+def window_inside_run_at(run_started: float, query: TrafficQuery) -> float:
+    """The earliest time (epoch seconds, or any clock the run's start is on) a measurement from local
+    statistics may be taken: once its whole window lies inside the run. Shared with `rollouts simulate`."""
+    return run_started + query.window_seconds
+
+
+def too_few_requests(seen: int, query: TrafficQuery, where: str, meta: dict[str, str]) -> MeasurementOutcome | None:
+    """The Inconclusive outcome when `seen` requests are fewer than the query's minRequests, else None
+    (request-count is a plain count, never thin). Shared with `rollouts simulate`."""
+    if query.metric == "request-count" or seen >= query.min_requests:
+        return None
+    return _too_few(seen, query.min_requests, where, meta)
 
 
 def _too_few(seen: int, needed: int, where: str, meta: dict[str, str]) -> MeasurementOutcome:
