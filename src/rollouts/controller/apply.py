@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 from rollouts.controller.objects import (
@@ -110,7 +111,10 @@ def _set_header_routes(store: ObjectStore, rollout: Rollout, routes: dict[str, A
             header = first["headerName"]
             string_match = first.get("headerValue") or {}
             value = string_match.get("exact")
-            pattern = string_match.get("regex") or (f"^{string_match['prefix']}.*" if string_match.get("prefix") else None)
+            # A prefix is literal text: escaped, so `a.b` does not match `axb` and `(` is not a syntax error
+            # (backslash escapes mean the same in RE2, our router's engine, and in NGINX's PCRE).
+            prefix_match = string_match.get("prefix")
+            pattern = string_match.get("regex") or (f"^{re.escape(prefix_match)}.*" if prefix_match else None)
             break
     annotations[f"{prefix}/canary-by-header"] = header
     annotations[f"{prefix}/canary-by-header-value"] = value
