@@ -225,3 +225,61 @@ def test_secrets_never_appear_in_errors(closed_port: int, server: ScriptedServer
         assert secret not in outcome.error
         assert secret not in outcome.metadata["ResolvedPrometheusQuery"]
     assert "HTTP 500" in echoed.error
+
+
+# -- a prometheus metric without a query: lint warns (Argo's schema allows it); measuring is an Error --------
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{}, {"query": ""}, {"query": "  \n\t "}],
+    ids=["query-missing", "query-empty", "query-blank"],
+)
+def test_prometheus_metric_without_query_is_an_error_measurement(server: ScriptedServer,
+                                                                 spec: dict[str, str]) -> None:
+    # A permissive endpoint answers anything with a value: the provider must not ask it at all.
+    server.routes["/api/v1/query"] = Reply(body=vector("1"))
+    outcome = measure(metric("error-rate", prometheus={"address": server.url, **spec}))
+    assert outcome.error is not None and outcome.value is None
+    assert "metric 'error-rate': provider.prometheus.query is empty: give a PromQL expression" in outcome.error
+    assert server.seen == []
+
+
+def test_prometheus_metric_without_query_is_an_error_in_the_run(server: ScriptedServer) -> None:
+    import asyncio
+    import time
+    from datetime import UTC, datetime
+
+    from rollouts.analysis.executor import AnalysisExecutor
+    from rollouts.spec.analysis import AnalysisRun
+
+    server.routes["/api/v1/query"] = Reply(body=vector("1"))
+    # The query comes from an argument that resolves to nothing: the same Error, not a Successful run.
+    run_object = AnalysisRun.model_validate({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+        "metadata": {"name": "shop-abc-1", "namespace": "shop", "uid": "u-empty-query"},
+        "spec": {"args": [{"name": "q", "value": ""}],
+                 "metrics": [{"name": "error-rate", "successCondition": "result[0] >= 0",
+                              "provider": {"prometheus": {"address": server.url, "query": "{{args.q}}"}}}]},
+    })
+
+    async def first_measurement() -> Any:
+        executor = AnalysisExecutor()
+        current = run_object
+        deadline = time.monotonic() + 15
+        try:
+            while time.monotonic() < deadline:
+                current, _ = executor.step(current, datetime.now(UTC))
+                results = current.status.metric_results if current.status is not None else None
+                if results and results[0].measurements:
+                    return current
+                await executor.wait_any(0.2)
+        finally:
+            await executor.close()
+        raise AssertionError(f"no measurement was taken: {current.status}")
+
+    done = asyncio.run(first_measurement())
+    [measurement] = done.status.metric_results[0].measurements
+    assert measurement.phase == "Error"
+    assert "provider.prometheus.query is empty" in (measurement.message or "")
+    assert server.seen == []

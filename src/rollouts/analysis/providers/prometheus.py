@@ -48,6 +48,11 @@ class PrometheusMetricProvider:
         spec = metric.provider.prometheus
         if spec is None:
             return ctx.error(f"metric {metric.name!r} has no {FIELD} section")
+        if not spec.query.strip():
+            # Argo's schema allows a metric without a query (lint warns); measuring one is an Error, never
+            # a request to Prometheus that a permissive endpoint might answer with a value.
+            return ctx.error(f"metric {metric.name!r}: {FIELD}.query is empty: give a PromQL expression, e.g. "
+                             'sum(rate(http_requests_total{code!~"5.."}[5m])) / sum(rate(http_requests_total[5m]))')
         metadata = {QUERY_METADATA_KEY: ctx.redact(spec.query)}
         address = resolve_address(spec, ctx)
         if not address:
