@@ -296,3 +296,33 @@ def test_one_store_is_safe_from_several_threads(kube: KubeStore) -> None:
         thread.join(30)
     assert errors == []
     assert len(kube.list("ConfigMap", "default", field_selector="")) >= 40
+
+
+def test_watch_streams_stay_open_between_polls(kube: KubeStore) -> None:
+    since = kube.current_version()
+    for n in range(3):
+        kube.create(_cm(f"c-poll-{n}"))
+        changes = kube.watch(since, kinds={"ConfigMap", "Rollout"}, timeout=3)
+        assert [c.name for c in changes] == [f"c-poll-{n}"]
+        since = changes[-1].resource_version
+    assert kube._feed is not None
+    assert {k: s.opened for k, s in kube._feed.streams().items()} == {"ConfigMap": 1, "Rollout": 1}
+
+
+def test_watch_from_before_the_feed_opens_watches_for_that_call(kube: KubeStore) -> None:
+    old = kube.current_version()
+    kube.create(_cm("c-older"))
+    newer = kube.current_version()
+    assert kube.watch(newer, kinds={"ConfigMap"}, timeout=0.2) == []  # the feed starts at `newer`
+    assert [c.name for c in kube.watch(old, kinds={"ConfigMap"}, timeout=2)] == ["c-older"]
+
+
+def test_watch_expired_stream_is_replaced_after_the_caller_relists(kube: KubeStore) -> None:
+    since = kube.current_version()
+    for n in range(FEED_LIMIT + 5):
+        kube.create(_cm(f"c-exp-{n}"))
+    with pytest.raises(Expired):
+        kube.watch(since, kinds={"ConfigMap"}, timeout=2)
+    fresh = kube.current_version()
+    kube.create(_cm("c-exp-after"))
+    assert [c.name for c in kube.watch(fresh, kinds={"ConfigMap"}, timeout=2)] == ["c-exp-after"]

@@ -13,8 +13,8 @@ imports lightkube or asyncio on the hot path. The long-lived async pieces (infor
 use lightkube's async client, whose import cost is paid once per process.
 
 What the store contract has that the Kubernetes API does not, and how it is mapped here:
-- one change feed over all kinds (`watch(since, kinds)`): here one watch stream per kind, opened from
-  `since` and read together for up to `timeout`; resourceVersions are compared as integers, which holds
+- one change feed over all kinds (`watch(since, kinds)`): here one watch stream per kind, kept open
+  between calls by `feed.ChangeFeed`, whose buffer answers each poll; resourceVersions are compared as integers, which holds
   for the local cluster and for etcd-backed clusters but is not promised by Kubernetes. Long-lived
   watchers should use `informer.Informer` instead;
 - `current_version()`: the resourceVersion of a one-item list (the collection's current version);
@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from rollouts.kube.config import ClusterConfig
+from rollouts.kube.feed import ChangeFeed
 from rollouts.kube.kinds import KINDS, Kind, kind_of
 from rollouts.store.protocol import (
     OUTCOMES,
@@ -111,6 +112,7 @@ class KubeStore:
         self._local = threading.local()
         self._all: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+        self._feed: ChangeFeed | None = None
 
     # -- transport -------------------------------------------------------------------------------------
 
@@ -329,11 +331,30 @@ class KubeStore:
               limit: int = 1000) -> builtins.list[Change]:
         """Changes after `since` of `kinds` (all known kinds if None), waiting up to `timeout` s.
 
-        One watch stream per kind; once the first change arrives the others get a short grace to deliver
-        changes of the same moment, then the streams close. `Expired` when `since` was compacted away."""
-        wanted = sorted(kinds if kinds is not None else KINDS)
-        for name in wanted:
-            kind_of(name)
+        Served by a `ChangeFeed` whose watch streams stay open between calls; a `since` older than
+        what the feed holds is answered by watches opened for this call only. `Expired` when `since`
+        was compacted away."""
+        wanted = {name: kind_of(name) for name in (kinds if kinds is not None else KINDS)}
+        answer = self._change_feed().changes(since, wanted, timeout, limit)
+        if answer is None:
+            return self._watch_once(since, set(wanted), timeout, limit)
+        return answer
+
+    def _change_feed(self) -> ChangeFeed:
+        with self._lock:
+            if self._feed is None:
+                self._feed = ChangeFeed(self._connect, self._headers, self._prefix, self._kind_error,
+                                        self._unreachable)
+            return self._feed
+
+    def _kind_error(self, kind: Kind, code: int, status: Mapping[str, Any]) -> StoreError:
+        self._TARGET.value = (kind.kind, "", "")
+        return self._error(code, status, kind.path())
+
+    def _watch_once(self, since: int, kinds: set[str], timeout: float, limit: int) -> builtins.list[Change]:
+        """One watch stream per kind for this call only; once the first change arrives the others get a
+        short grace to deliver changes of the same moment, then the streams close."""
+        wanted = sorted(kinds)
         found: queue.Queue[tuple[str, Any]] = queue.Queue()
         streams: builtins.list[http.client.HTTPConnection] = []
         stop = threading.Event()
@@ -545,6 +566,9 @@ class KubeStore:
 
     def close(self) -> None:
         with self._lock:
+            if self._feed is not None:
+                self._feed.close()
+                self._feed = None
             for conn in self._all:
                 conn.close()
             self._all.clear()
