@@ -6,7 +6,8 @@
 #                           `prometheus`, installed with ROLLOUTS_SYSTEM_PACKAGES=prometheus)
 #   scripts/setup.sh test   the package with its test extras, and the system programs the integration
 #                           tests drive: Prometheus and promtool, Chromium for the dashboard's browser
-#                           tests (Playwright with executable_path=/usr/bin/chromium). The default.
+#                           tests (Playwright with executable_path=/usr/bin/chromium), kubectl when the
+#                           machine lacks it (Debian's kubernetes-client), and helm. The default.
 #
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
@@ -19,6 +20,10 @@ case "$profile" in
   *) echo "setup: unknown profile \"$profile\" (use demo or test)" >&2; exit 2 ;;
 esac
 
+# kubectl drives the local cluster in the tests; the machine image usually has it, else Debian's package.
+if [ "$profile" = test ] && ! command -v kubectl >/dev/null 2>&1; then
+  default_packages="$default_packages kubernetes-client"
+fi
 want_system_packages=${ROLLOUTS_SYSTEM_PACKAGES:-$default_packages}
 missing=()
 for pkg in $want_system_packages; do

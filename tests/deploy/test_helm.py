@@ -6,14 +6,13 @@ namespaced overlay's, each value changes what it says, and every rendering passe
 from __future__ import annotations
 
 import functools
-import shutil
 import subprocess
 from typing import Any
 
 import pytest
 
 from rollouts.kube.permissions import PERMISSIONS, for_scope, rule_triples, triples
-from tests.conftest import REPO
+from tests.conftest import REPO, require_tool
 from tests.deploy.manifests import NAMESPACE, ident, load_yaml_all, one, render
 from tests.deploy.test_validate import MONITORING, MONITORING_SCHEMAS, _validate_builtin
 
@@ -23,10 +22,7 @@ RELEASE_LABELS = {"app.kubernetes.io/instance", "app.kubernetes.io/managed-by", 
 
 
 def _helm() -> str:
-    found = shutil.which("helm")
-    if found is None:
-        pytest.skip("helm is not installed: bash charts/install-helm.sh")
-    return found
+    return require_tool("helm", "bash charts/install-helm.sh")
 
 
 @functools.cache
