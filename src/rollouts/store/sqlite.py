@@ -138,6 +138,9 @@ class SQLiteStore:
         self._poll_interval = poll_interval
         self._durable = durable
         self._lock = threading.RLock()
+        # Kinds without a namespace besides CLUSTER_SCOPED_KINDS, added by whoever serves them (the local
+        # API server: RBAC's cluster kinds, CustomResourceDefinitions and cluster-scoped custom resources).
+        self.cluster_scoped: set[str] = set()
         self._depth = 0
         self._dirty = False
         self._changed = threading.Condition(threading.Lock())
@@ -305,9 +308,8 @@ class SQLiteStore:
             now = now.replace(tzinfo=UTC)
         return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    @staticmethod
-    def _namespace(kind: str, namespace: str | None) -> str:
-        if kind in CLUSTER_SCOPED_KINDS:
+    def _namespace(self, kind: str, namespace: str | None) -> str:
+        if kind in CLUSTER_SCOPED_KINDS or kind in self.cluster_scoped:
             return ""
         return namespace or "default"
 
