@@ -139,6 +139,9 @@ def test_canary_backend_carries_both_ingresses() -> None:
         stable_ingress="app",
         logical_service="app",
         service_port=80,
+        host="app.example.com",
+        path="/",
+        stable_service="app-stable",
     )
     assert backend.service_key == "ns/app-canary"
 

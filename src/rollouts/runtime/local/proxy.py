@@ -2,6 +2,11 @@
 (`routing.choose_backend`), forwards in-process through the `ServiceBalancer`, and records per-version
 request metrics (Prometheus text via `render_metrics`, and `TrafficStats` for the traffic provider).
 
+`render_metrics` carries two sets of series: the proxy's own per-version `http_requests_total` and
+`http_request_duration_seconds` (with the serving pod's template hash), then ingress-nginx's
+`nginx_ingress_controller_requests` and `..._request_duration_seconds` (nginx_metrics.py), so PromQL
+written for ingress-nginx works unchanged against the local runtime.
+
 Listeners: one per distinct port of the stable Ingresses (annotation `rollouts.io/port`, else a free port
 kept for the Ingress's lifetime; `on_port(ingress_key, port)` reports it, `ports` shows it). Stable Ingresses
 sharing a port share a listener and are told apart by host. `/metrics` is never served on a proxied port (it
@@ -27,6 +32,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from rollouts.runtime.local.nginx_metrics import NginxIngressMetrics
 from rollouts.runtime.local.routing import (
     DEFAULT_ANNOTATION_PREFIX,
     Backend,
@@ -58,8 +64,10 @@ class IngressProxy:
         metrics_port: int | None = None,
         on_port: Callable[[str, int], None] | None = None,
         rand: Callable[[], float] = random.random,
+        nginx_metrics: NginxIngressMetrics | None = None,
     ) -> None:
         self._balancer = balancer
+        self.nginx_metrics = nginx_metrics or NginxIngressMetrics()
         self.stats = stats
         self._access_log_path = access_log
         self._access_log: IO[str] | None = None
@@ -148,6 +156,7 @@ class IngressProxy:
         # One assignment: a request reads self._tables once, so it sees either all old or all new routes.
         self._tables = tables
         self.table = table
+        self.nginx_metrics.retain((s.namespace, s.name) for s in table.stable_ingresses)
         for port in [p for p in self._runners if p not in tables]:
             await self._stop_listener(port)
         for key in [k for k in self._assigned if k not in wanted]:
@@ -206,6 +215,7 @@ class IngressProxy:
             duration = time.perf_counter() - started
             endpoint = result.endpoint
             self._observe(backend, result.status, endpoint, duration)
+            self.nginx_metrics.observe(backend, request.method, result.status, duration)
             self._log(request, result.status, backend, endpoint.pod if endpoint else "", duration)
             return result.response
 
@@ -243,7 +253,7 @@ class IngressProxy:
 
     def render_metrics(self) -> bytes:
         """The proxy's request metrics in Prometheus text format."""
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + self.nginx_metrics.render()
 
     async def _metrics_handler(self, request: web.Request) -> web.Response:
         return web.Response(body=self.render_metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -86,6 +86,9 @@ class Backend:
     service/namespace: the Kubernetes Service to forward to. ingress: the Ingress whose backend was used
     (the canary Ingress for canary traffic). stable_ingress and logical_service label the metrics: the
     stable Ingress's name and its `rollouts.io/service` annotation (default: the stable Ingress's name).
+    host, path and stable_service are the matched rule's (its host, "" without one; its path as written in
+    the Ingress; the stable Ingress's backend Service), for ingress-nginx's metric labels: never the
+    request's own Host or path, so the label values are bounded by the Ingress objects.
     """
 
     service: str
@@ -95,6 +98,9 @@ class Backend:
     stable_ingress: str = ""
     logical_service: str = ""
     service_port: int | str | None = None
+    host: str = ""
+    path: str = "/"
+    stable_service: str = ""
 
     @property
     def service_key(self) -> str:
@@ -358,6 +364,9 @@ def choose_backend(
         stable_ingress=route.ingress,
         logical_service=route.logical_service,
         service_port=route.service_port,
+        host=route.host or "",
+        path=route.path,
+        stable_service=route.service,
     )
     policy = route.canary
     if policy is None or not _goes_to_canary(policy, headers, cookies, rand):
@@ -370,6 +379,9 @@ def choose_backend(
         stable_ingress=route.ingress,
         logical_service=route.logical_service,
         service_port=policy.service_port,
+        host=route.host or "",
+        path=route.path,
+        stable_service=route.service,
     )
 
 
