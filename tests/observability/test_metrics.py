@@ -67,6 +67,8 @@ def parse(text: str) -> Exposition:
 
 # -- a live controller -------------------------------------------------------------------------------------
 
+_NGINX_LABELS = {"controller_class", "controller_namespace", "controller_pod", "canary", "host", "ingress", "method",
+                 "namespace", "path", "service", "status"}
 ARGO_FAMILIES = {
     "argo_rollouts_controller_info": ("gauge", {"version"}),
     "rollout_info": ("gauge", {"namespace", "name", "strategy", "traffic_router", "phase"}),
@@ -82,6 +84,9 @@ ARGO_FAMILIES = {
     "argo_rollouts_rollout_phase": ("gauge", {"namespace", "rollout", "phase"}),
     "http_requests_total": ("counter", {"namespace", "service", "ingress", "version", "rollouts_pod_template_hash",
                                          "code"}),
+    # ingress-nginx's series, from the same proxy (runtime/local/nginx_metrics.py).
+    "nginx_ingress_controller_requests": ("counter", _NGINX_LABELS),
+    "nginx_ingress_controller_request_duration_seconds": ("histogram", _NGINX_LABELS),
 }
 
 
