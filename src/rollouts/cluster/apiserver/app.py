@@ -22,21 +22,20 @@ import yaml
 from aiohttp import web
 
 from rollouts.cluster.apiserver import discovery, openapi, protobuf
-from rollouts.cluster.apiserver.crds import custom_resource_definitions
+from rollouts.cluster.apiserver.customresources import CRD_KIND
 from rollouts.cluster.apiserver.errors import (
     ApiError,
     bad_request,
     from_store,
     gone,
     method_not_allowed,
-    not_found,
     unauthorized,
 )
 from rollouts.cluster.apiserver.feed import Entry, Feed
 from rollouts.cluster.apiserver.metrics import ApiMetrics
 from rollouts.cluster.apiserver.objects import Objects
 from rollouts.cluster.apiserver.previous import PreviousStates
-from rollouts.cluster.apiserver.resources import BY_PATH, Resource
+from rollouts.cluster.apiserver.resources import Registry, Resource
 from rollouts.cluster.apiserver.tables import to_table, wants_table
 from rollouts.store.patch import json_patch, merge_patch
 from rollouts.store.protocol import Change, Expired, StoreError
@@ -121,7 +120,10 @@ class ApiServer:
 
     def __init__(self, store: SQLiteStore, token: str, settings: Settings | None = None) -> None:
         self.store = store
-        self.objects = Objects(store)
+        self.registry = Registry()
+        self.objects = Objects(store, registry=self.registry)
+        self.objects.seed_definitions()
+        self.objects.reload_definitions()
         self._previous = PreviousStates(store.path)
         self._token = token
         self.settings = settings or Settings()
@@ -207,16 +209,16 @@ class ApiServer:
         return _json(discovery.core_versions(request.host))
 
     async def _apis(self, request: web.Request) -> web.Response:
-        return _json(discovery.group_list())
+        return _json(discovery.group_list(self.registry))
 
     async def _openapi_root(self, request: web.Request) -> web.Response:
-        return _json(openapi.root())
+        return _json(openapi.root(self.registry))
 
     async def _openapi_document(self, request: web.Request) -> web.Response:
         parts = request.match_info["tail"].split("/")
         group, version = ("", parts[1]) if parts[0] == "api" and len(parts) == 2 else (
             (parts[1], parts[2]) if parts[0] == "apis" and len(parts) == 3 else ("", ""))
-        found = openapi.document(group, version) if version else None
+        found = openapi.document(self.registry, group, version) if version else None
         if found is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return _json(found)
@@ -230,28 +232,36 @@ class ApiServer:
         else:
             group, rest = parts[1], parts[2:]
         if not rest:
-            if group and request.method == "GET" and (found := discovery.group(group)):
+            if group and request.method == "GET" and (found := self._discover(discovery.group, group)):
                 return _json(found)
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         version, rest = rest[0], rest[1:]
         if not rest:
-            listing = discovery.resource_list(group, version)
+            listing = self._discover(discovery.resource_list, group, version)
             if listing is None or request.method != "GET":
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             return _json(listing)
-        target = self._target(group, version, rest)
+        try:
+            target = self._target(group, version, rest)
+        except ApiError:
+            await asyncio.to_thread(self.objects.reload_definitions)  # a CRD another process stored?
+            target = self._target(group, version, rest)
         _TARGET.set(target)
-        if target.resource.read_only:
-            return self._crds(request, target)
-        return await self._dispatch(request, target)
+        response = await self._dispatch(request, target)
+        if target.resource.kind == CRD_KIND and request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            # Registration follows the stored CRDs (a dry run left them as they were).
+            await asyncio.to_thread(self.objects.reload_definitions)
+        return response
 
-    @staticmethod
-    def _target(group: str, version: str, rest: list[str]) -> Target:
+    def _discover(self, document: Callable[..., JSONObject | None], *args: str) -> JSONObject | None:
+        return document(self.registry, *args)
+
+    def _target(self, group: str, version: str, rest: list[str]) -> Target:
         namespace = None
         # /api/v1/namespaces/NAME[/status] names a Namespace; with more segments, a namespace's contents.
         if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] in ("status", "finalize")):
             namespace, rest = rest[1], rest[2:]
-        resource = BY_PATH.get((group, version, rest[0]))
+        resource = self.registry.by_path(group, version, rest[0])
         if resource is None or len(rest) > 3 or (namespace is not None and not resource.namespaced):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
@@ -353,7 +363,8 @@ class ApiServer:
                 single: bool = False, list_meta: JSONObject | None = None) -> web.Response:
         meta = list_meta or {"resourceVersion": str(version)}
         if wants_table(request.headers.get("Accept", "")):
-            return _json(to_table(res.kind, items, meta, request.query.get("includeObject", "PartialObjectMetadata")))
+            return _json(to_table(res.kind, items, meta, request.query.get("includeObject", "PartialObjectMetadata"),
+                                  columns=res.printer_columns if res.custom else None))
         if single:
             return _json(items[0])
         return _json({"kind": res.kind + "List", "apiVersion": res.api_version, "metadata": meta, "items": items})
@@ -378,17 +389,6 @@ class ApiServer:
             meta["remainingItemCount"] = len(items) - limit
             items = items[:limit]
         return self._render(request, res, items, version, list_meta=meta)
-
-    def _crds(self, request: web.Request, target: Target) -> web.Response:
-        if request.method != "GET" or target.sub or request.query.get("watch") in _TRUE:
-            raise method_not_allowed("the CustomResourceDefinitions of this server are read-only and not watchable")
-        crds = custom_resource_definitions()
-        if target.name is None:
-            return self._render(request, target.resource, crds, 1)
-        for crd in crds:
-            if crd["metadata"]["name"] == target.name:
-                return self._render(request, target.resource, [crd], 1, single=True)
-        raise not_found(target.resource, target.name)
 
     # ---- watch -----------------------------------------------------------------------------------
 
@@ -426,7 +426,7 @@ class ApiServer:
         async def send(kind: str, obj: JSONObject) -> None:
             if table and kind != "ERROR" and kind != "BOOKMARK":
                 obj = to_table(res.kind, [obj], {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
-                               include)
+                               include, columns=res.printer_columns if res.custom else None)
             await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
 
         def wanted(namespace: str, obj: JSONObject) -> bool:

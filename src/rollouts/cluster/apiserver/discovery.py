@@ -1,4 +1,5 @@
-"""Discovery documents: /version, /api, /api/v1, /apis, /apis/GROUP and /apis/GROUP/VERSION."""
+"""Discovery documents: /version, /api, /api/v1, /apis, /apis/GROUP and /apis/GROUP/VERSION, over the
+built-in kinds and those registered by CRDs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import platform
 from typing import Any
 
 from rollouts import __version__
-from rollouts.cluster.apiserver.resources import Resource, group_versions, resources_of
+from rollouts.cluster.apiserver.resources import Registry, Resource
 
 JSONObject = dict[str, Any]
 
@@ -36,13 +37,13 @@ def _group(name: str, versions: list[str]) -> JSONObject:
             "preferredVersion": listed[0]}
 
 
-def group_list() -> JSONObject:
+def group_list(registry: Registry) -> JSONObject:
     return {"kind": "APIGroupList", "apiVersion": "v1",
-            "groups": [_group(name, versions) for name, versions in group_versions().items()]}
+            "groups": [_group(name, versions) for name, versions in registry.group_versions().items()]}
 
 
-def group(name: str) -> JSONObject | None:
-    versions = group_versions().get(name)
+def group(registry: Registry, name: str) -> JSONObject | None:
+    versions = registry.group_versions().get(name)
     return _group(name, versions) if versions else None
 
 
@@ -66,8 +67,8 @@ def _entry(r: Resource) -> list[JSONObject]:
     return out
 
 
-def resource_list(group_name: str, version: str) -> JSONObject | None:
-    found = resources_of(group_name, version)
+def resource_list(registry: Registry, group_name: str, version: str) -> JSONObject | None:
+    found = registry.resources_of(group_name, version)
     if not found:
         return None
     return {"kind": "APIResourceList", "apiVersion": "v1",

@@ -3,25 +3,31 @@
 What the store does not do itself lives here: URL/body consistency, admission, status only through
 /status for kinds that have the subresource, unconditional PUT, strategic merge and apply, finalizers
 and deletionTimestamp, propagationPolicy (Orphan), namespace contents, the /scale subresource and
-namespaces created on first use. Every read-modify-write runs inside one store transaction.
+namespaces created on first use, and CustomResourceDefinitions (checked, given a status, registering
+their kinds; deleting one deletes its objects). Every read-modify-write runs inside one store transaction.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from rollouts.cluster.apiserver import admission
+from rollouts.cluster.apiserver import admission, customresources
+from rollouts.cluster.apiserver.crds import custom_resource_definitions
+from rollouts.cluster.apiserver.customresources import CRD_KIND
 from rollouts.cluster.apiserver.errors import ApiError, bad_request, invalid, unsupported_media_type
 from rollouts.cluster.apiserver.patches import server_side_apply, strategic_merge
-from rollouts.cluster.apiserver.resources import ARGO_GROUP, STORED, Resource
+from rollouts.cluster.apiserver.resources import ARGO_GROUP, BY_KIND, CLUSTER_SCOPED, Registry, Resource
 from rollouts.store.patch import json_patch, merge_patch
-from rollouts.store.protocol import Conflict, NotFound
+from rollouts.store.protocol import AlreadyExists, Conflict, NotFound
 from rollouts.store.sqlite import SQLiteStore
 
 JSONObject = dict[str, Any]
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
@@ -43,9 +49,38 @@ class _Rehearsal(Exception):
 class Objects:
     """The verbs of the API over one store; `warnings` of the last write are returned with each result."""
 
-    def __init__(self, store: SQLiteStore, clock: Callable[[], str] = _now) -> None:
+    def __init__(self, store: SQLiteStore, clock: Callable[[], str] = _now, registry: Registry | None = None) -> None:
         self.store = store
         self._now = clock
+        self.registry = registry or Registry()
+        store.cluster_scoped |= CLUSTER_SCOPED
+
+    # ---- custom resource definitions -------------------------------------------------------------
+
+    def seed_definitions(self) -> None:
+        """Store the CRDs of Argo's built-in kinds when missing, so they list and apply like any CRD."""
+        for crd in custom_resource_definitions():
+            try:
+                self.store.get(CRD_KIND, "", crd["metadata"]["name"])
+            except NotFound:
+                meta = {k: crd["metadata"][k] for k in ("name", "labels", "annotations")}
+                # As if applied: `kubectl apply` of the shipped CRDs then patches them without warning
+                # that they were not created declaratively.
+                applied = {k: crd[k] for k in ("apiVersion", "kind", "spec")} | {"metadata": {"name": meta["name"]}}
+                meta["annotations"] = {LAST_APPLIED: json.dumps(applied, sort_keys=True, separators=(",", ":"))}
+                try:
+                    self.store.create({**crd, "metadata": meta})
+                except AlreadyExists:
+                    pass  # another server process on the same store was first
+
+    def reload_definitions(self) -> None:
+        """Rebuild the custom kinds from the stored CRDs (after a CRD write, at start, on an unknown path)."""
+        custom: dict[str, tuple[Resource, ...]] = {}
+        for crd in self.store.list(CRD_KIND):
+            if not customresources.check(crd, []):
+                custom[crd["metadata"]["name"]] = customresources.resources(crd)
+        self.registry.replace(custom)
+        self.store.cluster_scoped |= {r.kind for rs in custom.values() for r in rs if not r.namespaced}
 
     # ---- reads -----------------------------------------------------------------------------------
 
@@ -88,6 +123,9 @@ class Objects:
 
     def _admit(self, res: Resource, obj: JSONObject) -> list[str]:
         errors, warnings = admission.review(obj)
+        if res.kind == CRD_KIND:
+            errors = errors + customresources.check(obj, self.store.list(CRD_KIND))
+            obj["status"] = customresources.status(obj, self._now())
         if errors:
             raise invalid(res, str(obj["metadata"].get("name") or obj["metadata"].get("generateName") or ""),
                           errors)
@@ -142,7 +180,7 @@ class Objects:
         else:
             warnings = self._admit(res, new)
             result = self.store.update(new)
-            if not res.status and new.get("status") != result.get("status"):
+            if (not res.status or res.kind == CRD_KIND) and new.get("status") != result.get("status"):
                 # Kinds without a status subresource take status with the rest of the object.
                 result = self.store.update_status({**result, "status": new.get("status")})
         if result["metadata"].get("deletionTimestamp") and not result["metadata"].get("finalizers"):
@@ -174,7 +212,7 @@ class Objects:
         if kind is None:
             raise unsupported_media_type(f'the body of the request was in an unknown format: "{content_type}" '
                                          f"(accepted: {', '.join(PATCH_TYPES)})")
-        if kind == "strategic" and res.group == ARGO_GROUP:
+        if kind == "strategic" and (res.group == ARGO_GROUP or res.custom):
             raise unsupported_media_type("strategic merge patch is not supported for custom resources; "
                                          "use --type merge or --type json")
         if kind == "apply" and not manager:
@@ -216,6 +254,11 @@ class Objects:
         spec, status, meta = obj.get("spec") or {}, obj.get("status") or {}, obj["metadata"]
         if res.kind == "Rollout":
             current, selector = status.get("HPAReplicas", status.get("replicas", 0)), status.get("selector", "")
+        elif res.custom:
+            spec_path, status_path, selector_path = res.scale_paths
+            replicas = _at(obj, spec_path)
+            spec = {"replicas": replicas if isinstance(replicas, int) else 0}
+            current, selector = _at(obj, status_path), _at(obj, selector_path) if selector_path else ""
         else:
             labels = (spec.get("selector") or {}).get("matchLabels") or {}
             current, selector = status.get("replicas", 0), ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
@@ -241,7 +284,7 @@ class Objects:
             if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
                 raise invalid(res, name, [("spec.replicas", f"{replicas!r} must be a whole number, 0 or more")])
             new = copy.deepcopy(stored)
-            new.setdefault("spec", {})["replicas"] = replicas
+            _put(new, res.scale_paths[0] if res.custom else ".spec.replicas", replicas)
             result, _ = self._write(res, stored, new, None)
             return self.scale_of(res, result)
 
@@ -261,6 +304,9 @@ class Objects:
             if pre.get("uid") and pre["uid"] != meta.get("uid"):
                 raise ApiError(409, "Conflict", f'Precondition failed: UID in precondition: {pre["uid"]}, UID in '
                                                 f'object meta: {meta.get("uid")}')
+            if res.kind == CRD_KIND and customresources.is_built_in(stored):
+                raise ApiError(405, "MethodNotAllowed", f'customresourcedefinitions "{name}" describes a kind '
+                                                        "built into this server; it cannot be deleted")
             if meta.get("finalizers"):
                 if meta.get("deletionTimestamp"):
                     return stored
@@ -272,11 +318,13 @@ class Objects:
                 self._orphan_dependents(meta["uid"])
             if res.kind == "Namespace":
                 self._delete_namespace_contents(name)
+            if res.kind == CRD_KIND:
+                self._delete_custom_objects(stored)
             return self.store.delete(res.kind, meta.get("namespace", ""), name)
 
     def _dependents(self, uid: str) -> list[JSONObject]:
         found = []
-        for other in STORED:
+        for other in self.registry.stored:
             for obj in self.store.list(other.kind):
                 if any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or []):
                     found.append(obj)
@@ -289,13 +337,23 @@ class Objects:
             self.store.update(new)
 
     def _delete_namespace_contents(self, namespace: str) -> None:
-        for other in STORED:
+        for other in self.registry.stored:
             if other.namespaced:
                 for obj in self.store.list(other.kind, namespace):
                     try:
                         self.store.delete(other.kind, namespace, obj["metadata"]["name"])
                     except NotFound:
                         pass  # already removed with its owner
+
+    def _delete_custom_objects(self, crd: JSONObject) -> None:
+        kind = ((crd.get("spec") or {}).get("names") or {}).get("kind")
+        if not isinstance(kind, str) or kind in BY_KIND:
+            return
+        for obj in self.store.list(kind):
+            try:
+                self.store.delete(kind, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+            except NotFound:
+                pass  # removed with its owner
 
     def delete_collection(self, res: Resource, namespace: str | None, labels: str | None, fields: str | None,
                           options: JSONObject) -> list[JSONObject]:
@@ -309,3 +367,18 @@ class Objects:
                     pass  # an owner listed before it went away
         return deleted
 
+
+
+def _at(obj: Any, json_path: str) -> Any:
+    for part in json_path.strip(".").split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _put(obj: JSONObject, json_path: str, value: Any) -> None:
+    *parents, last = json_path.strip(".").split(".")
+    for part in parents:
+        obj = obj.setdefault(part, {})
+    obj[last] = value

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from rollouts.cluster.apiserver.resources import RESOURCES, Resource
+from rollouts.cluster.apiserver.resources import Registry, Resource
 
 JSONObject = dict[str, Any]
 
@@ -43,8 +43,8 @@ def _operation(r: Resource, action: str) -> JSONObject:
             "x-kubernetes-action": action, "x-kubernetes-group-version-kind": _gvk(r)}
 
 
-def document(group: str, version: str) -> JSONObject | None:
-    found = [r for r in RESOURCES if r.group == group and r.version == version and not r.read_only]
+def document(registry: Registry, group: str, version: str) -> JSONObject | None:
+    found = [r for r in registry.all if r.group == group and r.version == version and not r.read_only]
     if not found:
         return None
     paths: JSONObject = {}
@@ -60,12 +60,12 @@ def document(group: str, version: str) -> JSONObject | None:
             "paths": paths, "components": {"schemas": schemas}}
 
 
-def root() -> JSONObject:
+def root(registry: Registry) -> JSONObject:
     seen: dict[str, str] = {}
-    for r in RESOURCES:
+    for r in registry.all:
         if not r.read_only:
             key = _prefix(r.group, r.version)
-            doc = document(r.group, r.version)
+            doc = document(registry, r.group, r.version)
             digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16].upper()
             seen[key] = f"/openapi/v3/{key}?hash={digest}"
     return {"paths": {key: {"serverRelativeURL": url} for key, url in seen.items()}}

@@ -1,13 +1,17 @@
 """The kinds the local API server serves: group, version, plural, scope, short names and subresources.
 
-One table drives discovery, URL routing, the CRD list and Table columns, so they cannot disagree.
+One table of built-in kinds, plus the custom kinds registered by applying CustomResourceDefinitions (a
+`Registry` per server), drives discovery, URL routing, OpenAPI and Table columns, so they cannot disagree.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 ARGO_GROUP = "argoproj.io"
+RBAC_GROUP = "rbac.authorization.k8s.io"
+CRD_GROUP = "apiextensions.k8s.io"
 
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -24,7 +28,11 @@ class Resource:
     scale: bool = False  # a /scale subresource (autoscaling/v1 Scale)
     log: bool = False  # Pod /log
     categories: tuple[str, ...] = ()
-    read_only: bool = False  # served from code, not the store (the CRD list)
+    read_only: bool = False  # served from code, not the store
+    custom: bool = False  # registered by a CustomResourceDefinition: served generically
+    # For custom kinds: the CRD's additionalPrinterColumns and its scale subresource's paths.
+    printer_columns: tuple[dict[str, Any], ...] = field(default=(), hash=False, compare=False)
+    scale_paths: tuple[str, str, str] = (".spec.replicas", ".status.replicas", "")
 
     @property
     def api_version(self) -> str:
@@ -69,23 +77,60 @@ RESOURCES: tuple[Resource, ...] = (
     Resource(ARGO_GROUP, "v1alpha1", "AnalysisTemplate", "analysistemplates", True, ("at",)),
     Resource(ARGO_GROUP, "v1alpha1", "ClusterAnalysisTemplate", "clusteranalysistemplates", False, ("cat",)),
     Resource(ARGO_GROUP, "v1alpha1", "Experiment", "experiments", True, ("exp",), status=True),
-    Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
-             ("crd", "crds"), read_only=True),
+    # Stored only: no controller acts on them (no pods for a Deployment, no RBAC enforcement).
+    _core("ServiceAccount", "serviceaccounts", "sa"),
+    Resource("apps", "v1", "Deployment", "deployments", True, ("deploy",), status=True, scale=True, categories=ALL),
+    Resource(RBAC_GROUP, "v1", "ClusterRole", "clusterroles", False),
+    Resource(RBAC_GROUP, "v1", "ClusterRoleBinding", "clusterrolebindings", False),
+    Resource(RBAC_GROUP, "v1", "Role", "roles", True),
+    Resource(RBAC_GROUP, "v1", "RoleBinding", "rolebindings", True),
+    Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",), status=True),
+    Resource(CRD_GROUP, "v1", "CustomResourceDefinition", "customresourcedefinitions", False, ("crd", "crds"),
+             status=True),
 )
 
 BY_PATH: dict[tuple[str, str, str], Resource] = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_KIND: dict[str, Resource] = {r.kind: r for r in RESOURCES}
 STORED: tuple[Resource, ...] = tuple(r for r in RESOURCES if not r.read_only)
+CLUSTER_SCOPED: frozenset[str] = frozenset(r.kind for r in RESOURCES if not r.namespaced)
 
 
-def group_versions() -> dict[str, list[str]]:
-    """Named groups (not core) -> their versions, in table order."""
-    out: dict[str, list[str]] = {}
-    for r in RESOURCES:
-        if r.group and r.version not in out.setdefault(r.group, []):
-            out[r.group].append(r.version)
-    return out
+class Registry:
+    """The built-in kinds and, per CRD name, the custom kinds that CRD registered."""
 
+    def __init__(self) -> None:
+        self._custom: dict[str, tuple[Resource, ...]] = {}
+        self._rebuild()
 
-def resources_of(group: str, version: str) -> list[Resource]:
-    return [r for r in RESOURCES if r.group == group and r.version == version]
+    def _rebuild(self) -> None:
+        self.all: tuple[Resource, ...] = RESOURCES + tuple(r for rs in self._custom.values() for r in rs)
+        self._by_path = {(r.group, r.version, r.plural): r for r in self.all}
+        self._by_kind = {r.kind: r for r in self.all}
+
+    def replace(self, custom: dict[str, tuple[Resource, ...]]) -> None:
+        self._custom = dict(custom)
+        self._rebuild()
+
+    def custom_names(self) -> dict[str, tuple[Resource, ...]]:
+        return dict(self._custom)
+
+    def by_path(self, group: str, version: str, plural: str) -> Resource | None:
+        return self._by_path.get((group, version, plural))
+
+    def by_kind(self, kind: str) -> Resource | None:
+        return self._by_kind.get(kind)
+
+    @property
+    def stored(self) -> tuple[Resource, ...]:
+        return tuple(r for r in self.all if not r.read_only)
+
+    def group_versions(self) -> dict[str, list[str]]:
+        """Named groups (not core) -> their versions, in table order."""
+        out: dict[str, list[str]] = {}
+        for r in self.all:
+            if r.group and r.version not in out.setdefault(r.group, []):
+                out[r.group].append(r.version)
+        return out
+
+    def resources_of(self, group: str, version: str) -> list[Resource]:
+        return [r for r in self.all if r.group == group and r.version == version]

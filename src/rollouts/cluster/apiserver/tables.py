@@ -1,6 +1,7 @@
 """`meta.k8s.io/v1` Table responses: the columns `kubectl get` prints, computed on the server.
 
-Argo's kinds use their CRDs' printer columns; built-in kinds a subset of kube-apiserver's columns.
+Argo's kinds use their CRDs' printer columns, custom kinds the additionalPrinterColumns of the CRD that
+registered them; built-in kinds a subset of kube-apiserver's columns.
 """
 
 from __future__ import annotations
@@ -115,6 +116,19 @@ def _completions(obj: JSONObject, now: datetime) -> str:
     return f"{(obj.get('status') or {}).get('succeeded', 0)}/{(obj.get('spec') or {}).get('completions', 1)}"
 
 
+def _deployment_ready(obj: JSONObject, now: datetime) -> str:
+    return f"{(obj.get('status') or {}).get('readyReplicas', 0)}/{(obj.get('spec') or {}).get('replicas', 1)}"
+
+
+def _role_ref(obj: JSONObject, now: datetime) -> str:
+    ref = obj.get("roleRef") or {}
+    return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+
+
+def _or_na(json_path: str) -> Cell:
+    return lambda obj, now: _fallback(_path(obj, json_path), "N/A")
+
+
 _S, _I = "string", "integer"
 BUILT_IN: dict[str, list[tuple[str, str, Cell]]] = {
     "Pod": [("Ready", _S, _pod_ready), ("Status", _S, _get(".status.phase", "Pending")),
@@ -131,24 +145,39 @@ BUILT_IN: dict[str, list[tuple[str, str, Cell]]] = {
                 ("Address", _S, lambda o, n: ""), ("Ports", _S, lambda o, n: "80")],
     "Job": [("Completions", _S, _completions)],
     "Lease": [("Holder", _S, _get(".spec.holderIdentity", ""))],
+    "Deployment": [("Ready", _S, _deployment_ready), ("Up-to-date", _I, _get(".status.updatedReplicas", 0)),
+                   ("Available", _I, _get(".status.availableReplicas", 0))],
+    "ServiceAccount": [("Secrets", _I, lambda o, n: len(o.get("secrets") or []))],
+    "RoleBinding": [("Role", _S, _role_ref)],
+    "ClusterRoleBinding": [("Role", _S, _role_ref)],
+    "PodDisruptionBudget": [("Min Available", _S, _or_na(".spec.minAvailable")),
+                            ("Max Unavailable", _S, _or_na(".spec.maxUnavailable")),
+                            ("Allowed Disruptions", _I, _get(".status.disruptionsAllowed", 0))],
 }
 
 
-def _columns(kind: str) -> list[tuple[str, str, Cell]]:
+def _printer(defined: list[dict[str, str]] | tuple[dict[str, Any], ...]) -> list[tuple[str, str, Cell]]:
+    """Columns from a CRD's additionalPrinterColumns (dates shown as ages, as kubectl does)."""
+    columns: list[tuple[str, str, Cell]] = [("Name", _S, _get(".metadata.name"))]
+    for col in defined:
+        if col.get("type") == "date":
+            columns.append((str(col["name"]), _S, _age_at(str(col["jsonPath"]))))
+        else:
+            columns.append((str(col["name"]), str(col.get("type", _S)), _get(str(col["jsonPath"]))))
+    return columns
+
+
+def _columns(kind: str, custom: tuple[dict[str, Any], ...] | None = None) -> list[tuple[str, str, Cell]]:
+    if custom is not None:
+        return _printer(custom or ({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},))
     if kind == "Event":
         return [("Last Seen", _S, lambda o, n: _age_of(o.get("lastTimestamp"), n)), ("Type", _S, _get(".type", "")),
                 ("Reason", _S, _get(".reason", "")), ("Object", _S, _event_object),
                 ("Message", _S, _get(".message", ""))]
-    if kind == "CustomResourceDefinition":
+    if kind in ("CustomResourceDefinition", "ClusterRole", "Role"):
         return [("Name", _S, _get(".metadata.name")), ("Created At", "date", _get(".metadata.creationTimestamp"))]
     if kind in PRINTER_COLUMNS:
-        columns: list[tuple[str, str, Cell]] = [("Name", _S, _get(".metadata.name"))]
-        for col in PRINTER_COLUMNS[kind]:
-            if col["type"] == "date":
-                columns.append((col["name"], _S, _age_at(col["jsonPath"])))
-            else:
-                columns.append((col["name"], col["type"], _get(col["jsonPath"])))
-        return columns
+        return _printer(PRINTER_COLUMNS[kind])
     return [("Name", _S, _get(".metadata.name")), *BUILT_IN.get(kind, []), ("Age", _S, _age)]
 
 
@@ -157,13 +186,14 @@ def _partial(obj: JSONObject) -> JSONObject:
 
 
 def to_table(kind: str, objects: list[JSONObject], list_meta: JSONObject, include: str = "PartialObjectMetadata",
-             now: datetime | None = None) -> JSONObject:
-    """A Table of `objects`; `include` is the includeObject parameter (None, Object, PartialObjectMetadata)."""
+             now: datetime | None = None, columns: tuple[dict[str, Any], ...] | None = None) -> JSONObject:
+    """A Table of `objects`; `include` is the includeObject parameter (None, Object, PartialObjectMetadata);
+    `columns` the printer columns of a custom kind."""
     now = now or datetime.now(UTC)
-    columns = _columns(kind)
+    cells = _columns(kind, columns)
     rows = []
     for obj in objects:
-        row: JSONObject = {"cells": [cell(obj, now) for _, _, cell in columns]}
+        row: JSONObject = {"cells": [cell(obj, now) for _, _, cell in cells]}
         if include == "Object":
             row["object"] = obj
         elif include != "None":
@@ -175,7 +205,7 @@ def to_table(kind: str, objects: list[JSONObject], list_meta: JSONObject, includ
         "metadata": list_meta,
         "columnDefinitions": [
             {"name": name, "type": typ, "format": "name" if name == "Name" else "", "description": "", "priority": 0}
-            for name, typ, _ in columns
+            for name, typ, _ in cells
         ],
         "rows": rows,
     }
