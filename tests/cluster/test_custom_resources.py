@@ -153,6 +153,21 @@ def test_deleting_a_crd_removes_its_resource_and_objects(widgets: Cluster) -> No
     assert widgets.store.list("Gizmo") == []
 
 
+def test_deleting_every_crd_keeps_argos_built_in_ones(tmp_path: Path) -> None:
+    fresh, stop = start_cluster(tmp_path)
+    try:
+        with fresh.http() as http:
+            assert http.post(CRDS, json=crd("gizmos", "Gizmo")).status_code == 201
+            deleted = http.delete(CRDS)
+            left = {c["metadata"]["name"] for c in http.get(CRDS).json()["items"]}
+    finally:
+        stop()
+    assert deleted.status_code == 200 and [c["metadata"]["name"] for c in deleted.json()["items"]] == [
+        "gizmos.example.com"]
+    assert left == {"rollouts.argoproj.io", "analysisruns.argoproj.io", "analysistemplates.argoproj.io",
+                    "clusteranalysistemplates.argoproj.io", "experiments.argoproj.io"}
+
+
 def test_argo_crds_applied_again_change_nothing_and_keep_admission(widgets: Cluster) -> None:
     with widgets.http() as http:
         shipped = http.get(f"{CRDS}/rollouts.argoproj.io").json()

@@ -360,6 +360,8 @@ class Objects:
         deleted = []
         with self.store.transaction():
             for obj in self.store.list(res.kind, namespace, labels, fields):
+                if res.kind == CRD_KIND and customresources.is_built_in(obj):
+                    continue  # `kubectl delete crd --all` removes the registered ones; built-in kinds stay
                 try:
                     deleted.append(self.delete(res, obj["metadata"].get("namespace"), obj["metadata"]["name"],
                                                {"propagationPolicy": options.get("propagationPolicy")}))
