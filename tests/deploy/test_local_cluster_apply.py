@@ -6,6 +6,7 @@ PrometheusRule first, as a cluster with the operator would have them."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -69,10 +70,13 @@ def test_rendered_install_applies_to_the_local_cluster(cluster: Cluster, variant
     assert applied.returncode == 0, applied.stderr
     assert "warning" not in applied.stderr.lower(), applied.stderr
     assert len(applied.stdout.splitlines()) == len(objects), applied.stdout
-    for obj in objects:
-        got = _kubectl(cluster, "get", _resource(obj), obj["metadata"]["name"], *_where(obj), "-o", "yaml")
-        assert got.returncode == 0, f"{ident(obj)}: {got.stderr}"
-        live = yaml.safe_load(got.stdout)
+    # One `kubectl get -f -` reads every object of the manifest back, in its order.
+    got = _kubectl(cluster, "get", "-f", "-", "-o", "json", stdin=text)
+    assert got.returncode == 0, got.stderr
+    found = json.loads(got.stdout)
+    lives = found["items"] if found.get("kind") == "List" else [found]
+    assert [ident(o) for o in lives] == [ident(o) for o in objects]
+    for obj, live in zip(objects, lives, strict=True):
         assert live["metadata"].get("labels", {}).items() >= obj["metadata"].get("labels", {}).items(), ident(obj)
         for field in ("spec", "data", "rules", "subjects", "roleRef"):
             if field in obj:
