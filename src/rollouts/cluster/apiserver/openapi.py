@@ -44,7 +44,7 @@ def _operation(r: Resource, action: str) -> JSONObject:
 
 
 def document(registry: Registry, group: str, version: str) -> JSONObject | None:
-    found = [r for r in registry.all if r.group == group and r.version == version and not r.read_only]
+    found = [r for r in registry.all if r.group == group and r.version == version]
     if not found:
         return None
     paths: JSONObject = {}
@@ -63,9 +63,8 @@ def document(registry: Registry, group: str, version: str) -> JSONObject | None:
 def root(registry: Registry) -> JSONObject:
     seen: dict[str, str] = {}
     for r in registry.all:
-        if not r.read_only:
-            key = _prefix(r.group, r.version)
-            doc = document(registry, r.group, r.version)
-            digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16].upper()
-            seen[key] = f"/openapi/v3/{key}?hash={digest}"
+        key = _prefix(r.group, r.version)
+        doc = document(registry, r.group, r.version)
+        digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16].upper()
+        seen[key] = f"/openapi/v3/{key}?hash={digest}"
     return {"paths": {key: {"serverRelativeURL": url} for key, url in seen.items()}}

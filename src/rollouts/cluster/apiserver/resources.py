@@ -28,7 +28,6 @@ class Resource:
     scale: bool = False  # a /scale subresource (autoscaling/v1 Scale)
     log: bool = False  # Pod /log
     categories: tuple[str, ...] = ()
-    read_only: bool = False  # served from code, not the store
     custom: bool = False  # registered by a CustomResourceDefinition: served generically
     # For custom kinds: the CRD's additionalPrinterColumns and its scale subresource's paths.
     printer_columns: tuple[dict[str, Any], ...] = field(default=(), hash=False, compare=False)
@@ -44,7 +43,7 @@ class Resource:
 
     @property
     def verbs(self) -> tuple[str, ...]:
-        return ("get", "list") if self.read_only else VERBS
+        return VERBS
 
     @property
     def qualified(self) -> str:
@@ -91,7 +90,6 @@ RESOURCES: tuple[Resource, ...] = (
 
 BY_PATH: dict[tuple[str, str, str], Resource] = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_KIND: dict[str, Resource] = {r.kind: r for r in RESOURCES}
-STORED: tuple[Resource, ...] = tuple(r for r in RESOURCES if not r.read_only)
 CLUSTER_SCOPED: frozenset[str] = frozenset(r.kind for r in RESOURCES if not r.namespaced)
 
 
@@ -122,7 +120,7 @@ class Registry:
 
     @property
     def stored(self) -> tuple[Resource, ...]:
-        return tuple(r for r in self.all if not r.read_only)
+        return self.all
 
     def group_versions(self) -> dict[str, list[str]]:
         """Named groups (not core) -> their versions, in table order."""
