@@ -127,8 +127,10 @@ def test_custom_objects_are_watched(widgets: Cluster) -> None:
     (crd("things", "Thing", scope="Everywhere"), "spec.scope"),
     (crd("Things", "Thing"), "spec.names.plural"),
     (crd("things", "Thing", group="nodots"), "spec.group"),
+    (crd("things", "Thing", name=None), "spec.versions[0].name"),
+    (crd("things", "Thing", storage=False), "spec.versions"),
 ], ids=["kind-built-in", "plural-built-in", "kind-of-another-crd", "name-not-plural-group", "scope", "plural-case",
-        "group-without-dot"])
+        "group-without-dot", "version-without-name", "no-storage-version"])
 def test_crd_that_cannot_be_served_is_422_naming_the_field(widgets: Cluster, body: dict[str, Any],
                                                            field: str) -> None:
     with widgets.http() as http:

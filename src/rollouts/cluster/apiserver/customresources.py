@@ -55,8 +55,17 @@ def check(crd: JSONObject, others: Iterable[JSONObject]) -> list[tuple[str, str]
     versions = spec.get("versions")
     if not isinstance(versions, list) or not versions or not all(isinstance(v, dict) for v in versions):
         errors.append(("spec.versions", "must list at least one version (name, served, storage)"))
-    elif sum(1 for v in versions if v.get("storage")) != 1:
-        errors.append(("spec.versions", "exactly one version must have storage: true"))
+    else:
+        for i, version in enumerate(versions):
+            if not isinstance(version.get("name"), str) or not _DNS_LABEL.match(version["name"]):
+                errors.append((f"spec.versions[{i}].name", f"{version.get('name')!r} must be a lowercase DNS "
+                                                          "label (e.g. v1)"))
+        if sum(1 for v in versions if v.get("storage")) != 1:
+            errors.append(("spec.versions", "exactly one version must have storage: true"))
+    for key in ("shortNames", "categories"):
+        listed = names.get(key)
+        if listed is not None and not (isinstance(listed, list) and all(isinstance(n, str) for n in listed)):
+            errors.append((f"spec.names.{key}", "must be a list of strings"))
     if errors or is_built_in(crd):
         return errors
     assert isinstance(kind, str) and isinstance(versions, list)
