@@ -141,6 +141,18 @@ def test_crd_that_cannot_be_served_is_422_naming_the_field(widgets: Cluster, bod
     assert missing.status_code == 404
 
 
+@pytest.mark.parametrize(("change", "field"), [
+    ({"spec": {"scope": "Cluster"}}, "spec.scope"),
+    ({"spec": {"names": {"kind": "Wodget"}}}, "spec.names.kind"),
+], ids=["scope", "kind"])
+def test_crd_scope_and_kind_are_immutable(widgets: Cluster, change: dict[str, Any], field: str) -> None:
+    with widgets.http() as http:
+        done = http.patch(f"{CRDS}/widgets.example.com", json=change, headers=MERGE)
+        kept = http.get(f"{CRDS}/widgets.example.com").json()
+    assert done.status_code == 422 and [c["field"] for c in done.json()["details"]["causes"]] == [field]
+    assert kept["spec"]["scope"] == "Namespaced" and kept["spec"]["names"]["kind"] == "Widget"
+
+
 def test_deleting_a_crd_removes_its_resource_and_objects(widgets: Cluster) -> None:
     with widgets.http() as http:
         assert http.post(CRDS, json=crd("gizmos", "Gizmo")).status_code == 201

@@ -84,6 +84,19 @@ def check(crd: JSONObject, others: Iterable[JSONObject]) -> list[tuple[str, str]
     return errors
 
 
+def immutable_changes(stored: JSONObject, new: JSONObject) -> list[tuple[str, str]]:
+    """Changes an update of a CRD may not make: its objects are stored under its kind, in its scope."""
+    before: JSONObject = stored.get("spec") or {}
+    after: JSONObject = new["spec"] if isinstance(new.get("spec"), dict) else {}
+    errors = []
+    if after.get("scope") != before.get("scope"):
+        errors.append(("spec.scope", f"field is immutable (was {before.get('scope')!r})"))
+    if _names(after).get("kind") != _names(before).get("kind"):
+        errors.append(("spec.names.kind", f"field is immutable here (was {_names(before).get('kind')!r}): "
+                                          "delete the CRD and create it again"))
+    return errors
+
+
 def _scale_paths(scale: Any) -> tuple[str, str, str]:
     scale = scale if isinstance(scale, dict) else {}
     return (str(scale.get("specReplicasPath") or ".spec.replicas"),

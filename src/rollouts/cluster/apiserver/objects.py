@@ -167,6 +167,8 @@ class Objects:
 
     def _write(self, res: Resource, stored: JSONObject, new: JSONObject, sub: str | None) -> tuple[JSONObject, list[str]]:
         """Store `new` over `stored` (same resourceVersion, checked by the caller) through the right door."""
+        if res.kind == CRD_KIND and sub is None and (changed := customresources.immutable_changes(stored, new)):
+            raise invalid(res, str(stored["metadata"]["name"]), changed)
         meta = new["metadata"]
         meta["resourceVersion"] = stored["metadata"]["resourceVersion"]
         for key in ("deletionTimestamp", "deletionGracePeriodSeconds"):
