@@ -21,4 +21,5 @@ lint-code:
 	mypy
 
 test: setup-test lint-code
-	$(PYTHON) -m pytest -q
+	# Two workers: the suite is mostly waiting on real processes, and two cores keep it under 15 minutes.
+	$(PYTHON) -m pytest -q -n 2

@@ -177,10 +177,13 @@ def test_alias_amplification_lint_stays_small_in_a_real_process(tmp_path: Path) 
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text(long_string_bomb(text_bytes=79_000, levels=4))  # the 79 KB manifest that used 2.1 GB
     script = (
-        "import resource, sys\n"
+        # VmHWM is this process image's own peak; ru_maxrss would also carry the peak of the process
+        # that forked it (a large test worker), which execve does not reset.
+        "import re, sys\n"
         "from rollouts.cli.lint_report import run_lint\n"
         "code = run_lint([sys.argv[1]], 'text')\n"
-        "print('maxrss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
+        "print('maxrss_kib', hwm)\n"
         "sys.exit(code)\n"
     )
     proc = subprocess.run([sys.executable, "-c", script, str(bomb)], capture_output=True, text=True, timeout=60)
