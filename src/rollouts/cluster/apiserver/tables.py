@@ -11,36 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rollouts.cluster.apiserver.crds import PRINTER_COLUMNS
+from rollouts.humanize import human_duration
 
 JSONObject = dict[str, Any]
 Cell = Callable[[JSONObject, datetime], Any]
-
-
-def human_duration(seconds: float) -> str:
-    """Kubernetes' HumanDuration: 45s, 3m20s, 15m, 4h30m, 2d3h, 40d, 3y20d."""
-    s = int(seconds)
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = s // 3600
-    if hours < 8:
-        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    years, days = hours // (24 * 365), (hours // 24) % 365
-    return f"{years}y{days}d" if years < 8 and days else f"{years}y"
 
 
 def _age_of(stamp: Any, now: datetime) -> str:
