@@ -9,9 +9,9 @@ stable version (statistics in analysis/sequential), written in Argo's plugin syn
           minSamples: 100            # canary requests before any verdict other than the hard-outage guard
           maxSamples: 2000           # optional: healthy once this many canary requests showed no regression
           latencyThresholdMs: 500    # latency test only
-          since: run                 # run (counts since the analysis run started: restart-safe) or
-                                     # release (since the canary's first request: one test across all
-                                     # step gates, but see "Restarts" below)
+          since: release             # release (one test across all step gates of the revision, from
+                                     # the canary's first request; restart-safe, see "Restarts") or
+                                     # run (the default: counts since the analysis run started)
           guardRate: 0.2             # hard-outage guard: canary event rate ...
           guardMinEvents: 3          # ... with at least this many events
           service: my-svc            # like rollouts/traffic: else args.service-name, else the rollout's
@@ -29,14 +29,15 @@ failureCondition `result.regression`, failureLimit 0, consecutiveSuccessLimit 1,
 inconclusiveLimit N (undecided measurements are Inconclusive and must not end the run); see docs/analysis.md.
 
 Restarts. Counts are cumulative from the start of the test, read afresh at every measurement: the
-provider keeps no statistical state. With `since: run` the start is the run's stored status.startedAt
-(`ctx.run_started_at`), so after a controller restart the same counts (Prometheus counters) give the same
-e-value. Only a context without a run start (not the executor's) falls back to the first measurement this
-process took of the run. `since: release` starts at what the `release_start(namespace, service, version)`
-callback answers, else at the canary's first request the local stats remember, else at the run's start:
-the first request is held in memory, so after a restart the test silently becomes a `since: run` test
-with counts from the run's start. Use `since: run` (one test per gate, alpha split over the gates) where
-restarts must not change the test.
+provider keeps no statistical state, and every measurement records its test's start in its metadata
+(`start`, `since`), which the AnalysisRun's status stores. With `since: run` the start is the run's stored
+status.startedAt (`ctx.run_started_at`). With `since: release` it is the earliest start recorded by this
+metric's measurements in the AnalysisRuns of the same rollout and revision (`stored_start`, see
+analysis/sequential/release_start.py), so later step gates and a restarted controller continue the same
+test, with counts recomputed from that start; only the first measurement of a release asks the
+`release_start(namespace, service, version)` callback, else the canary's first request the local stats
+remember, else the run's start. Only a context without a run start (not the executor's) falls back to
+the first measurement this process took of the run.
 
 Where the counts come from: local TrafficStats bound with `register_sequential_plugin(stats=...)` (the
 local runtime does this), else Prometheus (config `prometheus.address` or ROLLOUTS_PROMETHEUS_ADDRESS)
@@ -60,6 +61,7 @@ from rollouts.analysis.providers.prometheus import format_float
 from rollouts.analysis.providers.registry import register_plugin
 from rollouts.analysis.sequential import ArmCounts, SequentialSettings, Verdict, assess_sequential
 from rollouts.analysis.sequential.judge import DEFAULT_GUARD_MIN_EVENTS, DEFAULT_GUARD_RATE
+from rollouts.analysis.sequential.release_start import StoredStart
 from rollouts.spec.analysis import Metric
 
 PLUGIN_NAME = "rollouts/sequential"
@@ -178,8 +180,9 @@ class SequentialMetricProvider(TrafficPlugin):
 
     field = FIELD
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, stored_start: StoredStart | None = None, **options: Any) -> None:
         super().__init__(**options)
+        self._stored_start = stored_start
         self._first_measured: dict[tuple[str, str, str], float] = {}
 
     async def measure(self, metric: Metric, ctx: MeasureContext) -> MeasurementOutcome:
@@ -199,7 +202,10 @@ class SequentialMetricProvider(TrafficPlugin):
             run_start = self._first_measured.setdefault(run_key, now)
         start = run_start
         if query.since == "release":
-            release = self._release_start(ctx.namespace, service, "canary") if self._release_start else None
+            # The start stored in this release's AnalysisRuns first: it survives a controller restart.
+            release = self._stored_start(ctx) if self._stored_start is not None else None
+            if release is None and self._release_start is not None:
+                release = self._release_start(ctx.namespace, service, "canary")
             if release is None and self._stats is not None:
                 release = self._stats.first_seen(ctx.namespace, service, "canary", pod_hash=scope.pod_hash("canary"))
             start = release if release is not None else run_start
@@ -306,6 +312,7 @@ def sequential_provider_factory(
 
 
 def register_sequential_plugin(stats: TrafficSource | None = None, **options: Any) -> None:
+    # options: TrafficPlugin's callbacks, and stored_start (release_start.store_release_start(store.list))
     """Make `plugin: {rollouts/sequential: ...}` measurable, reading `stats` when given (replaces any earlier
     registration: the controller binds its own stats at start)."""
     register_plugin(PLUGIN_NAME, sequential_provider_factory(stats, **options), replace=True)

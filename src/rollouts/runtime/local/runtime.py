@@ -15,6 +15,7 @@ from typing import Any
 from rollouts.analysis.providers.run_target import store_run_target
 from rollouts.analysis.providers.sequential import register_sequential_plugin
 from rollouts.analysis.providers.traffic import register_traffic_plugin
+from rollouts.analysis.sequential.release_start import store_release_start
 from rollouts.runtime.local.dataplane import DataPlaneLoop, ThreadedIngressProxy, ThreadedServiceBalancer
 from rollouts.runtime.local.images import ImageResolver
 from rollouts.runtime.local.pods import DEFAULT_MAX_PODS, POD_HASH_LABEL, PodSync
@@ -73,7 +74,7 @@ class LocalRuntime:
         # Gates without `service` read the owning rollout's service and count only its revision's pods.
         target = store_run_target(self.store.get)
         register_traffic_plugin(self.stats, run_target=target)
-        register_sequential_plugin(self.stats, run_target=target)
+        register_sequential_plugin(self.stats, run_target=target, stored_start=store_release_start(self.store.list))
         await self.balancer.start()
         await self.proxy.start()
 
