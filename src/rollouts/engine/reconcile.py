@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from rollouts.engine import analysis as an
 from rollouts.engine import conditions as c
+from rollouts.engine.adoption import find_adoptable
 from rollouts.engine.bluegreen import reconcile_blue_green
 from rollouts.engine.canary import reconcile_canary
 from rollouts.engine.context import Context
@@ -72,12 +73,26 @@ def reconcile_revision(ctx: Context) -> None:
     max_revision = max((rs.revision for rs in ctx.observed.replica_sets), default=0)
 
     new_rs = next((rs for rs in ctx.observed.replica_sets if rs.pod_hash == ctx.pod_hash), None)
+    foreign = False
+    if new_rs is None:
+        # A ReplicaSet another controller (Argo) named after its own hash: adopt it, keeping its hash,
+        # so Services, the canary Ingress and status.currentPodHash/stableRS keep selecting its pods.
+        new_rs = find_adoptable(ctx.observed.replica_sets, template)
+        if new_rs is not None:
+            ctx.pod_hash = new_rs.pod_hash
+            foreign = True
     stable_rs = None
     if prev.stable_rs:
         stable_rs = next((rs for rs in ctx.observed.replica_sets if rs.pod_hash == prev.stable_rs), None)
     template_changed = prev.current_pod_hash != ctx.pod_hash
+    # The first pass over a status another controller wrote (its pod hash on an adopted ReplicaSet) takes
+    # its steps hash, computed with that controller's formula, as the current steps: no step restart.
+    taking_over = foreign and not template_changed and prev.current_step_hash != step_hash
     steps_changed = (
-        ctx.canary is not None and prev.current_step_hash is not None and prev.current_step_hash != step_hash
+        ctx.canary is not None
+        and prev.current_step_hash is not None
+        and prev.current_step_hash != step_hash
+        and not taking_over
     )
     adopted = new_rs is not None and template_changed
 
