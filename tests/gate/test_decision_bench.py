@@ -26,7 +26,7 @@ def bench() -> ModuleType:
 
 def test_bench_reads_shipped_sequential_gate_template(bench: ModuleType) -> None:
     shipped = bench.ShippedGate.load()
-    assert shipped.since == "run" and shipped.settings.alpha == 0.00125
+    assert shipped.since == "release" and shipped.settings.alpha == 0.005
     assert (shipped.settings.min_samples, shipped.settings.max_samples) == (100, 2000)
     assert (shipped.interval_ticks, shipped.count) == (1, 60)
 
@@ -46,3 +46,15 @@ def test_bench_gates_decide_the_obvious_cases(bench: ModuleType, gate: str, erro
     gates = bench.build_gates()
     ticks = bench.draw(random.Random(1), 20, error, 20 * 60)
     assert (gates[gate](ticks) is not None) is aborts
+
+
+def test_bench_shipped_since_release_keeps_one_test_across_step_gates(bench: ModuleType) -> None:
+    # 2 % errors on the canary, but the first gate's budget (maxSamples) is reached before the evidence
+    # suffices: since: release carries the counts into the next gate, since: run starts over and loses it.
+    shipped = bench.ShippedGate.load()
+    settings = bench.SequentialSettings(alpha=0.005, min_samples=100, max_samples=200)
+    ticks = [(200, 4, 1800, 9)] * 30
+    release = bench.ShippedGate(settings, 1, 60, "release")
+    per_run = bench.ShippedGate(settings, 1, 60, "run")
+    assert shipped.since == "release"
+    assert release(ticks) is not None and per_run(ticks) is None
