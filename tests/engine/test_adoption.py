@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from rollouts.controller.loop import Controller
+from rollouts.engine import intents
 from rollouts.engine.adoption import equal_ignore_hash
 from rollouts.engine.hashing import pod_template_hash
 from rollouts.spec.pod import PodTemplateSpec
+from rollouts.spec.rollout import Rollout
 from rollouts.store.sqlite import SQLiteStore
 
 NS = "default"
@@ -47,12 +49,29 @@ def _defaulted(image: str, pod_hash: str) -> dict[str, Any]:
 STEPS = [{"setWeight": 50}, {"pause": {}}]
 
 
-def _rollout(image: str) -> dict[str, Any]:
+def _strategy(kind: str) -> dict[str, Any]:
+    if kind == "blue-green":
+        return {"blueGreen": {"activeService": "web-stable", "previewService": "web-canary",
+                              "autoPromotionEnabled": False}}
+    canary: dict[str, Any] = {"canaryService": "web-canary", "stableService": "web-stable", "steps": STEPS}
+    if kind == "nginx":
+        canary["trafficRouting"] = {"nginx": {"stableIngress": "web-ingress"}}
+    return {"canary": canary}
+
+
+def _rollout(image: str, kind: str = "basic") -> dict[str, Any]:
     return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
             "metadata": {"name": "web", "namespace": NS, "uid": UID},
             "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": _template(image),
-                     "strategy": {"canary": {"canaryService": "web-canary", "stableService": "web-stable",
-                                             "steps": STEPS}}}}
+                     "strategy": _strategy(kind)}}
+
+
+def _ingress(name: str, service: str, annotations: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": name, "namespace": NS, "annotations": annotations},
+            "spec": {"ingressClassName": "nginx", "rules": [{"host": "web.example", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": service, "port": {"number": 80}}}}]}}]}}
 
 
 def _replica_set(pod_hash: str, image: str, revision: int, replicas: int, created: str) -> dict[str, Any]:
@@ -99,14 +118,25 @@ def _settle(store: SQLiteStore) -> None:
         store.update_status({**rs, "status": status})
 
 
-def _load(store: SQLiteStore, *, mid_release: bool) -> None:
+def _load(store: SQLiteStore, *, mid_release: bool, kind: str = "basic") -> None:
     image = "web:2" if mid_release else "web:1"
-    store.create(_rollout(image))
-    store.create(_replica_set(STABLE_HASH, "web:1", 1, 1 if mid_release else 2, "2026-11-01T10:00:00Z"))
+    store.create(_rollout(image, kind))
+    # A basic canary at 50 % of 2 replicas runs 1 + 1; with traffic routing the stable stays at 2.
+    stable_replicas = 1 if mid_release and kind == "basic" else 2
+    store.create(_replica_set(STABLE_HASH, "web:1", 1, stable_replicas, "2026-11-01T10:00:00Z"))
     store.create(_service("web-stable", STABLE_HASH))
     store.create(_service("web-canary", CANARY_HASH if mid_release else STABLE_HASH))
     if mid_release:
         store.create(_replica_set(CANARY_HASH, "web:2", 2, 1, "2026-11-02T10:00:00Z"))
+    if kind == "nginx":
+        store.create(_ingress("web-ingress", "web-stable", {}))
+        # As Argo clones it: `<rollout>-<stableIngress>-canary`, owned by the Rollout.
+        canary = _ingress("web-web-ingress-canary", "web-canary", {
+            "nginx.ingress.kubernetes.io/canary": "true",
+            "nginx.ingress.kubernetes.io/canary-weight": "50" if mid_release else "0"})
+        canary["metadata"]["ownerReferences"] = [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                                                  "name": "web", "uid": UID, "controller": True}]
+        store.create(canary)
     _settle(store)
     rollout = store.get("Rollout", NS, "web")
     current = CANARY_HASH if mid_release else STABLE_HASH
@@ -116,6 +146,10 @@ def _load(store: SQLiteStore, *, mid_release: bool) -> None:
         "readyReplicas": 2, "availableReplicas": 2, "observedGeneration": "1", "phase": "Healthy",
         "canary": {}, "selector": "app=web",
     }
+    if kind == "blue-green":
+        for key in ("currentStepHash", "currentStepIndex", "canary"):
+            del status[key]
+        status["blueGreen"] = {"activeSelector": STABLE_HASH, "previewSelector": STABLE_HASH}
     if mid_release:
         status["phase"] = "Paused"
         status["pauseConditions"] = [{"reason": "CanaryPauseStep", "startTime": "2026-11-02T10:01:00Z"}]
@@ -131,6 +165,8 @@ def _snapshot(store: SQLiteStore) -> dict[str, Any]:
         "pods": sorted((p["metadata"]["name"], p["metadata"]["uid"]) for p in store.list("Pod", NS)
                        if p["metadata"].get("deletionTimestamp") is None),
         "selectors": {s["metadata"]["name"]: s["spec"]["selector"] for s in store.list("Service", NS)},
+        "ingresses": {i["metadata"]["name"]: (i["metadata"].get("annotations"), i["spec"])
+                      for i in store.list("Ingress", NS)},
     }
 
 
@@ -140,10 +176,13 @@ def _pass(controller: Controller, store: SQLiteStore, times: int = 3) -> None:
         _settle(store)
 
 
-@pytest.mark.parametrize("mid_release", [False, True], ids=["stable-only", "stable-and-canary-paused"])
-def test_adoption_of_argo_replica_sets_without_restart(tmp_path: Path, mid_release: bool) -> None:
+@pytest.mark.parametrize(("mid_release", "kind"), [
+    (False, "basic"), (True, "basic"), (False, "nginx"), (True, "nginx"), (False, "blue-green"),
+], ids=["stable-only", "stable-and-canary-paused", "nginx-stable-only", "nginx-canary-paused-at-50",
+        "blue-green-active"])
+def test_adoption_of_argo_replica_sets_without_restart(tmp_path: Path, mid_release: bool, kind: str) -> None:
     store = SQLiteStore(tmp_path / "state.db")
-    _load(store, mid_release=mid_release)
+    _load(store, mid_release=mid_release, kind=kind)
     before = _snapshot(store)
     controller = Controller(store=store)
     _pass(controller, store)
@@ -151,7 +190,10 @@ def test_adoption_of_argo_replica_sets_without_restart(tmp_path: Path, mid_relea
     status = store.get("Rollout", NS, "web")["status"]
     assert status["stableRS"] == STABLE_HASH
     assert status["currentPodHash"] == (CANARY_HASH if mid_release else STABLE_HASH)
-    assert status["currentStepIndex"] == (1 if mid_release else 2)
+    if kind == "blue-green":
+        assert status["blueGreen"]["activeSelector"] == STABLE_HASH
+    else:
+        assert status["currentStepIndex"] == (1 if mid_release else 2)
     assert status["phase"] == ("Paused" if mid_release else "Healthy")
     if mid_release:  # the steps were not restarted: the pause Argo started is the one still running
         assert status["pauseConditions"] == [{"reason": "CanaryPauseStep", "startTime": "2026-11-02T10:01:00Z"}]
@@ -175,6 +217,28 @@ def test_adoption_then_new_release_proceeds(tmp_path: Path) -> None:
     assert (status["currentPodHash"], status["stableRS"], status["currentStepIndex"]) == (ours, STABLE_HASH, 1)
     selectors = _snapshot(store)["selectors"]
     assert selectors["web-stable"][HASH] == STABLE_HASH and selectors["web-canary"][HASH] == ours
+
+
+@pytest.mark.parametrize("kind", ["basic", "nginx"])
+def test_adoption_mid_release_then_promote_completes(tmp_path: Path, kind: str) -> None:
+    store = SQLiteStore(tmp_path / "state.db")
+    _load(store, mid_release=True, kind=kind)
+    controller = Controller(store=store)
+    _pass(controller, store)
+    rollout = Rollout.model_validate(store.get("Rollout", NS, "web"))
+    for subresource, body in intents.promote(rollout).bodies():
+        store.patch("Rollout", NS, "web", body, subresource="status" if subresource else None)
+    _pass(controller, store, times=6)
+    status = store.get("Rollout", NS, "web")["status"]
+    assert (status["phase"], status["stableRS"], status["currentPodHash"]) == ("Healthy", CANARY_HASH, CANARY_HASH)
+    replicas = {rs["metadata"]["name"]: rs["spec"]["replicas"] for rs in store.list("ReplicaSet", NS)}
+    # No ReplicaSet of ours. Behind an Ingress the old stable waits out scaleDownDelaySeconds (30 s).
+    assert replicas == {f"web-{CANARY_HASH}": 2, f"web-{STABLE_HASH}": 2 if kind == "nginx" else 0}
+    if kind == "nginx":
+        old = store.get("ReplicaSet", NS, f"web-{STABLE_HASH}")["metadata"]["annotations"]
+        assert "scale-down-deadline" in old
+    selectors = _snapshot(store)["selectors"]
+    assert selectors["web-stable"][HASH] == CANARY_HASH
 
 
 def _spec(template: dict[str, Any]) -> PodTemplateSpec:
