@@ -25,7 +25,10 @@ A healthy release (canary at 0.5 %) is observed for 20 minutes: the canary's tot
 runbook's 5-step plan (10 -> 25 -> 50 -> 75 -> 100 %, four gated steps of 5 minutes each). A rollback in that
 time is a false rollback. Bad releases are followed for up to 60 minutes (step gates repeat every 5 minutes,
 or as the shipped template's gates end). Wald's SPRT bound, printed beside the table, is the fewest canary
-requests any test can average for 0.5 % -> 2 % at alpha 0.01 and 95 % power knowing both rates exactly.
+requests any test can average for 0.5 % -> 2 % at alpha 0.01 and 95 % power knowing both rates exactly
+and looking after every request; (w) is the same SPRT (the regression's size known in advance) on what
+the gates see: counts compared with the stable version's, read every 10 s (200 canary requests at 20
+rps), the floor for any gate in this setting.
 
 Run: python bench/decision.py [--quick] [--healthy-runs 1000] [--bad-runs 300] [--seed 7]
 """
@@ -64,12 +67,24 @@ BAD_SECONDS = 60 * 60
 CANARY_RPS = (2, 20, 100)
 CANARY_ERROR_RATES = (0.005, 0.01, 0.02, 0.05, 0.5)
 SETTINGS = SequentialSettings(alpha=0.01, min_samples=100)
+KNOWN_RATIO = SequentialSettings(alpha=0.01, min_samples=100, alternatives=(BAD_ERROR_RATE / STABLE_ERROR_RATE,))
 TEMPLATES = REPO / "infra" / "rollouts" / "analysis-templates.yaml"
 
 Ticks = list[tuple[int, int, int, int]]
 # A gate sees the per-tick (canary requests, canary errors, stable requests, stable errors) and answers
 # whether it aborts at the end of tick i (0-based).
 Gate = Callable[[Ticks], "int | None"]
+
+
+def known_ratio_sprt(ticks: Ticks) -> int | None:
+    """Wald's SPRT of the two-sample count test knowing the regression (4x), measured every tick like the
+    sequential gates: the fewest canary requests any test reading these counts every 10 s can average."""
+    cr = ce = sr = se = 0
+    for i, (c_req, c_err, s_req, s_err) in enumerate(ticks):
+        cr, ce, sr, se = cr + c_req, ce + c_err, sr + s_req, se + s_err
+        if assess_sequential(ArmCounts(cr, ce), ArmCounts(sr, se), KNOWN_RATIO).regression:
+            return i
+    return None
 
 
 def sequential_gate(ticks: Ticks) -> int | None:
@@ -163,7 +178,8 @@ def flagger_gate(threshold: int, floor: float = 0.99) -> Gate:
 
 def build_gates() -> dict[str, Gate]:
     gates: dict[str, Gate] = {"(a) sequential, bench setting": sequential_gate,
-                              "(s) shipped sequential-gate": ShippedGate.load()}
+                              "(s) shipped sequential-gate": ShippedGate.load(),
+                              "(w) SPRT knowing 4x, every 10 s": known_ratio_sprt}
     for limit in (0, 1, 2):
         gates[f"Argo 99%/1m failureLimit {limit}"] = step_gate(0.99, 1, limit)
     for threshold in range(1, 6):

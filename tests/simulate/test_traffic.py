@@ -46,7 +46,8 @@ def test_bad_canaries_are_aborted_across_seeds() -> None:
     # Not one lucky seed: every one of several replays aborts at the first gate with a plausible sample.
     for seed in range(5):
         s = run(sequential(0.02, seed=seed), SEQUENTIAL_MANIFESTS).summary
-        assert s.aborted and 200 <= s.canary_requests <= 2400, (seed, s)
+        # No statistical verdict before the template's minSamples (100 canary requests).
+        assert s.aborted and 100 <= s.canary_requests <= 2400, (seed, s)
 
 
 def test_same_seed_same_output_and_another_seed_differs() -> None:

@@ -12,6 +12,8 @@ stable version (statistics in analysis/sequential), written in Argo's plugin syn
           since: release             # release (one test across all step gates of the revision, from
                                      # the canary's first request; restart-safe, see "Restarts") or
                                      # run (the default: counts since the analysis run started)
+          alternatives: [1.5, 2, 3, 4, 6, 8]   # optional: one-sided grid of rate ratios for the e-value
+                                     # (default: the Beta mixture of priorStrength), see evalue.py
           guardRate: 0.2             # hard-outage guard: canary event rate ...
           guardMinEvents: 3          # ... with at least this many events
           service: my-svc            # like rollouts/traffic: else args.service-name, else the rollout's
@@ -70,7 +72,7 @@ TESTS = ("errors", "latency")
 SINCE = ("run", "release")
 DEFAULT_LATENCY_THRESHOLD_MS = 500.0
 KNOWN_KEYS = frozenset({"test", "alpha", "minSamples", "maxSamples", "latencyThresholdMs", "since", "guardRate",
-                        "guardMinEvents", "priorStrength", "service", "prometheus", "ingress", "queries"})
+                        "guardMinEvents", "priorStrength", "alternatives", "service", "prometheus", "ingress", "queries"})
 
 # Geometry of TrafficStats' latency buckets (runtime/local/traffic.py): bucket i holds latencies in
 # [1e-5 * 1.02**i, 1e-5 * 1.02**(i+1)) seconds; a bucket counts as slow when its middle is above the bound.
@@ -129,6 +131,7 @@ def parse_config(raw: Any) -> SequentialQuery:
     guard_events = int(_number(raw, "guardMinEvents", DEFAULT_GUARD_MIN_EVENTS,
                                lambda v: v >= 1 and v == int(v), "a whole number >= 1"))
     prior = _number(raw, "priorStrength", 10.0, lambda v: v > 0, "positive, e.g. 10")
+    alternatives = _ratios(raw.get("alternatives"))
     prometheus = raw.get("prometheus")
     if prometheus is not None and not isinstance(prometheus, Mapping):
         raise ConfigError(f"{FIELD}.prometheus: expected a mapping such as {{address: http://prometheus:9090}}")
@@ -138,11 +141,30 @@ def parse_config(raw: Any) -> SequentialQuery:
         raise ConfigError(f"{FIELD}.queries: expected PromQL templates for {', '.join(DEFAULT_QUERIES)}")
     settings = SequentialSettings(alpha=alpha, min_samples=min_samples, max_samples=max_samples,
                                   guard_rate=guard_rate, guard_min_events=guard_events, prior_strength=prior,
+                                  alternatives=alternatives,
                                   event="errors" if test == "errors" else "slow")
     service, ingress = raw.get("service"), raw.get("ingress")
     return SequentialQuery(test=test, settings=settings, threshold_ms=threshold, since=since,
                            service=str(service) if service else None, ingress=str(ingress) if ingress else None,
                            prometheus=prometheus, queries=dict(queries))
+
+
+def _ratios(raw: Any) -> tuple[float, ...]:
+    if raw is None:
+        return ()
+    valid = "a non-empty list of rate ratios above 1, e.g. [1.5, 2, 3, 4, 6, 8]"
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{FIELD}.alternatives: {raw!r} is not {valid}")
+    ratios = []
+    for i, value in enumerate(raw):
+        try:
+            ratio = float(value)
+        except (TypeError, ValueError):
+            ratio = math.nan
+        if isinstance(value, bool) or not ratio > 1.0 or math.isinf(ratio):
+            raise ConfigError(f"{FIELD}.alternatives[{i}]: {value!r} is not a rate ratio above 1 ({valid})")
+        ratios.append(ratio)
+    return tuple(ratios)
 
 
 def _number(raw: Mapping[str, Any], key: str, default: float, ok: Callable[[float], bool], valid: str) -> float:

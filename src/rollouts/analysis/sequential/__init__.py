@@ -5,7 +5,7 @@
   sample budget.
 """
 
-from rollouts.analysis.sequential.evalue import canary_share, log_e_value
+from rollouts.analysis.sequential.evalue import canary_share, log_e_value, log_e_value_ratios
 from rollouts.analysis.sequential.judge import (
     DEFAULT_ALPHA,
     DEFAULT_MIN_SAMPLES,
@@ -24,4 +24,5 @@ __all__ = [
     "assess_sequential",
     "canary_share",
     "log_e_value",
+    "log_e_value_ratios",
 ]

@@ -21,6 +21,16 @@ Under the null E is a non-negative martingale in the events with mean 1, so by V
 P(E ever reaches 1/alpha) <= alpha: the test may be looked at after every request, at any interval, and
 stopped whenever, and the false alarm rate stays below alpha. The mixture makes it adapt to any size of
 regression without naming one in advance; k (default 10) sets how spread the prior is.
+
+One-sided grid (`alternatives`, optional). The Beta mixture spends half its weight on alternatives where
+the canary is *better* (theta < theta0), evidence a canary gate never acts on. The alternative instead
+averages, with equal weights, the likelihood ratios of a few named rate ratios r_1..r_J > 1:
+
+    E = (1/J) sum_j theta(r_j)^x (1 - theta(r_j))^(m - x) / (theta0^x (1 - theta0)^(m - x))
+
+Each ratio is a martingale with mean 1 under the null, so their average is one too and Ville's bound
+holds unchanged; against a regression near one of the r_j it costs only ln J nats over Wald's SPRT for
+that r (bench/decision.py: about 10 % fewer canary requests than the Beta mixture for 0.5 % -> 2 %).
 """
 
 from __future__ import annotations
@@ -58,3 +68,23 @@ def log_e_value(
     mixture = _log_beta(a + x, b + m - x) - _log_beta(a, b)
     null = x * math.log(share) + (m - x) * math.log1p(-share)
     return mixture - null
+
+
+def log_e_value_ratios(canary_events: int, stable_events: int, share: float, ratios: tuple[float, ...]) -> float:
+    """ln E of the one-sided grid: the average likelihood ratio of the canary being `ratios` (each > 1)
+    times worse, for `canary_events` and `stable_events` when the canary served `share` of the requests."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"share {share!r} is not between 0 and 1 (exclusive)")
+    if canary_events < 0 or stable_events < 0:
+        raise ValueError("event counts must not be negative")
+    if not ratios or any(r <= 1.0 for r in ratios):
+        raise ValueError(f"ratios {ratios!r} must be a non-empty list of rate ratios above 1")
+    x, m = canary_events, canary_events + stable_events
+    if m == 0:
+        return 0.0
+    terms = []
+    for ratio in ratios:
+        theta = ratio * share / (ratio * share + 1.0 - share)
+        terms.append(x * math.log(theta / share) + (m - x) * math.log((1.0 - theta) / (1.0 - share)))
+    top = max(terms)
+    return top + math.log(sum(math.exp(t - top) for t in terms) / len(terms))

@@ -7,7 +7,7 @@ In order:
    errors trips it with probability below 1e-6.
 2. Fewer than `min_samples` canary requests: undecided (too early to judge; the guard still watches).
 3. No stable traffic to compare with: undecided.
-4. The e-value of evalue.py reaches 1/alpha and the canary's rate is above the stable one: a regression.
+4. The e-value of evalue.py (the Beta mixture, or the one-sided grid of `alternatives`) reaches 1/alpha and the canary's rate is above the stable one: a regression.
    By Ville's inequality a healthy canary is flagged with probability at most alpha over the whole run,
    however often it is measured.
 5. `max_samples` set and reached without a regression: decided healthy. An anytime-valid test never
@@ -21,7 +21,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from rollouts.analysis.sequential.evalue import DEFAULT_PRIOR_STRENGTH, canary_share, log_e_value
+from rollouts.analysis.sequential.evalue import (
+    DEFAULT_PRIOR_STRENGTH,
+    canary_share,
+    log_e_value,
+    log_e_value_ratios,
+)
 
 DEFAULT_ALPHA = 0.01
 DEFAULT_MIN_SAMPLES = 100
@@ -55,6 +60,8 @@ class SequentialSettings:
     guard_min_events: int = DEFAULT_GUARD_MIN_EVENTS
     prior_strength: float = DEFAULT_PRIOR_STRENGTH
     event: str = "errors"
+    # Rate ratios of the one-sided grid e-value (evalue.log_e_value_ratios); empty: the Beta mixture.
+    alternatives: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
@@ -69,6 +76,8 @@ class SequentialSettings:
             raise ValueError(f"guard_min_events {self.guard_min_events!r} must be at least 1")
         if self.prior_strength <= 0:
             raise ValueError(f"prior_strength {self.prior_strength!r} must be positive")
+        if any(not r > 1.0 for r in self.alternatives):
+            raise ValueError(f"alternatives {self.alternatives!r} must all be rate ratios above 1")
 
     @property
     def threshold(self) -> float:
@@ -133,8 +142,11 @@ def assess_sequential(
     share = canary_share(canary.requests, stable.requests)
     e_value = 1.0
     if share is not None:
-        e_value = math.exp(min(log_e_value(canary.events, stable.events, share,
-                                           prior_strength=settings.prior_strength), 700.0))
+        if settings.alternatives:
+            log_e = log_e_value_ratios(canary.events, stable.events, share, settings.alternatives)
+        else:
+            log_e = log_e_value(canary.events, stable.events, share, prior_strength=settings.prior_strength)
+        e_value = math.exp(min(log_e, 700.0))
 
     def verdict(regression: bool, decided: bool, reason: str) -> Verdict:
         return Verdict(regression, decided, e_value, canary, stable, reason)
