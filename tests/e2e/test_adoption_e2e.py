@@ -70,7 +70,8 @@ def _load(path: Path) -> None:
             store.create(obj)
         rollout = store.get("Rollout", NS, "shop")
         store.update_status({**rollout, "status": {
-            "currentPodHash": ARGO_HASH, "stableRS": ARGO_HASH, "currentStepHash": "7c9d6b8f5f",
+            # currentStepHash: Argo's ComputeStepHash of these steps.
+            "currentPodHash": ARGO_HASH, "stableRS": ARGO_HASH, "currentStepHash": "757f5f97b",
             "currentStepIndex": 2, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2,
             "availableReplicas": 2, "observedGeneration": "1", "phase": "Healthy", "canary": {}}})
 

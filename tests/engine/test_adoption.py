@@ -14,9 +14,9 @@ import pytest
 from rollouts.controller.loop import Controller
 from rollouts.engine import intents
 from rollouts.engine.adoption import equal_ignore_hash
-from rollouts.engine.hashing import pod_template_hash
+from rollouts.engine.hashing import argo_steps_hash, pod_template_hash, steps_hash
 from rollouts.spec.pod import PodTemplateSpec
-from rollouts.spec.rollout import Rollout
+from rollouts.spec.rollout import CanaryStep, Rollout
 from rollouts.store.sqlite import SQLiteStore
 
 NS = "default"
@@ -47,6 +47,7 @@ def _defaulted(image: str, pod_hash: str) -> dict[str, Any]:
 
 
 STEPS = [{"setWeight": 50}, {"pause": {}}]
+ARGO_STEPS_HASH = "757f5f97b"  # Argo's ComputeStepHash of STEPS (see the Argo-known pairs below)
 
 
 def _strategy(kind: str) -> dict[str, Any]:
@@ -141,7 +142,7 @@ def _load(store: SQLiteStore, *, mid_release: bool, kind: str = "basic") -> None
     rollout = store.get("Rollout", NS, "web")
     current = CANARY_HASH if mid_release else STABLE_HASH
     status: dict[str, Any] = {
-        "currentPodHash": current, "stableRS": STABLE_HASH, "currentStepHash": "5b5f6f8d5c",
+        "currentPodHash": current, "stableRS": STABLE_HASH, "currentStepHash": ARGO_STEPS_HASH,
         "currentStepIndex": 1 if mid_release else 2, "replicas": 2, "updatedReplicas": 1 if mid_release else 2,
         "readyReplicas": 2, "availableReplicas": 2, "observedGeneration": "1", "phase": "Healthy",
         "canary": {}, "selector": "app=web",
@@ -239,6 +240,46 @@ def test_adoption_mid_release_then_promote_completes(tmp_path: Path, kind: str) 
         assert "scale-down-deadline" in old
     selectors = _snapshot(store)["selectors"]
     assert selectors["web-stable"][HASH] == CANARY_HASH
+
+
+@pytest.mark.parametrize("mid_release", [False, True], ids=["stable-only", "stable-and-canary-paused"])
+def test_adoption_steps_edit_restarts_steps(tmp_path: Path, mid_release: bool) -> None:
+    """Argo's steps hash is taken as "unchanged" only for the steps it was computed from: an edit made
+    before or after the takeover still restarts the steps."""
+    store = SQLiteStore(tmp_path / "state.db")
+    _load(store, mid_release=mid_release)
+    controller = Controller(store=store)
+    if mid_release:  # edited while Argo's status is still the last one written
+        rollout = store.get("Rollout", NS, "web")
+        rollout["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 50}, {"pause": {"duration": 3600}}]
+        store.update(rollout)
+        _pass(controller, store)
+        status = store.get("Rollout", NS, "web")["status"]
+        # The steps restarted: back through setWeight 50 into the new timed pause, started by us.
+        assert status["currentStepIndex"] == 1
+        assert status["currentStepHash"] == steps_hash(Rollout.model_validate(rollout).spec.strategy.canary.steps)
+        assert [p["startTime"] for p in status["pauseConditions"]] != ["2026-11-02T10:01:00Z"]
+        return
+    _pass(controller, store)
+    rollout = store.get("Rollout", NS, "web")
+    rollout["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 50}, {"pause": {}}, {"setWeight": 80}]
+    store.update(rollout)
+    _pass(controller, store)
+    status = store.get("Rollout", NS, "web")["status"]
+    assert status["currentStepIndex"] == 3  # a stable rollout skips to the end, as Argo does
+    assert status["currentStepHash"] == steps_hash(Rollout.model_validate(rollout).spec.strategy.canary.steps)
+
+
+# (steps, status.currentStepHash) as Argo's controller wrote them, from Argo's own testdata
+# (pkg/kubectl-argo-rollouts/info/testdata: rollout-aborted/rollout.yaml, canary/canary-rollout.yaml,
+# whose hash dates from when pause durations were integers).
+@pytest.mark.parametrize(("steps", "argo_hash"), [
+    ([{"setWeight": 10}, {"pause": {}}], "849b756fd4"),
+    ([{"setWeight": 20}, {"pause": {}}, {"setWeight": 40}, {"pause": {"duration": 10}}, {"setWeight": 60},
+      {"pause": {"duration": 10}}, {"setWeight": 80}, {"pause": {"duration": 10}}], "f64cdc9d"),
+], ids=["rollout-aborted", "canary-demo"])
+def test_adoption_argo_steps_hash_matches_argo(steps: list[dict[str, Any]], argo_hash: str) -> None:
+    assert argo_steps_hash([CanaryStep.model_validate(s) for s in steps]) == argo_hash
 
 
 def _spec(template: dict[str, Any]) -> PodTemplateSpec:

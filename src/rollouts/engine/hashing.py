@@ -78,6 +78,49 @@ def steps_hash(steps: Sequence[CanaryStep] | None) -> str:
     return result
 
 
+def _fnv32a(data: bytes) -> int:
+    value = 0x811C9DC5
+    for byte in data:
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return value
+
+
+def _go_json(value: Any) -> bytes:
+    # encoding/json: compact, UTF-8 as is, HTML characters and the JS line separators escaped.
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text.encode()
+
+
+def _argo_step(step: CanaryStep) -> dict[str, Any]:
+    """A step as Argo's Go types marshal it: struct field order, `omitempty` false booleans dropped, and
+    the (non-pointer, so never omitted) analysisRunMetadata struct present."""
+    body = step.to_dict()
+    scale = body.get("setCanaryScale")
+    if isinstance(scale, dict) and scale.get("matchTrafficWeight") is False:
+        del scale["matchTrafficWeight"]
+    analysis = body.get("analysis")
+    if isinstance(analysis, dict):
+        for ref in analysis.get("templates") or []:
+            if ref.get("clusterScope") is False:
+                del ref["clusterScope"]
+        meta = analysis.pop("analysisRunMetadata", None) or {}
+        ordered = {k: analysis[k] for k in ("templates", "args", "dryRun", "measurementRetention") if analysis.get(k)}
+        ordered["analysisRunMetadata"] = {k: dict(sorted(meta[k].items())) for k in ("labels", "annotations")
+                                          if meta.get(k)}
+        body["analysis"] = ordered
+    return body
+
+
+def argo_steps_hash(steps: Sequence[CanaryStep] | None) -> str:
+    """`status.currentStepHash` as Argo's controller writes it (conditions.ComputeStepHash: fnv32a of the
+    steps' JSON, its decimal rendered with rand.SafeEncodeString), so a status Argo wrote is recognised."""
+    digits = str(_fnv32a(_go_json([_argo_step(s) for s in steps or []])))
+    return "".join(SAFE_ALPHABET[ord(d) % len(SAFE_ALPHABET)] for d in digits)
+
+
 def replica_set_name(rollout_name: str, pod_hash: str) -> str:
     return f"{rollout_name}-{pod_hash}"
 

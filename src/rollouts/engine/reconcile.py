@@ -16,7 +16,13 @@ from rollouts.engine.adoption import find_adoptable
 from rollouts.engine.bluegreen import reconcile_blue_green
 from rollouts.engine.canary import reconcile_canary
 from rollouts.engine.context import Context
-from rollouts.engine.hashing import POD_TEMPLATE_HASH_LABEL, pod_template_hash, replica_set_name, steps_hash
+from rollouts.engine.hashing import (
+    POD_TEMPLATE_HASH_LABEL,
+    argo_steps_hash,
+    pod_template_hash,
+    replica_set_name,
+    steps_hash,
+)
 from rollouts.engine.rollback import created_before, rollback_within_window
 from rollouts.engine.steps import current_step
 from rollouts.engine.types import (
@@ -73,26 +79,22 @@ def reconcile_revision(ctx: Context) -> None:
     max_revision = max((rs.revision for rs in ctx.observed.replica_sets), default=0)
 
     new_rs = next((rs for rs in ctx.observed.replica_sets if rs.pod_hash == ctx.pod_hash), None)
-    foreign = False
     if new_rs is None:
         # A ReplicaSet another controller (Argo) named after its own hash: adopt it, keeping its hash,
         # so Services, the canary Ingress and status.currentPodHash/stableRS keep selecting its pods.
         new_rs = find_adoptable(ctx.observed.replica_sets, template)
         if new_rs is not None:
             ctx.pod_hash = new_rs.pod_hash
-            foreign = True
     stable_rs = None
     if prev.stable_rs:
         stable_rs = next((rs for rs in ctx.observed.replica_sets if rs.pod_hash == prev.stable_rs), None)
     template_changed = prev.current_pod_hash != ctx.pod_hash
-    # The first pass over a status another controller wrote (its pod hash on an adopted ReplicaSet) takes
-    # its steps hash, computed with that controller's formula, as the current steps: no step restart.
-    taking_over = foreign and not template_changed and prev.current_step_hash != step_hash
+    # A status Argo's controller wrote carries its own steps hash: the same steps, not a change.
     steps_changed = (
         ctx.canary is not None
         and prev.current_step_hash is not None
         and prev.current_step_hash != step_hash
-        and not taking_over
+        and prev.current_step_hash != argo_steps_hash(ctx.canary.steps)
     )
     adopted = new_rs is not None and template_changed
 
