@@ -1,6 +1,7 @@
 """`since: release` across step gates and a controller restart: the test's start is read back from the
 measurement metadata stored in the release's AnalysisRuns, so a fresh provider (no memory of the canary's
-first request) continues the same test and its counts keep accumulating."""
+first request) continues the same test and its counts keep accumulating; also through the executor with
+the runs stored in SQLite, as the controller keeps them."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from rollouts.analysis.executor import AnalysisExecutor
 from rollouts.analysis.providers.base import MeasureContext
 from rollouts.analysis.providers.sequential import SequentialMetricProvider
 from rollouts.analysis.sequential.release_start import release_start_of, store_release_start
-from rollouts.spec.analysis import Metric
+from rollouts.spec.analysis import AnalysisRun, Metric
+from rollouts.store.sqlite import SQLiteStore
 from tests.sequential.test_restart import RUN_START, SecondStats
 
 RELEASE_START = RUN_START  # the canary's first request (stats count from here)
@@ -98,3 +101,53 @@ def test_release_start_is_the_earliest_recorded_in_the_release_attempt(
     runs: list[dict[str, Any]], expected: float | None
 ) -> None:
     assert release_start_of(runs, _ctx("shop-abc-4", 400)) == expected
+
+
+def _stored_run(name: str, started: float) -> dict[str, Any]:
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+            "metadata": {"name": name, "namespace": "shop", "labels": {"rollouts-pod-template-hash": "abc"},
+                         "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                                              "name": "shop", "uid": "r1"}]},
+            "spec": {"args": [{"name": "service-name", "value": "shop"}],
+                     "metrics": [{"name": "seq", "interval": "10s", "count": 60, "inconclusiveLimit": 60,
+                                  "successCondition": "result.decided && !result.regression",
+                                  "failureCondition": "result.regression",
+                                  "provider": {"plugin": {"rollouts/sequential": {
+                                      "test": "errors", "minSamples": 100, "since": "release"}}}}]},
+            "status": {"phase": "Running", "startedAt": _iso(started)}}
+
+
+def _executor_measures(store: Any, name: str, provider: SequentialMetricProvider, now: float) -> dict[str, Any]:
+    """One measurement of the stored run by a fresh executor (a controller process), stored back."""
+    async def go() -> dict[str, Any]:
+        executor = AnalysisExecutor(providers={"rollouts/sequential": provider})
+        obj = store.get("AnalysisRun", "shop", name)
+        at = datetime.fromtimestamp(now, UTC)
+        run, _ = executor.step(AnalysisRun.model_validate(obj), at)
+        await executor.wait_any(5.0)
+        run, _ = executor.step(run, at)
+        await executor.close()
+        assert run.status is not None
+        store.update_status({**dict(obj), "status": run.status.to_dict()})
+        return dict(store.get("AnalysisRun", "shop", name))
+
+    return asyncio.run(go())
+
+
+def test_since_release_continues_across_an_executor_restart_with_runs_in_sqlite(tmp_path: Any) -> None:
+    with SQLiteStore(tmp_path / "state.db") as store:
+        store.create(_stored_run("shop-abc-2", RELEASE_START))
+        lookup = store_release_start(store.list)
+        first = SequentialMetricProvider(stats=FirstSeenStats(RELEASE_START), clock=lambda: RELEASE_START + 4,  # type: ignore[arg-type]
+                                         stored_start=lookup)
+        stored = _executor_measures(store, "shop-abc-2", first, RELEASE_START + 4)
+        metadata = stored["status"]["metricResults"][0]["measurements"][0]["metadata"]
+        assert float(metadata["start"]) == RELEASE_START
+        # A new controller process: new executor, new provider without the first request in memory.
+        store.create(_stored_run("shop-abc-4", GATE2_START))
+        second = SequentialMetricProvider(stats=FirstSeenStats(None), clock=lambda: GATE2_START + 10,  # type: ignore[arg-type]
+                                          stored_start=store_release_start(store.list))
+        stored = _executor_measures(store, "shop-abc-4", second, GATE2_START + 10)
+        measurement = stored["status"]["metricResults"][0]["measurements"][0]
+        assert float(measurement["metadata"]["start"]) == RELEASE_START
+        assert '"canaryRequests":6200' in measurement["value"]
