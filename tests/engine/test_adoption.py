@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from rollouts.controller.loop import Controller
+from rollouts.controller.observe import observe_rollout
 from rollouts.engine import intents
 from rollouts.engine.adoption import equal_ignore_hash
 from rollouts.engine.hashing import argo_steps_hash, pod_template_hash, steps_hash
@@ -280,6 +281,17 @@ def test_adoption_steps_edit_restarts_steps(tmp_path: Path, mid_release: bool) -
 ], ids=["rollout-aborted", "canary-demo"])
 def test_adoption_argo_steps_hash_matches_argo(steps: list[dict[str, Any]], argo_hash: str) -> None:
     assert argo_steps_hash([CanaryStep.model_validate(s) for s in steps]) == argo_hash
+
+
+def test_adoption_undo_to_argo_current_revision_is_skipped(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "state.db")
+    _load(store, mid_release=True)
+    rollout = Rollout.model_validate(store.get("Rollout", NS, "web"))
+    observed = observe_rollout(store, rollout)
+    current = intents.undo(rollout, observed.replica_sets, to_revision=2)
+    assert current.template is None and current.message.startswith("skipped rollback")
+    back = intents.undo(rollout, observed.replica_sets, to_revision=1)
+    assert back.template is not None and back.template.spec.containers[0].image == "web:1"
 
 
 def _spec(template: dict[str, Any]) -> PodTemplateSpec:

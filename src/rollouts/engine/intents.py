@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from rollouts.engine.hashing import pod_template_hash, template_without_hash_label
+from rollouts.engine.adoption import equal_ignore_hash
+from rollouts.engine.hashing import template_without_hash_label
 from rollouts.engine.types import ReplicaSetObservation
 from rollouts.spec.pod import PodTemplateSpec
 from rollouts.spec.rollout import Rollout
@@ -131,7 +132,8 @@ def undo(rollout: Rollout, replica_sets: Sequence[ReplicaSetObservation], to_rev
         target = found[0]
     template = template_without_hash_label(target.template)
     current = rollout.spec.template
-    if current is not None and pod_template_hash(current) == pod_template_hash(template):
+    # Equality as adoption compares: a ReplicaSet Argo created (defaulted template) matches too.
+    if current is not None and equal_ignore_hash(template, current):
         return UndoResult(
             template=None,
             revision=target.revision,
