@@ -315,7 +315,16 @@ def _with(body: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dict
     (_with(_defaulted("web:1", STABLE_HASH), ("metadata", "labels", "app"), "other"), False),
     (_with(_defaulted("web:1", STABLE_HASH), ("spec", "terminationGracePeriodSeconds"), 5), False),
     (_with(_defaulted("web:1", STABLE_HASH), ("spec", "tolerations"), []), True),
+    (_with(_defaulted("web:1", STABLE_HASH), ("spec", "containers", 0, "resources"),
+           {"requests": {"cpu": "0.5", "memory": "64Mi"}}), True),
+    (_with(_defaulted("web:1", STABLE_HASH), ("spec", "containers", 0, "resources"),
+           {"requests": {"cpu": "600m", "memory": "64Mi"}}), False),
 ], ids=["argo-defaulted", "undefaulted", "other-image", "other-pull-policy", "other-label", "other-grace",
-        "empty-list-is-unset"])
+        "empty-list-is-unset", "quantity-canonical-form", "other-quantity"])
 def test_adoption_template_equality_ignores_hash_after_defaults(live: dict[str, Any], equal: bool) -> None:
-    assert equal_ignore_hash(_spec(live), _spec(_template("web:1"))) is equal
+    desired = _template("web:1")
+    if live["spec"]["containers"][0].get("resources"):
+        # The Rollout as written (500m, bytes) against the stored canonical forms (0.5, 64Mi).
+        desired = _with(desired, ("spec", "containers", 0, "resources"),
+                        {"requests": {"cpu": "500m", "memory": "67108864"}})
+    assert equal_ignore_hash(_spec(live), _spec(desired)) is equal

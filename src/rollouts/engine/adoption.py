@@ -12,8 +12,10 @@ The adopted ReplicaSet keeps its name, labels, hash and revision.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Any
 
 from rollouts.engine.hashing import POD_TEMPLATE_HASH_LABEL
@@ -61,10 +63,48 @@ def _default_container(container: dict[str, Any]) -> None:
     for name in ("readinessProbe", "livenessProbe", "startupProbe"):
         if isinstance(container.get(name), dict):
             _default_probe(container[name])
+    _default_resources(container)
     for env in container.get("env") or []:
         field_ref = (env.get("valueFrom") or {}).get("fieldRef")
         if isinstance(field_ref, dict):
             field_ref.setdefault("apiVersion", "v1")
+
+
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {"n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": Fraction(1),
+            "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12),
+            "P": Fraction(10**15), "E": Fraction(10**18)}
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)(?:([eE][+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)$")
+
+
+def _quantity(value: Any) -> Any:
+    """A resource quantity as an exact number: the API server stores "1000m" as "1", and Argo compares
+    quantities by value. Anything unparsable is compared as written."""
+    found = _QUANTITY.match(str(value).strip())
+    if found is None:
+        return value
+    number, exponent, suffix = found.groups()
+    try:
+        amount = Fraction(number)
+    except ValueError:
+        return value
+    if exponent:
+        amount *= Fraction(10) ** int(exponent[1:])
+    elif suffix in _BINARY:
+        amount *= _BINARY[suffix]
+    else:
+        amount *= _DECIMAL[suffix or ""]
+    return f"{amount.numerator}/{amount.denominator}"
+
+
+def _default_resources(container: dict[str, Any]) -> None:
+    resources = container.get("resources")
+    if not isinstance(resources, dict):
+        return
+    for key in ("limits", "requests"):
+        if isinstance(resources.get(key), dict):
+            resources[key] = {name: _quantity(v) for name, v in resources[key].items()}
+    # Requests are not defaulted to the limits here: Kubernetes does that for Pods, not pod templates.
 
 
 def _default_volume(volume: dict[str, Any]) -> None:
