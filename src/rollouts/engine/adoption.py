@@ -33,6 +33,7 @@ _POD_SPEC_DEFAULTS: dict[str, Any] = {
 }
 
 _normal_memo: dict[int, tuple[object, Any]] = {}
+_equal_memo: dict[tuple[int, int], tuple[object, object, bool]] = {}
 
 
 def _image_pull_policy(image: str) -> str:
@@ -152,14 +153,27 @@ def defaulted_template(template: PodTemplateSpec) -> dict[str, Any]:
 
 
 def equal_ignore_hash(live: PodTemplateSpec, desired: PodTemplateSpec) -> bool:
-    """Whether a ReplicaSet's template deploys what the rollout's template asks for (hash label ignored)."""
-    return live is desired or defaulted_template(live) == defaulted_template(desired)
+    """Whether a ReplicaSet's template deploys what the rollout's template asks for (hash label ignored).
+    Memoised by identity: an adopted ReplicaSet is compared again on every pass."""
+    if live is desired:
+        return True
+    key = (id(live), id(desired))
+    hit = _equal_memo.get(key)
+    if hit is not None and hit[0] is live and hit[1] is desired:
+        return hit[2]
+    result = defaulted_template(live) == defaulted_template(desired)
+    if len(_equal_memo) >= MEMO_LIMIT:
+        forget_oldest(_equal_memo)
+    _equal_memo[key] = (live, desired, result)
+    return result
 
 
 def find_adoptable(
     replica_sets: Sequence[ReplicaSetObservation], template: PodTemplateSpec
 ) -> ReplicaSetObservation | None:
     """The oldest ReplicaSet whose template equals `template` (as Argo's FindNewReplicaSet falls back to)."""
+    matches = [rs for rs in replica_sets if rs.pod_hash and equal_ignore_hash(rs.template, template)]
+    if len(matches) < 2:
+        return matches[0] if matches else None
     oldest = datetime.min.replace(tzinfo=UTC)
-    ordered = sorted(replica_sets, key=lambda rs: (rs.created_at or oldest, rs.name))
-    return next((rs for rs in ordered if rs.pod_hash and equal_ignore_hash(rs.template, template)), None)
+    return min(matches, key=lambda rs: (rs.created_at or oldest, rs.name))
