@@ -17,7 +17,6 @@ from tests.conftest import REPO, require_tool
 from tests.dashboard.helpers import TOKEN, live_server
 from tests.e2e.harness import ControllerProcess, Load, wait_until
 from tests.e2e.manifests import CANARY
-from tests.e2e.processes import descendants, living
 
 pytestmark = pytest.mark.integration
 
@@ -34,15 +33,10 @@ MANIFEST = CANARY.replace(
 def controller(tmp_path: Path) -> Iterator[ControllerProcess]:
     ctl = ControllerProcess(tmp_path / "home")
     ctl.start()
-    pods: set[int] = set()
     try:
         yield ctl
     finally:
-        # Only this controller's pods: other tests may be running pods of their own at the same time.
-        if ctl.process is not None and ctl.process.poll() is None:
-            pods = descendants(ctl.process.pid)
-        ctl.stop()
-    wait_until(lambda: not living(pods), 20, "every pod process to exit")
+        ctl.stop_leaving_no_pods()
 
 
 @pytest.fixture

@@ -8,19 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ControllerProcess, wait_until
-from tests.e2e.processes import descendants, living
+from tests.e2e.harness import ControllerProcess
 
 
 @pytest.fixture
 def controller(tmp_path: Path) -> Iterator[ControllerProcess]:
     ctl = ControllerProcess(tmp_path / "home")
     ctl.start()
-    pods: set[int] = set()
     try:
         yield ctl
     finally:
-        if ctl.process is not None and ctl.process.poll() is None:
-            pods = descendants(ctl.process.pid)
-        ctl.stop()
-    wait_until(lambda: not living(pods), 20, "every pod process to exit")
+        ctl.stop_leaving_no_pods()

@@ -45,9 +45,10 @@ def demo_service_pids() -> list[int]:
 
 
 class ControllerProcess:
-    def __init__(self, home: Path, images: Path | None = None) -> None:
+    def __init__(self, home: Path, images: Path | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.home = home
         self.images = images
+        self.extra_args = extra_args
         self.env = {**os.environ, "ROLLOUTS_HOME": str(home)}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = home / "controller.log"
@@ -61,7 +62,7 @@ class ControllerProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "rollouts", "controller", "--probe-period", "0.2", "--log-format", "text",
                  "--metrics-address", self.metrics_address,
-                 *(["--images", str(self.images)] if self.images is not None else [])],
+                 *(["--images", str(self.images)] if self.images is not None else []), *self.extra_args],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
         wait_until(lambda: (self.home / "state.db").exists(), 20, "the controller's store")
@@ -79,6 +80,15 @@ class ControllerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def stop_leaving_no_pods(self) -> None:
+        """Stops the controller and waits until every pod process it started has exited (only its own:
+        other tests may be running pods at the same time)."""
+        from tests.e2e.processes import descendants, living
+
+        pods = descendants(self.process.pid) if self.process is not None and self.process.poll() is None else set()
+        self.stop()
+        wait_until(lambda: not living(pods), 20, "every pod process to exit")
 
     def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         result = subprocess.run([sys.executable, "-m", "rollouts", *args], env=self.env, capture_output=True,

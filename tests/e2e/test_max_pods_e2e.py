@@ -4,8 +4,6 @@ a restart on the same home (the ReplicaSet still asks for a billion)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,31 +34,14 @@ spec:
 """
 
 
-class LimitedController(ControllerProcess):
-    """The harness's controller process, with --max-pods."""
-
-    def start(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "rollouts", "controller", "--probe-period", "0.2", "--log-format", "text",
-                 "--metrics-address", self.metrics_address, "--max-pods", str(MAX_PODS)],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        wait_until(lambda: (self.home / "state.db").exists(), 20, "the controller's store")
-
-
 @pytest.fixture
-def limited(tmp_path: Path) -> Iterator[LimitedController]:
-    ctl = LimitedController(tmp_path / "home")
+def limited(tmp_path: Path) -> Iterator[ControllerProcess]:
+    ctl = ControllerProcess(tmp_path / "home", extra_args=("--max-pods", str(MAX_PODS)))
     ctl.start()
-    pods: set[int] = set()
     try:
         yield ctl
     finally:
-        if ctl.process is not None and ctl.process.poll() is None:
-            pods = descendants(ctl.process.pid)
-        ctl.stop()
-    wait_until(lambda: not living(pods), 20, "every pod process to exit")
+        ctl.stop_leaving_no_pods()
 
 
 def healthy(ctl: ControllerProcess) -> bool:
@@ -79,7 +60,7 @@ def pending_warning(ctl: ControllerProcess) -> str | None:
 
 
 def test_max_pods_billion_replicas_controller_stays_responsive_across_restart(
-        limited: LimitedController, tmp_path: Path) -> None:
+        limited: ControllerProcess, tmp_path: Path) -> None:
     manifest = tmp_path / "shop.yaml"
     manifest.write_text(MANIFEST)
     limited.cli("apply", "-f", str(manifest))

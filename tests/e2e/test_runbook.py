@@ -25,7 +25,6 @@ import yaml
 
 from tests.conftest import require_tool
 from tests.e2e.harness import ControllerProcess, Load, wait_until
-from tests.e2e.processes import descendants, living
 from tests.integration.prometheus_server import free_port
 
 pytestmark = pytest.mark.integration
@@ -197,14 +196,10 @@ def runbook(tmp_path: Path) -> Iterator[Runbook]:
         require_tool(tool, "apt-get install bash curl")
     ctl = ControllerProcess(tmp_path / "home", images=INFRA / "local-images.yaml")
     ctl.start()
-    pods: set[int] = set()
     try:
         yield Runbook(ctl, local_copy(tmp_path / "rollouts"))
     finally:
-        if ctl.process is not None and ctl.process.poll() is None:
-            pods = descendants(ctl.process.pid)
-        ctl.stop()
-    wait_until(lambda: not living(pods), 20, "every pod process to exit")
+        ctl.stop_leaving_no_pods()
 
 
 def test_runbook(runbook: Runbook) -> None:  # noqa: PLR0915 - the runbook is one long story
