@@ -4,7 +4,7 @@ and the dashboard app served by a real uvicorn server on a free port in a backgr
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +16,8 @@ from rollouts.api.app import create_app
 from rollouts.store.sqlite import SQLiteStore
 
 TOKEN = "test-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+BASE = "/api/v1/rollouts/default/shop"
 POD_HASH_LABEL = "rollouts-pod-template-hash"
 
 
@@ -167,3 +169,20 @@ def seed_mid_release(store: SQLiteStore) -> tuple[dict[str, Any], list[tuple[str
     for reason, message, at in story:
         store.create(event(reason, message, at, involved))
     return rollout, story
+
+
+def seeded_db(path: Path, fill: Callable[[SQLiteStore], Any]) -> Path:
+    """A store file at `path` filled by `fill` (seed, seed_mid_release, ...)."""
+    with SQLiteStore(path) as store:
+        fill(store)
+    return path
+
+
+@contextmanager
+def in_process_client(db: Path) -> Iterator[Any]:
+    """The dashboard app behind FastAPI's TestClient (same app, no socket), on a loopback base URL."""
+    from fastapi.testclient import TestClient
+
+    app = create_app(lambda: SQLiteStore(db), token=TOKEN, bind_host="127.0.0.1")
+    with TestClient(app, base_url="http://127.0.0.1:3100") as http:
+        yield http

@@ -10,22 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
-from rollouts.api.app import create_app
 from rollouts.store.sqlite import SQLiteStore
-from tests.dashboard.helpers import TOKEN, live_server, seed
-
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-BASE = "/api/v1/rollouts/default/shop"
+from tests.dashboard.helpers import AUTH, BASE, TOKEN, in_process_client, live_server, seed, seeded_db
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
-    path = tmp_path / "state.db"
-    with SQLiteStore(path) as store:
-        seed(store)
-    return path
+    return seeded_db(tmp_path / "state.db", seed)
 
 
 @pytest.fixture
@@ -38,8 +30,7 @@ def server(db: Path) -> Iterator[httpx.Client]:
 @pytest.fixture
 def client(db: Path) -> Iterator[httpx.Client]:
     """An in-process client (same app, no socket): for the many table-driven cases."""
-    app = create_app(lambda: SQLiteStore(db), token=TOKEN, bind_host="127.0.0.1")
-    with TestClient(app, base_url="http://127.0.0.1:3100") as http:
+    with in_process_client(db) as http:
         yield http
 
 

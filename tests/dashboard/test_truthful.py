@@ -15,24 +15,17 @@ from rollouts.api.app import create_app
 from rollouts.api.availability import availability
 from rollouts.api.weights import weight_history
 from rollouts.store.sqlite import SQLiteStore
-from tests.dashboard.helpers import TOKEN, seed, seed_mid_release
-
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-BASE = "/api/v1/rollouts/default/shop"
+from tests.dashboard.helpers import AUTH, BASE, TOKEN, in_process_client, seed, seed_mid_release, seeded_db
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
-    path = tmp_path / "state.db"
-    with SQLiteStore(path) as store:
-        seed_mid_release(store)
-    return path
+    return seeded_db(tmp_path / "state.db", seed_mid_release)
 
 
 @pytest.fixture
 def client(db: Path) -> Iterator[TestClient]:
-    app = create_app(lambda: SQLiteStore(db), token=TOKEN, bind_host="127.0.0.1")
-    with TestClient(app, base_url="http://127.0.0.1:3100") as http:
+    with in_process_client(db) as http:
         yield http
 
 
