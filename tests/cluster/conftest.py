@@ -4,6 +4,8 @@ free loopback port from a background thread, with a kubeconfig that lightkube an
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import ssl
 import threading
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from aiohttp import web
 
 from rollouts.cluster.apiserver.app import ApiServer, Settings
 from rollouts.cluster.apiserver.kubeconfig import api_token, write_kubeconfig
+from rollouts.cluster.apiserver.server import state_path
 from rollouts.cluster.apiserver.tls import CERT_FILE, server_context
 from rollouts.store.home import database_path
 from rollouts.store.sqlite import SQLiteStore
@@ -65,12 +68,15 @@ def start_cluster(home: Path, watch_memory: int = 4096, **store_options: Any) ->
     asyncio.run_coroutine_threadsafe(run(), loop).result(10)
     url = f"https://127.0.0.1:{holder['port']}"
     kubeconfig = write_kubeconfig(home, url, token, (home / CERT_FILE).read_bytes())
+    # The state file `rollouts cluster status` and the CLI's local-cluster fallback read: this process serves it.
+    state_path(home).write_text(json.dumps({"pid": os.getpid(), "address": "127.0.0.1", "port": holder["port"]}))
 
     def stop() -> None:
         asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         store.close()
+        state_path(home).unlink(missing_ok=True)
 
     return Cluster(home, url, token, store, kubeconfig), stop
 
