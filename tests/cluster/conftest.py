@@ -21,6 +21,7 @@ from rollouts.cluster.apiserver.app import ApiServer, Settings
 from rollouts.cluster.apiserver.kubeconfig import api_token, write_kubeconfig
 from rollouts.cluster.apiserver.server import state_path
 from rollouts.cluster.apiserver.tls import CERT_FILE, server_context
+from rollouts.runtime.local.traffic import TrafficStats
 from rollouts.store.home import database_path
 from rollouts.store.sqlite import SQLiteStore
 
@@ -45,11 +46,12 @@ class Cluster:
                             timeout=10)
 
 
-def start_cluster(home: Path, watch_memory: int = 4096, **store_options: Any) -> tuple[Cluster, Any]:
+def start_cluster(home: Path, watch_memory: int = 4096, traffic: TrafficStats | None = None,
+                  **store_options: Any) -> tuple[Cluster, Any]:
     store = SQLiteStore(database_path(home), **store_options)
     token = api_token(home)
     server = ApiServer(store, token, Settings(bookmark_interval=0.3, log_poll_interval=0.05,
-                                              logs_dir=home / "logs", watch_memory=watch_memory))
+                                              logs_dir=home / "logs", watch_memory=watch_memory), traffic=traffic)
     server.objects.ensure_namespace("default")
     loop = asyncio.new_event_loop()
     ready = threading.Event()

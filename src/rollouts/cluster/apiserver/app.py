@@ -37,6 +37,8 @@ from rollouts.cluster.apiserver.objects import Objects
 from rollouts.cluster.apiserver.previous import PreviousStates
 from rollouts.cluster.apiserver.resources import Registry, Resource
 from rollouts.cluster.apiserver.tables import to_table, wants_table
+from rollouts.cluster.apiserver.traffic import TrafficEndpoints
+from rollouts.runtime.local.traffic import TrafficStats
 from rollouts.store.patch import json_patch, merge_patch
 from rollouts.store.protocol import Change, Expired, StoreError
 from rollouts.store.selectors import FieldSelector, LabelSelector, parse_field_selector, parse_label_selector
@@ -118,7 +120,9 @@ def _key(obj: JSONObject) -> tuple[str, str]:
 class ApiServer:
     """Serves one store; `build()` returns the aiohttp application."""
 
-    def __init__(self, store: SQLiteStore, token: str, settings: Settings | None = None) -> None:
+    def __init__(self, store: SQLiteStore, token: str, settings: Settings | None = None, *,
+                 traffic: TrafficStats | None = None) -> None:
+        """`traffic`: the runtime's request counters served under /traffic/v1 (None: zeros and nulls)."""
         self.store = store
         self.registry = Registry()
         self.objects = Objects(store, registry=self.registry)
@@ -129,6 +133,7 @@ class ApiServer:
         self.settings = settings or Settings()
         self.feed = Feed(store, retain=self.settings.watch_memory)
         self.metrics = ApiMetrics()
+        self.traffic = TrafficEndpoints(traffic)
 
     def build(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024 * 1024)
@@ -142,6 +147,7 @@ class ApiServer:
             app.router.add_get(path, self._health)
         app.router.add_route("*", "/api/{tail:.+}", self._resource)
         app.router.add_route("*", "/apis/{tail:.+}", self._resource)
+        self.traffic.add_routes(app)
         app.on_cleanup.append(self._close_feed)
         return app
 
