@@ -1,10 +1,14 @@
-"""`rollouts cluster up|down|status|kubeconfig`: the local cluster's API server for a rollouts home.
+"""`rollouts cluster up|down|status|kubeconfig`: the local cluster of a rollouts home (its API server and
+its own controllers: pods as processes, Service listeners, the ingress proxy).
 
 `up` starts it in the background (or in the foreground with --foreground) and prints where its
-kubeconfig is; `down` stops it; `status` says whether it answers; `kubeconfig` prints the file.
+kubeconfig is; `down` stops it and every pod and job of the home; `status` says whether it answers;
+`kubeconfig` prints the file.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
@@ -21,17 +25,29 @@ def up(
     foreground: bool = typer.Option(False, "--foreground", help="Serve in this process until Ctrl-C."),
     address: str = typer.Option("127.0.0.1", "--address", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(0, "--port", "-p", help="Port (default: the previous one if free, else any)."),
+    images: str | None = typer.Option(None, "--images", help="Image -> command map for the pods (YAML)."),
+    probe_period: float = typer.Option(1.0, "--probe-period", help="Readiness probe period (s) by default."),
+    max_pods: int = typer.Option(110, "--max-pods", help="Pods this host runs at once; more stay Pending."),
+    ingress_metrics_port: int | None = typer.Option(
+        None, "--ingress-metrics-port", help="Serve the ingress proxy's ingress-nginx /metrics on this port."),
+    no_runtime: bool = typer.Option(False, "--no-runtime", help="Serve the API only: run no pods or listeners."),
     home: str | None = HOME_OPTION,
 ) -> None:
-    """Start the local cluster's API server and print its kubeconfig's path."""
+    """Start the local cluster and print its kubeconfig's path."""
     from rollouts.cluster.apiserver.kubeconfig import kubeconfig_path
     from rollouts.cluster.apiserver.server import serve, start_background
     from rollouts.cluster.apiserver.server import status as server_status
+    from rollouts.cluster.runtime_options import RuntimeOptions
     from rollouts.store.home import rollouts_home
 
     folder = rollouts_home(home)
     if not 0 <= port <= 65535:
         fail(f"--port: {port} is not between 0 and 65535")
+    runtime = None if no_runtime else RuntimeOptions(
+        images=Path(images).resolve() if images else None, probe_period=probe_period, max_pods=max_pods,
+        ingress_metrics_port=ingress_metrics_port)
+    if runtime is not None and runtime.problems():
+        fail("; ".join(runtime.problems()))
     if address not in ("127.0.0.1", "::1", "localhost"):
         typer.echo(f"{address} is not a loopback address: anyone who can reach it and holds the token "
                    "from the kubeconfig can change every object", err=True)
@@ -44,12 +60,12 @@ def up(
 
         typer.echo(f"kubeconfig: {kubeconfig_path(folder)} (written once the server listens; Ctrl-C stops it)")
         try:
-            asyncio.run(serve(folder, address, port))
-        except OSError as exc:
+            asyncio.run(serve(folder, address, port, runtime=runtime))
+        except (OSError, ValueError) as exc:
             fail(str(exc))
         return
     try:
-        running = start_background(folder, address, port)
+        running = start_background(folder, address, port, runtime=runtime)
     except (OSError, RuntimeError) as exc:
         fail(str(exc))
     typer.echo(f"local cluster: {running.url} (pid {running.pid})")

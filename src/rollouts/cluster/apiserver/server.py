@@ -1,7 +1,11 @@
-"""Running the API server for a rollouts home: in the foreground, or as a background process that
-`rollouts cluster up|down|status` manage through HOME/apiserver.json (pid, address, port).
+"""Running the local cluster for a rollouts home: in the foreground, or as a background process that
+`rollouts cluster up|down|status` manage through HOME/apiserver.json (pid, address, port, and the ingress
+metrics port when served).
 
-`python -m rollouts.cluster.apiserver.server --home H` is the background process's entry point.
+The process serves the API and, unless started with `--no-runtime`, hosts the cluster's own controllers
+(`rollouts.cluster.host`): pods as processes, Service listeners, the ingress proxy, whose traffic counters
+the API serves under /traffic/v1. `python -m rollouts.cluster.apiserver.server --home H` is the background
+process's entry point.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from aiohttp import web
 from rollouts.cluster.apiserver.app import ApiServer, Settings
 from rollouts.cluster.apiserver.kubeconfig import api_token, write_kubeconfig
 from rollouts.cluster.apiserver.tls import CERT_FILE, server_context
+from rollouts.cluster.host import RuntimeHost
+from rollouts.cluster.runtime_options import RuntimeOptions
 from rollouts.store.home import database_path, rollouts_home
 from rollouts.store.sqlite import SQLiteStore
 
@@ -40,6 +46,7 @@ class Running:
     pid: int
     address: str
     port: int
+    ingress_metrics_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -54,7 +61,9 @@ def state_path(home: Path) -> Path:
 def read_state(home: Path) -> Running | None:
     try:
         data = json.loads(state_path(home).read_text())
-        return Running(int(data["pid"]), str(data["address"]), int(data["port"]))
+        metrics = data.get("ingressMetricsPort")
+        return Running(int(data["pid"]), str(data["address"]), int(data["port"]),
+                       int(metrics) if metrics is not None else None)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -109,8 +118,11 @@ def _port_free(address: str, port: int) -> bool:
 
 
 async def serve(home: Path, address: str = "127.0.0.1", port: int = 0, *, stop: asyncio.Event | None = None,
-                settings: Settings | None = None) -> None:
-    """Serve HOME's store until `stop` is set (or SIGTERM/SIGINT when `stop` is not given)."""
+                settings: Settings | None = None, runtime: RuntimeOptions | None = None) -> None:
+    """Serve HOME's store until `stop` is set (or SIGTERM/SIGINT when `stop` is not given).
+
+    With `runtime`, the cluster's own controllers run too (pods, Service listeners, the ingress proxy); on
+    the way out they stop first (every pod with its grace period), then the API server. None: API only."""
     if port == 0:
         previous = read_state(home)
         # Keep the previous port when it is free, so kubeconfigs copied elsewhere stay valid.
@@ -120,16 +132,44 @@ async def serve(home: Path, address: str = "127.0.0.1", port: int = 0, *, stop: 
     settings = settings or Settings()
     if settings.logs_dir is None:
         settings.logs_dir = home / "logs"
-    server = ApiServer(store, api_token(home), settings)
+    host: RuntimeHost | None = None
+    if runtime is not None:
+        for problem in runtime.problems():
+            raise ValueError(problem)
+        host = RuntimeHost(store, home, runtime)
+        try:
+            await asyncio.to_thread(host.start)
+        except BaseException:
+            store.close()
+            raise
+    try:
+        await _serve_api(home, address, port, store, settings, host, runtime, stop)
+    finally:
+        if host is not None:
+            await asyncio.to_thread(host.close)
+        store.close()
+
+
+async def _serve_api(home: Path, address: str, port: int, store: SQLiteStore, settings: Settings,
+                     host: RuntimeHost | None, runtime: RuntimeOptions | None, stop: asyncio.Event | None) -> None:
+    server = ApiServer(store, api_token(home), settings, traffic=host.stats if host is not None else None)
     server.objects.ensure_namespace("default")
     runner = web.AppRunner(server.build(), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, address, port, ssl_context=server_context(home, address))
-    await site.start()
+    try:
+        site = web.TCPSite(runner, address, port, ssl_context=server_context(home, address))
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     bound = runner.addresses[0][1]
-    running = Running(os.getpid(), address, int(bound))
+    metrics_port = runtime.ingress_metrics_port if runtime is not None else None
+    running = Running(os.getpid(), address, int(bound), metrics_port)
     write_kubeconfig(home, running.url, api_token(home), (home / CERT_FILE).read_bytes())
-    state_path(home).write_text(json.dumps({"pid": running.pid, "address": address, "port": running.port}))
+    state: dict[str, Any] = {"pid": running.pid, "address": address, "port": running.port}
+    if metrics_port is not None:
+        state["ingressMetricsPort"] = metrics_port
+    state_path(home).write_text(json.dumps(state))
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -138,14 +178,18 @@ async def serve(home: Path, address: str = "127.0.0.1", port: int = 0, *, stop: 
     try:
         await stop.wait()
     finally:
+        if host is not None:
+            # Pods stop before the API goes: clients watching see them terminate.
+            await asyncio.to_thread(host.close)
         await runner.cleanup()
-        store.close()
         if read_state(home) == running:
             state_path(home).unlink(missing_ok=True)
 
 
-def start_background(home: Path, address: str = "127.0.0.1", port: int = 0, timeout: float = 20.0) -> Running:
-    """Start the server as a detached process (own session) and wait until it answers."""
+def start_background(home: Path, address: str = "127.0.0.1", port: int = 0, timeout: float = 20.0,
+                     runtime: RuntimeOptions | None = RuntimeOptions()) -> Running:
+    """Start the cluster as a detached process (own session) and wait until it answers. `runtime` None
+    serves the API only (no pods are run)."""
     current = status(home)
     if current is not None:
         return current
@@ -160,7 +204,8 @@ def start_background(home: Path, address: str = "127.0.0.1", port: int = 0, time
     with (logs / LOG_FILE).open("ab") as out:
         child = subprocess.Popen(  # noqa: S603 (fixed argument list, no shell)
             [sys.executable, "-m", "rollouts.cluster.apiserver.server", "--home", str(home),
-             "--address", address, "--port", str(port)],
+             "--address", address, "--port", str(port),
+             *(runtime.arguments() if runtime is not None else ["--no-runtime"])],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
         )
     deadline = time.monotonic() + timeout
@@ -198,10 +243,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--home")
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--images", help="Image -> command map for the pods (default: the built-in one).")
+    parser.add_argument("--probe-period", type=float, default=1.0)
+    parser.add_argument("--max-pods", type=int, default=RuntimeOptions.max_pods)
+    parser.add_argument("--ingress-metrics-port", type=int)
+    parser.add_argument("--no-runtime", action="store_true", help="Serve the API only; run no pods.")
     args: Any = parser.parse_args(argv)
+    runtime = None if args.no_runtime else RuntimeOptions(
+        images=Path(args.images) if args.images else None, probe_period=args.probe_period,
+        max_pods=args.max_pods, ingress_metrics_port=args.ingress_metrics_port)
+    if runtime is not None and runtime.problems():
+        parser.error("; ".join(runtime.problems()))
     # One line per write (verb, object, code, client) in HOME/logs/apiserver.log; never object contents.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(rollouts_home(args.home), args.address, args.port))
+    asyncio.run(serve(rollouts_home(args.home), args.address, args.port, runtime=runtime))
 
 
 if __name__ == "__main__":
