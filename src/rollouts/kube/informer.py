@@ -12,6 +12,10 @@ SharedInformer, reduced to what the operator needs), on lightkube's async client
 - Handlers are plain callables (typically enqueueing a key in a `WorkQueue`); one that raises is
   reported to `on_error` and does not stop the informer.
 - Objects in the cache are JSON dicts, shaped as the object store's.
+- `fold(obj)` / `fold_delete(obj)` put a write's answer into the cache at once (the writer then reads its own
+  write); the watch event of that write arrives later and is dropped as not newer. resourceVersions are
+  compared as integers when both are (the local cluster and etcd-backed clusters), so an event older than
+  what the cache holds never moves it back; handlers see each change once.
 
 lightkube's public `watch` does not request bookmarks, so the watch request is prepared with its
 request builder and the `allowWatchBookmarks` parameter added; its watch driver does the streaming.
@@ -41,6 +45,16 @@ def key_of(obj: JSONObject) -> Key:
 
 def _rv(obj: JSONObject) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _older(obj: JSONObject, than: JSONObject | None, *, or_equal: bool = True) -> bool:
+    """True when `obj` is known to be older than (or, with `or_equal`, the same version as) `than`."""
+    if than is None:
+        return False
+    new, old = _rv(obj), _rv(than)
+    if not (new.isdigit() and old.isdigit()):
+        return or_equal and new == old != ""
+    return int(new) < int(old) or (or_equal and int(new) == int(old))
 
 
 class Informer:
@@ -150,6 +164,8 @@ class Informer:
             before = old.get(key)
             if before is None:
                 self._call(self.on_add, obj)
+            elif _older(obj, before, or_equal=False):
+                self.cache[key] = before  # a write folded in while the list ran is newer than the list
             elif _rv(before) != _rv(obj):
                 self._call(self.on_update, before, obj)
         for key, obj in old.items():
@@ -171,18 +187,38 @@ class Informer:
             if change == "BOOKMARK":
                 self.bookmarks += 1
             elif change in ("ADDED", "MODIFIED"):
-                key = key_of(obj)
-                before = self.cache.get(key)
-                self.cache[key] = obj
-                if before is None:
-                    self._call(self.on_add, obj)
-                else:
-                    self._call(self.on_update, before, obj)
+                self.fold(obj)
             elif change == "DELETED":
-                self.cache.pop(key_of(obj), None)
-                self._call(self.on_delete, obj)
+                self.fold_delete(obj)
             if version:
                 self.resource_version = version
+
+    # -- a writer's own answers ----------------------------------------------------------------------
+
+    def fold(self, obj: JSONObject) -> bool:
+        """Put `obj` (a watch event's or a write's answer) in the cache unless the cache already holds it or a
+        newer version; calls on_add/on_update when it changed the cache."""
+        key = key_of(obj)
+        before = self.cache.get(key)
+        if _older(obj, before):
+            return False
+        self.cache[key] = obj
+        if before is None:
+            self._call(self.on_add, obj)
+        else:
+            self._call(self.on_update, before, obj)
+        return True
+
+    def fold_delete(self, obj: JSONObject) -> bool:
+        """Remove `obj` from the cache unless what the cache holds under its key is newer (a re-created object
+        with the same name); calls on_delete when it removed something."""
+        key = key_of(obj)
+        before = self.cache.get(key)
+        if before is None or _older(obj, before, or_equal=False):
+            return False
+        del self.cache[key]
+        self._call(self.on_delete, before)
+        return True
 
     def _typed(self, obj: JSONObject) -> JSONObject:
         obj.setdefault("apiVersion", self.kind.api_version)
