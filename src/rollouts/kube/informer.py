@@ -74,6 +74,8 @@ class Informer:
         self.on_add, self.on_update, self.on_delete, self.on_error = on_add, on_update, on_delete, on_error
         self.server_timeout, self.page_size, self.max_backoff = server_timeout, page_size, max_backoff
         self.cache: dict[Key, JSONObject] = {}
+        # The same objects by namespace: a namespaced list costs what that namespace holds, not the cluster.
+        self._by_namespace: dict[str, dict[str, JSONObject]] = {}
         self.resource_version: str | None = None
         self.lists = 0  # how many times it listed (1 + relists after 410)
         self.watches = 0  # how many watch requests it opened
@@ -94,7 +96,21 @@ class Informer:
         return self.cache.get((namespace if self.kind.namespaced else "", name))
 
     def list(self, namespace: str | None = None) -> list[JSONObject]:
-        return [o for (ns, _), o in self.cache.items() if namespace is None or ns == namespace]
+        if namespace is None:
+            return list(self.cache.values())
+        return list(self._by_namespace.get(namespace if self.kind.namespaced else "", {}).values())
+
+    def _put(self, key: Key, obj: JSONObject) -> None:
+        self.cache[key] = obj
+        self._by_namespace.setdefault(key[0], {})[key[1]] = obj
+
+    def _drop(self, key: Key) -> None:
+        self.cache.pop(key, None)
+        names = self._by_namespace.get(key[0])
+        if names is not None:
+            names.pop(key[1], None)
+            if not names:
+                del self._by_namespace[key[0]]
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -159,13 +175,15 @@ class Informer:
 
     def _replace(self, fresh: dict[Key, JSONObject]) -> None:
         old = self.cache
-        self.cache = dict(fresh)
+        self.cache, self._by_namespace = {}, {}
+        for key, obj in fresh.items():
+            self._put(key, obj)
         for key, obj in fresh.items():
             before = old.get(key)
             if before is None:
                 self._call(self.on_add, obj)
             elif _older(obj, before, or_equal=False):
-                self.cache[key] = before  # a write folded in while the list ran is newer than the list
+                self._put(key, before)  # a write folded in while the list ran is newer than the list
             elif _rv(before) != _rv(obj):
                 self._call(self.on_update, before, obj)
         for key, obj in old.items():
@@ -202,7 +220,7 @@ class Informer:
         before = self.cache.get(key)
         if _older(obj, before):
             return False
-        self.cache[key] = obj
+        self._put(key, obj)
         if before is None:
             self._call(self.on_add, obj)
         else:
@@ -216,7 +234,7 @@ class Informer:
         before = self.cache.get(key)
         if before is None or _older(obj, before, or_equal=False):
             return False
-        del self.cache[key]
+        self._drop(key)
         self._call(self.on_delete, before)
         return True
 
