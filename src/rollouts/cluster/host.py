@@ -109,7 +109,7 @@ class RuntimeHost:
         options = self.options
         runtime = LocalRuntime(self.store, self.home, images=options.images, probe_period=options.probe_period,
                                on_change=self.wake, metrics_port=options.ingress_metrics_port,
-                               max_pods=options.max_pods)
+                               max_pods=options.max_pods, detached=True)
         await runtime.start()
         self.runtime = runtime
         follower = asyncio.create_task(self._follow_store(), name="runtime-store-follower")

@@ -33,6 +33,7 @@ from rollouts.cluster.apiserver.app import ApiServer, Settings
 from rollouts.cluster.apiserver.kubeconfig import api_token, write_kubeconfig
 from rollouts.cluster.apiserver.tls import CERT_FILE, server_context
 from rollouts.cluster.host import RuntimeHost
+from rollouts.cluster.leftovers import stop_leftovers
 from rollouts.cluster.runtime_options import RuntimeOptions
 from rollouts.store.home import database_path, rollouts_home
 from rollouts.store.sqlite import SQLiteStore
@@ -221,10 +222,12 @@ def start_background(home: Path, address: str = "127.0.0.1", port: int = 0, time
 
 
 def stop_background(home: Path, timeout: float = 10.0) -> bool:
-    """Stop this home's server; False when none was running."""
+    """Stop this home's cluster and every pod and job process it runs, also those a killed cluster process
+    left behind; False when no cluster process was running."""
     running = read_state(home)
     if running is None or not _alive(running.pid):
         state_path(home).unlink(missing_ok=True)
+        stop_leftovers(home)
         return False
     os.kill(running.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -235,6 +238,7 @@ def stop_background(home: Path, timeout: float = 10.0) -> bool:
     if _alive(running.pid):
         os.kill(running.pid, signal.SIGKILL)
     state_path(home).unlink(missing_ok=True)
+    stop_leftovers(home)  # what it could not stop in time
     return True
 
 

@@ -9,11 +9,13 @@ import asyncio
 import logging
 import secrets
 import time
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from rollouts.engine.hashing import POD_TEMPLATE_HASH_LABEL as POD_HASH_LABEL
+from rollouts.runtime.local.processes import PID_ANNOTATION, PID_START_ANNOTATION, recorded, stop_all
 from rollouts.runtime.local.routing import PORT_ANNOTATION
 from rollouts.runtime.local.supervisor import PodState, PodSupervisor
 from rollouts.spec.pod import PodTemplateSpec
@@ -29,6 +31,31 @@ DEFAULT_MAX_PODS = 110
 UNSCHEDULABLE_REASON = "FailedScheduling"
 # While pods stay Pending, their Warning event is refreshed at most this often (each refresh is a write).
 UNSCHEDULABLE_EVENT_SECONDS = 60.0
+
+
+def _recorded_port(annotations: dict[str, str] | None) -> int | None:
+    try:
+        port = int((annotations or {})[PORT_ANNOTATION])
+    except (KeyError, ValueError):
+        return None
+    return port if 0 < port < 65536 else None
+
+
+def _parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _started_at(status: dict[str, Any]) -> datetime | None:
+    for container in status.get("containerStatuses") or []:
+        found = _parse_time(((container.get("state") or {}).get("running") or {}).get("startedAt"))
+        if found is not None:
+            return found
+    return None
 
 
 def _pod_name(rs_name: str) -> str:
@@ -81,6 +108,47 @@ class PodSync:
         self._written: dict[str, dict[str, Any]] = {}
         self._stopping: set[asyncio.Task[bool]] = set()
         self._warned: set[str] = set()  # pods whose unresolvable image already has its Warning event
+
+    async def adopt_recorded_pods(self) -> int:
+        """At start-up of a detached runtime: take over the pods an earlier process left. A recorded process
+        that still runs (same pid and start time) is adopted, not restarted; one that ended restarts as after
+        a crash, on its recorded port; a pod whose ReplicaSet is gone stops. Returns how many were adopted
+        running."""
+        replica_sets = {(rs["metadata"]["namespace"], rs["metadata"]["name"]): rs
+                        for rs in self.store.list("ReplicaSet")}
+        running = 0
+        for obj in self.store.list("Pod"):
+            meta = obj["metadata"]
+            namespace, name = meta["namespace"], meta["name"]
+            labels = meta.get("labels") or {}
+            if "rollouts.io/replicaset" not in labels:
+                continue  # not a ReplicaSet's pod (a Job's attempt, say): its own controller adopts it
+            rs = replica_sets.get((namespace, labels["rollouts.io/replicaset"]))
+            process = recorded(meta.get("annotations"))
+            try:
+                template = PodTemplateSpec.model_validate((rs or {}).get("spec", {}).get("template") or {})
+            except ValidationError:
+                template = None
+            port = _recorded_port(meta.get("annotations"))
+            if rs is None or template is None or not template.spec.containers or port is None:
+                # Not to run again: its ReplicaSet is gone (or unreadable), or no port was recorded.
+                if process is not None:
+                    await asyncio.to_thread(stop_all, [process], 5.0)
+                self._delete_object(namespace, name)
+                continue
+            container = template.spec.containers[0]
+            status = obj.get("status") or {}
+            restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
+            state = await self.supervisor.adopt_pod(
+                name, labels, container, namespace, port=port,
+                pid=process[0] if process else None, pid_start=process[1] if process else None,
+                restarts=restarts, created_at=_parse_time(meta.get("creationTimestamp")),
+                started_at=_started_at(status),
+                termination_grace_seconds=template.spec.termination_grace_period_seconds)
+            running += int(state.adopted)
+            log.info("pod %s/%s: %s", namespace, name,
+                     f"adopted (pid {state.pid})" if state.adopted else "its process ended: restarting it")
+        return running
 
     def forget_stale_pods(self) -> None:
         """At start-up no process of ours runs yet: Pod objects left by a previous controller are gone."""
@@ -189,6 +257,11 @@ class PodSync:
     def _write_pod(self, rs: dict[str, Any], state: PodState) -> None:
         status = pod_status(state)
         labels = dict(state.labels)
+        # Where the process is, so a restarted local cluster adopts it (and `cluster down` finds it).
+        process = {PID_ANNOTATION: str(state.pid) if state.pid else None,
+                   PID_START_ANNOTATION: str(state.pid_start) if state.pid and state.pid_start else None}
+        annotations = {PORT_ANNOTATION: str(state.port), "rollouts.io/log": str(state.log_path),
+                       **{k: v for k, v in process.items() if v is not None}}
         obj = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -196,19 +269,23 @@ class PodSync:
                 "name": state.name,
                 "namespace": state.namespace,
                 "labels": labels,
-                "annotations": {PORT_ANNOTATION: str(state.port), "rollouts.io/log": str(state.log_path)},
+                "annotations": annotations,
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs["metadata"]["name"],
                                      "uid": rs["metadata"].get("uid", ""), "controller": True}],
             },
             "spec": {"containers": [{"name": state.container, "image": state.image}]},
             "status": status,
         }
-        if self._written.get(state.name) == obj:
+        previous = self._written.get(state.name)
+        if previous == obj:
             return
         try:
             self.store.create(obj)
         except AlreadyExists:
             try:
+                if previous is None or previous["metadata"]["annotations"] != annotations:
+                    self.store.patch("Pod", state.namespace, state.name,
+                                     {"metadata": {"annotations": {**annotations, **process}}})
                 self.store.patch("Pod", state.namespace, state.name, {"status": status}, subresource="status")
             except NotFound:
                 return

@@ -31,14 +31,17 @@ log = logging.getLogger(__name__)
 class LocalRuntime:
     def __init__(self, store: ObjectStore, home: Path, *, images: Path | None = None,
                  probe_period: float = 1.0, on_change: Callable[[], None] | None = None,
-                 metrics_port: int | None = None, max_pods: int = DEFAULT_MAX_PODS) -> None:
+                 metrics_port: int | None = None, max_pods: int = DEFAULT_MAX_PODS, detached: bool = False) -> None:
+        """`detached`: pods outlive this process and are re-adopted by the next one (the local cluster);
+        otherwise they die with it and a new runtime starts from no pods (the controller-hosted runtime)."""
         self.store = store
+        self.detached = detached
         self.home = home
         self.logs_dir = home / "logs"
         self.stats = TrafficStats()
         self._on_change = on_change
         self.supervisor = PodSupervisor(self.logs_dir, images=ImageResolver(images), probe_period=probe_period,
-                                        on_change=self._pod_changed)
+                                        on_change=self._pod_changed, detached=detached)
         self.pods = PodSync(store, self.supervisor, max_pods=max_pods)
         # The proxy and the Service listeners serve on their own loop: a store call blocked on SQLite's
         # lock (another process writing) must not hold up requests.
@@ -70,7 +73,10 @@ class LocalRuntime:
 
     async def start(self) -> None:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        self.pods.forget_stale_pods()
+        if self.detached:
+            await self.pods.adopt_recorded_pods()
+        else:
+            self.pods.forget_stale_pods()
         # Gates without `service` read the owning rollout's service and count only its revision's pods.
         target = store_run_target(self.store.get)
         register_traffic_plugin(self.stats, run_target=target)

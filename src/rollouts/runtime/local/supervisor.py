@@ -1,11 +1,16 @@
 """The local pod supervisor: each pod is one process on 127.0.0.1 with its own port, its own process group,
 a log file, a readiness probe, and Kubernetes-like restart behaviour.
 
-It runs inside the controller's asyncio loop. Processes are started from an argv (never a shell) in a new
-session, so a pod's whole process group is signalled on deletion; on Linux each pod also asks the kernel
-for SIGTERM when its parent goes away (PR_SET_PDEATHSIG), so a SIGKILLed controller leaves no pods behind.
-Note that this signal follows the *thread* that started the pod: host the supervisor on a loop whose
-thread lives as long as the supervisor.
+It runs inside one asyncio loop. Processes are started from an argv (never a shell) in a new session, so a
+pod's whole process group is signalled on deletion, with their output going straight to their log files.
+Two modes:
+- attached (default): on Linux each pod asks the kernel for SIGTERM when its parent goes away
+  (PR_SET_PDEATHSIG), so a SIGKILLed host process leaves no pods behind. This signal follows the *thread*
+  that started the pod: host the supervisor on a loop whose thread lives as long as the supervisor.
+- detached (the local cluster): pods outlive the supervisor's process, as containers outlive a kubelet
+  restart. Each pod's pid and process start time are in its state (`pid`, `pid_start`) for the caller to
+  record; `adopt_pod` takes such a process over again after a restart. An adopted process is not our child:
+  its exit is noticed by polling /proc, and its exit code is unknown.
 
 Restart policy `Always` (the Rollout default): a process that exits is restarted after a back-off of
 1 s, 2 s, 4 s ... capped at 30 s, and the pod reports `CrashLoopBackOff` while it waits; a run of 60 s or
@@ -44,6 +49,7 @@ from rollouts.runtime.local.probes import (
     check_once,
     plan_readiness,
 )
+from rollouts.runtime.local.processes import alive, start_time
 from rollouts.spec.pod import Container
 
 log = logging.getLogger(__name__)
@@ -72,6 +78,8 @@ INHERITED_PREFIXES = ("LC_", "PYTHON")
 
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$")
 _PR_SET_PDEATHSIG = 1
+# How often the exit of an adopted process (not our child, so no wait()) is looked for.
+ADOPTED_POLL_SECONDS = 0.2
 
 
 class PodPhase(StrEnum):
@@ -103,6 +111,8 @@ class PodState:
     ready_since: datetime | None = None
     exit_code: int | None = None
     terminating: bool = False
+    pid_start: int | None = None  # the process's start time (clock ticks since boot), with pid
+    adopted: bool = False  # the running process was started by an earlier supervisor
 
 
 ChangeCallback = Callable[[PodState], object]
@@ -176,8 +186,10 @@ class PodSupervisor:
         inherit_env: tuple[str, ...] = INHERITED_ENV,
         log_max_bytes: int = LOG_MAX_BYTES,
         log_max_files: int = LOG_MAX_FILES,
+        detached: bool = False,
     ) -> None:
         self.logs_dir = Path(logs_dir)
+        self.detached = detached
         self.images = images or ImageResolver()
         self.probe_period = probe_period
         self.on_change = on_change
@@ -265,6 +277,59 @@ class PodSupervisor:
         self._notify(pod)
         return pod.state
 
+    async def adopt_pod(
+        self,
+        pod_name: str,
+        labels: Mapping[str, str],
+        container: Container,
+        namespace: str,
+        *,
+        port: int,
+        pid: int | None,
+        pid_start: int | None,
+        restarts: int = 0,
+        created_at: datetime | None = None,
+        started_at: datetime | None = None,
+        termination_grace_seconds: float | None = None,
+        restart_policy: str = "Always",
+    ) -> PodState:
+        """Take over a pod an earlier supervisor started: when `pid` is still that process (same start
+        time), it is watched and probed again, not restarted; otherwise the pod restarts as after a crash
+        (on the same port)."""
+        if self._closed:
+            raise RuntimeError("the pod supervisor is closed")
+        if pod_name in self._pods:
+            return self._pods[pod_name].state
+        running = alive(pid, pid_start)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        state = PodState(
+            name=pod_name,
+            namespace=namespace,
+            labels=dict(labels),
+            container=container.name,
+            image=container.image,
+            port=port,
+            phase=PodPhase.RUNNING if running else PodPhase.PENDING,
+            ready=False,
+            restarts=restarts,
+            created_at=created_at or self.clock(),
+            log_path=self.logs_dir / f"{pod_name}.log",
+            pid=pid if running else None,
+            pid_start=pid_start if running else None,
+            started_at=started_at or self.clock(),
+            adopted=running,
+        )
+        grace = (
+            DEFAULT_GRACE_SECONDS if termination_grace_seconds is None else float(termination_grace_seconds)
+        )
+        pod = _Pod(state=state, container=container, grace=grace, restart_policy=restart_policy)
+        self._pods[pod_name] = pod
+        adopted = (pid, pid_start) if running and pid is not None else None
+        pod.task = asyncio.create_task(self._run(pod, adopted=adopted, lost=not running),
+                                       name=f"pod:{pod_name}")
+        self._notify(pod)
+        return pod.state
+
     async def delete_pod(self, name: str, grace_seconds: float | None = None) -> bool:
         """Stop a pod: SIGTERM to its process group, SIGKILL after the grace period (the pod's
         terminationGracePeriodSeconds unless given). Returns False if there was no such pod."""
@@ -329,10 +394,27 @@ class PodSupervisor:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(pod.stop.wait(), seconds)
 
-    async def _run(self, pod: _Pod) -> None:
+    async def _run(self, pod: _Pod, adopted: tuple[int, int | None] | None = None, lost: bool = False) -> None:
         backoff = self.backoff_initial
         try:
             while not self._stopping(pod):
+                if adopted is not None or lost:
+                    # The process an earlier supervisor started: watch it until it ends (exit code unknown).
+                    code = await self._watch_adopted(pod, *adopted) if adopted is not None else None
+                    adopted, lost = None, False
+                    if self._stopping(pod):
+                        break
+                    if code is None and pod.restart_policy == "Never":
+                        self._update(pod, phase=PodPhase.FAILED, reason="Error",
+                                     message="the process ended while not watched; exit code unknown")
+                        return
+                    self._update(pod, reason="CrashLoopBackOff",
+                                 message=f"back-off {backoff:g}s restarting exited container (exit code unknown: "
+                                         "it ended while the local cluster was not watching it, or after "
+                                         "it restarted)")
+                    await self._wait_or_stop(pod, backoff)
+                    backoff = min(backoff * 2, self.backoff_cap)
+                    continue
                 try:
                     resolved = self.images.resolve(pod.container, extra_env={"PORT": str(pod.state.port)})
                 except (ImageNotResolvable, ImageMapError) as exc:
@@ -370,7 +452,7 @@ class PodSupervisor:
                 backoff = min(backoff * 2, self.backoff_cap)
         finally:
             process = pod.process
-            if process is not None and process.returncode is None:
+            if process is not None and process.returncode is None and not self.detached:
                 # Cancelled without a clean stop (loop shutting down): leave nothing behind.
                 _signal_group(process.pid, signal.SIGKILL)
             if pod.state.terminating and pod.state.phase in (PodPhase.PENDING, PodPhase.RUNNING):
@@ -391,7 +473,7 @@ class PodSupervisor:
                     stdout=log_file,
                     stderr=asyncio.subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent(os.getpid()),
+                    preexec_fn=None if self.detached else _die_with_parent(os.getpid()),
                 )
         except (OSError, ValueError) as exc:  # ValueError: a NUL byte in argv or env
             self._update(pod, phase=PodPhase.RUNNING, reason="StartError", message=str(exc), exit_code=128)
@@ -401,6 +483,8 @@ class PodSupervisor:
             pod,
             phase=PodPhase.RUNNING,
             pid=process.pid,
+            pid_start=start_time(process.pid),
+            adopted=False,
             reason=None,
             message=None,
             started_at=self.clock(),
@@ -427,8 +511,44 @@ class PodSupervisor:
         # Children the process left in its group go with it, as a container's do.
         _signal_group(process.pid, signal.SIGKILL)
         pod.process = None
-        self._update(pod, pid=None, ready=False, ready_since=None, exit_code=code)
+        self._update(pod, pid=None, pid_start=None, ready=False, ready_since=None, exit_code=code)
         return code
+
+    async def _watch_adopted(self, pod: _Pod, pid: int, pid_start: int | None) -> int | None:
+        """Watch a process that is not our child until it ends or the pod is deleted; None: exit unknown."""
+        try:
+            resolved = self.images.resolve(pod.container, extra_env={"PORT": str(pod.state.port)})
+            env, cwd = self._env(pod, resolved), resolved.working_dir
+        except (ImageNotResolvable, ImageMapError):
+            env, cwd = {"PORT": str(pod.state.port)}, None  # only exec probes need them
+        self._update(pod, phase=PodPhase.RUNNING, pid=pid, pid_start=pid_start, reason=None, message=None,
+                     adopted=True)
+        plan = plan_readiness(pod.container, pod.state.port, probe_period=self.probe_period, host=self.host)
+        # The container has been up for a while: its initial delay is behind it.
+        prober = asyncio.create_task(self._probe(pod, replace(plan, initial_delay=0.0), env, cwd))
+        try:
+            while alive(pid, pid_start):
+                if pod.stop.is_set():
+                    await self._terminate_adopted(pod, pid, pid_start)
+                    break
+                await self._wait_or_stop(pod, ADOPTED_POLL_SECONDS)
+        finally:
+            prober.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await prober
+        _signal_group(pid, signal.SIGKILL)  # what it left in its group goes with it
+        self._update(pod, pid=None, pid_start=None, ready=False, ready_since=None, exit_code=None, adopted=False)
+        return None
+
+    async def _terminate_adopted(self, pod: _Pod, pid: int, pid_start: int | None) -> None:
+        grace = pod.grace if pod.grace_override is None else pod.grace_override
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + max(grace, 0.0)
+        while alive(pid, pid_start) and time.monotonic() < deadline:
+            await asyncio.sleep(min(ADOPTED_POLL_SECONDS, 0.05))
+        if alive(pid, pid_start):
+            log.info("pod %s: still running %gs after SIGTERM, sending SIGKILL", pod.state.name, grace)
+            _signal_group(pid, signal.SIGKILL)
 
     async def _terminate(
         self, pod: _Pod, process: asyncio.subprocess.Process, exited: asyncio.Task[int]
@@ -455,6 +575,8 @@ class PodSupervisor:
             if self.log_max_files > 1:
                 shutil.copyfile(path, path.with_name(f"{path.name}.1"))
             os.truncate(path, 0)
+        except FileNotFoundError:
+            return  # nothing written yet
         except OSError as exc:
             log.warning("pod log %s: cannot rotate: %s", path, exc)
 
