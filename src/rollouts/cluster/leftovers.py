@@ -1,16 +1,20 @@
 """Stopping what a local cluster left running: pod and job processes outlive the cluster process by design
 (they are re-adopted when it starts again), so `rollouts cluster down` must find them even when the cluster
-process was SIGKILLed. Pods are read from the store (their pid and start time annotations), Job attempts
-from their state folders (HOME/jobs); a recorded pid whose start time no longer matches is another program
-and is left alone."""
+process was SIGKILLed. They are read from the store: the pid and start time annotations of ReplicaSet pods and
+of Job attempts' pods; a recorded pid whose start time no longer matches is another program and is left
+alone."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from rollouts.runtime.local.jobs import stop_job_processes
-from rollouts.runtime.local.processes import recorded, stop_all
+from rollouts.runtime.local.processes import (
+    JOB_PID_ANNOTATION,
+    JOB_PID_START_ANNOTATION,
+    recorded,
+    stop_all,
+)
 from rollouts.store.home import database_path
 from rollouts.store.sqlite import SQLiteStore
 
@@ -18,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def recorded_pod_processes(home: Path) -> list[tuple[int, int | None]]:
-    """(pid, start time) of every Pod object of HOME's store that records a process."""
+    """(pid, start time) of every process the Pod objects of HOME's store record (pods and Job attempts)."""
     path = database_path(home)
     if not path.exists():
         return []
@@ -27,14 +31,19 @@ def recorded_pod_processes(home: Path) -> list[tuple[int, int | None]]:
         pods = store.list("Pod")
     finally:
         store.close()
-    return [found for pod in pods if (found := recorded((pod.get("metadata") or {}).get("annotations")))]
+    found = []
+    for pod in pods:
+        notes = (pod.get("metadata") or {}).get("annotations")
+        for process in (recorded(notes), recorded(notes, JOB_PID_ANNOTATION, JOB_PID_START_ANNOTATION)):
+            if process is not None:
+                found.append(process)
+    return found
 
 
 def stop_leftovers(home: Path, grace: float = 10.0) -> int:
     """Stop every pod and job process of HOME still running (SIGTERM to its group, SIGKILL after `grace`);
     returns how many there were. Call it only when the cluster process is not running."""
     count = stop_all(recorded_pod_processes(home), grace)
-    count += stop_job_processes(home)
     if count:
         log.info("stopped %d pod and job processes the local cluster of %s left running", count, home)
     return count

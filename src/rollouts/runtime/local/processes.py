@@ -14,6 +14,9 @@ from pathlib import Path
 
 PID_ANNOTATION = "rollouts.io/pid"
 PID_START_ANNOTATION = "rollouts.io/pid-start"
+# A Job attempt's Pod records its runner's process under keys of its own (the Job controller adopts it).
+JOB_PID_ANNOTATION = "rollouts.io/job-pid"
+JOB_PID_START_ANNOTATION = "rollouts.io/job-pid-start"
 
 
 def start_time(pid: int) -> int | None:
@@ -46,15 +49,16 @@ def alive(pid: int | None, started: int | None) -> bool:
     return found is not None and (started is None or found == started)
 
 
-def recorded(annotations: dict[str, str] | None) -> tuple[int, int | None] | None:
+def recorded(annotations: dict[str, str] | None, pid_key: str = PID_ANNOTATION,
+             start_key: str = PID_START_ANNOTATION) -> tuple[int, int | None] | None:
     """(pid, start time) recorded in an object's annotations, or None."""
     notes = annotations or {}
     try:
-        pid = int(notes[PID_ANNOTATION])
+        pid = int(notes[pid_key])
     except (KeyError, ValueError):
         return None
     try:
-        started: int | None = int(notes[PID_START_ANNOTATION])
+        started: int | None = int(notes[start_key])
     except (KeyError, ValueError):
         started = None
     return pid, started
