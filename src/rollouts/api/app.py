@@ -1,5 +1,7 @@
 """The dashboard's HTTP application: the versioned JSON API under /api/v1 (with its OpenAPI document), the
-server-sent event streams driven by the store's change feed, and the page's three static files.
+server-sent event streams driven by the store's change feed (one follower for all of them, changes.py),
+and the page's three static files. The store is any `ObjectStore`; `rollouts dashboard` and the
+controller give it a `KubeStore`, so everything it reads and writes goes through the Kubernetes API.
 
 Access rules: reading is open on a loopback bind and needs the bearer token otherwise; every mutation
 needs the token (401 without, 403 with a wrong one). No cookies are ever read or set, no CORS headers are
@@ -7,6 +9,7 @@ sent, and every response carries a strict Content-Security-Policy."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -24,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rollouts.api import actions
 from rollouts.api.availability import Availability, availability, undo_availability
+from rollouts.api.changes import ChangeHub
 from rollouts.api.guard import (
     MAX_BODY_BYTES,
     MAX_STREAMS,
@@ -49,7 +53,7 @@ from rollouts.api.models import (
 from rollouts.api.schema import mirror
 from rollouts.api.token import auth_problem, is_loopback, read_needs_token
 from rollouts.api.weights import WeightHistory, weight_history
-from rollouts.store.protocol import Expired, ObjectStore
+from rollouts.store.protocol import ObjectStore
 from rollouts.views.history import history as history_entries
 from rollouts.views.info import RolloutNotFound, list_rollout_infos, rollout_info
 from rollouts.views.model import RolloutInfo
@@ -139,16 +143,25 @@ def create_app(
     if not token:
         raise ValueError("the dashboard needs a token for mutations")
     opened: list[ObjectStore] = []
+    opening = threading.Lock()
     closing = threading.Event()
 
     def store() -> ObjectStore:
-        if not opened:
-            opened.append(store_factory())
-        return opened[0]
+        # Called from many worker threads at once: exactly one store (one KubeStore's connections and
+        # watch streams are shared by all of them).
+        with opening:
+            if not opened:
+                opened.append(store_factory())
+            return opened[0]
+
+    # One follower of the store's change feed for every event stream (see api/changes.py).
+    hub = ChangeHub(store, WATCH_KINDS)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        closing.set()
+        await run_in_threadpool(hub.close)
         for item in opened:
             item.close()
 
@@ -245,35 +258,34 @@ def create_app(
 
     def stream(request: Request, ns: str, compute: Callable[[], Any]) -> StreamingResponse:
         async def events_out() -> AsyncIterator[bytes]:
-            feed = store()
-            version = feed.current_version()
-            last = await run_in_threadpool(compute)
-            yield _event("snapshot", last, version)
-            beat = time.monotonic()
-            while not closing.is_set() and not await request.is_disconnected():
-                try:
+            # Subscribed before the snapshot is computed: a change in between is delivered, not lost.
+            sub = await run_in_threadpool(hub.subscribe, asyncio.get_running_loop())
+            try:
+                version = sub.version
+                last = await run_in_threadpool(compute)
+                yield _event("snapshot", last, version)
+                beat = time.monotonic()
+                while not closing.is_set() and not await request.is_disconnected():
                     # Short waits so that a closing server ends its streams promptly.
-                    changes = await feed.watch_async(version, WATCH_KINDS, timeout=min(heartbeat, 0.5))
-                except Expired:
-                    version = feed.current_version()
-                    changes = None
-                if changes == []:
-                    if time.monotonic() - beat >= heartbeat:
-                        beat = time.monotonic()
-                        yield b": heartbeat\n\n"
-                    continue
-                if changes is not None:
-                    version = changes[-1].resource_version
-                    if not any(c.namespace == ns for c in changes):
+                    news = await sub.next(timeout=min(heartbeat, 0.5))
+                    if news is None:
+                        if time.monotonic() - beat >= heartbeat:
+                            beat = time.monotonic()
+                            yield b": heartbeat\n\n"
                         continue
-                try:
-                    payload = await run_in_threadpool(compute)
-                except HTTPException:
-                    yield _event("deleted", None, version)
-                    return
-                if payload != last:
-                    last = payload
-                    yield _event("update", payload, version)
+                    version, namespaces = news
+                    if namespaces is not None and ns not in namespaces:
+                        continue
+                    try:
+                        payload = await run_in_threadpool(compute)
+                    except HTTPException:
+                        yield _event("deleted", None, version)
+                        return
+                    if payload != last:
+                        last = payload
+                        yield _event("update", payload, version)
+            finally:
+                hub.unsubscribe(sub)
 
         client = request.client.host if request.client is not None else "unknown"
         try:
