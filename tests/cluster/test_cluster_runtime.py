@@ -5,7 +5,10 @@ the pods before the server. Real background processes, real pods (the demo servi
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -96,6 +99,22 @@ def test_cluster_process_runs_replica_set_pods_behind_their_service(home: Path) 
     service_port = wait_for("the Service's listener port", lambda: int(
         kube.get("Service", "default", "shop")["metadata"]["annotations"]["rollouts.io/port"]))
     assert wait_for("the Service to answer", lambda: answers(service_port)) == 200
+    endpoints = wait_for("the Service's Endpoints", lambda: kube.get("Endpoints", "default", "shop")["subsets"])
+    assert [(a["ip"], p["port"]) for s in endpoints for a in s["addresses"] for p in s["ports"]] == [
+        ("127.0.0.1", pod_port)]
+    kubectl = shutil.which("kubectl")
+    if kubectl:  # what users type; the API objects above are checked either way
+        shown = subprocess.run([kubectl, "get", "endpoints", "shop", "--no-headers"], capture_output=True, text=True,
+                               timeout=60, env={**os.environ, "KUBECONFIG": str(home / "kubeconfig"),
+                                                "HOME": str(home)})
+        assert shown.returncode == 0, shown.stderr
+        assert f"127.0.0.1:{pod_port}" in shown.stdout
+
+    # Deleting the ReplicaSet (through the API) stops its pod; the Endpoints empty out.
+    kube.delete("ReplicaSet", "default", "shop-abc")
+    wait_for("the pod to stop", lambda: refused(pod_port))
+    assert wait_for("empty Endpoints", lambda: not kube.get("Endpoints", "default", "shop")["subsets"] or None,
+                    timeout=10) is True
 
     assert stop_background(home)  # SIGTERM: the pods stop before the server goes
     assert refused(pod_port) and refused(service_port)

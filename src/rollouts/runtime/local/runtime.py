@@ -17,6 +17,7 @@ from rollouts.analysis.providers.sequential import register_sequential_plugin
 from rollouts.analysis.providers.traffic import register_traffic_plugin
 from rollouts.analysis.sequential.release_start import store_release_start
 from rollouts.runtime.local.dataplane import DataPlaneLoop, ThreadedIngressProxy, ThreadedServiceBalancer
+from rollouts.runtime.local.endpoints import EndpointsSync
 from rollouts.runtime.local.images import ImageResolver
 from rollouts.runtime.local.pods import DEFAULT_MAX_PODS, POD_HASH_LABEL, PodSync
 from rollouts.runtime.local.routing import PORT_ANNOTATION
@@ -43,6 +44,9 @@ class LocalRuntime:
         self.supervisor = PodSupervisor(self.logs_dir, images=ImageResolver(images), probe_period=probe_period,
                                         on_change=self._pod_changed, detached=detached)
         self.pods = PodSync(store, self.supervisor, max_pods=max_pods)
+        # The local cluster keeps core/v1 Endpoints (kubectl get endpoints); the controller-hosted runtime
+        # leaves them to the CLI's derived view.
+        self.endpoints = EndpointsSync(store) if detached else None
         # The proxy and the Service listeners serve on their own loop: a store call blocked on SQLite's
         # lock (another process writing) must not hold up requests.
         self.data_plane = DataPlaneLoop()
@@ -75,6 +79,8 @@ class LocalRuntime:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         if self.detached:
             await self.pods.adopt_recorded_pods()
+            if self.endpoints is not None:
+                self.endpoints.forget_orphans(self.store.list("Service"))
         else:
             self.pods.forget_stale_pods()
         # Gates without `service` read the owning rollout's service and count only its revision's pods.
@@ -116,6 +122,8 @@ class LocalRuntime:
                                                                         service=role[0], version=role[1]))
         for key in [k for k in self.balancer.ports if k not in wanted]:
             await self.balancer.remove_service(key)
+        if self.endpoints is not None:
+            self.endpoints.sync(services, self.supervisor.pods())
 
     async def _sync_ingresses(self) -> None:
         ingresses = self.store.list("Ingress")
