@@ -1,5 +1,7 @@
-"""End-to-end harness: a real `rollouts controller` process on a temporary home, the CLI as subprocesses,
-and requests through the real ingress proxy."""
+"""End-to-end harness: a real `rollouts controller` process (the operator) on a temporary home, which starts
+that home's local cluster in the background (the process that runs pods, Service listeners and the ingress
+proxy); the CLI as subprocesses, and requests through the real ingress proxy. Test code may still read the
+home's SQLite store directly (`store()`); the product's clients all go through the cluster's API."""
 
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ class ControllerProcess:
         self.metrics_address = f"127.0.0.1:{self.metrics_port}"
 
     def start(self) -> None:
+        """Start the operator and wait until it holds the home (its local cluster then answers)."""
         self.home.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
@@ -65,12 +68,37 @@ class ControllerProcess:
                  *(["--images", str(self.images)] if self.images is not None else []), *self.extra_args],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
-        wait_until(lambda: (self.home / "state.db").exists(), 20, "the controller's store")
+        process = self.process
+
+        def running() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"the controller exited with {process.returncode}:\n{self.tail()}")
+            try:
+                return (self.home / "controller.lock").read_text().strip() == str(process.pid)
+            except OSError:
+                return False
+
+        wait_until(running, 40, "the controller to run on its local cluster", interval=0.05)
 
     def kill(self) -> None:
+        """SIGKILL the operator only: the local cluster and its pods keep running."""
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
+
+    def cluster_pid(self) -> int | None:
+        """The pid of this home's local cluster process (from its state file), None when not running."""
+        from rollouts.cluster.apiserver.server import read_state
+
+        running = read_state(self.home)
+        return running.pid if running is not None else None
+
+    def pod_pids(self) -> set[int]:
+        """The processes the local cluster runs for pods (and their children)."""
+        from tests.e2e.processes import descendants
+
+        pid = self.cluster_pid()
+        return descendants(pid) if pid is not None else set()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -82,13 +110,16 @@ class ControllerProcess:
                 self.process.wait()
 
     def stop_leaving_no_pods(self) -> None:
-        """Stops the controller and waits until every pod process it started has exited (only its own:
-        other tests may be running pods at the same time)."""
-        from tests.e2e.processes import descendants, living
+        """Stops the operator, then the home's local cluster (`rollouts cluster down`), and waits until no
+        process of this home is left: the cluster, its pods and jobs (only this home's: other tests may be
+        running pods at the same time)."""
+        from tests.e2e.processes import home_processes, living
 
-        pods = descendants(self.process.pid) if self.process is not None and self.process.poll() is None else set()
+        left = home_processes(self.home) | self.pod_pids()
         self.stop()
-        wait_until(lambda: not living(pods), 20, "every pod process to exit")
+        subprocess.run([sys.executable, "-m", "rollouts", "cluster", "down", "--home", str(self.home)], env=self.env,
+                       capture_output=True, text=True, timeout=90, check=False)
+        wait_until(lambda: not living(left | home_processes(self.home)), 30, f"every process of {self.home} to exit")
 
     def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         result = subprocess.run([sys.executable, "-m", "rollouts", *args], env=self.env, capture_output=True,

@@ -1,5 +1,6 @@
-"""Process-tree helpers for the end-to-end tests: which processes a controller started, and whether they
-are still alive. Scoped to one controller so that tests running beside each other do not interfere."""
+"""Process helpers for the end-to-end tests: which processes a local cluster (or a controller) started, which
+belong to one home, and whether they are still alive. Scoped to one home so that tests running beside each
+other do not interfere."""
 
 from __future__ import annotations
 
@@ -35,3 +36,22 @@ def alive(pid: int) -> bool:
 
 def living(pids: set[int]) -> set[int]:
     return {pid for pid in pids if alive(pid)}
+
+
+def home_processes(home: Path) -> set[int]:
+    """Live processes whose stdout or stderr is a file under `home` (the cluster process, the operator, pods
+    and jobs all log there): this home's, and no other test's."""
+    prefix = str(home.resolve()) + "/"
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        for fd in ("1", "2"):
+            try:
+                target = (entry / "fd" / fd).readlink()
+            except OSError:
+                continue
+            if str(target).startswith(prefix):
+                found.add(int(entry.name))
+                break
+    return living(found)

@@ -20,7 +20,6 @@ from rollouts.engine.hashing import pod_template_hash
 from rollouts.spec.pod import PodTemplateSpec
 from rollouts.store.sqlite import SQLiteStore
 from tests.e2e.harness import ControllerProcess, wait_until
-from tests.e2e.processes import descendants, living
 
 pytestmark = pytest.mark.integration
 
@@ -95,20 +94,18 @@ def test_adoption_by_a_controller_process_keeps_argo_replica_set(tmp_path: Path)
     _load(home / "state.db")
     ctl = ControllerProcess(home)
     ctl.start()
-    pods_pids: set[int] = set()
     try:
         def ready() -> bool:
             with ctl.store() as store:
                 rs = store.get("ReplicaSet", NS, f"shop-{ARGO_HASH}")
             return (rs.get("status") or {}).get("readyReplicas") == 2
         wait_until(ready, 30, "Argo's ReplicaSet to run its 2 pods")
-        assert ctl.process is not None
         replicas, pods, selectors = _state(ctl)
-        pids = descendants(ctl.process.pid)
+        pids = ctl.pod_pids()
         start = _reconciles(ctl)
         wait_until(lambda: _reconciles(ctl) >= start + 5, 30, "five more passes over the rollout")
         assert _state(ctl) == (replicas, pods, selectors)
-        assert descendants(ctl.process.pid) == pids  # no pod process replaced
+        assert ctl.pod_pids() == pids  # no pod process replaced
         assert replicas == {f"shop-{ARGO_HASH}": 2}
         assert all(p.startswith(f"shop-{ARGO_HASH}-") for p in pods) and len(pods) == 2
         assert {s[HASH] for s in selectors.values()} == {ARGO_HASH}
@@ -127,7 +124,4 @@ def test_adoption_by_a_controller_process_keeps_argo_replica_set(tmp_path: Path)
         assert replicas == {f"shop-{ARGO_HASH}": 1, f"shop-{ours}": 1}
         assert (selectors["shop-stable"][HASH], selectors["shop-canary"][HASH]) == (ARGO_HASH, ours)
     finally:
-        if ctl.process is not None and ctl.process.poll() is None:
-            pods_pids = descendants(ctl.process.pid)
-        ctl.stop()
-    wait_until(lambda: not living(pods_pids), 20, "every pod process to exit")
+        ctl.stop_leaving_no_pods()

@@ -1,6 +1,6 @@
-"""A real controller keeps serving through its ingress proxy while another process holds the store's write
-lock for seconds in the middle of a release (20.6): the controller's own loop waits on SQLite, the data
-plane does not."""
+"""The local cluster keeps serving through its ingress proxy while another process holds the store's write
+lock for seconds in the middle of a release (20.6): the API server and the runtime's syncs wait on SQLite
+(and with them the operator's writes), the data plane does not."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""Runs the whole demo in one process: the controller as a background task on a home folder, the demo
-objects written straight to the store, a load generator through the ingress, then a good and a bad
-release. Publishes a `DemoState` after every poll for a view to draw, and returns one `ReleaseResult`
-per release. A stop event (SIGINT/SIGTERM) ends it early; the controller then stops every pod."""
+"""Runs the whole demo: the home's local cluster (started in the background when it is not running: it
+runs the pods, the Service listeners and the ingress proxy), the operator as a background task of this
+process talking to it through the Kubernetes API, the demo objects written through the same API, a load
+generator through the ingress, then a good and a bad release. Publishes a `DemoState` after every poll
+for a view to draw, and returns one `ReleaseResult` per release. A stop event (SIGINT/SIGTERM) ends it
+early; the cluster, when the demo started it, is then stopped with every pod."""
 
 from __future__ import annotations
 
@@ -13,14 +15,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rollouts.cluster.apiserver.kubeconfig import kubeconfig_path
+from rollouts.cluster.apiserver.server import start_background, status, stop_background
+from rollouts.cluster.runtime_options import RuntimeOptions
 from rollouts.controller.service import run_controller
 from rollouts.demo import manifests as m
 from rollouts.demo.load import LoadGenerator, LoadSnapshot
+from rollouts.kube.client import KubeStore
+from rollouts.kube.config import load_config
 from rollouts.runtime.local.routing import PORT_ANNOTATION
-from rollouts.store.home import database_path
 from rollouts.store.lock import HomeLock
-from rollouts.store.protocol import NotFound
-from rollouts.store.sqlite import SQLiteStore
+from rollouts.store.protocol import NotFound, ObjectStore
 
 POLL_SECONDS = 0.25
 READY_TIMEOUT = 30.0
@@ -111,7 +116,9 @@ class DemoRunner:
         self._on_update = on_update or (lambda state: None)
         self.state = DemoState(home=str(home))
         self._started = time.monotonic()
-        self._store: SQLiteStore | None = None
+        self._store: KubeStore | None = None
+        self._operator_store: KubeStore | None = None
+        self._started_cluster = False
         self._controller: asyncio.Task[None] | None = None
         self._load: LoadGenerator | None = None
 
@@ -119,13 +126,14 @@ class DemoRunner:
 
     async def run(self) -> tuple[ReleaseResult, ...]:
         HomeLock(self.home).acquire().release()  # fail fast, before writing, if a controller runs here
-        self._store = SQLiteStore(database_path(self.home))
         try:
+            await self._start_cluster()
+            config = load_config(kubeconfig_path(self.home))
+            self._store, self._operator_store = KubeStore(config), KubeStore(config)
             self._apply_objects(self._store)
             self._controller = asyncio.create_task(
-                run_controller(self.home, probe_period=PROBE_PERIOD, stop=self.stop,
-                               prometheus_address=self.prometheus_address,
-                               proxy_metrics_port=self.proxy_metrics_port),
+                run_controller(self._operator_store, home=self.home, stop=self.stop,
+                               prometheus_address=self.prometheus_address),
                 name="demo-controller")
             port = await self._wait_ready(self._store)
             self._load = LoadGenerator(f"http://127.0.0.1:{port}/", rate=self.rate)
@@ -142,8 +150,20 @@ class DemoRunner:
         finally:
             await self.close()
 
+    async def _start_cluster(self) -> None:
+        self._publish(stage="starting the local cluster")
+        if await asyncio.to_thread(status, self.home) is not None:
+            return  # the user's own cluster: used as it is, and left running
+        options = RuntimeOptions(probe_period=PROBE_PERIOD, ingress_metrics_port=self.proxy_metrics_port)
+        try:
+            await asyncio.to_thread(start_background, self.home, runtime=options)
+        except (OSError, RuntimeError) as exc:
+            raise DemoStopped(f"cannot start the local cluster of {self.home}: {exc}") from exc
+        self._started_cluster = True
+
     async def close(self) -> None:
-        """Stop the load, the controller (and with it every pod), close the store; safe to call twice."""
+        """Stop the load, the operator, and the local cluster with every pod when the demo started it;
+        close the API clients; safe to call twice."""
         if self._load is not None:
             await self._load.stop()
         self.stop.set()
@@ -154,13 +174,17 @@ class DemoRunner:
                 self._controller.cancel()
                 with contextlib.suppress(BaseException):
                     await self._controller
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        for store in (self._store, self._operator_store):
+            if store is not None:
+                store.close()
+        self._store = self._operator_store = None
+        if self._started_cluster:
+            await asyncio.to_thread(stop_background, self.home, 60.0)
+            self._started_cluster = False
 
     # -- phases ------------------------------------------------------------------------------------
 
-    def _apply_objects(self, store: SQLiteStore) -> None:
+    def _apply_objects(self, store: ObjectStore) -> None:
         # A reused home may hold an earlier demo: start from the manifests again (deleting the Rollout
         # also deletes what it owns: ReplicaSets, pods, AnalysisRuns).
         objects = m.all_objects(prometheus=self.prometheus_address is not None)
@@ -170,8 +194,8 @@ class DemoRunner:
         for obj in objects:
             store.create(obj)
 
-    async def _wait_ready(self, store: SQLiteStore) -> int:
-        self._publish(stage=f"starting controller and {m.STABLE_IMAGE}")
+    async def _wait_ready(self, store: ObjectStore) -> int:
+        self._publish(stage=f"starting the operator and {m.STABLE_IMAGE}")
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             rollout = store.get("Rollout", m.NAMESPACE, m.ROLLOUT)
@@ -183,7 +207,7 @@ class DemoRunner:
             await self._sleep(POLL_SECONDS)
         raise DemoStopped(f"rollout {m.ROLLOUT} did not become Healthy within {READY_TIMEOUT:.0f}s")
 
-    async def _release(self, store: SQLiteStore, release: Release) -> ReleaseResult:
+    async def _release(self, store: ObjectStore, release: Release) -> ReleaseResult:
         assert self._load is not None
         before = self._load.snapshot()
         old_hash = (store.get("Rollout", m.NAMESPACE, m.ROLLOUT).get("status") or {}).get("currentPodHash")
@@ -219,7 +243,7 @@ class DemoRunner:
         return ReleaseResult(release, outcome, seconds, served.by_version.get(release.version, 0),
                              served.failed, detail)
 
-    async def _verify_rolled_back(self, store: SQLiteStore, release: Release) -> str:
+    async def _verify_rolled_back(self, store: ObjectStore, release: Release) -> str:
         """After an abort the canary weight must drop to 0 and every request must reach the stable version."""
         assert self._load is not None
         deadline = time.monotonic() + 10.0
@@ -324,7 +348,7 @@ def _image(rollout: dict[str, Any]) -> str:
     return str(next((c.get("image") for c in containers if c.get("name") == m.CONTAINER), ""))
 
 
-def _ingress_port(store: SQLiteStore) -> int | None:
+def _ingress_port(store: ObjectStore) -> int | None:
     try:
         ingress = store.get("Ingress", m.NAMESPACE, m.INGRESS)
     except NotFound:
