@@ -9,6 +9,13 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.cli.fixtures import Clock, aborted_canary, open_home, paused_canary
+from tests.cli.serving import serve, stop_all
+
+
+@pytest.fixture(autouse=True)
+def _stop_api_servers() -> Iterator[None]:
+    yield
+    stop_all()  # every API server a test of this folder started serves only that test
 
 
 @pytest.fixture
@@ -18,6 +25,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
     paused_canary(store, clock)
     aborted_canary(store, clock)
     store.close()
+    serve(tmp_path)
     yield tmp_path
 
 

@@ -204,15 +204,16 @@ def test_fast_path_matches_full_cli(home: Path, cli: Cli) -> None:
 @pytest.mark.parametrize(
     ("argv", "parsed"),
     [
-        (["get", "rollout", "a"], ("a", None, None, False)),
-        (["get", "ro/a", "-n", "x", "--no-color"], ("a", "x", None, True)),
-        (["get", "rollouts.argoproj.io", "a", "--home=/h"], ("a", None, "/h", False)),
+        (["get", "rollout", "a"], ("a", {}, False)),
+        (["get", "ro/a", "-n", "x", "--no-color"], ("a", {"namespace": "x"}, True)),
+        (["get", "rollouts.argoproj.io", "a", "--home=/h"], ("a", {"home": "/h"}, False)),
+        (["get", "rollout", "a", "--kubeconfig", "k", "--context=c"], ("a", {"kubeconfig": "k", "context": "c"}, False)),
         (["get", "rollout", "a", "-w"], None),
         (["get", "rollout", "a", "-o", "json"], None),
         (["get", "pods"], None),
         (["list", "rollouts"], None),
     ],
-    ids=["plain", "slash-ns-nocolor", "group-home", "watch", "output", "other-kind", "other-verb"],
+    ids=["plain", "slash-ns-nocolor", "group-home", "kubeconfig-context", "watch", "output", "other-kind", "other-verb"],
 )
 def test_fast_path_only_takes_plain_get_rollout(argv: list[str], parsed: object) -> None:
     from rollouts.cli.fast import _parse

@@ -11,10 +11,12 @@ from typer.testing import CliRunner, Result
 from rollouts.cli import commands  # noqa: F401  (registers the verbs)
 from rollouts.cli.main import app
 from rollouts.store.sqlite import SQLiteStore
+from tests.cli.serving import serve
 from tests.e2e.manifests import CANARY
 
 
 def run(home: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
+    serve(home)  # the verb goes through the API server of this home, stopped when the test ends
     runner = CliRunner()
     return runner.invoke(app, [*args, "--home", str(home)],
                          env={"ROLLOUTS_NAMESPACE": "", "NO_COLOR": "1", **(env or {})}, input=input,

@@ -217,10 +217,26 @@ def test_revision_history_lives_in_a_configmap_owned_by_the_rollout(kube: KubeSt
 
 
 def test_revision_history_is_bounded(kube: KubeStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("rollouts.kube.client.HISTORY_LIMIT", 3)
+    monkeypatch.setattr("rollouts.store.history.HISTORY_LIMIT", 3)
     for n in range(1, 6):
         kube.record_revision("default", "c-bounded", n, f"h{n}", {}, {})
     assert [r.revision for r in kube.list_revisions("default", "c-bounded")] == [3, 4, 5]
+
+
+@pytest.mark.parametrize("writer", ["sqlite", "kube"])
+def test_history_written_by_either_store_is_read_by_the_other(kube: KubeStore, cluster: Cluster,
+                                                              writer: str) -> None:
+    name = f"c-shared-{writer}"
+    kube.create(rollout(name))
+    first, second = (cluster.store, kube) if writer == "sqlite" else (kube, cluster.store)
+    first.record_revision("default", name, 1, "aaa", {"app": "demo:1"}, {"spec": {"x": 1}})
+    first.set_revision_outcome("default", name, 1, "promoted", "RolloutCompleted")
+    second.record_revision("default", name, 2, "bbb", {"app": "demo:2"}, {"spec": {"x": 2}})
+    for reader in (kube, cluster.store):
+        listed = reader.list_revisions("default", name)
+        assert [(r.revision, r.pod_hash, r.outcome, r.cause) for r in listed] == [
+            (1, "aaa", "promoted", "RolloutCompleted"), (2, "bbb", "current", "")]
+        assert listed[0].template == {"spec": {"x": 1}}
 
 
 def test_wrong_token_is_unauthorized(cluster: Cluster) -> None:

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import typer
 
-from rollouts.cli.common import HOME_OPTION, NAMESPACE_OPTION, fail, namespace_or_default, open_store
+from rollouts.cli.common import (
+    CONTEXT_OPTION,
+    HOME_OPTION,
+    KUBECONFIG_OPTION,
+    NAMESPACE_OPTION,
+    fail,
+    namespace_or_default,
+    open_store,
+)
 from rollouts.cli.main import app
 
 terminate_app = typer.Typer(help="Stop a running analysis run.", no_args_is_help=True)
@@ -46,6 +54,8 @@ def terminate_analysisrun(
     name: str = typer.Argument(..., help="AnalysisRun name (or analysisrun/NAME)."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Terminate an analysis run: its measurements stop and it ends Successful unless a metric failed."""
     from rollouts.cli.patching import resolve_kind_name

@@ -1,5 +1,6 @@
-"""What every store-backed verb shares: the --home and --namespace options, opening the store, and
-turning failures into one line on stderr."""
+"""What every store-backed verb shares: the --home, --kubeconfig, --context and --namespace options,
+opening the store (a `KubeStore` on the cluster they select, see `rollouts.cli.connection`), and turning
+failures into one line on stderr."""
 
 from __future__ import annotations
 
@@ -9,9 +10,30 @@ from typing import TYPE_CHECKING, NoReturn
 import typer
 
 if TYPE_CHECKING:
-    from rollouts.store.sqlite import SQLiteStore
+    from rollouts.kube.client import KubeStore
 
-HOME_OPTION = typer.Option(None, "--home", envvar="ROLLOUTS_HOME", help="State folder (default ~/.rollouts).")
+
+def _remember_kubeconfig(value: str | None) -> str | None:
+    from rollouts.cli.connection import remember
+
+    remember(kubeconfig=value)
+    return value
+
+
+def _remember_context(value: str | None) -> str | None:
+    from rollouts.cli.connection import remember
+
+    remember(context=value)
+    return value
+
+
+HOME_OPTION = typer.Option(None, "--home", envvar="ROLLOUTS_HOME",
+                           help="State folder (default ~/.rollouts); alone, it selects that home's local cluster.")
+# Taken by every verb and by the root command; the values reach open_store through cli.connection.
+KUBECONFIG_OPTION = typer.Option(None, "--kubeconfig", callback=_remember_kubeconfig, expose_value=False,
+                                 help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, the local cluster).")
+CONTEXT_OPTION = typer.Option(None, "--context", callback=_remember_context, expose_value=False,
+                              help="Kubeconfig context to use instead of its current-context.")
 NAMESPACE_OPTION = typer.Option(None, "--namespace", "-n", help="Namespace (default: $ROLLOUTS_NAMESPACE or default).")
 
 
@@ -26,11 +48,16 @@ def namespace_for(kind: str, namespace: str | None) -> str:
     return "" if kind in CLUSTER_SCOPED_KINDS else namespace_or_default(namespace)
 
 
-def open_store(home: str | None) -> SQLiteStore:
-    from rollouts.store.home import database_path, rollouts_home
-    from rollouts.store.sqlite import SQLiteStore
+def open_store(home: str | None) -> KubeStore:
+    """A `KubeStore` on the cluster this invocation selects; the home's local cluster is started when it is
+    the one selected and is down. A kubeconfig that cannot be used is one error line, exit 1."""
+    from rollouts.cli.connection import connect
+    from rollouts.kube.config import ConfigError
 
-    return SQLiteStore(database_path(rollouts_home(home)))
+    try:
+        return connect(home)
+    except (ConfigError, RuntimeError, OSError) as exc:
+        fail(str(exc))
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from rollouts.cli.common import HOME_OPTION, NAMESPACE_OPTION, fail, namespace_or_default, open_store
+from rollouts.cli.common import (
+    CONTEXT_OPTION,
+    HOME_OPTION,
+    KUBECONFIG_OPTION,
+    NAMESPACE_OPTION,
+    fail,
+    namespace_or_default,
+    open_store,
+)
 from rollouts.cli.main import app
 
 if TYPE_CHECKING:
@@ -220,6 +228,8 @@ def describe(
     name: str | None = typer.Argument(None, help="Object name."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Show an object in detail, with its events."""
     from rollouts.cli.get import _kind_and_name

@@ -8,29 +8,30 @@ import sys
 _ROLLOUT = {"rollout", "rollouts", "ro", "rollout.argoproj.io", "rollouts.argoproj.io"}
 
 
-def _parse(argv: list[str]) -> tuple[str, str | None, str | None, bool] | None:
-    """(name, namespace, home, no_color) for `get rollout NAME [-n NS] [--home H] [--no-color]`, else None."""
+_VALUED = {"-n": "namespace", "--namespace": "namespace", "--home": "home", "--kubeconfig": "kubeconfig",
+           "--context": "context"}
+
+
+def _parse(argv: list[str]) -> tuple[str, dict[str, str], bool] | None:
+    """(name, options, no_color) for `get rollout NAME [-n NS] [--home H] [--kubeconfig F] [--context C]
+    [--no-color]`, else None. Options are keyed namespace/home/kubeconfig/context."""
     if len(argv) < 2 or argv[0] != "get":
         return None
     rest = argv[1:]
     names: list[str] = []
-    namespace = home = None
+    options: dict[str, str] = {}
     no_color = False
     i = 0
     while i < len(rest):
         arg = rest[i]
+        flag, eq, value = arg.partition("=")
         if arg == "--no-color":
             no_color = True
-        elif arg in ("-n", "--namespace", "--home") and i + 1 < len(rest):
-            if arg == "--home":
-                home = rest[i + 1]
-            else:
-                namespace = rest[i + 1]
+        elif arg in _VALUED and i + 1 < len(rest):
+            options[_VALUED[arg]] = rest[i + 1]
             i += 1
-        elif arg.startswith("--namespace="):
-            namespace = arg.split("=", 1)[1]
-        elif arg.startswith("--home="):
-            home = arg.split("=", 1)[1]
+        elif eq and flag in _VALUED and flag.startswith("--"):
+            options[_VALUED[flag]] = value
         elif arg.startswith("-"):
             return None
         else:
@@ -40,7 +41,7 @@ def _parse(argv: list[str]) -> tuple[str, str | None, str | None, bool] | None:
         names = names[0].split("/", 1)
     if len(names) != 2 or names[0].lower() not in _ROLLOUT or not names[1]:
         return None
-    return names[1], namespace, home, no_color
+    return names[1], options, no_color
 
 
 def run_fast(argv: list[str]) -> int | None:
@@ -50,17 +51,25 @@ def run_fast(argv: list[str]) -> int | None:
         return None
     import os
 
+    from rollouts.cli.connection import connect
     from rollouts.cli.show import rollout_text, use_color
-    from rollouts.store.home import database_path, rollouts_home
-    from rollouts.store.sqlite import SQLiteStore
+    from rollouts.kube.config import ConfigError
+    from rollouts.store.protocol import StoreError
 
-    name, namespace, home, no_color = parsed
-    ns = namespace or os.environ.get("ROLLOUTS_NAMESPACE") or "default"
-    store = SQLiteStore(database_path(rollouts_home(home)))
+    name, options, no_color = parsed
+    ns = options.get("namespace") or os.environ.get("ROLLOUTS_NAMESPACE") or "default"
+    try:
+        store = connect(options.get("home") or None, None, options.get("kubeconfig"), options.get("context"))
+    except (ConfigError, RuntimeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     try:
         sys.stdout.write(rollout_text(store, ns, name, use_color(no_color)))
     except LookupError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
         store.close()

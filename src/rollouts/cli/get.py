@@ -12,11 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from rollouts.cli.common import HOME_OPTION, NAMESPACE_OPTION, fail, namespace_or_default, open_store
+from rollouts.cli.common import (
+    CONTEXT_OPTION,
+    HOME_OPTION,
+    KUBECONFIG_OPTION,
+    NAMESPACE_OPTION,
+    fail,
+    namespace_or_default,
+    open_store,
+)
 from rollouts.cli.main import app
 
 if TYPE_CHECKING:
-    from rollouts.store.sqlite import SQLiteStore
+    from rollouts.store.protocol import ObjectStore
 
 Obj = dict[str, Any]
 OUTPUTS = ("json", "yaml", "name", "wide")
@@ -70,13 +78,12 @@ def _matches(obj: Obj, name: str | None, label_selector: str | None, field_selec
         parse_field_selector(field_selector).matches(obj)
 
 
-def _watch_rows(store: SQLiteStore, kind: str, namespace: str | None, name: str | None, label: str | None,
-                field: str | None, widths: list[int], row_of: Any, timeout: float | None) -> None:
-    """kubectl --watch: after the table, one new row per change of a matching object."""
+def _watch_rows(store: ObjectStore, kind: str, namespace: str | None, name: str | None, label: str | None,
+                field: str | None, widths: list[int], row_of: Any, timeout: float | None, since: int) -> None:
+    """kubectl --watch: after the table, one new row per change of a matching object after `since`."""
     from rollouts.store.protocol import Expired
 
     watched = {"Service", "Pod"} if kind == "Endpoints" else {kind}
-    since = store.current_version()
     deadline = time.monotonic() + timeout if timeout else None
     while deadline is None or time.monotonic() < deadline:
         try:
@@ -100,12 +107,12 @@ def _watch_rows(store: SQLiteStore, kind: str, namespace: str | None, name: str 
         sys.stdout.flush()
 
 
-def _watch_tree(store: SQLiteStore, namespace: str, name: str, color: bool, timeout: float | None) -> None:
-    """Redraw the tree on every change (in place on a terminal; a new copy per change otherwise)."""
+def _watch_tree(store: ObjectStore, namespace: str, name: str, color: bool, timeout: float | None,
+                since: int) -> None:
+    """Redraw the tree on every change after `since` (in place on a terminal; a new copy per change otherwise)."""
     from rollouts.cli.show import rollout_text
 
     deadline = time.monotonic() + timeout if timeout else None
-    since = store.current_version()
     text = rollout_text(store, namespace, name, color)
     if not sys.stdout.isatty():
         typer.echo(text, nl=False)
@@ -128,7 +135,7 @@ def _watch_tree(store: SQLiteStore, namespace: str, name: str, color: bool, time
             live.update(Text.from_ansi(rollout_text(store, namespace, name, color)), refresh=True)
 
 
-def _tree_changes(store: SQLiteStore, since: int, deadline: float | None) -> Iterator[bool]:
+def _tree_changes(store: ObjectStore, since: int, deadline: float | None) -> Iterator[bool]:
     """Waits up to a second at a time for changes to a rollout's tree after `since`, until the deadline;
     yields after each wait whether anything changed (a compacted history restarts from the current version)."""
     from rollouts.store.protocol import Expired
@@ -172,6 +179,8 @@ def get(
     sort_by: str | None = typer.Option(None, "--sort-by", help="Sort rows by a field path, e.g. "
                                        ".metadata.creationTimestamp (events: .lastTimestamp by default)."),
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Show objects: `get rollout NAME` draws Argo's tree; other forms print kubectl-style tables."""
     from rollouts.cli.show import fetch, rollout_text, use_color
@@ -184,6 +193,8 @@ def get(
     store = open_store(home)
     color = use_color(no_color)
     timeout = float(timeout_seconds) or None
+    # Read before the first answer is printed: a change made while it is drawn is then not missed.
+    since = store.current_version() if watch else 0
     if kind_name == "Rollout" and name is not None and output is None:
         assert ns is not None
         try:
@@ -191,7 +202,7 @@ def get(
         except LookupError as exc:
             fail(str(exc.args[0]))
         if watch:
-            _watch_tree(store, ns, name, color, timeout)
+            _watch_tree(store, ns, name, color, timeout, since)
         else:
             typer.echo(text, nl=False)
         return
@@ -221,7 +232,7 @@ def get(
         sys.stdout.flush()
         _watch_rows(store, kind_name, ns, name, selector, field_selector, widths,
                     lambda obj: table_row(kind_name, obj, datetime.now(UTC), wide=wide,
-                                          all_namespaces=all_namespaces), timeout)
+                                          all_namespaces=all_namespaces), timeout, since)
 
 
 @app.command("list")
@@ -234,6 +245,8 @@ def list_(
     timestamps: bool = typer.Option(False, "--timestamps", help="Start each line with the time it was printed."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """List rollouts: NAME STRATEGY STATUS STEP SET-WEIGHT READY DESIRED UP-TO-DATE AVAILABLE."""
     from rollouts.store.protocol import Expired

@@ -8,7 +8,9 @@ import json
 import typer
 
 from rollouts.cli.common import (
+    CONTEXT_OPTION,
     HOME_OPTION,
+    KUBECONFIG_OPTION,
     NAMESPACE_OPTION,
     fail,
     namespace_or_default,
@@ -24,6 +26,8 @@ def history(
     output: str | None = typer.Option(None, "--output", "-o", help="json for machine-readable output."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Show a rollout's release history, oldest revision first (text and JSON in the same order)."""
     from rollouts.cli.show import not_found

@@ -10,12 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from rollouts.cli.common import HOME_OPTION, NAMESPACE_OPTION, fail, namespace_or_default, open_store
+from rollouts.cli.common import (
+    CONTEXT_OPTION,
+    HOME_OPTION,
+    KUBECONFIG_OPTION,
+    NAMESPACE_OPTION,
+    fail,
+    namespace_or_default,
+    open_store,
+)
 from rollouts.cli.main import app
 from rollouts.views.info import POD_HASH_LABEL as HASH_LABEL
 
 if TYPE_CHECKING:
-    from rollouts.store.sqlite import SQLiteStore
+    from rollouts.store.protocol import ObjectStore
 
 INGRESS = "ingress"
 
@@ -35,7 +43,7 @@ def _pod_log(home: Path, pod: dict[str, Any]) -> Path:
     return Path(annotations.get("rollouts.io/log") or home / "logs" / f"{pod['metadata']['name']}.log")
 
 
-def _rollout_hash(store: SQLiteStore, namespace: str, name: str, canary: bool) -> str:
+def _rollout_hash(store: ObjectStore, namespace: str, name: str, canary: bool) -> str:
     from rollouts.store.protocol import NotFound
 
     try:
@@ -49,7 +57,7 @@ def _rollout_hash(store: SQLiteStore, namespace: str, name: str, canary: bool) -
     return str(pod_hash)
 
 
-def select_sources(store: SQLiteStore, home: Path, namespace: str, name: str | None, selector: str | None,
+def select_sources(store: ObjectStore, home: Path, namespace: str, name: str | None, selector: str | None,
                    canary: bool, stable: bool) -> list[LogSource]:
     """The log files a `logs` invocation reads, in pod-name order."""
     from rollouts.store.protocol import NotFound
@@ -151,6 +159,8 @@ def logs(
     prefix: bool | None = typer.Option(None, "--prefix/--no-prefix", help="Prefix lines with the pod name."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Print pods' output (or the ingress proxy's access log with `logs ingress`)."""
     from rollouts.store.home import rollouts_home

@@ -17,6 +17,7 @@ app: typer.Typer  # built lazily by __getattr__ below
 def _build_app() -> typer.Typer:
     import typer
 
+    from rollouts.cli.common import HOME_OPTION
     from rollouts.cli.conventions import RolloutsGroup
 
     app = typer.Typer(
@@ -29,13 +30,28 @@ def _build_app() -> typer.Typer:
     )
 
     @app.callback()
-    def _root() -> None:
+    def _root(
+        kubeconfig: str | None = typer.Option(None, "--kubeconfig", help="Kubeconfig file for every verb."),
+        context: str | None = typer.Option(None, "--context", help="Kubeconfig context for every verb."),
+    ) -> None:
         """Progressive delivery: canary and blue/green releases gated by SLO analysis."""
+        from rollouts.cli.connection import remember
+
+        remember(kubeconfig, context, reset=True)  # a verb's own --kubeconfig/--context override these
 
     @app.command()
-    def version(short: bool = typer.Option(False, "--short", help="Print only the version number.")) -> None:
-        """Print the version of rollouts."""
-        typer.echo(__version__ if short else f"rollouts: v{__version__}")
+    def version(
+        short: bool = typer.Option(False, "--short", help="Print only the version number."),
+        home: str | None = HOME_OPTION,
+    ) -> None:
+        """Print the version of rollouts and which cluster the verbs would use."""
+        if short:
+            typer.echo(__version__)
+            return
+        from rollouts.cli.connection import in_use
+
+        typer.echo(f"rollouts: v{__version__}")
+        typer.echo(f"cluster: {in_use(home)}")
 
     return app
 

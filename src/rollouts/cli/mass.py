@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from rollouts.store.sqlite import SQLiteStore
+    from rollouts.store.protocol import ObjectStore
 
 
-def abort_all(store: SQLiteStore, namespace: str | None) -> int:
+def abort_all(store: ObjectStore, namespace: str | None) -> int:
     """Abort every rollout of `namespace` (None: all namespaces); 0 when all succeeded, 1 otherwise."""
     from rollouts.api.actions import write_patch
     from rollouts.engine import intents

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from rollouts.cli.common import (
+    CONTEXT_OPTION,
     HOME_OPTION,
+    KUBECONFIG_OPTION,
     NAMESPACE_OPTION,
     fail,
     namespace_for,
@@ -19,7 +21,7 @@ from rollouts.cli.common import (
 from rollouts.cli.main import app
 
 if TYPE_CHECKING:
-    from rollouts.store.sqlite import SQLiteStore
+    from rollouts.store.protocol import ObjectStore
 
 
 def _manifests(files: list[str], namespace: str | None) -> list[dict[str, Any]]:
@@ -47,7 +49,7 @@ def _load_valid(files: list[str]) -> list[dict[str, Any]]:
     return [obj.data for obj in loaded.objects if (obj.api_version, obj.kind) in KINDS]
 
 
-def _check_references(objects: list[dict[str, Any]], store: SQLiteStore) -> None:
+def _check_references(objects: list[dict[str, Any]], store: ObjectStore) -> None:
     """Fails (nothing written) when a templateName names no template in the input or the store."""
     from rollouts.cli.references import missing_templates
 
@@ -74,6 +76,8 @@ def apply(
     filename: list[str] = typer.Option(..., "--filename", "-f", help="Manifest file or folder; '-' for stdin."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Create or update objects from manifests (validated first: on any error nothing is written)."""
     from rollouts.store.protocol import Conflict, NotFound
@@ -114,6 +118,8 @@ def create(
     run_name: str | None = typer.Option(None, "--name", help="analysisrun: its name (default TEMPLATE-xxxxx)."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Create objects from manifests (fails if one already exists), or an analysis run from a template."""
     from rollouts.store.protocol import AlreadyExists
@@ -151,6 +157,8 @@ def delete(
     name: str | None = typer.Argument(None, help="Object name."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Delete an object (and what it owns: a Rollout's ReplicaSets, pods and analysis runs)."""
     from rollouts.store.protocol import NotFound

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from rollouts.cli.common import (
+    CONTEXT_OPTION,
     HOME_OPTION,
+    KUBECONFIG_OPTION,
     NAMESPACE_OPTION,
     fail,
     namespace_for,
@@ -22,7 +24,7 @@ from rollouts.cli.main import app
 
 if TYPE_CHECKING:
     from rollouts.spec.problems import Problem
-    from rollouts.store.sqlite import SQLiteStore
+    from rollouts.store.protocol import ObjectStore
 
 # Kinds whose lint rules know the objects they reference: validated together with the patched object.
 _NEIGHBOURS = ("Service", "Ingress", "AnalysisTemplate", "Secret", "ConfigMap")
@@ -51,7 +53,7 @@ def _manifest_form(obj: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
 
 
-def lint_object(store: SQLiteStore, obj: dict[str, Any]) -> list[Problem]:
+def lint_object(store: ObjectStore, obj: dict[str, Any]) -> list[Problem]:
     """Errors the lint rules find in `obj`, judged next to the objects of its namespace it may reference."""
     from rollouts.spec.kinds import FOREIGN_KINDS
     from rollouts.spec.loader import LoadedObject
@@ -80,7 +82,7 @@ def _user_version(patch: Any, patch_type: str) -> bool:
                for op in patch or [])
 
 
-def apply_patch(store: SQLiteStore, kind: str, namespace: str, name: str, patch: Any, patch_type: str) -> bool:
+def apply_patch(store: ObjectStore, kind: str, namespace: str, name: str, patch: Any, patch_type: str) -> bool:
     """Patch one object after checking the result; returns whether anything changed.
 
     The write is conditional on the version that was checked. The controller updates a rollout's status
@@ -153,6 +155,8 @@ def patch(
     patch_type: str = typer.Option("merge", "--type", help="merge (RFC 7386) or json (RFC 6902)."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Change an object with a merge or JSON patch (checked with the lint rules before it is stored)."""
     if patch_type not in ("merge", "json"):
@@ -178,6 +182,8 @@ def scale(
     replicas: int = typer.Option(..., "--replicas", help="Desired number of pods."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Set a rollout's replica count."""
     if "/" in kind and name is None:

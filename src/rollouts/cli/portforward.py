@@ -7,7 +7,15 @@ import asyncio
 
 import typer
 
-from rollouts.cli.common import HOME_OPTION, NAMESPACE_OPTION, fail, namespace_or_default, open_store
+from rollouts.cli.common import (
+    CONTEXT_OPTION,
+    HOME_OPTION,
+    KUBECONFIG_OPTION,
+    NAMESPACE_OPTION,
+    fail,
+    namespace_or_default,
+    open_store,
+)
 from rollouts.cli.main import app
 from rollouts.views.info import PORT_ANNOTATION
 
@@ -92,6 +100,8 @@ def port_forward(
     ports: str = typer.Argument(..., metavar="LOCAL:REMOTE", help="e.g. 8080:80; LOCAL 0 picks a free port."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Forward a local port to a Service or pod of the local runtime until Ctrl-C."""
     local, remote = parse_ports(ports)

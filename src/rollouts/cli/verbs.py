@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 import typer
 
 from rollouts.cli.common import (
+    CONTEXT_OPTION,
     HOME_OPTION,
+    KUBECONFIG_OPTION,
     NAMESPACE_OPTION,
     fail,
     namespace_or_default,
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from rollouts.api.actions import ActionResult
     from rollouts.engine.intents import Patch
     from rollouts.spec.rollout import Rollout
-    from rollouts.store.sqlite import SQLiteStore
+    from rollouts.store.protocol import ObjectStore
 
 set_app = typer.Typer(help="Change a rollout's spec (set image).", no_args_is_help=True)
 retry_app = typer.Typer(help="Retry an aborted rollout.", no_args_is_help=True)
@@ -32,7 +34,7 @@ app.add_typer(set_app, name="set")
 app.add_typer(retry_app, name="retry")
 
 
-def _run(name: str, namespace: str | None, home: str | None, verb: Callable[[SQLiteStore, str, str], ActionResult],
+def _run(name: str, namespace: str | None, home: str | None, verb: Callable[[ObjectStore, str, str], ActionResult],
          message: Callable[[str], str] | None = None, suffix: list[str] | None = None) -> None:
     """Runs a shared action (rollouts.api.actions) on the named rollout and prints its message (or the
     kubectl plugin's own wording, `message(name)`, where the shared text differs); `suffix` is filled
@@ -59,6 +61,8 @@ def promote(
                                         help="Skip the remaining steps (Argo's deprecated flag; prefer --full)."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Promote a rollout: finish the current pause or step (or all steps with --full)."""
     from rollouts.api import actions
@@ -70,7 +74,7 @@ def promote(
         return
     note: list[str] = []
 
-    def run(store: SQLiteStore, ns: str, n: str) -> ActionResult:
+    def run(store: ObjectStore, ns: str, n: str) -> ActionResult:
         if not full and not skip_current_step:
             note.extend(_rerun_note(store, ns, n))
         return actions.promote(store, ns, n, full=full, skip_current_step=skip_current_step)
@@ -90,7 +94,7 @@ def _skip_all_steps(rollout: Rollout) -> Patch:
     return Patch(status={"currentStepIndex": len(canary.steps)}, message=f"rollout '{rollout.name}' promoted")
 
 
-def _rerun_note(store: SQLiteStore, namespace: str, name: str) -> list[str]:
+def _rerun_note(store: ObjectStore, namespace: str, name: str) -> list[str]:
     """What a plain promote of a blue/green rollout paused on an Inconclusive analysis leads to: the engine
     clears the pause and starts a new run of that analysis (Argo's semantics), it does not skip it."""
     from rollouts.api.actions import RolloutNotFound, load_rollout
@@ -118,6 +122,8 @@ def abort(
     all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", help="With --all: every namespace."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Abort a rollout: traffic and replicas go back to the stable version."""
     from rollouts.api import actions
@@ -139,6 +145,8 @@ def retry_rollout(
     name: str = typer.Argument(..., help="Rollout name."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Retry an aborted rollout from its first step."""
     from rollouts.api import actions
@@ -151,6 +159,8 @@ def pause(
     name: str = typer.Argument(..., help="Rollout name."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Pause a rollout: steps stop advancing until it is resumed or promoted."""
     from rollouts.api import actions
@@ -163,11 +173,13 @@ def resume(
     name: str = typer.Argument(..., help="Rollout name."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Resume a paused rollout without skipping the step it is on."""
     from rollouts.api import actions
 
-    def run(store: SQLiteStore, ns: str, n: str) -> ActionResult:
+    def run(store: ObjectStore, ns: str, n: str) -> ActionResult:
         _, rollout = actions.load_rollout(store, ns, n)
         status = rollout.status
         if not rollout.spec.paused and not (status is not None and status.pause_conditions):
@@ -184,6 +196,8 @@ def restart(
     in_: str = typer.Option("0s", "--in", "-i", help="Restart after this long, e.g. 30s."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Restart the rollout's pods (a few at a time)."""
     from datetime import UTC, datetime, timedelta
@@ -205,6 +219,8 @@ def undo(
     to_revision: int = typer.Option(0, "--to-revision", help="Revision to go back to (0: the previous one)."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Roll back to an earlier revision's pod template."""
     from rollouts.api import actions
@@ -218,6 +234,8 @@ def set_image(
     container_image: str = typer.Argument(..., metavar="CONTAINER=IMAGE", help="'*=IMAGE' sets every container."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Update a container's image: starts a new release."""
     container, sep, image = container_image.partition("=")
@@ -236,6 +254,8 @@ def status(
     timeout: str = typer.Option("0s", "--timeout", "-t", help="Give up after this long (0: never)."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Print the rollout's status; with --watch, wait until Healthy (exit 0) or Degraded (exit 1)."""
     import time

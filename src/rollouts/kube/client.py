@@ -48,8 +48,8 @@ from typing import Any, Literal
 from rollouts.kube.config import ClusterConfig
 from rollouts.kube.feed import ChangeFeed
 from rollouts.kube.kinds import KINDS, Kind, kind_of
+from rollouts.store import history
 from rollouts.store.protocol import (
-    OUTCOMES,
     AlreadyExists,
     Change,
     ChangeType,
@@ -65,9 +65,7 @@ from rollouts.store.protocol import (
 )
 
 PAGE = 500  # list page size: bounded responses, as kubectl pages by 500
-HISTORY_LIMIT = 20  # revisions kept per Rollout in its history ConfigMap
-HISTORY_SUFFIX = ".rollout-history"
-HISTORY_LABEL = "rollouts.argoproj.io/history-of"
+HISTORY_LIMIT, HISTORY_SUFFIX, HISTORY_LABEL = history.HISTORY_LIMIT, history.HISTORY_SUFFIX, history.HISTORY_LABEL
 _CONTENT_TYPES = {"merge": "application/merge-patch+json", "json": "application/json-patch+json",
                   "strategic": "application/strategic-merge-patch+json"}
 
@@ -478,86 +476,20 @@ class KubeStore:
             "reportingComponent": source,
         })
 
-    # -- revision history (a bounded ConfigMap owned by the Rollout) ----------------------------------
-
-    def _history(self, namespace: str, rollout: str) -> JSONObject | None:
-        try:
-            return self.get("ConfigMap", namespace, rollout + HISTORY_SUFFIX)
-        except NotFound:
-            return None
-
-    @staticmethod
-    def _revisions_of(cm: Mapping[str, Any] | None) -> dict[int, JSONObject]:
-        out: dict[int, JSONObject] = {}
-        for key, text in ((cm or {}).get("data") or {}).items():
-            if key.startswith("revision-"):
-                try:
-                    out[int(key[len("revision-"):])] = json.loads(text)
-                except ValueError:
-                    continue
-        return out
-
-    def _write_history(self, namespace: str, rollout: str, change: Any) -> Revision:
-        for _ in range(10):  # optimistic concurrency: re-read on 409
-            cm = self._history(namespace, rollout)
-            revisions = self._revisions_of(cm)
-            chosen = change(revisions)
-            for old in sorted(revisions)[:-HISTORY_LIMIT]:
-                del revisions[old]
-            data = {f"revision-{n}": json.dumps(r, sort_keys=True) for n, r in revisions.items()}
-            try:
-                if cm is None:
-                    meta: JSONObject = {"name": rollout + HISTORY_SUFFIX, "namespace": namespace,
-                                        "labels": {HISTORY_LABEL: rollout}}
-                    owner = self._owner(namespace, rollout)
-                    if owner:
-                        meta["ownerReferences"] = [owner]
-                    self.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data})
-                else:
-                    cm["data"] = data
-                    self.update(cm)
-                return _revision(namespace, rollout, chosen)
-            except (Conflict, AlreadyExists):
-                continue
-        raise Conflict("ConfigMap", namespace, rollout + HISTORY_SUFFIX, "", "changing")
-
-    def _owner(self, namespace: str, rollout: str) -> JSONObject | None:
-        try:
-            found = self.get("Rollout", namespace, rollout)
-        except NotFound:
-            return None
-        return {"apiVersion": KINDS["Rollout"].api_version, "kind": "Rollout", "name": rollout,
-                "uid": found["metadata"].get("uid", ""), "blockOwnerDeletion": True}
+    # -- revision history (a bounded ConfigMap owned by the Rollout: rollouts.store.history) -----------
 
     def record_revision(self, namespace: str, rollout: str, revision: int, pod_hash: str,
                         images: Mapping[str, str], template: Mapping[str, Any], outcome: Outcome = "current",
                         cause: str = "") -> Revision:
-        _check_outcome(outcome)
-
-        def change(revisions: dict[int, JSONObject]) -> JSONObject:
-            now = _now()
-            created = (revisions.get(revision) or {}).get("created_at", now)
-            entry = {"revision": revision, "pod_hash": pod_hash, "images": dict(images),
-                     "template": dict(template), "created_at": created, "outcome": outcome, "cause": cause,
-                     "updated_at": now}
-            revisions[revision] = entry
-            return entry
-        return self._write_history(namespace, rollout, change)
+        return history.record(self, namespace, rollout, revision, pod_hash, images, template, outcome, cause,
+                              _now())
 
     def set_revision_outcome(self, namespace: str, rollout: str, revision: int, outcome: Outcome,
                              cause: str = "") -> Revision:
-        _check_outcome(outcome)
-
-        def change(revisions: dict[int, JSONObject]) -> JSONObject:
-            if revision not in revisions:
-                raise NotFound("Revision", namespace, f"{rollout} revision {revision}")
-            revisions[revision].update(outcome=outcome, cause=cause, updated_at=_now())
-            return revisions[revision]
-        return self._write_history(namespace, rollout, change)
+        return history.set_outcome(self, namespace, rollout, revision, outcome, cause, _now())
 
     def list_revisions(self, namespace: str, rollout: str) -> builtins.list[Revision]:
-        revisions = self._revisions_of(self._history(namespace, rollout))
-        return [_revision(namespace, rollout, revisions[n]) for n in sorted(revisions)]
+        return history.list_all(self, namespace, rollout)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -579,19 +511,6 @@ class KubeStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _revision(namespace: str, rollout: str, entry: Mapping[str, Any]) -> Revision:
-    return Revision(namespace=namespace, rollout=rollout, revision=int(entry["revision"]),
-                    pod_hash=str(entry.get("pod_hash", "")), images=dict(entry.get("images") or {}),
-                    template=dict(entry.get("template") or {}), created_at=str(entry.get("created_at", "")),
-                    outcome=str(entry.get("outcome", "current")), cause=str(entry.get("cause", "")),
-                    updated_at=str(entry.get("updated_at", "")))
-
-
-def _check_outcome(outcome: str) -> None:
-    if outcome not in OUTCOMES:
-        raise Invalid(f'revision outcome "{outcome}" is not one of {", ".join(OUTCOMES)}')
 
 
 def _abort(conn: http.client.HTTPConnection) -> None:

@@ -25,10 +25,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from rollouts.store import history
 from rollouts.store.patch import json_patch, merge_patch
 from rollouts.store.protocol import (
     CLUSTER_SCOPED_KINDS,
-    OUTCOMES,
     AlreadyExists,
     Change,
     ChangeType,
@@ -149,6 +149,8 @@ class SQLiteStore:
         self._inherited: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._conn: sqlite3.Connection | None = self._connect()
+        if str(self.path) != ":memory:":
+            self._migrate_revisions()
 
     # ---- connection and transactions -------------------------------------------------------------
 
@@ -801,6 +803,9 @@ class SQLiteStore:
             self._write(json.loads(text), "DELETED")
 
     # ---- release history -----------------------------------------------------------------------
+    # Kept in the `<rollout>.rollout-history` ConfigMap (rollouts.store.history), as KubeStore keeps it, so
+    # history written through the API server and through this store is the same. The old `revisions`
+    # table is folded into those ConfigMaps once, the first time a store opens it (_migrate_revisions).
 
     def record_revision(
         self,
@@ -814,68 +819,38 @@ class SQLiteStore:
         cause: str = "",
     ) -> Revision:
         """Remember (or refresh) one revision of a Rollout; created_at is kept on refresh."""
-        self._check_outcome(outcome)
-        now = self._now()
+        _json_copy(dict(images), "images")
+        _json_copy(template, "template")
         with self.transaction():
-            self._db().execute(
-                f"INSERT INTO revisions ({_REVISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (namespace, rollout, revision) DO UPDATE SET pod_hash = excluded.pod_hash, "
-                "images = excluded.images, template = excluded.template, outcome = excluded.outcome, "
-                "cause = excluded.cause, updated_at = excluded.updated_at",
-                (
-                    namespace,
-                    rollout,
-                    int(revision),
-                    pod_hash,
-                    _dump(_json_copy(dict(images), "images")),
-                    _dump(_json_copy(template, "template")),
-                    now,
-                    outcome,
-                    cause,
-                    now,
-                ),
-            )
-            return self._revision(namespace, rollout, revision)
+            return history.record(self, namespace, rollout, revision, pod_hash, images, template, outcome,
+                                  cause, self._now())
 
     def set_revision_outcome(
         self, namespace: str, rollout: str, revision: int, outcome: Outcome, cause: str = ""
     ) -> Revision:
-        self._check_outcome(outcome)
         with self.transaction():
-            cursor = self._db().execute(
-                "UPDATE revisions SET outcome = ?, cause = ?, updated_at = ? "
-                "WHERE namespace = ? AND rollout = ? AND revision = ?",
-                (outcome, cause, self._now(), namespace, rollout, int(revision)),
-            )
-            if not cursor.rowcount:
-                raise NotFound("Rollout", namespace, rollout, detail=f" with revision {revision} in history")
-            return self._revision(namespace, rollout, revision)
+            return history.set_outcome(self, namespace, rollout, revision, outcome, cause, self._now())
 
     def list_revisions(self, namespace: str, rollout: str) -> builtins.list[Revision]:
         """Every remembered revision of a Rollout, oldest first."""
-        rows = self._query(
-            f"SELECT {_REVISION_COLUMNS} FROM revisions WHERE namespace = ? AND rollout = ? "
-            "ORDER BY revision",
-            (namespace, rollout),
-        )
-        return [_to_revision(row) for row in rows]
+        return history.list_all(self, namespace, rollout)
 
-    def _revision(self, namespace: str, rollout: str, revision: int) -> Revision:
-        row = (
-            self._db()
-            .execute(
-                f"SELECT {_REVISION_COLUMNS} FROM revisions "
-                "WHERE namespace = ? AND rollout = ? AND revision = ?",
-                (namespace, rollout, int(revision)),
-            )
-            .fetchone()
-        )
-        return _to_revision(row)
-
-    @staticmethod
-    def _check_outcome(outcome: str) -> None:
-        if outcome not in OUTCOMES:
-            raise Invalid(f'revision outcome "{outcome}" is not one of {", ".join(OUTCOMES)}')
+    def _migrate_revisions(self) -> None:
+        """Move rows of the old `revisions` table into the history ConfigMaps (once: the rows are deleted)."""
+        if not self._query("SELECT 1 FROM revisions LIMIT 1"):
+            return
+        with self.transaction():
+            rows = self._db().execute(f"SELECT {_REVISION_COLUMNS} FROM revisions ORDER BY revision").fetchall()
+            grouped: dict[tuple[str, str], builtins.list[JSONObject]] = {}
+            for row in rows:
+                old = _to_revision(row)
+                grouped.setdefault((old.namespace, old.rollout), []).append({
+                    "revision": old.revision, "pod_hash": old.pod_hash, "images": dict(old.images),
+                    "template": old.template, "created_at": old.created_at, "outcome": old.outcome,
+                    "cause": old.cause, "updated_at": old.updated_at})
+            for (namespace, rollout), entries in grouped.items():
+                history.merge_legacy(self, namespace, rollout, entries)
+            self._db().execute("DELETE FROM revisions")
 
 
 _REVISION_COLUMNS = (
