@@ -123,15 +123,27 @@ def _scrape(ctl: ControllerProcess, proxy: bool = False) -> tuple[httpx.Response
 @pytest.mark.parametrize("name", sorted(ARGO_FAMILIES), ids=sorted(ARGO_FAMILIES))
 def test_live_scrape_has_argo_names_types_and_labels(live: ControllerProcess, name: str) -> None:
     httpx.get(f"http://127.0.0.1:{live.ingress_port('shop')}/", timeout=5)  # one request for the proxy series
-    response, exposition = _scrape(live, proxy=name in PROXY_FAMILIES)
+    proxy = name in PROXY_FAMILIES
+    response, exposition = _scrape(live, proxy=proxy)
     assert response.status_code == 200
-    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    # The proxy's listener is prometheus-client's own (text format 1.0.0, which Prometheus reads as well).
+    assert response.headers["Content-Type"].startswith("text/plain; version=" if proxy else "text/plain; version=0.0.4")
     kind, labels = ARGO_FAMILIES[name]
     assert exposition.types.get(name) == kind
     sample_name = f"{name}_count" if kind == "histogram" else name
     found = exposition.series(sample_name)
     assert found, f"no {sample_name} samples"
     assert all(set(series_labels) == labels for series_labels, _ in found)
+
+
+@pytest.mark.integration
+def test_live_proxy_series_are_on_the_cluster_not_the_operator(live: ControllerProcess) -> None:
+    httpx.get(f"http://127.0.0.1:{live.ingress_port('shop')}/", timeout=5)
+    _, operator = _scrape(live)
+    _, cluster = _scrape(live, proxy=True)
+    assert not PROXY_FAMILIES & set(operator.types)  # the operator holds no proxy since it left its process
+    assert set(cluster.types) >= PROXY_FAMILIES
+    assert cluster.series("nginx_ingress_controller_requests", ingress="shop")
 
 
 @pytest.mark.integration
