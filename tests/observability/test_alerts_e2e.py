@@ -1,6 +1,6 @@
 """The alerts against the real thing: a Prometheus with deploy/prometheus/rules.yaml (scraping and evaluating
 every second, under a job name of its own: ControllerDown must not depend on it) scrapes a running
-controller process, whose /metrics also carries the ingress proxy's request series. A good release fires
+operator process and, on its ingress metrics port, the local cluster's proxy with its request series. A good release fires
 neither RolloutFailed nor CanaryAnalysisFailed; an abort fires RolloutFailed only while it lasts, and after
 retry, promote and a controller restart the Healthy rollout has no alert at all; a bad canary is aborted by
 its analysis and both fire, read back through Prometheus' ALERTS series."""
@@ -12,14 +12,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import httpx
 import pytest
 from tests.conftest import REPO, require_tool
-from tests.e2e.harness import ControllerProcess, Load, demo_service_pids, wait_until
+from tests.e2e.harness import ControllerProcess, Load, wait_until
 from tests.e2e.manifests import CANARY
-from tests.integration.prometheus_server import PrometheusServer
+from tests.integration.prometheus_server import PrometheusServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -49,25 +48,15 @@ class Stack:
         wait_until(lambda: self.rules_evaluated_after(after_scrape), 15, "a rule evaluation after that scrape")
 
 
-def _pods_of(home: Path) -> list[int]:
-    """Demo pod processes writing their log under `home` (other tests may run pods of their own)."""
-    mine = []
-    for pid in demo_service_pids():
-        try:
-            if Path(f"/proc/{pid}/fd/1").resolve().is_relative_to(home.resolve()):
-                mine.append(pid)
-        except OSError:
-            continue
-    return mine
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     binary = require_tool("prometheus", "apt-get install prometheus")
     workdir = tmp_path_factory.mktemp("alerts")
-    controller = ControllerProcess(workdir / "home")
+    proxy_port = free_port()
+    controller = ControllerProcess(workdir / "home", extra_args=("--proxy-metrics-port", str(proxy_port)))
     controller.start()
-    prometheus = PrometheusServer(binary, workdir, [controller.metrics_address], rule_files=[RULES])
+    prometheus = PrometheusServer(binary, workdir, [controller.metrics_address, f"127.0.0.1:{proxy_port}"],
+                                  rule_files=[RULES])
     try:
         prometheus.start()
         manifest = workdir / "shop.yaml"
@@ -77,8 +66,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(controller, prometheus, controller.ingress_port("shop"))
     finally:
         prometheus.stop()
-        controller.stop()
-        wait_until(lambda: not _pods_of(controller.home), 20, "every pod process to exit")
+        controller.stop_leaving_no_pods()
         shutil.rmtree(workdir / "data", ignore_errors=True)
 
 
@@ -97,7 +85,7 @@ def test_a_good_release_fires_neither_runbook_alert(stack: Stack) -> None:
     healthy = prom.query('argo_rollouts_rollout_phase{rollout="shop", phase="Healthy"}')
     assert [float(s["value"][1]) for s in healthy] == [1.0]
     assert prom.query('sum(http_requests_total{service="shop", version="canary"}) > 0'), \
-        "the ingress proxy's request series are not on the controller's scrape target"
+        "the ingress proxy's request series are not on the cluster's ingress metrics target"
     # Nothing pending or firing at any evaluation during the release.
     assert prom.query(f"count_over_time({RUNBOOK_ALERTS}[10m])") == []
 

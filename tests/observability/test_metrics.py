@@ -188,6 +188,7 @@ def test_cli_reports_a_busy_metrics_port(tmp_path: Path) -> None:
                                 timeout=60)
     assert result.returncode == 1
     assert f"--metrics-address 127.0.0.1:{port}: cannot listen" in result.stderr
+    assert not (tmp_path / "apiserver.json").exists()  # refused before a local cluster was started for it
 
 
 # -- the collector against a store, with a clock the test moves ----------------------------------------------
