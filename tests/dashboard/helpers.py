@@ -1,5 +1,9 @@
 """Dashboard test helpers: a seeded store (a canary mid-release with an analysis run, events and history)
-and the dashboard app served by a real uvicorn server on a free port in a background thread."""
+and the dashboard app served by a real uvicorn server on a free port in a background thread.
+
+The dashboard never opens the SQLite file: the seeded store is served API-only by a local API server
+(`tests.cluster.conftest.start_cluster`) and the app reads and writes it with a `KubeStore` from that
+server's kubeconfig, so every read, action and live update goes through the Kubernetes API over HTTP."""
 
 from __future__ import annotations
 
@@ -13,7 +17,11 @@ from typing import Any
 import uvicorn
 
 from rollouts.api.app import create_app
+from rollouts.kube.client import KubeStore
+from rollouts.kube.config import load_config
+from rollouts.store.protocol import ObjectStore
 from rollouts.store.sqlite import SQLiteStore
+from tests.cluster.conftest import start_cluster
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -87,30 +95,53 @@ def seed(store: SQLiteStore) -> dict[str, Any]:
     return store.get("Rollout", "default", "shop")
 
 
+def kube_factory(kubeconfig: Path) -> Callable[[], ObjectStore]:
+    """What the dashboard is given in these tests: a `KubeStore` on the cluster of `kubeconfig`."""
+    return lambda: KubeStore(load_config(kubeconfig=kubeconfig))
+
+
 @contextmanager
-def live_server(db: Path, *, bind_host: str = "127.0.0.1", heartbeat: float = 15.0,
-                **options: Any) -> Iterator[str]:
-    """The dashboard on 127.0.0.1:<free port> (bind_host only decides the access rules); yields its URL.
-    `options` go to create_app (limits such as max_streams)."""
-    app = create_app(lambda: SQLiteStore(db), token=TOKEN, bind_host=bind_host, heartbeat=heartbeat, **options)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    started = threading.Event()
-    for _ in range(500):
-        if server.started:
-            started.set()
-            break
-        thread.join(0.01)
-    assert started.is_set(), "the dashboard server did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
+def api_served(db: Path | None, kubeconfig: Path | None = None) -> Iterator[Path]:
+    """The kubeconfig to reach the store with: `kubeconfig` when given (a cluster already serving), else
+    the store file `db` served API-only from this process for the duration of the block."""
+    if kubeconfig is not None:
+        yield kubeconfig
+        return
+    assert db is not None, "a store file or a kubeconfig"
+    cluster, stop = start_cluster(db.parent)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield cluster.kubeconfig
     finally:
-        app.state.close_streams()
-        server.should_exit = True
-        thread.join(10)
+        stop()
+
+
+@contextmanager
+def live_server(db: Path | None, *, bind_host: str = "127.0.0.1", heartbeat: float = 15.0,
+                kubeconfig: Path | None = None, **options: Any) -> Iterator[str]:
+    """The dashboard on 127.0.0.1:<free port> (bind_host only decides the access rules) over the API
+    server of `db` (or of `kubeconfig`); yields its URL. `options` go to create_app (limits such as
+    max_streams)."""
+    with api_served(db, kubeconfig) as config:
+        app = create_app(kube_factory(config), token=TOKEN, bind_host=bind_host, heartbeat=heartbeat, **options)
+        server_config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                       timeout_graceful_shutdown=1)
+        server = uvicorn.Server(server_config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        started = threading.Event()
+        for _ in range(500):
+            if server.started:
+                started.set()
+                break
+            thread.join(0.01)
+        assert started.is_set(), "the dashboard server did not start"
+        port = server.servers[0].sockets[0].getsockname()[1]
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            app.state.close_streams()
+            server.should_exit = True
+            thread.join(10)
 
 
 def pod(name: str, pod_hash: str, *, phase: str = "Running", ready: bool = True,
@@ -179,10 +210,13 @@ def seeded_db(path: Path, fill: Callable[[SQLiteStore], Any]) -> Path:
 
 
 @contextmanager
-def in_process_client(db: Path) -> Iterator[Any]:
-    """The dashboard app behind FastAPI's TestClient (same app, no socket), on a loopback base URL."""
+def in_process_client(db: Path, *, bind_host: str = "127.0.0.1",
+                      base_url: str = "http://127.0.0.1:3100") -> Iterator[Any]:
+    """The dashboard app behind FastAPI's TestClient (same app, no socket of its own) over the API server
+    of the store file `db`, on a loopback base URL unless told otherwise."""
     from fastapi.testclient import TestClient
 
-    app = create_app(lambda: SQLiteStore(db), token=TOKEN, bind_host="127.0.0.1")
-    with TestClient(app, base_url="http://127.0.0.1:3100") as http:
-        yield http
+    with api_served(db) as config:
+        app = create_app(kube_factory(config), token=TOKEN, bind_host=bind_host)
+        with TestClient(app, base_url=base_url) as http:
+            yield http

@@ -276,3 +276,35 @@ def test_raw_traversal_requests_on_the_wire(server: httpx.Client) -> None:
             while chunk := sock.recv(65536):
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 404"), (raw, answer[:200])
+
+
+def test_abort_over_a_kube_store_lands_as_the_status_patch_in_the_store(db: Path) -> None:
+    """The dashboard's abort, made through the Kubernetes API: exactly the kubectl plugin's patch (a merge
+    patch of status.abort on the status subresource), stored by the API server, the spec untouched."""
+    from fastapi.testclient import TestClient
+
+    from rollouts.api.app import create_app
+    from rollouts.kube.client import KubeStore
+    from rollouts.kube.config import load_config
+    from tests.dashboard.helpers import api_served
+
+    sent: list[tuple[Any, ...]] = []
+
+    class Recording(KubeStore):
+        def patch(self, kind: str, namespace: str, name: str, patch: Any, patch_type: Any = "merge",
+                  subresource: Any = None) -> dict[str, Any]:
+            sent.append((kind, namespace, name, patch, patch_type, subresource))
+            return super().patch(kind, namespace, name, patch, patch_type, subresource)
+
+    before = rollout(db)
+    with api_served(db) as kubeconfig:
+        app = create_app(lambda: Recording(load_config(kubeconfig=kubeconfig)), token=TOKEN, bind_host="127.0.0.1")
+        with TestClient(app, base_url="http://127.0.0.1:3100") as http:
+            response = http.post(f"{BASE}/abort", headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert sent == [("Rollout", "default", "shop", {"status": {"abort": True}}, "merge", "status")]
+    after = rollout(db)
+    assert after["status"]["abort"] is True
+    assert after["spec"] == before["spec"]
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]  # a status write only
+    assert int(after["metadata"]["resourceVersion"]) > int(before["metadata"]["resourceVersion"])

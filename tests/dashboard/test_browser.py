@@ -77,7 +77,10 @@ def test_dashboard_in_chromium(controller: ControllerProcess, browser: Any, tmp_
     controller.cli("status", "shop", "--timeout", "60s")
     port = controller.ingress_port("shop")
     errors: list[str] = []
-    with live_server(controller.home / "state.db") as url, Load(port):
+    # The dashboard reaches the controller's local cluster through its kubeconfig, as `rollouts dashboard` does.
+    kubeconfig = controller.home / "kubeconfig"
+    served = {"kubeconfig": kubeconfig} if kubeconfig.exists() else {}
+    with live_server(None if served else controller.home / "state.db", **served) as url, Load(port):
         context = browser.new_context(viewport={"width": 1280, "height": 1500})
         listing, detail = context.new_page(), context.new_page()
         for page in (listing, detail):

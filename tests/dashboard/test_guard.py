@@ -14,9 +14,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from rollouts.api.app import create_app
-from rollouts.store.sqlite import SQLiteStore
-from tests.dashboard.helpers import AUTH, BASE, TOKEN, in_process_client, live_server, seed, seeded_db
+from tests.dashboard.helpers import AUTH, BASE, in_process_client, live_server, seed, seeded_db
 
 
 @pytest.fixture
@@ -90,8 +88,7 @@ def test_userinfo_host_refused_on_the_wire(db: Path) -> None:
 
 
 def test_non_loopback_bind_still_refuses_malformed_hosts(db: Path) -> None:
-    app = create_app(lambda: SQLiteStore(db), token=TOKEN, bind_host="0.0.0.0")
-    with TestClient(app, base_url="http://10.1.2.3:3100") as http:
+    with in_process_client(db, bind_host="0.0.0.0", base_url="http://10.1.2.3:3100") as http:
         assert http.get("/api/v1/rollouts", headers={**AUTH, "Host": "dash.example:3100"}).status_code == 200
         assert http.get("/api/v1/rollouts", headers={**AUTH, "Host": "a:1@dash.example"}).status_code == 400
 

@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from rollouts.api.app import create_app
 from rollouts.api.availability import availability
 from rollouts.api.weights import weight_history
 from rollouts.store.sqlite import SQLiteStore
-from tests.dashboard.helpers import AUTH, BASE, TOKEN, in_process_client, seed, seed_mid_release, seeded_db
+from tests.dashboard.helpers import AUTH, BASE, in_process_client, seed, seed_mid_release, seeded_db
 
 
 @pytest.fixture
@@ -151,10 +150,9 @@ def test_replica_set_and_pod_view_per_revision(client: TestClient) -> None:
 
 
 def test_seed_without_release_events_has_no_weight_history(tmp_path: Path) -> None:
-    with SQLiteStore(tmp_path / "s.db") as store:
+    with SQLiteStore(tmp_path / "state.db") as store:
         seed(store)
         for item in store.list("Event", "default"):
             store.delete("Event", "default", item["metadata"]["name"])
-    app = create_app(lambda: SQLiteStore(tmp_path / "s.db"), token=TOKEN, bind_host="127.0.0.1")
-    with TestClient(app, base_url="http://127.0.0.1:3100") as http:
+    with in_process_client(tmp_path / "state.db") as http:
         assert http.get(f"{BASE}/weights").json() == {"startedAt": None, "points": []}

@@ -1,11 +1,14 @@
-"""Serving the dashboard with uvicorn inside an asyncio program (the controller, `rollouts dashboard`)."""
+"""Serving the dashboard with uvicorn inside an asyncio program (the controller, `rollouts dashboard`).
+
+The dashboard reads and writes through an `ObjectStore`, in practice a `KubeStore` over the Kubernetes
+API of whichever cluster its host uses; it never opens the local cluster's SQLite file."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -13,8 +16,7 @@ from fastapi import FastAPI
 
 from rollouts import netaddr
 from rollouts.api.app import create_app
-from rollouts.store.home import database_path
-from rollouts.store.sqlite import SQLiteStore
+from rollouts.store.protocol import ObjectStore
 
 DEFAULT_PORT = 3100
 log = logging.getLogger("rollouts.dashboard")
@@ -34,8 +36,26 @@ class _HostedServer(uvicorn.Server):
         yield
 
 
-def build_server(home: Path, host: str, port: int, token: str) -> uvicorn.Server:
-    app = create_app(lambda: SQLiteStore(database_path(home)), token=token, bind_host=host)
+StoreSource = Path | Callable[[], ObjectStore]
+
+
+def local_cluster_store(home: Path) -> Callable[[], ObjectStore]:
+    """A factory of a `KubeStore` for the local cluster of `home` (its HOME/kubeconfig, context
+    rollouts-local), whatever $KUBECONFIG says: what a host given only a home means."""
+    def open_store() -> ObjectStore:
+        from rollouts.kube.client import KubeStore
+        from rollouts.kube.config import load_config, local_kubeconfig_path
+
+        return KubeStore(load_config(kubeconfig=local_kubeconfig_path(home)))
+
+    return open_store
+
+
+def build_server(source: StoreSource, host: str, port: int, token: str) -> uvicorn.Server:
+    """The dashboard server over `source`: a store factory (any `ObjectStore`, called once on first use),
+    or a rollouts home, meaning that home's local cluster through its kubeconfig."""
+    factory = local_cluster_store(source) if isinstance(source, Path) else source
+    app = create_app(factory, token=token, bind_host=host)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=2, lifespan="on")
     return _HostedServer(config)

@@ -98,7 +98,7 @@ def controller(
     typer.echo(f"cluster: {config.describe()}", err=True)
     if metrics_address:
         typer.echo(f"metrics: http://{metrics_address}/metrics (and /healthz)", err=True)
-    companions = [_dashboard(folder, dashboard_address)] if dashboard_address else []
+    companions = [_dashboard(folder, dashboard_address, config)] if dashboard_address else []
     store = KubeStore(config)
     try:
         asyncio.run(run_controller(store, home=lock_home, prometheus_address=prometheus_address,
@@ -163,10 +163,13 @@ def _local_cluster(home: Path, *, images: Path | None, probe_period: float, max_
         fail(str(exc))
 
 
-def _dashboard(home: Path, address: str) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """The dashboard served beside the loop (its token: $ROLLOUTS_DASHBOARD_TOKEN or HOME/dashboard.token)."""
+def _dashboard(home: Path, address: str,
+               config: ClusterConfig) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """The dashboard served beside the loop over the operator's cluster (its own KubeStore on `config`; its
+    token: $ROLLOUTS_DASHBOARD_TOKEN or HOME/dashboard.token)."""
     from rollouts.api.server import build_server, parse_address, serve_until
     from rollouts.api.token import TokenError, resolve_token
+    from rollouts.kube.client import KubeStore
     from rollouts.netaddr import AddressError
 
     try:
@@ -177,4 +180,4 @@ def _dashboard(home: Path, address: str) -> Callable[[asyncio.Event], Coroutine[
         token, _ = resolve_token(home)
     except TokenError as exc:
         fail(f"--dashboard-address: {exc}")
-    return lambda stop: serve_until(build_server(home, host, port, token), stop)
+    return lambda stop: serve_until(build_server(lambda: KubeStore(config), host, port, token), stop)

@@ -1,5 +1,7 @@
-"""`rollouts dashboard`: serves the web dashboard for a home in the foreground (the controller can serve it
-too, with --dashboard-address). `--show-token` prints the token that mutations need."""
+"""`rollouts dashboard`: serves the web dashboard in the foreground over the Kubernetes API of the cluster
+the usual rules select (`--kubeconfig`/`--context`/$KUBECONFIG, else the home's local cluster, started
+if it is down); the controller can serve it too, with --dashboard-address. The token that mutations
+need belongs to the home; `--show-token` prints it."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from rollouts.cli.common import HOME_OPTION, fail
+from rollouts.cli.common import CONTEXT_OPTION, HOME_OPTION, KUBECONFIG_OPTION, fail, open_store
 from rollouts.cli.main import app
 
 
@@ -20,6 +22,8 @@ def dashboard(
     token_file: Path | None = typer.Option(None, "--token-file", help="Read the token from this file "
                                            "(default: $ROLLOUTS_DASHBOARD_TOKEN, else HOME/dashboard.token)."),
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Serve the web dashboard: rollouts live, with actions behind a bearer token."""
     import asyncio
@@ -39,9 +43,13 @@ def dashboard(
         return
     if not 0 <= port <= 65535:
         fail(f"--port: {port} is not between 0 and 65535")
+    # Opened now, not on the first request: a bad kubeconfig fails here, and a local cluster that has to be
+    # started says so before the address line.
+    store = open_store(home)
     shown = f"[{address}]" if ":" in address else address
     typer.echo(f"dashboard: http://{shown}:{port}/  (actions need the token from {source}; "
                "rollouts dashboard --show-token prints it)")
+    typer.echo(f"cluster: {store.config.describe()}")
     if read_needs_token(address):
         typer.echo(f"{address} is not a loopback address: reading needs the token too", err=True)
 
@@ -50,7 +58,7 @@ def dashboard(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve_until(build_server(folder, address, port, token), stop)
+        await serve_until(build_server(lambda: store, address, port, token), stop)
 
     try:
         asyncio.run(run())
