@@ -11,7 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from rollouts.cli.main import app
+from tests.cli.serving import serve, stop_all
 from tests.cli.verbs_support import run, seeded_home, store
 
 MANIFEST = """
@@ -134,9 +137,14 @@ def test_all_checks_pass(home: Path, prometheus: FakePrometheus, controller_pid:
     result = run(home, "doctor", "--prometheus-address", prometheus.address)
     assert result.exit_code == 0, result.stdout
     got = lines(result)
-    assert list(got) == ["controller", "version", "controller-health", "analysis-templates", "prometheus",
+    assert list(got) == ["controller", "version", "cluster", "controller-health", "analysis-templates", "prometheus",
                          "gates shop"]
     assert got["controller"].startswith(f"PASS running (pid {controller_pid.pid})")
+    # Read through the home's local cluster (served by this test), named with the server it answered from.
+    url = serve(home).url
+    assert got["cluster"].startswith(f"PASS context rollouts-local ({url}, namespace default) from "
+                                     f"{home / 'kubeconfig'}"), got["cluster"]
+    assert " answers (Kubernetes v" in got["cluster"], got["cluster"]
     assert got["controller-health"].startswith("SKIP")
     assert got["analysis-templates"] == "PASS 1 valid (success-rate); 1 used by the rollouts"
     assert got["gates shop"] == "PASS stable abc123: success-rate Successful value=[0.999]"
@@ -257,3 +265,33 @@ def test_doctor_says_how_to_install_what_is_missing(home: Path, tmp_path: Path,
     got = lines(run(home, "doctor"))
     assert got["controller"] == f"FAIL not running on {home} (start it: rollouts controller --home {home})"
     assert "Prometheus is not installed: `sudo apt-get install prometheus`" in got["prometheus"], got["prometheus"]
+
+
+def test_doctor_names_a_cluster_that_does_not_answer_and_reads_nothing(home: Path, prometheus: FakePrometheus) -> None:
+    """The home's local cluster is down (its server stopped, its kubeconfig left): doctor says which cluster
+    it tried and that it does not answer, starts nothing, and skips every check that needs the API."""
+    serve(home)
+    state = (home / "apiserver.json").read_text()
+    stop_all()
+    (home / "apiserver.json").write_text(state)  # still recorded as running by this process: a crashed server
+    runner = CliRunner()
+    result = runner.invoke(app, ["doctor", "--home", str(home), "--prometheus-address", prometheus.address],
+                           env={"ROLLOUTS_NAMESPACE": "", "NO_COLOR": "1"}, catch_exceptions=False)
+    got = lines(result)
+    assert result.exit_code == 1
+    assert list(got) == ["controller", "version", "cluster", "controller-health"], result.stdout
+    assert got["cluster"].startswith("FAIL context rollouts-local (https://127.0.0.1:"), got["cluster"]
+    assert "does not answer: cannot reach the Kubernetes API" in got["cluster"]
+
+
+def test_doctor_with_a_kubeconfig_uses_that_cluster(home: Path, prometheus: FakePrometheus, tmp_path: Path) -> None:
+    """--kubeconfig wins over the home: the checks read the cluster it names (here the same server, reached
+    through a copy of its kubeconfig in another folder)."""
+    cluster = serve(home)
+    other = tmp_path / "elsewhere" / "config"
+    other.parent.mkdir()
+    other.write_text(cluster.kubeconfig.read_text())
+    result = run(home, "doctor", "--kubeconfig", str(other), "--prometheus-address", prometheus.address)
+    got = lines(result)
+    assert got["cluster"].startswith(f"PASS context rollouts-local ({cluster.url}, namespace default) from {other}")
+    assert got["analysis-templates"] == "PASS 1 valid (success-rate); 1 used by the rollouts"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.cluster.conftest import start_cluster
 from typer.testing import CliRunner
 
 from rollouts.cli import commands  # noqa: F401  (registers the verbs)
@@ -193,8 +195,20 @@ def _populate(home: Path) -> datetime:
     return start
 
 
-def test_report_command_json(tmp_path: Path) -> None:
+@pytest.fixture
+def populated(tmp_path: Path) -> Iterator[Path]:
+    """_populate's home served API-only: `report` reads it through the Kubernetes API (its release history
+    from each rollout's `<rollout>.rollout-history` ConfigMap), not from the SQLite file."""
     _populate(tmp_path)
+    _, stop = start_cluster(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        stop()
+
+
+def test_report_command_json(populated: Path) -> None:
+    tmp_path = populated
     runner = CliRunner()
     result = runner.invoke(app, ["report", "--home", str(tmp_path), "--since", "7d", "-o", "json"])
     assert result.exit_code == 0, result.output
@@ -214,8 +228,8 @@ def test_report_command_json(tmp_path: Path) -> None:
         ("default", "shop", 3), ("team", "cart", 1)]
 
 
-def test_report_command_table(tmp_path: Path) -> None:
-    _populate(tmp_path)
+def test_report_command_table(populated: Path) -> None:
+    tmp_path = populated
     result = CliRunner().invoke(app, ["report", "--home", str(tmp_path), "-n", "default"])
     assert result.exit_code == 0, result.output
     [row] = [line for line in result.output.splitlines() if line.startswith("shop")]

@@ -1,5 +1,9 @@
 """`rollouts doctor`: the runbook's pre-release checklist as one command. Each check prints one line
-`PASS|FAIL|SKIP name: detail`; the exit code is 1 when any check failed."""
+`PASS|FAIL|SKIP name: detail`; the exit code is 1 when any check failed.
+
+Everything it reads comes through the Kubernetes API of the cluster the usual rules select (see
+`rollouts.cli.connection`); its `cluster` line names that cluster and says whether it answers. Unlike
+the other verbs, doctor only looks: it never starts the local cluster."""
 
 from __future__ import annotations
 
@@ -9,13 +13,20 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from rollouts.cli.common import HOME_OPTION, NAMESPACE_OPTION, namespace_or_default, open_store
+from rollouts.cli.common import (
+    CONTEXT_OPTION,
+    HOME_OPTION,
+    KUBECONFIG_OPTION,
+    NAMESPACE_OPTION,
+    namespace_or_default,
+)
 from rollouts.cli.main import app
 
 if TYPE_CHECKING:
+    from rollouts.kube.client import KubeStore
     from rollouts.spec.analysis import AnalysisRun
     from rollouts.spec.rollout import Rollout, RolloutAnalysis
-    from rollouts.store.sqlite import SQLiteStore
+    from rollouts.store.protocol import ObjectStore
 
 TRAFFIC_PLUGIN = "rollouts/traffic"
 GATE_TIMEOUT = 30.0
@@ -81,6 +92,42 @@ def check_healthz(address: str | None, home: Path | None = None) -> Check:
     return Check(verdict, "controller-health", f"{url}/healthz{source} answered {response.status_code}")
 
 
+def _cluster_config(home: Path) -> tuple[str, Any]:
+    """The line naming the cluster in use, and its `ClusterConfig` (None when there is nothing to reach yet).
+    The same choice `open_store` makes, minus starting the local cluster."""
+    from rollouts.cli import connection
+    from rollouts.kube.config import ConfigError, load_config, local_kubeconfig_path
+
+    kubeconfig, context = connection.selected.kubeconfig, connection.selected.context
+    described = connection.in_use(str(home))
+    local = connection.local_home(str(home), kubeconfig, context)
+    try:
+        if local is not None:
+            path = local_kubeconfig_path(local)
+            return described, load_config(path, context) if path.is_file() else None
+        return described, load_config(kubeconfig, context)
+    except ConfigError:
+        return described, None
+
+
+def check_cluster(home: Path) -> tuple[Check, KubeStore | None]:
+    """Which cluster the verbs use and whether its API answers (`/version`); the store when it does."""
+    from rollouts.kube.client import KubeStore
+    from rollouts.store.protocol import StoreError
+
+    described, config = _cluster_config(home)
+    if config is None:
+        return Check("FAIL", "cluster", f"{described} (start it: rollouts cluster up --home {home})"), None
+    store = KubeStore(config, timeout=5)
+    try:
+        version = store.request("GET", "/version")
+    except StoreError as exc:
+        store.close()
+        return Check("FAIL", "cluster", f"{described} does not answer: {exc}"), None
+    git = version.get("gitVersion") if isinstance(version, dict) else None
+    return Check("PASS", "cluster", f"{described} answers (Kubernetes {git or 'version unknown'})"), store
+
+
 def _gate_analyses(rollout: Rollout) -> list[RolloutAnalysis]:
     strategy = rollout.spec.strategy
     if strategy.canary is not None:
@@ -94,7 +141,7 @@ def _gate_analyses(rollout: Rollout) -> list[RolloutAnalysis]:
     return []
 
 
-def _template(store: SQLiteStore, namespace: str, name: str, cluster: bool) -> dict[str, Any] | None:
+def _template(store: ObjectStore, namespace: str, name: str, cluster: bool) -> dict[str, Any] | None:
     from rollouts.store.protocol import NotFound
 
     try:
@@ -104,7 +151,7 @@ def _template(store: SQLiteStore, namespace: str, name: str, cluster: bool) -> d
         return None
 
 
-def check_templates(store: SQLiteStore, namespace: str, rollouts: list[Rollout]) -> tuple[Check, list[dict[str, Any]]]:
+def check_templates(store: ObjectStore, namespace: str, rollouts: list[Rollout]) -> tuple[Check, list[dict[str, Any]]]:
     """Every template a rollout refers to is present, and every template of the namespace (and cluster) is
     valid by the lint rules. Returns the referenced templates (all of them when no rollout refers to any)."""
     from rollouts.cli.patching import lint_object
@@ -200,7 +247,7 @@ async def _measure(run: AnalysisRun, prometheus_address: str | None) -> Analysis
         await executor.close()
 
 
-def check_gates(store: SQLiteStore, rollout: Rollout, prometheus_address: str | None) -> Check:
+def check_gates(store: ObjectStore, rollout: Rollout, prometheus_address: str | None) -> Check:
     """The rollout's first gate, measured once against the stable version (as `analyze --once` does)."""
     import asyncio
 
@@ -249,22 +296,29 @@ def run_checks(home: Path, namespace: str, rollout_name: str | None, prometheus_
                controller_address: str | None) -> list[Check]:
     from rollouts import __version__
     from rollouts.spec.rollout import Rollout
-    from rollouts.store.protocol import NotFound
+    from rollouts.store.protocol import NotFound, StoreError
 
-    checks = [check_controller(home), Check("PASS", "version", f"rollouts v{__version__}"),
+    cluster, store = check_cluster(home)
+    checks = [check_controller(home), Check("PASS", "version", f"rollouts v{__version__}"), cluster,
               check_healthz(controller_address, home)]
-    store = open_store(str(home))
-    if rollout_name is not None:
-        try:
-            rollouts = [Rollout.model_validate(store.get("Rollout", namespace, rollout_name))]
-        except NotFound as exc:
-            return [*checks, Check("FAIL", "rollout", str(exc))]
-    else:
-        rollouts = [Rollout.model_validate(o) for o in store.list("Rollout", namespace)]
-    template_check, docs = check_templates(store, namespace, rollouts)
-    checks += [template_check, check_prometheus(docs, prometheus_address)]
-    if template_check.verdict == "PASS":
-        checks += [check_gates(store, r, prometheus_address) for r in rollouts]
+    if store is None:
+        return checks  # nothing below can be read without the API
+    try:
+        if rollout_name is not None:
+            try:
+                rollouts = [Rollout.model_validate(store.get("Rollout", namespace, rollout_name))]
+            except NotFound as exc:
+                return [*checks, Check("FAIL", "rollout", str(exc))]
+        else:
+            rollouts = [Rollout.model_validate(o) for o in store.list("Rollout", namespace)]
+        template_check, docs = check_templates(store, namespace, rollouts)
+        checks += [template_check, check_prometheus(docs, prometheus_address)]
+        if template_check.verdict == "PASS":
+            checks += [check_gates(store, r, prometheus_address) for r in rollouts]
+    except StoreError as exc:
+        checks.append(Check("FAIL", "cluster", f"the API failed while reading: {exc}"))
+    finally:
+        store.close()
     return checks
 
 
@@ -279,8 +333,10 @@ def doctor(
              "controller running on the home)."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
-    """Pre-release checklist: controller, templates, Prometheus and the stable version's gates."""
+    """Pre-release checklist: cluster, controller, templates, Prometheus and the stable version's gates."""
     from rollouts.cli.common import rollout_name
     from rollouts.store.home import rollouts_home
 

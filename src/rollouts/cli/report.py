@@ -1,6 +1,9 @@
 """`rollouts report`: release metrics per rollout and the service it fronts (deployment frequency, lead
-time, change failure rate, time to restore) from the stored release history, as a table with a daily
-sparkline or as JSON."""
+time, change failure rate, time to restore), as a table with a daily sparkline or as JSON.
+
+Read through the Kubernetes API of the selected cluster: the Rollouts, their Events, and each rollout's
+release history from its `<rollout>.rollout-history` ConfigMap (`ObjectStore.list_revisions`), so it
+works on any cluster, not only the local one."""
 
 from __future__ import annotations
 
@@ -10,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from rollouts.cli.common import HOME_OPTION, NAMESPACE_OPTION, fail, namespace_or_default, open_store
+from rollouts.cli.common import (
+    CONTEXT_OPTION,
+    HOME_OPTION,
+    KUBECONFIG_OPTION,
+    NAMESPACE_OPTION,
+    fail,
+    namespace_or_default,
+    open_store,
+)
 from rollouts.cli.main import app
 
 if TYPE_CHECKING:
@@ -34,6 +45,8 @@ def report(
     all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", help="Every namespace."),
     output: str | None = typer.Option(None, "--output", "-o", help="json for machine-readable output."),
     home: str | None = HOME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    kube_context: str | None = CONTEXT_OPTION,
 ) -> None:
     """Release metrics per rollout: deployment frequency, lead time, change failure rate, time to restore."""
     from rollouts.report.releases import assess_releases, build_releases, parse_window
