@@ -111,11 +111,11 @@ def resolve(home: str | os.PathLike[str] | None = None, namespace: str | None = 
         if kubeconfig is not None or os.environ.get("KUBECONFIG") or context is not None:
             raise
         config = None  # nothing configured at all: the default home's local cluster
+    if config is not None and config.source != str(local_kubeconfig_path(None)):
+        return config
     from rollouts.store.home import rollouts_home
 
-    default = rollouts_home(None)
-    if config is not None and config.source != str(local_kubeconfig_path(default)):
-        return config
+    default = rollouts_home(None)  # created only now that its local cluster is the one in use
     ensure_local(default)
     return load_config(local_kubeconfig_path(default), context, namespace)
 

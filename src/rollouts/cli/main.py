@@ -17,7 +17,7 @@ app: typer.Typer  # built lazily by __getattr__ below
 def _build_app() -> typer.Typer:
     import typer
 
-    from rollouts.cli.common import HOME_OPTION
+    from rollouts.cli.common import CONTEXT_OPTION, HOME_OPTION, KUBECONFIG_OPTION
     from rollouts.cli.conventions import RolloutsGroup
 
     app = typer.Typer(
@@ -43,6 +43,8 @@ def _build_app() -> typer.Typer:
     def version(
         short: bool = typer.Option(False, "--short", help="Print only the version number."),
         home: str | None = HOME_OPTION,
+        kubeconfig: str | None = KUBECONFIG_OPTION,
+        kube_context: str | None = CONTEXT_OPTION,
     ) -> None:
         """Print the version of rollouts and which cluster the verbs would use."""
         if short:

@@ -11,6 +11,10 @@ Order (controller-runtime's `GetConfig`, plus our local-cluster fallback):
 `--context` picks a context instead of `current-context`; `-n` overrides the context's namespace, which
 defaults to `default` (in a pod, the service account's namespace).
 
+The CLI adds one rule before 3 (`rollouts.cli.connection`): an explicit `--home` or `$ROLLOUTS_HOME`
+with no `--kubeconfig`/`$KUBECONFIG` (and no `--context` naming another context) selects that home's
+local cluster, whatever `~/.kube/config` says; that local cluster is started when it is down.
+
 The result, `ClusterConfig`, carries the server, TLS material and credentials, builds an `ssl.SSLContext`
 for the standard-library transport and a `lightkube.KubeConfig` for lightkube (imported lazily).
 """

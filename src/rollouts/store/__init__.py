@@ -14,7 +14,20 @@ from rollouts.store.protocol import (
     Revision,
     StoreError,
 )
-from rollouts.store.sqlite import SQLiteStore
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from rollouts.store.sqlite import SQLiteStore
+
+
+def __getattr__(name: str) -> object:
+    # Imported on first use only: clients of the Kubernetes API import this package's protocol and never
+    # need the SQLite implementation (nor the sqlite3 module).
+    if name == "SQLiteStore":
+        from rollouts.store.sqlite import SQLiteStore
+
+        return SQLiteStore
+    raise AttributeError(name)
 
 __all__ = [
     "AlreadyExists",
