@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,3 +109,53 @@ def test_follow_prints_new_lines_until_interrupted(home: Path) -> None:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
     assert proc.returncode in (0, 130)
+
+
+def _read_until(proc: subprocess.Popen[str], wanted: str, deadline: float, poke: Any = None) -> list[str]:
+    """Lines of a non-blocking stdout until `wanted` is among them (or the deadline passes)."""
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    seen: list[str] = []
+    while time.monotonic() < deadline and wanted not in seen:
+        if poke is not None:
+            poke()
+        time.sleep(0.2)
+        while line := proc.stdout.readline():
+            seen.append(line.rstrip("\n"))
+    return seen
+
+
+def test_follow_streams_pod_logs_through_the_api_and_picks_up_new_pods(home: Path) -> None:
+    env = {**os.environ, "ROLLOUTS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "rollouts", "logs", "-l", "rollouts-pod-template-hash=bbb",
+                             "-f", "--tail", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        log = home / "logs" / "shop-bbb-1.log"
+        seen = _read_until(proc, "[shop-bbb-1] appended", time.monotonic() + 20,
+                           lambda: log.open("a").write("appended\n"))
+        assert "[shop-bbb-1] appended" in seen
+        assert "[shop-bbb-1] canary one" not in seen  # --tail 0: only what is written from now on
+        (home / "logs" / "shop-bbb-3.log").write_text("fresh pod\n")
+        with store(home) as s:
+            s.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
+                "name": "shop-bbb-3", "namespace": "default",
+                "labels": {"app": "shop", "rollouts-pod-template-hash": "bbb"}}})
+        assert "[shop-bbb-3] fresh pod" in _read_until(proc, "[shop-bbb-3] fresh pod", time.monotonic() + 20)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+
+
+def test_logs_on_a_cluster_that_is_not_a_local_home_use_only_the_api(home: Path, tmp_path: Path) -> None:
+    from tests.cli.serving import serve
+
+    elsewhere = tmp_path / "config.yaml"  # not a home's own kubeconfig: no log folder to fall back on
+    elsewhere.write_text(serve(home).kubeconfig.read_text())
+    env = {"KUBECONFIG": str(elsewhere), "ROLLOUTS_HOME": ""}
+    pod = run(home, "logs", "shop-bbb-1", "-c", "shop", "--kubeconfig", str(elsewhere), env=env)
+    assert (pod.exit_code, pod.stdout) == (0, "canary one\nline two\n"), pod.stderr
+    gone = run(home, "logs", "shop-old-1", "--kubeconfig", str(elsewhere), env=env)
+    assert gone.exit_code == 1 and 'pods "shop-old-1" in namespace "default" not found' in gone.stderr
+    ingress = run(home, "logs", "ingress", "--kubeconfig", str(elsewhere), env=env)
+    assert ingress.exit_code == 1 and "the local cluster's ingress proxy log" in ingress.stderr

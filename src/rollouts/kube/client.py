@@ -40,7 +40,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -440,6 +440,66 @@ class KubeStore:
 
         return await asyncio.to_thread(self.watch, since, kinds, timeout, limit)
 
+    # -- pod logs (the pods/log subresource) -----------------------------------------------------------
+
+    @staticmethod
+    def _log_params(container: str | None, tail_lines: int | None, follow: bool) -> dict[str, str]:
+        params: dict[str, str] = {}
+        if container:
+            params["container"] = container
+        if tail_lines is not None and tail_lines >= 0:
+            params["tailLines"] = str(tail_lines)
+        if follow:
+            params["follow"] = "true"
+        return params
+
+    def pod_log(self, namespace: str, name: str, container: str | None = None,
+                tail_lines: int | None = None) -> bytes:
+        """A pod's output so far (its last `tail_lines` lines when given), as `kubectl logs` reads it."""
+        k = KINDS["Pod"]
+        ns = self._ns(k, namespace)
+        self._TARGET.value, self._TARGET.given = ("Pod", ns, name), ""
+        url = self._prefix + k.path(ns, name, "log")
+        params = self._log_params(container, tail_lines, False)
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        conn = self._connection()
+        try:
+            conn.request("GET", url, headers={**self._headers(), "Accept": "*/*"})
+            response = conn.getresponse()
+            raw = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise self._unreachable(exc) from exc
+        if response.status >= 400:
+            raise self._error(response.status, _status_of(raw), url)
+        return raw
+
+    def follow_pod_log(self, namespace: str, name: str, container: str | None = None,
+                       tail_lines: int | None = None) -> Iterator[bytes]:
+        """A pod's output as it is written (`kubectl logs -f`), line by line, on a connection of its own;
+        ends when the pod is gone or the server closes the stream."""
+        k = KINDS["Pod"]
+        ns = self._ns(k, namespace)
+        url = self._prefix + k.path(ns, name, "log") + "?" + urllib.parse.urlencode(
+            self._log_params(container, tail_lines, True))
+        conn = self._connect(None)
+        try:
+            try:
+                conn.request("GET", url, headers={**self._headers(), "Accept": "*/*"})
+                response = conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                raise self._unreachable(exc) from exc
+            if response.status >= 400:
+                self._TARGET.value, self._TARGET.given = ("Pod", ns, name), ""
+                raise self._error(response.status, _status_of(response.read()), url)
+            try:
+                yield from response
+            except (OSError, http.client.HTTPException):
+                return  # the stream broke off (server stopped): what was written has been delivered
+        finally:
+            conn.close()
+
     # -- events ----------------------------------------------------------------------------------------
 
     def record_event(self, involved: Mapping[str, Any], type: str, reason: str, message: str,
@@ -511,6 +571,16 @@ class KubeStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _status_of(raw: bytes) -> dict[str, Any]:
+    try:
+        answer = json.loads(raw) if raw else {}
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        return {"kind": "Status", "message": raw[:200].decode(errors="replace")}
+    return answer
 
 
 def _abort(conn: http.client.HTTPConnection) -> None:
