@@ -69,6 +69,10 @@ def test_controller_serves_the_dashboard_and_logs_its_address(tmp_path: Path) ->
             process.kill()
             process.wait()
         log.close()
+        # The operator started the home's local cluster, which outlives it by design: stop it too.
+        subprocess.run([sys.executable, "-m", "rollouts", "cluster", "down", "--home", str(home)], env=env,
+                       capture_output=True, timeout=60, check=False)
+    assert not (home / "apiserver.json").exists()
 
 
 def test_controller_refuses_a_bad_dashboard_address(tmp_path: Path) -> None:
@@ -76,3 +80,5 @@ def test_controller_refuses_a_bad_dashboard_address(tmp_path: Path) -> None:
                           "--dashboard-address", "127.0.0.1:notaport"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 1
     assert "--dashboard-address: '127.0.0.1:notaport': the port must be a number" in run.stderr
+    # Refused before anything started: no local cluster was left running for the home.
+    assert not (tmp_path / "apiserver.json").exists() and not (tmp_path / "kubeconfig").exists()

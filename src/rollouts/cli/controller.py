@@ -83,6 +83,10 @@ def controller(
             fail(str(exc))
         _check_listenable(metrics_address, host, port)
     folder = rollouts_home(home)
+    # The dashboard's address and token are checked before any cluster is started; it opens its store on
+    # the cluster chosen below only when it runs.
+    chosen: list[ClusterConfig] = []
+    companions = [_dashboard(folder, dashboard_address, lambda: chosen[0])] if dashboard_address else []
     remote = kubeconfig is not None or context is not None or bool(os.environ.get("KUBECONFIG"))
     if remote:
         config = _configured(kubeconfig, context)
@@ -98,7 +102,7 @@ def controller(
     typer.echo(f"cluster: {config.describe()}", err=True)
     if metrics_address:
         typer.echo(f"metrics: http://{metrics_address}/metrics (and /healthz)", err=True)
-    companions = [_dashboard(folder, dashboard_address, config)] if dashboard_address else []
+    chosen.append(config)
     store = KubeStore(config)
     try:
         asyncio.run(run_controller(store, home=lock_home, prometheus_address=prometheus_address,
@@ -164,9 +168,9 @@ def _local_cluster(home: Path, *, images: Path | None, probe_period: float, max_
 
 
 def _dashboard(home: Path, address: str,
-               config: ClusterConfig) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """The dashboard served beside the loop over the operator's cluster (its own KubeStore on `config`; its
-    token: $ROLLOUTS_DASHBOARD_TOKEN or HOME/dashboard.token)."""
+               config: Callable[[], ClusterConfig]) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """The dashboard served beside the loop over the operator's cluster (its own KubeStore on `config()`;
+    its token: $ROLLOUTS_DASHBOARD_TOKEN or HOME/dashboard.token)."""
     from rollouts.api.server import build_server, parse_address, serve_until
     from rollouts.api.token import TokenError, resolve_token
     from rollouts.kube.client import KubeStore
@@ -180,4 +184,4 @@ def _dashboard(home: Path, address: str,
         token, _ = resolve_token(home)
     except TokenError as exc:
         fail(f"--dashboard-address: {exc}")
-    return lambda stop: serve_until(build_server(lambda: KubeStore(config), host, port, token), stop)
+    return lambda stop: serve_until(build_server(lambda: KubeStore(config()), host, port, token), stop)
