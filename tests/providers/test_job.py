@@ -1,4 +1,5 @@
-"""The job provider with real local processes."""
+"""The job provider without a cluster (`rollouts analyze --once`): the Job runs here, through the local
+cluster's planner and attempt loop, with real processes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from rollouts.analysis.providers import JobMetricProvider
 from rollouts.analysis.providers.job import DEADLINE_MESSAGE, job_name
 from tests.providers.conftest import (
     async_wait_until,
-    job_metric,
     make_ctx,
     metric,
     process_gone,
@@ -22,6 +22,14 @@ from tests.providers.conftest import (
 )
 
 PY = sys.executable
+
+
+def job_metric(argv: list[str], **options: Any) -> Any:
+    """A job metric that is not retried unless asked (Kubernetes' default is 6 retries)."""
+    from tests.providers.conftest import job_metric as build
+
+    options.setdefault("backoffLimit", 0)
+    return build(argv, **options)
 
 
 def measure(m: Any, provider: JobMetricProvider | None = None, **ctx: Any) -> Any:
@@ -140,7 +148,7 @@ def test_processes_left_behind_by_a_finished_job_are_killed(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(("container", "fragments"), [
     pytest.param({"name": "c", "image": "curlimages/curl:8.5.0"},
-                 ["has no command", "curlimages/curl:8.5.0", "cannot be run locally", ".command"],
+                 ["has no command", "curlimages/curl:8.5.0", "cannot be run locally", "image map"],
                  id="no-command"),
     pytest.param({"name": "c", "command": ["definitely-not-a-program-xyz"]},
                  ["cannot start 'definitely-not-a-program-xyz'"], id="not-found"),

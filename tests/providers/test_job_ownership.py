@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from rollouts.analysis.providers.job import MARKER_ENV, JobMetricProvider
-from tests.providers.conftest import job_metric, make_ctx, process_gone, wait_until
+from tests.providers.conftest import make_ctx, process_gone, wait_until
+from tests.providers.test_job import job_metric
 
 PY = sys.executable
 
@@ -32,7 +33,8 @@ CONTROLLER = textwrap.dedent("""
     import asyncio, sys
     from pathlib import Path
     from rollouts.analysis.providers.job import JobMetricProvider
-    from tests.providers.conftest import job_metric, make_ctx
+    from tests.providers.conftest import make_ctx
+    from tests.providers.test_job import job_metric
     state, log, seconds, code = sys.argv[1:5]
     metric = job_metric([sys.executable, "-c", sys.argv[5], log, seconds, code])
     asyncio.run(JobMetricProvider(state_dir=Path(state)).measure(metric, make_ctx()))

@@ -1,310 +1,242 @@
-"""The `job` metric provider on the local runtime: the Job's pod template's first container runs as a
-local process (its `command` + `args`, exec'd directly, never through a shell). Exit 0 is Successful,
-anything else Failed; `activeDeadlineSeconds` bounds the whole Job, retries included (`backoffLimit`).
-A cancelled measurement (terminated run, controller shutdown) kills the process group before the
-cancellation propagates.
+"""The `job` metric provider: each measurement is a batch/v1 Job, as Argo Rollouts makes it.
 
-Owned jobs: with a `state_dir` (the controller passes HOME/jobs) each job keeps a folder there with its
-pid file, output and exit status (written by job_runner.py, the job's parent). A controller killed while a
-job runs leaves the job running; the next controller asking for the same measurement (same run, metric
-and measurement number) finds it there and waits for it instead of starting a second copy. The job's
-environment carries ROLLOUTS_JOB=<folder name> so it can be told apart in `ps e`."""
+With a store (the operator passes its `KubeStore`), the provider creates the Job through the Kubernetes API
+(name `<run>.<metric>.<n>`, the metric's `provider.job.metadata` labels and annotations plus Argo's
+`analysisrun.argoproj.io/*` keys, owned by the AnalysisRun), waits for its Complete or Failed condition, and
+reports Successful or Failed with the condition's message. The cluster runs it: the local cluster's Job
+controller (rollouts.runtime.local.jobs), or a real cluster's. An operator restarted while a Job runs asks
+for the same measurement under the same name, finds the Job it created and waits for it instead of creating
+a second one. A cancelled measurement (terminated run, operator shutdown) deletes the Job (propagation
+Background), which stops its pod. Jobs of finished measurements stay for `kubectl logs` / `describe`, the
+last ten of each run (Argo's measurement history limit); deleting the run deletes them all.
+
+Without a store (`rollouts analyze --once`, offline, no cluster), the same Job object runs here through the
+local cluster's own planner and attempt loop (`run_job_locally`): same limits, retries and messages.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
-import json
 import logging
-import os
-import re
 import shutil
-import signal
-import sys
 import tempfile
-import time
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from rollouts.analysis.outcome import MeasurementOutcome
-from rollouts.analysis.providers.base import MeasureContext, tail
-from rollouts.spec.analysis import JobProvider, Metric
+from rollouts.analysis.providers.base import MeasureContext
+from rollouts.runtime.local.images import ImageResolver
+from rollouts.runtime.local.jobs import (
+    DEADLINE_MESSAGE,
+    MARKER_ENV,
+    UNRUNNABLE_REASONS,
+    job_folder,
+    run_job_locally,
+    terminal_condition,
+)
+from rollouts.spec.analysis import Metric
+from rollouts.store.protocol import AlreadyExists, JSONObject, NotFound, ObjectStore, StoreError
 
 log = logging.getLogger(__name__)
 
+__all__ = ["DEADLINE_MESSAGE", "MARKER_ENV", "JobMetricProvider", "job_manifest", "job_name", "job_outcome"]
+
 JOB_NAME_KEY = "job-name"
 MESSAGE_KEY = "message"
-DEADLINE_MESSAGE = "Job was active longer than specified deadline"
 MAX_JOB_NAME = 63
-MAX_BACKOFF_SECONDS = 360.0
-STDERR_TAIL_BYTES = 16_384
-FIELD = "provider.job.spec.template.spec.containers[0]"
-MARKER_ENV = "ROLLOUTS_JOB"
-STATE_FILE = "job.json"
-RUNNER = str(Path(__file__).with_name("job_runner.py"))
-# How often a job started by an earlier controller is checked for its end (it is not our child).
-ADOPTED_POLL_SECONDS = 0.2
-
-
-class JobSpecError(ValueError):
-    """A Job the local runner cannot start; the text says what to change."""
-
-
-@dataclass(frozen=True)
-class _Plan:
-    argv: list[str]
-    env: dict[str, str]
-    working_dir: str | None
-    deadline: float | None
-    attempts: int
-    grace: float
-
-
-@dataclass(frozen=True)
-class _Exit:
-    code: int | None  # None: stopped at the deadline
-    stderr: str
+RUN_NAME_ANNOTATION = "analysisrun.argoproj.io/name"
+METRIC_NAME_ANNOTATION = "analysisrun.argoproj.io/metric-name"
+RUN_UID_LABEL = "analysisrun.argoproj.io/uid"
+# Jobs of finished measurements kept per run (Argo's default measurement history limit).
+HISTORY_LIMIT = 10
+# A store that keeps failing this many times in a row while a Job runs ends the measurement with an error.
+MAX_STORE_FAILURES = 20
 
 
 class JobMetricProvider:
-    """Measures a metric by running a Job's container as a local process."""
+    """Measures a metric by running a Job: on the cluster behind `store`, or here without one."""
 
     type_label = "Job"
 
-    def __init__(self, *, retry_delay_seconds: float = 10.0, stop_grace_seconds: float = 5.0,
-                 state_dir: Path | None = None) -> None:
-        # Kubernetes waits 10s, 20s, 40s, ... (capped at 6m) between failed pods of one Job.
+    def __init__(self, store: ObjectStore | None = None, *, poll_seconds: float = 0.25,
+                 retry_delay_seconds: float = 10.0, stop_grace_seconds: float = 5.0,
+                 state_dir: Path | None = None, images: Path | None = None) -> None:
+        self._store = store
+        self._poll = poll_seconds
+        # Only for Jobs run here (no store): the cluster's Job controller has its own settings.
         self._retry_delay = retry_delay_seconds
         self._grace = stop_grace_seconds
         self._state_dir = state_dir
+        self._images = images
 
     async def measure(self, metric: Metric, ctx: MeasureContext) -> MeasurementOutcome:
         name = job_name(ctx.run_name, metric.name, ctx.measurement_index)
         metadata = {JOB_NAME_KEY: name}
+        if metric.provider.job is None:
+            return _error(ctx, f"job {name}: metric {metric.name!r} has no provider.job section", metadata)
+        if self._store is None:
+            return await self._measure_here(metric, ctx, name)
+        return await self._measure_on_cluster(self._store, metric, ctx, name)
+
+    # --- on a cluster ---------------------------------------------------------------------------------
+
+    async def _measure_on_cluster(self, store: ObjectStore, metric: Metric, ctx: MeasureContext,
+                                  name: str) -> MeasurementOutcome:
+        metadata = {JOB_NAME_KEY: name}
         try:
-            if metric.provider.job is None:
-                raise JobSpecError(f"metric {metric.name!r} has no provider.job section")
-            plan = plan_job(metric.provider.job, ctx, default_grace=self._grace)
-        except JobSpecError as exc:
+            run_uid = await asyncio.to_thread(_run_uid, store, ctx)
+            job = await asyncio.to_thread(_create_or_find, store, job_manifest(metric, ctx, name, run_uid), run_uid)
+        except StoreError as exc:
+            return _error(ctx, f"job {name}: cannot create it: {exc}", metadata)
+        try:
+            status = await self._wait(store, ctx.namespace, name, str(job["metadata"].get("uid") or ""))
+        except asyncio.CancelledError:
+            # Terminated or shutting down: the Job goes, and with it its pod.
+            await asyncio.to_thread(_delete_quietly, store, ctx.namespace, name)
+            raise
+        except _Gone as exc:
             return _error(ctx, f"job {name}: {exc}", metadata)
+        if run_uid:
+            await asyncio.to_thread(_collect_old_jobs, store, ctx.namespace, run_uid)
+        return job_outcome(name, status, ctx)
+
+    async def _wait(self, store: ObjectStore, namespace: str, name: str, uid: str) -> JSONObject:
+        failures = 0
+        while True:
+            try:
+                job = await asyncio.to_thread(store.get, "Job", namespace, name)
+                failures = 0
+            except NotFound:
+                raise _Gone("deleted before it completed") from None
+            except StoreError as exc:
+                failures += 1
+                if failures >= MAX_STORE_FAILURES:
+                    raise _Gone(f"cannot read it: {exc}") from exc
+                log.warning("job %s/%s: cannot read it (%s); trying again", namespace, name, exc)
+            else:
+                if uid and job["metadata"].get("uid") != uid:
+                    raise _Gone("deleted and created again by someone else before it completed")
+                if terminal_condition(job) is not None:
+                    return dict(job.get("status") or {})
+            await asyncio.sleep(self._poll)
+
+    # --- here, without a cluster ----------------------------------------------------------------------
+
+    async def _measure_here(self, metric: Metric, ctx: MeasureContext, name: str) -> MeasurementOutcome:
+        manifest = job_manifest(metric, ctx, name, "")
+        images = ImageResolver(self._images)
         if self._state_dir is None:
             with tempfile.TemporaryDirectory(prefix="rollouts-job-") as scratch:
-                return await self._run(plan, name, Path(scratch), ctx, metadata)
+                status = await run_job_locally(manifest, Path(scratch), images=images, base_env=ctx.environment(),
+                                               retry_delay=self._retry_delay, default_grace=self._grace)
+                return job_outcome(name, status, ctx)
+        # A folder under state_dir: a process killed while the Job runs leaves it for the next one to find.
         folder = self._state_dir / job_folder(ctx.namespace, name)
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
-            return await self._run(plan, name, folder, ctx, metadata)
+            status = await run_job_locally(manifest, folder, images=images, base_env=ctx.environment(),
+                                           retry_delay=self._retry_delay, default_grace=self._grace)
         finally:
-            # Measured, failed or cancelled: the job's process is gone, nothing is left to find again.
-            # (A controller killed meanwhile never gets here: the folder stays for the next one.)
+            # Measured, failed or cancelled: the Job's process is gone, nothing is left to find again.
             shutil.rmtree(folder, ignore_errors=True)
-
-    async def _run(
-        self, plan: _Plan, name: str, scratch: Path, ctx: MeasureContext, metadata: dict[str, str]
-    ) -> MeasurementOutcome:
-        loop = asyncio.get_running_loop()
-        found = _read_state(scratch)
-        started_wall = float(str(found["started_at"])) if found else time.time()
-        first = int(str(found["attempt"])) if found else 1
-        # The deadline counts from the job's start, also when an earlier controller started it.
-        deadline_at = None if plan.deadline is None else loop.time() + plan.deadline - (time.time() - started_wall)
-        workdir = scratch / "work"
-        workdir.mkdir(exist_ok=True)
-        for attempt in range(first, plan.attempts + 1):
-            remaining = None if deadline_at is None else deadline_at - loop.time()
-            if remaining is not None and remaining <= 0:
-                if found:
-                    _signal_group(int(str(found["pid"])), signal.SIGKILL)
-                return _failed(ctx, DEADLINE_MESSAGE, metadata)
-            try:
-                result = None
-                if found and attempt == first:
-                    result = await _resume(found, scratch, attempt, remaining, plan.grace)
-                if result is None:
-                    result = await _attempt(plan, plan.working_dir or str(workdir), scratch, attempt, remaining,
-                                            started_wall)
-            except OSError as exc:
-                hint = ""
-                if "/" in plan.argv[0] and not os.path.isabs(plan.argv[0]):
-                    hint = " (a relative path is looked up from workingDir: use an absolute path or set " \
-                           f"{FIELD}.workingDir to an existing local directory)"
-                return _error(ctx, f"job {name}: cannot start {plan.argv[0]!r}: {exc.strerror or exc}{hint}",
-                              metadata)
-            if result.code is None:
-                return _failed(ctx, DEADLINE_MESSAGE, metadata)
-            if result.code == 0:
-                return MeasurementOutcome(phase="Successful", metadata=dict(metadata))
-            message = f"job {name} failed: {_describe_exit(result.code)}"
-            if result.stderr:
-                message += f"; last lines of stderr:\n{result.stderr}"
-            log.info("%s (attempt %d of %d)", ctx.redact(message), attempt, plan.attempts)
-            if attempt == plan.attempts:
-                return _failed(ctx, message, metadata)
-            delay = min(self._retry_delay * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
-            if deadline_at is not None and loop.time() + delay >= deadline_at:
-                await asyncio.sleep(max(deadline_at - loop.time(), 0))
-                return _failed(ctx, DEADLINE_MESSAGE, metadata)
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable: the last attempt returns")
+        return job_outcome(name, status, ctx)
 
 
-async def _attempt(plan: _Plan, cwd: str, scratch: Path, attempt: int, timeout: float | None,
-                   started_wall: float) -> _Exit:
-    stdout_path, stderr_path = scratch / f"stdout.{attempt}", scratch / f"stderr.{attempt}"
-    status_path = scratch / f"exit.{attempt}"
-    status_path.unlink(missing_ok=True)
-    env = {**plan.env, MARKER_ENV: scratch.name}
-    # Output goes to files, not pipes: a grandchild keeping a pipe open can then never stall us.
-    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, RUNNER, str(status_path), *plan.argv, stdin=asyncio.subprocess.DEVNULL, stdout=out,
-            stderr=err, env=env, cwd=cwd, start_new_session=True,
-        )
-    _write_state(scratch, {"pid": proc.pid, "ticks": _start_ticks(proc.pid), "attempt": attempt,
-                           "started_at": started_wall})
+class _Gone(Exception):
+    """The Job disappeared (or cannot be read) before it completed."""
+
+
+def job_manifest(metric: Metric, ctx: MeasureContext, name: str, run_uid: str) -> JSONObject:
+    """The batch/v1 Job a measurement runs as (Argo's shape: its labels, annotations and owner)."""
+    provider = metric.provider.job
+    if provider is None:
+        raise ValueError(f"metric {metric.name!r} has no provider.job section")
+    labels = dict(provider.metadata.labels) if provider.metadata else {}
+    annotations = dict(provider.metadata.annotations) if provider.metadata else {}
+    annotations.update({RUN_NAME_ANNOTATION: ctx.run_name, METRIC_NAME_ANNOTATION: metric.name})
+    meta: JSONObject = {"name": name, "namespace": ctx.namespace, "annotations": annotations}
+    if run_uid:
+        labels[RUN_UID_LABEL] = run_uid
+        meta["ownerReferences"] = [{"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun", "name": ctx.run_name,
+                                    "uid": run_uid, "controller": True, "blockOwnerDeletion": True}]
+    meta["labels"] = labels
+    spec = provider.spec.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
+
+
+def job_outcome(name: str, status: Mapping[str, Any], ctx: MeasureContext) -> MeasurementOutcome:
+    """The measurement a finished Job's status stands for: Complete is Successful, Failed is Failed with the
+    condition's message, and a Job the cluster could not run at all is an Error saying why."""
+    metadata = {JOB_NAME_KEY: name}
+    condition = terminal_condition({"status": status})
+    if condition is None:
+        return _error(ctx, f"job {name}: ended without a Complete or Failed condition", metadata)
+    if condition["type"] == "Complete":
+        return MeasurementOutcome(phase="Successful", metadata=metadata)
+    message = str(condition.get("message") or condition.get("reason") or "failed")
+    if condition.get("reason") in UNRUNNABLE_REASONS:
+        return _error(ctx, f"job {name}: {message}", metadata)
+    text = ctx.redact(message)
+    # The reason is the measurement's message; it stays in the metadata too for `describe`.
+    return MeasurementOutcome(phase="Failed", message=text, metadata={**metadata, MESSAGE_KEY: text})
+
+
+def _run_uid(store: ObjectStore, ctx: MeasureContext) -> str:
+    """The AnalysisRun's uid (the Job's owner); empty for a run that is not in the store."""
     try:
-        await asyncio.wait_for(proc.wait(), timeout)
-    except TimeoutError:
-        await _stop(proc, plan.grace)
-        return _Exit(code=None, stderr=_read_tail(stderr_path))
-    except BaseException:
-        await _stop(proc, plan.grace)
-        raise
-    # The pod is gone once its main process ends: so are the processes it left behind.
-    _signal_group(proc.pid, signal.SIGKILL)
-    return _status(status_path, stderr_path)
+        run = store.get("AnalysisRun", ctx.namespace, ctx.run_name)
+    except NotFound:
+        return ""
+    return str(run["metadata"].get("uid") or "")
 
 
-def _status(status_path: Path, stderr_path: Path) -> _Exit:
-    """What job_runner.py recorded; raises OSError when the command could not be started."""
+def _create_or_find(store: ObjectStore, manifest: JSONObject, run_uid: str) -> JSONObject:
+    """Create the Job; one already there (an earlier operator created it) is taken over when the same run owns it."""
+    meta = manifest["metadata"]
     try:
-        status = json.loads(status_path.read_text())
-    except (OSError, ValueError):
-        # The runner itself was killed (SIGKILL to the group): the job ended the same way.
-        return _Exit(code=-signal.SIGKILL, stderr=_read_tail(stderr_path))
-    if "error" in status:
-        raise OSError(int(status.get("errno") or 0), str(status["error"]))
-    return _Exit(code=int(status["code"]), stderr=_read_tail(stderr_path))
+        return store.create(manifest)
+    except AlreadyExists:
+        found = store.get("Job", meta["namespace"], meta["name"])
+    owners = [ref.get("uid") for ref in found["metadata"].get("ownerReferences") or [] if ref.get("controller")]
+    if run_uid and owners != [run_uid]:
+        raise AlreadyExistsElsewhere(f'jobs "{meta["name"]}" already exists and is not owned by analysisrun '
+                                     f'"{meta["ownerReferences"][0]["name"]}" (uid {run_uid})')
+    log.info("job %s/%s: created earlier, waiting for it", meta["namespace"], meta["name"])
+    return found
 
 
-async def _resume(found: dict[str, object], scratch: Path, attempt: int, timeout: float | None,
-                  grace: float) -> _Exit | None:
-    """The attempt an earlier controller started: its recorded end, or wait for it (polling: it is not our
-    child). None when it is gone without a trace, and must be started again."""
-    status_path, stderr_path = scratch / f"exit.{attempt}", scratch / f"stderr.{attempt}"
-    pid, ticks = int(str(found["pid"])), found.get("ticks")
-    loop = asyncio.get_running_loop()
-    deadline = None if timeout is None else loop.time() + timeout
-    log.info("job %s: found running from an earlier controller (pid %d); waiting for it", scratch.name, pid)
+class AlreadyExistsElsewhere(StoreError):
+    """A Job of the measurement's name exists but belongs to something else."""
+
+
+def _delete_quietly(store: ObjectStore, namespace: str, name: str) -> None:
     try:
-        while not status_path.exists() and _alive(pid, ticks):
-            if deadline is not None and loop.time() >= deadline:
-                await _stop_group(pid, ticks, grace)
-                return _Exit(code=None, stderr=_read_tail(stderr_path))
-            await asyncio.sleep(ADOPTED_POLL_SECONDS)
-    except BaseException:
-        await _stop_group(pid, ticks, grace)
-        raise
-    if not status_path.exists():
-        return None
-    _signal_group(pid, signal.SIGKILL)
-    return _status(status_path, stderr_path)
-
-
-async def _stop_group(pid: int, ticks: object, grace: float) -> None:
-    """`_stop` for a process that is not our child."""
-    _signal_group(pid, signal.SIGTERM)
-    end = time.monotonic() + grace
-    while _alive(pid, ticks) and time.monotonic() < end:
-        await asyncio.sleep(0.05)
-    _signal_group(pid, signal.SIGKILL)
-
-
-def _start_ticks(pid: int) -> int | None:
-    """The process's start time (clock ticks since boot, /proc/PID/stat field 22): with the pid it tells
-    the process apart from a later one that got the same pid. None where there is no /proc."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rpartition(")")[2].split()[19])
-
-
-def _alive(pid: int, ticks: object) -> bool:
-    if ticks is not None:
-        return _start_ticks(pid) == ticks
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _write_state(folder: Path, state: dict[str, object]) -> None:
-    tmp = folder / f"{STATE_FILE}.tmp"
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, folder / STATE_FILE)
-
-
-def _read_state(folder: Path) -> dict[str, object] | None:
-    try:
-        state = json.loads((folder / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return state if isinstance(state, dict) and {"pid", "attempt", "started_at"} <= state.keys() else None
-
-
-def job_folder(namespace: str, name: str) -> str:
-    """The job's folder under the state dir: its name made safe for a path, and a digest keeping it unique."""
-    digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:12]
-    return f"{re.sub(r'[^A-Za-z0-9.-]', '_', name)[:80]}-{digest}"
-
-
-async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
-    """SIGTERM the process group, SIGKILL it after `grace` seconds (at once if we are cancelled again)."""
-    _signal_group(proc.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), grace)
-    except TimeoutError:
+        store.delete("Job", namespace, name)  # KubeStore deletes with propagationPolicy Background
+    except NotFound:
         pass
-    finally:
-        _signal_group(proc.pid, signal.SIGKILL)
-    await proc.wait()
+    except StoreError as exc:
+        log.warning("job %s/%s: cannot delete it: %s", namespace, name, exc)
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+def _collect_old_jobs(store: ObjectStore, namespace: str, run_uid: str, limit: int = HISTORY_LIMIT) -> None:
+    """Delete the run's oldest Jobs beyond `limit`, as Argo's job provider does."""
+    try:
+        jobs = store.list("Job", namespace, label_selector=f"{RUN_UID_LABEL}={run_uid}")
+    except StoreError as exc:
+        log.warning("jobs of analysisrun %s: cannot list them: %s", run_uid, exc)
+        return
+    jobs.sort(key=lambda j: (str(j["metadata"].get("creationTimestamp") or ""), _index(j)))
+    for job in jobs[: max(len(jobs) - limit, 0)]:
+        _delete_quietly(store, namespace, job["metadata"]["name"])
 
 
-def _read_tail(path: Path) -> str:
-    with open(path, "rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        handle.seek(max(size - STDERR_TAIL_BYTES, 0))
-        return tail(handle.read().decode(errors="replace"))
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
+def _index(job: JSONObject) -> int:
+    tail = str(job["metadata"]["name"]).rpartition(".")[2]
+    return int(tail) if tail.isdigit() else 0
 
 
 def _error(ctx: MeasureContext, message: str, metadata: dict[str, str]) -> MeasurementOutcome:
     return MeasurementOutcome(phase="Error", error=ctx.redact(message), metadata=dict(metadata))
-
-
-def _failed(ctx: MeasureContext, message: str, metadata: dict[str, str]) -> MeasurementOutcome:
-    # The reason is the measurement's message; it stays in the metadata too for `describe`.
-    text = ctx.redact(message)
-    return MeasurementOutcome(phase="Failed", message=text, metadata={**metadata, MESSAGE_KEY: text})
 
 
 def job_name(run_name: str, metric_name: str, index: int) -> str:
@@ -312,62 +244,3 @@ def job_name(run_name: str, metric_name: str, index: int) -> str:
     room = MAX_JOB_NAME - len(run_name) - len(str(index)) - 2
     return f"{run_name}.{metric_name[:max(room, 1)]}.{index}"
 
-
-# --- from a JobSpec to a local process -----------------------------------------------------------------
-
-_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
-
-
-def expand_references(text: str, values: dict[str, str]) -> str:
-    """Kubernetes' `$(VAR)` expansion in command, args and env values: unknown references stay as
-    written, `$$` stands for a literal `$`."""
-
-    def substitute(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        return values.get(match.group(1), match.group(0))
-
-    return _REFERENCE.sub(substitute, text)
-
-
-def plan_job(job: JobProvider, ctx: MeasureContext, *, default_grace: float) -> _Plan:
-    pod = job.spec.template.spec
-    if not pod.containers:
-        raise JobSpecError("provider.job.spec.template.spec.containers is empty: give one container to run")
-    container = pod.containers[0]
-    if not container.command:
-        image = container.image or "(no image)"
-        raise JobSpecError(
-            f"{FIELD} ({container.name}) has no command, so image {image} would decide what runs, and "
-            f"images cannot be run locally: set {FIELD}.command (and args) to a program on this machine, "
-            'e.g. command: ["python3", "-c", "..."]'
-        )
-    if container.env_from:
-        raise JobSpecError(
-            f"{FIELD}.envFrom cannot be resolved locally: list the variables in env with values"
-        )
-    defined: dict[str, str] = {}
-    for i, var in enumerate(container.env or []):
-        if var.value_from is not None:
-            raise JobSpecError(f"{FIELD}.env[{i}] ({var.name}) uses valueFrom, which cannot be resolved "
-                               "locally: give it a value (analysis args can carry secrets into it)")
-        defined[var.name] = expand_references(var.value or "", defined)
-    argv = [expand_references(part, defined) for part in [*container.command, *(container.args or [])]]
-    deadline = job.spec.active_deadline_seconds or pod.active_deadline_seconds
-    if deadline is not None and deadline <= 0:
-        raise JobSpecError(f"provider.job.spec.activeDeadlineSeconds: {deadline} must be positive")
-    backoff = job.spec.backoff_limit or 0
-    if backoff < 0:
-        raise JobSpecError(f"provider.job.spec.backoffLimit: {backoff} must not be negative")
-    working_dir = container.working_dir
-    if working_dir and not os.path.isdir(working_dir):
-        working_dir = None  # an image path that does not exist here: run in a scratch directory
-    grace = pod.termination_grace_period_seconds
-    return _Plan(
-        argv=argv,
-        env={**ctx.environment(), **defined},
-        working_dir=working_dir,
-        deadline=float(deadline) if deadline else None,
-        attempts=backoff + 1,
-        grace=float(grace) if grace is not None else default_grace,
-    )
