@@ -36,49 +36,11 @@ class ManualBaseline:
     rps: float | None
 
 
-def _pct(value: float) -> str:
-    if value >= 0.995 or value == 0:
-        return f"{value * 100:.0f} %"
-    return f"{value * 100:.2g} %" if value < 0.1 else f"{value * 100:.0f} %"
-
-
-def _share(value: float) -> str:
-    return f"{value * 100:.2f} %"
-
-
 def check_line(shape: GateShape, baseline: Baseline, *, gates: int, target: float, canary_weight: float) -> tuple[str, bool]:
-    """The report line of one metric and whether it is flagged."""
-    from rollouts.analysis import noise
+    """The report line of one metric and whether it is flagged (rollouts.analysis.gate_noise)."""
+    from rollouts.analysis.gate_noise import check_line as judged
 
-    share_of_traffic = canary_weight / 100 if shape.canary_scoped else 1.0
-    requests = round(baseline.rps * share_of_traffic * shape.window_seconds)
-    gate = noise.WindowGate(requests, shape.bad_share_limit, shape.fails_at_equal, shape.count, shape.failure_limit,
-                            shape.window_seconds, shape.interval_seconds, shape.consecutive_success_limit)
-    run = noise.run_fail_probability(baseline.bad_share, gate)
-    release = noise.release_fail_probability(run, gates)
-    latency = shape.quantile is not None
-    rate_text = (f"{_share(baseline.bad_share)} of requests slower than {shape.threshold.bound:g}" if latency
-                 else f"{_share(baseline.bad_share)} error rate")
-    over = f" ({_pct(release)} over {gates} gates)" if gates > 1 else ""
-    scope = f", the canary's {canary_weight:g} %" if shape.canary_scoped else ""
-    line = (f"{shape.name} {shape.describe().split(' ', 1)[1]}: a healthy release fails it {_pct(run)} of the time"
-            f"{over} at today's {rate_text} ({requests:,} requests a window{scope})")
-    detect = noise.detectable_bad_share(gate, baseline.bad_share)
-    if detect is not None:
-        what = "slow requests" if latency else "errors"
-        line += f"; it catches {_share(detect)} {what} 9 times in 10"
-        if not shape.canary_scoped and canary_weight < 100:
-            canary = baseline.bad_share + (detect - baseline.bad_share) * 100 / canary_weight
-            line += f" (a canary at {canary_weight:g} % must reach {_share(min(canary, 1.0))})"
-    flagged = release > target
-    if flagged:
-        advice = "consider rollouts/sequential"
-        if not latency:
-            better = noise.loosest_safe_limit(gate, baseline.bad_share, gates=gates, target=target)
-            if better is not None:
-                bound = 1 - better.bad_share_limit if shape.value_is_good_share else better.bad_share_limit
-                advice += f" or a threshold of {bound:.4g}"
-        line += f"; {advice}"
+    line, flagged, _ = judged(shape, baseline, gates=gates, target=target, canary_weight=canary_weight)
     return line, flagged
 
 

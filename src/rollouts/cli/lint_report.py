@@ -1,4 +1,6 @@
-"""The work behind `rollouts lint`, kept out of the verb module so the CLI starts without loading models."""
+"""The work behind `rollouts lint`, kept out of the verb module so the CLI starts without loading models:
+the loader's and validator's problems, and warnings for fixed-threshold gates within noise of the live
+baseline when a Prometheus answers (rollouts.analysis.gate_noise)."""
 
 from __future__ import annotations
 
@@ -6,18 +8,52 @@ import json
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TextIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TextIO
 
 from rollouts.spec.problems import Problem
 
+if TYPE_CHECKING:
+    from rollouts.spec.loader import LoadedObject
 
-def lint_problems(paths: Sequence[str]) -> tuple[list[Problem], list[str]]:
+
+@dataclass(frozen=True)
+class GateCheck:
+    """How lint estimates fixed-threshold gates against the live baseline (rollouts.analysis.gate_noise):
+    only when a Prometheus answers at the template's address, or at `prometheus_address` instead."""
+
+    prometheus_address: str | None = None
+    lookback: str = "7d"
+    enabled: bool = True
+
+
+def noisy_gate_warnings(objects: Sequence[LoadedObject], check: GateCheck) -> dict[int, list[Problem]]:
+    """id(object) -> a warning per fixed-threshold metric within noise of the live baseline."""
+    from rollouts.analysis.gate_noise import TEMPLATE_KINDS, noisy_gates
+
+    templates = {(o.kind, o.name): o for o in objects if o.kind in TEMPLATE_KINDS}
+    if not check.enabled or not templates:
+        return {}
+    found: dict[int, list[Problem]] = {}
+    for gate in noisy_gates([o.data for o in objects], prometheus_address=check.prometheus_address,
+                            lookback=check.lookback):
+        obj = templates.get((gate.kind, gate.template))
+        if obj is None:
+            continue
+        line = obj.line_of(("spec", "metrics", gate.metric_index))
+        found.setdefault(id(obj), []).append(
+            Problem(obj.source, line, gate.kind, gate.template, gate.path, gate.message, "warning"))
+    return found
+
+
+def lint_problems(paths: Sequence[str], gates: GateCheck | None = None) -> tuple[list[Problem], list[str]]:
     """Problems and, in input order, the text lines to print (one per problem, `ok` per valid object)."""
     from rollouts.spec.loader import load_paths
     from rollouts.spec.validation import validate_objects
 
     result = load_paths(paths)
     checked = {id(c.obj): c for c in validate_objects(result.objects)}
+    noisy = noisy_gate_warnings([o for o in result.objects if checked[id(o)].ok], gates or GateCheck())
     problems: list[Problem] = []
     lines: list[str] = []
     for item in result.order:
@@ -29,17 +65,17 @@ def lint_problems(paths: Sequence[str]) -> tuple[list[Problem], list[str]]:
         if entry.ok:
             kind = item.kind or "<no kind>"
             lines.append(f"{item.source}:{item.line}: {kind}/{item.name or '<unnamed>'}: ok")
-        for problem in entry.problems:
+        for problem in [*entry.problems, *noisy.get(id(item), [])]:
             problems.append(problem)
             lines.append(problem.format())
     return problems, lines
 
 
-def run_lint(paths: Sequence[str], output: str, out: TextIO | None = None) -> int:
+def run_lint(paths: Sequence[str], output: str, out: TextIO | None = None, gates: GateCheck | None = None) -> int:
     """Print the report; the exit code (0 when no errors, 1 otherwise). Never raises."""
     out = out if out is not None else sys.stdout
     try:
-        problems, lines = lint_problems(paths)
+        problems, lines = lint_problems(paths, gates)
     except Exception as exc:  # whatever the input, report it as a problem line rather than a traceback
         detail = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         where = f" at {detail.filename.rsplit('/', 1)[-1]}:{detail.lineno}" if detail else ""
