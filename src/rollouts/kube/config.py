@@ -90,7 +90,12 @@ class ClusterConfig:
         return {}
 
     def ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
+        if self.ca_data is not None or self.ca_file:
+            # The cluster names its own CA: trust only it, and skip loading the system's CA bundle (a
+            # noticeable share of a CLI command's start-up).
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        else:
+            context = ssl.create_default_context()
         if self.insecure:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
