@@ -78,9 +78,7 @@ def test_dashboard_in_chromium(controller: ControllerProcess, browser: Any, tmp_
     port = controller.ingress_port("shop")
     errors: list[str] = []
     # The dashboard reaches the controller's local cluster through its kubeconfig, as `rollouts dashboard` does.
-    kubeconfig = controller.home / "kubeconfig"
-    served = {"kubeconfig": kubeconfig} if kubeconfig.exists() else {}
-    with live_server(None if served else controller.home / "state.db", **served) as url, Load(port):
+    with live_server(None, kubeconfig=controller.home / "kubeconfig") as url, Load(port):
         context = browser.new_context(viewport={"width": 1280, "height": 1500})
         listing, detail = context.new_page(), context.new_page()
         for page in (listing, detail):
