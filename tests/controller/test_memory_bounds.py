@@ -28,9 +28,16 @@ def _memo_sizes() -> dict[str, int]:
 
 @pytest.fixture
 def applied_home(tmp_path: Path) -> Path:
+    from rollouts.cluster.apiserver.server import start_background, stop_background
+
     home = tmp_path / "home"
-    subprocess.run([sys.executable, "-m", "rollouts", "apply", "-f", str(REPO / "infra" / "rollouts")],
-                   env={**os.environ, "ROLLOUTS_HOME": str(home)}, check=True, capture_output=True, timeout=60)
+    home.mkdir()
+    start_background(home, runtime=None)  # `apply` goes through the API; no pods are wanted here
+    try:
+        subprocess.run([sys.executable, "-m", "rollouts", "apply", "-f", str(REPO / "infra" / "rollouts")],
+                       env={**os.environ, "ROLLOUTS_HOME": str(home)}, check=True, capture_output=True, timeout=60)
+    finally:
+        stop_background(home)
     return home
 
 
