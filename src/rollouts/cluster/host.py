@@ -112,7 +112,7 @@ class RuntimeHost:
                                max_pods=options.max_pods, detached=True)
         await runtime.start()
         self.runtime = runtime
-        follower = asyncio.create_task(self._follow_store(), name="runtime-store-follower")
+        follower = asyncio.create_task(self._follow_store(runtime), name="runtime-store-follower")
         started.set_result(None)
         log.info("local runtime started (max %d pods, probe period %gs)", options.max_pods, options.probe_period)
         try:
@@ -148,15 +148,18 @@ class RuntimeHost:
             self.failures += 1
             log.exception("local runtime: sync failed; retrying")
 
-    async def _follow_store(self) -> None:
-        """Wake the sync loop whenever an object of a watched kind changes."""
+    async def _follow_store(self, runtime: LocalRuntime) -> None:
+        """Wake the sync loop whenever an object of a watched kind changes, and tell the runtime's lists
+        which kinds to read again (an idle pass reads nothing)."""
         since = self.store.current_version()
+        runtime.lists.follow()
         while True:
             before = self.store.current_version()
             try:
                 changes: list[Any] = await self.store.watch_async(since, set(WATCHED_KINDS), timeout=5.0)
             except Expired:
                 since = self.store.current_version()
+                runtime.lists.changed(None)
                 self.wake()
                 continue
             except Exception:
@@ -165,6 +168,7 @@ class RuntimeHost:
                 continue
             if changes:
                 since = changes[-1].resource_version
+                runtime.lists.changed({change.kind for change in changes})
                 self.wake()
             else:
                 since = max(since, before)

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rollouts.engine.hashing import POD_TEMPLATE_HASH_LABEL as POD_HASH_LABEL
+from rollouts.runtime.local.lists import KindLists
 from rollouts.runtime.local.processes import PID_ANNOTATION, PID_START_ANNOTATION, recorded, stop_all
 from rollouts.runtime.local.routing import PORT_ANNOTATION
 from rollouts.runtime.local.supervisor import PodState, PodSupervisor
@@ -31,6 +32,13 @@ DEFAULT_MAX_PODS = 110
 UNSCHEDULABLE_REASON = "FailedScheduling"
 # While pods stay Pending, their Warning event is refreshed at most this often (each refresh is a write).
 UNSCHEDULABLE_EVENT_SECONDS = 60.0
+
+
+def _settled_empty(rs: dict[str, Any]) -> bool:
+    """Whether a ReplicaSet's status already says it has no pods, for its current generation."""
+    status = rs.get("status") or {}
+    return (not status.get("replicas") and not status.get("readyReplicas") and not status.get("availableReplicas")
+            and "replicas" in status and status.get("observedGeneration") == rs["metadata"].get("generation"))
 
 
 def _recorded_port(annotations: dict[str, str] | None) -> int | None:
@@ -96,10 +104,12 @@ def pod_status(state: PodState) -> dict[str, Any]:
 class PodSync:
     """Reconciles ReplicaSets in the store with the supervisor's processes."""
 
-    def __init__(self, store: ObjectStore, supervisor: PodSupervisor, max_pods: int = DEFAULT_MAX_PODS) -> None:
+    def __init__(self, store: ObjectStore, supervisor: PodSupervisor, max_pods: int = DEFAULT_MAX_PODS,
+                 lists: KindLists | None = None) -> None:
         if max_pods < 1:
             raise ValueError(f"max_pods: {max_pods} must be 1 or more")
         self.store = store
+        self.lists = lists or KindLists(store)
         self.supervisor = supervisor
         self.max_pods = max_pods
         # ReplicaSet (namespace, name) -> (event message, monotonic time it was last recorded), while some of
@@ -108,6 +118,7 @@ class PodSync:
         self._written: dict[str, dict[str, Any]] = {}
         self._stopping: set[asyncio.Task[bool]] = set()
         self._warned: set[str] = set()  # pods whose unresolvable image already has its Warning event
+        self._last_inputs: tuple[list[Any], list[Any], list[Any]] | None = None
 
     async def adopt_recorded_pods(self) -> int:
         """At start-up of a detached runtime: take over the pods an earlier process left. A recorded process
@@ -159,9 +170,23 @@ class PodSync:
                 pass
 
     async def sync(self) -> None:
-        replica_sets = self.store.list("ReplicaSet")
-        stored_pods = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in self.store.list("Pod")}
-        live = {s.name: s for s in self.supervisor.pods() if not s.terminating}
+        replica_sets, pod_list = self.lists.list("ReplicaSet"), self.lists.list("Pod")
+        states = self.supervisor.pods()
+        # Nothing to do when the lists are the very ones of the last pass (no change reported since) and no
+        # pod changed: the periodic pass over an idle cluster of thousands of ReplicaSets costs nothing.
+        inputs = (replica_sets, pod_list, [(s.name, s.phase, s.ready, s.pid, s.restarts, s.reason, s.terminating)
+                                           for s in states])
+        last = self._last_inputs
+        if last is not None and last[0] is replica_sets and last[1] is pod_list and last[2] == inputs[2] \
+                and not self._unschedulable:
+            return
+        await self._sync(replica_sets, pod_list, states)
+        self._last_inputs = inputs
+
+    async def _sync(self, replica_sets: list[dict[str, Any]], pod_list: list[dict[str, Any]],
+                    states: list[PodState]) -> None:
+        stored_pods = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in pod_list}
+        live = {s.name: s for s in states if not s.terminating}
 
         # Pods whose object was deleted (eviction, ReplicaSet deleted) stop.
         for name, state in list(live.items()):
@@ -169,8 +194,18 @@ class PodSync:
                 self._stop(name, state)
                 del live[name]
 
+        # Pods by ReplicaSet, once per pass (not one scan of every pod per ReplicaSet).
+        by_set: dict[tuple[str, str], list[PodState]] = {}
+        for state in live.values():
+            by_set.setdefault((state.namespace, state.labels.get("rollouts.io/replicaset", "")), []).append(state)
         for rs in replica_sets:
-            await self._sync_replica_set(rs, live, stored_pods)
+            meta = rs["metadata"]
+            key = (meta["namespace"], meta["name"])
+            mine = by_set.get(key, [])
+            if not mine and not rs["spec"].get("replicas") and key not in self._unschedulable \
+                    and _settled_empty(rs):
+                continue  # scaled to zero and said so: the common idle case, skipped cheaply
+            await self._sync_replica_set(rs, live, stored_pods, sorted(mine, key=lambda s: s.created_at))
         present = {(rs["metadata"]["namespace"], rs["metadata"]["name"]) for rs in replica_sets}
         for key in [k for k in self._unschedulable if k not in present]:
             del self._unschedulable[key]
@@ -180,20 +215,22 @@ class PodSync:
                 self._delete_object(namespace, name)
 
     async def _sync_replica_set(self, rs: dict[str, Any], live: dict[str, PodState],
-                                stored: dict[tuple[str, str], dict[str, Any]]) -> None:
+                                stored: dict[tuple[str, str], dict[str, Any]], mine: list[PodState]) -> None:
+        """`mine`: the ReplicaSet's live pods, oldest first (the list is extended with pods started here)."""
         meta = rs["metadata"]
         namespace, rs_name = meta["namespace"], meta["name"]
         pod_hash = (meta.get("labels") or {}).get(POD_HASH_LABEL, "")
-        mine = sorted((s for s in live.values() if s.labels.get("rollouts.io/replicaset") == rs_name
-                       and s.namespace == namespace), key=lambda s: s.created_at)
         desired = int(rs["spec"].get("replicas") or 0)
-        try:
-            template = PodTemplateSpec.model_validate(rs["spec"].get("template") or {})
-        except ValidationError as exc:
-            log.warning("ReplicaSet %s/%s: invalid pod template: %s", namespace, rs_name, exc)
-            return
+        template: PodTemplateSpec | None = None
+        if len(mine) < desired:
+            # Only read when pods are to be made: an idle pass over thousands of ReplicaSets stays cheap.
+            try:
+                template = PodTemplateSpec.model_validate(rs["spec"].get("template") or {})
+            except ValidationError as exc:
+                log.warning("ReplicaSet %s/%s: invalid pod template: %s", namespace, rs_name, exc)
+                return
         pending = 0
-        if len(mine) < desired and template.spec.containers:
+        if template is not None and template.spec.containers:
             container = template.spec.containers[0]
             labels = {**template.metadata.labels, POD_HASH_LABEL: pod_hash, "rollouts.io/replicaset": rs_name}
             grace = template.spec.termination_grace_period_seconds

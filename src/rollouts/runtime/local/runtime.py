@@ -19,6 +19,7 @@ from rollouts.analysis.sequential.release_start import store_release_start
 from rollouts.runtime.local.dataplane import DataPlaneLoop, ThreadedIngressProxy, ThreadedServiceBalancer
 from rollouts.runtime.local.endpoints import EndpointsSync
 from rollouts.runtime.local.images import ImageResolver
+from rollouts.runtime.local.lists import KindLists
 from rollouts.runtime.local.pods import DEFAULT_MAX_PODS, POD_HASH_LABEL, PodSync
 from rollouts.runtime.local.routing import PORT_ANNOTATION
 from rollouts.runtime.local.services import Endpoint, TrafficIdentity
@@ -43,7 +44,8 @@ class LocalRuntime:
         self._on_change = on_change
         self.supervisor = PodSupervisor(self.logs_dir, images=ImageResolver(images), probe_period=probe_period,
                                         on_change=self._pod_changed, detached=detached)
-        self.pods = PodSync(store, self.supervisor, max_pods=max_pods)
+        self.lists = KindLists(store)  # the local cluster's feed follower tells it what changed
+        self.pods = PodSync(store, self.supervisor, max_pods=max_pods, lists=self.lists)
         # The local cluster keeps core/v1 Endpoints (kubectl get endpoints); the controller-hosted runtime
         # leaves them to the CLI's derived view.
         self.endpoints = EndpointsSync(store) if detached else None
@@ -96,7 +98,7 @@ class LocalRuntime:
         await self._sync_ingresses()
 
     async def _sync_services(self) -> None:
-        services = self.store.list("Service")
+        services = self.lists.list("Service")
         wanted = set()
         ready = [p for p in self.supervisor.pods() if p.ready and not p.terminating]
         for svc in services:
@@ -126,7 +128,7 @@ class LocalRuntime:
             self.endpoints.sync(services, self.supervisor.pods())
 
     async def _sync_ingresses(self) -> None:
-        ingresses = self.store.list("Ingress")
+        ingresses = self.lists.list("Ingress")
         digest = json.dumps([[i["metadata"].get("resourceVersion"), i["metadata"]["name"]] for i in ingresses])
         if digest == self._ingress_digest:
             return
