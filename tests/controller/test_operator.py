@@ -20,10 +20,12 @@ from lightkube.resources.coordination_v1 import Lease
 from rollouts.api import actions
 from rollouts.controller.loop import Controller
 from rollouts.controller.operator import ROLLOUTS, Operator, WorkQueueMetrics
-from rollouts.kube.cache import CachedStore
+from rollouts.kube.cache import DEFAULT_KINDS, CachedStore
 from rollouts.kube.client import KubeStore
 from rollouts.kube.config import load_config
+from rollouts.kube.kinds import KINDS
 from rollouts.kube.leader import LeaderElector
+from rollouts.kube.permissions import triples
 from rollouts.store.protocol import NotFound
 from tests.cluster.conftest import Cluster, rollout, start_cluster
 
@@ -139,8 +141,37 @@ def _run(body: Callable[[], Any]) -> Any:
     return asyncio.run(asyncio.wait_for(body(), 60))
 
 
+class ApiCalls:
+    """The (API group, resource, verb) of every request a KubeStore sends, as RBAC names them."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, str, str]] = set()
+
+    def watch(self, store: KubeStore) -> None:
+        real = store.request
+
+        def request(method: str, path: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+            self.seen.add(self.triple(method, path, params or {}))
+            return real(method, path, params, *args, **kwargs)
+        store.request = request  # type: ignore[method-assign]
+
+    @staticmethod
+    def triple(method: str, path: str, params: Any) -> tuple[str, str, str]:
+        parts = path.strip("/").split("/")
+        group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+        if rest[0] == "namespaces" and len(rest) > 2:
+            rest = rest[2:]
+        resource = "/".join([rest[0], *rest[2:3]])
+        named = len(rest) > 1
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method)
+        if verb is None:
+            verb = "get" if named else ("watch" if params.get("watch") else "list")
+        return group, resource, verb
+
+
 def test_operator_drives_a_canary_through_pause_and_promote(cluster: Cluster) -> None:
     namespace = "op-canary"
+    calls = ApiCalls()
 
     async def body() -> tuple[dict[str, Any], Operator, bytes]:
         cli = KubeStore(load_config(kubeconfig=cluster.kubeconfig))
@@ -148,6 +179,7 @@ def test_operator_drives_a_canary_through_pause_and_promote(cluster: Cluster) ->
         kubelet.start()
         try:
             async with _operator(cluster, namespace) as (operator, _, _):
+                calls.watch(operator.cache.store)
                 await asyncio.to_thread(_release, cli, namespace, "web", "demo:1")
                 await _until(lambda: _status(cli, namespace, "web").get("phase") == "Healthy")
                 await asyncio.to_thread(_release, cli, namespace, "web", "demo:2")
@@ -177,6 +209,11 @@ def test_operator_drives_a_canary_through_pause_and_promote(cluster: Cluster) ->
                     if line.startswith(f'workqueue_adds_total{{name="{ROLLOUTS}"}}')))
     assert adds > 3
     assert f'workqueue_queue_duration_seconds_count{{name="{ROLLOUTS}"}}' in text
+    # Every call the operator made (its writes and uncached reads, plus the informers' list+watch) is granted by
+    # the RBAC table the install manifests are checked against.
+    informers = {(KINDS[k].group, KINDS[k].plural, verb) for k in DEFAULT_KINDS for verb in ("list", "watch")}
+    assert calls.seen, "no API call was recorded"
+    assert (calls.seen | informers) - triples() == set()
 
 
 def test_operator_retries_a_raising_key_with_capped_backoff(cluster: Cluster,

@@ -218,3 +218,24 @@ def test_cache_routes_a_live_replicaset_change_to_its_rollout_key(cluster: Clust
         await _until(lambda: bool(keys))
         return keys
     assert _run(cluster, body) == [("cache-route", "routed")]
+
+
+def test_cache_correlates_repeated_events_in_memory_without_listing(cluster: Cluster) -> None:
+    async def body(cache: CachedStore, other: KubeStore) -> tuple[list[str], list[tuple[str, int]]]:
+        sent: list[str] = []
+        real = cache.store.request
+
+        def request(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+            sent.append(f"{method} {path.rsplit('/', 2)[-2] if method != 'POST' else path.rsplit('/', 1)[-1]}")
+            return real(method, path, *args, **kwargs)
+        cache.store.request = request  # type: ignore[method-assign]
+        involved = {"kind": "Rollout", "namespace": "cache-events", "name": "web", "uid": "u-1",
+                    "apiVersion": "argoproj.io/v1alpha1"}
+        cache.record_event(involved, "Normal", "RolloutPaused", "paused at step 1")
+        cache.record_event(involved, "Normal", "RolloutPaused", "paused at step 1")
+        cache.record_event(involved, "Normal", "RolloutResumed", "resumed")
+        events = other.list("Event", "cache-events")
+        return sent, sorted((e["reason"], e["count"]) for e in events)
+    sent, events = _run(cluster, body)
+    assert events == [("RolloutPaused", 2), ("RolloutResumed", 1)]
+    assert sent == ["POST events", "PATCH events", "POST events"]  # no list, no update

@@ -13,7 +13,9 @@ controller-runtime's split client, for our `ObjectStore` contract (rollouts.stor
   (ADDED / MODIFIED / DELETED), whether it came from a watch, a relist or a write;
 - scope: one namespace or all (None), and an optional label selector on the kinds Argo filters by
   `--instance-id` (Rollouts, AnalysisRuns, Experiments); `instance_selector` builds Argo's selector;
-- history, events, the change feed, transactions: delegated to the `KubeStore`.
+- events: created through the API and correlated in memory (a repeat bumps the count with a patch), as
+  client-go's recorder does, instead of listing the involved object's Events on every call;
+- history, the change feed, transactions: delegated to the `KubeStore`.
 
 Objects returned by `list` are the cache's own: read-only, as client-go's listers' are; `get` returns a
 copy (callers edit a fetched object and write it back). Use it from the event loop's thread, where the
@@ -25,19 +27,23 @@ from __future__ import annotations
 import builtins
 import copy
 import functools
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from lightkube import AsyncClient, operators
 
 from rollouts.kube.client import KubeStore
 from rollouts.kube.informer import Informer, JSONObject
-from rollouts.kube.kinds import kind_of
+from rollouts.kube.kinds import KINDS, kind_of
 from rollouts.store.protocol import (
     Change,
     ChangeType,
     Conflict,
+    Invalid,
     NotFound,
     Outcome,
     PatchType,
@@ -51,6 +57,8 @@ DEFAULT_KINDS: tuple[str, ...] = ("Rollout", "ReplicaSet", "Pod", "Service", "In
 INSTANCE_ID_LABEL = "argo-rollouts.argoproj.io/controller-instance-id"
 # The kinds Argo's controller filters with its instance-id selector; the others are read unfiltered.
 FILTERED_KINDS: frozenset[str] = frozenset({"Rollout", "AnalysisRun", "Experiment"})
+
+EVENT_MEMORY = 10_000  # involved objects whose latest event is remembered for correlation
 
 Subscriber = Callable[[str, ChangeType, JSONObject], None]
 
@@ -100,6 +108,8 @@ class CachedStore:
         self.label_selector = label_selector or None
         self._selector = _selector(self.label_selector)  # raises Invalid, naming the bad selector
         self._subscribers: list[Subscriber] = []
+        # involved object -> its latest event (name, type, reason, message, source, count), for correlation
+        self._events: OrderedDict[tuple[str, str, str, str], tuple[str, str, str, str, str, int]] = OrderedDict()
         self.informers: dict[str, Informer] = {}
         for kind in kinds:
             k = kind_of(kind)
@@ -310,7 +320,45 @@ class CachedStore:
 
     def record_event(self, involved: Mapping[str, Any], type: str, reason: str, message: str,
                      source: str = "rollouts-controller") -> JSONObject:
-        return self.store.record_event(involved, type, reason, message, source)
+        """A core/v1 Event, correlated in memory as client-go's recorder does: a repeat of the involved
+        object's latest event bumps its count with a patch; no list of Events per call (the operator's RBAC
+        grants events create and patch only)."""
+        if type not in ("Normal", "Warning"):
+            raise Invalid(f'event type "{type}" is not one of Normal, Warning')
+        kind, name = involved.get("kind"), involved.get("name")
+        if not isinstance(kind, str) or not isinstance(name, str) or not kind or not name:
+            raise Invalid("an event's involved object needs kind and name")
+        scoped = kind in KINDS and not KINDS[kind].namespaced
+        ref_ns = "" if scoped else str(involved.get("namespace") or self.store.config.namespace)
+        namespace = ref_ns or "default"
+        ref: JSONObject = {k: involved[k] for k in ("apiVersion", "kind", "name", "uid") if involved.get(k)}
+        if ref_ns:
+            ref["namespace"] = ref_ns
+        subject = (namespace, kind, name, str(involved.get("uid") or ""))
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        last = self._events.get(subject)
+        if last is not None and last[1:5] == (type, reason, message, source):
+            try:
+                answer = self.store.patch("Event", namespace, last[0], {"count": last[5] + 1, "lastTimestamp": now})
+                self._remember(subject, (last[0], type, reason, message, source, last[5] + 1))
+                return answer
+            except NotFound:
+                pass  # expired (events have a TTL): record a new one
+        answer = self.store.create({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{name}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+            "involvedObject": ref, "type": type, "reason": reason, "message": message,
+            "source": {"component": source}, "count": 1, "firstTimestamp": now, "lastTimestamp": now,
+            "reportingComponent": source,
+        })
+        self._remember(subject, (answer["metadata"]["name"], type, reason, message, source, 1))
+        return answer
+
+    def _remember(self, subject: tuple[str, str, str, str], event: tuple[str, str, str, str, str, int]) -> None:
+        self._events[subject] = event
+        self._events.move_to_end(subject)
+        while len(self._events) > EVENT_MEMORY:
+            self._events.popitem(last=False)
 
     def record_revision(self, namespace: str, rollout: str, revision: int, pod_hash: str,
                         images: Mapping[str, str], template: Mapping[str, Any], outcome: Outcome = "current",

@@ -67,7 +67,9 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("batch", "jobs", ("get", "list", "watch", "create", "delete"),
                "run job metrics and clean them up with their AnalysisRun"),
     Permission("", "events", ("create", "patch"), "report what the controller did on the Rollout"),
-    Permission("", "configmaps", READ, "notification services and templates"),
+    Permission("", "configmaps", (*READ, "create", "update"),
+               "notification services and templates; each Rollout's release history ConfigMap "
+               "(<rollout>.rollout-history)"),
     Permission("", "secrets", READ, "secretKeyRef analysis args and notification credentials"),
     Permission("coordination.k8s.io", "leases", ("get", "create", "update"),
                "leader election between the controller's replicas", scope="own"),
