@@ -109,3 +109,20 @@ def test_operator_cli_refuses_an_unknown_context(cluster: Cluster) -> None:
                              "--context", "prod", "--metrics-address", ""], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "prod" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("host", "token", "expected"), [
+    pytest.param("10.96.0.1", True, True, id="pod-with-service-account"),
+    pytest.param("10.96.0.1", False, False, id="no-token-mounted"),
+    pytest.param("", True, False, id="not-in-a-pod"),
+])
+def test_operator_cli_in_a_pod_operates_that_cluster_not_a_local_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str, token: bool, expected: bool) -> None:
+    import rollouts.kube.config
+    from rollouts.cli.controller import _in_a_pod
+
+    if token:
+        (tmp_path / "token").write_text("t")
+    monkeypatch.setattr(rollouts.kube.config, "SERVICE_ACCOUNT_DIR", tmp_path)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", host)
+    assert _in_a_pod() is expected

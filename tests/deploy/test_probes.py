@@ -68,3 +68,6 @@ def test_deployment_probes_answer_on_the_metrics_port(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+        # The operator started the home's local cluster (no kubeconfig given): stop it and its pods.
+        subprocess.run([sys.executable, "-m", "rollouts", "cluster", "down", "--home", str(tmp_path / "home")],
+                       env=env, capture_output=True, timeout=60, check=False)

@@ -1,9 +1,9 @@
 """`rollouts controller`: runs the operator in the foreground until Ctrl-C or SIGTERM.
 
-Which cluster: `--kubeconfig F [--context C]` or `$KUBECONFIG` (any cluster, as kubectl chooses it); else
-the local cluster of the home (`--home`/`$ROLLOUTS_HOME`), started in the background with the runtime
-flags (`--images`, `--probe-period`, `--max-pods`, `--proxy-metrics-port`) when it is not running. The
-operator reaches either only through the Kubernetes API; the local cluster's process runs the pods, so
+Which cluster: `--kubeconfig F [--context C]`, `$KUBECONFIG`, or the service account when run in a pod
+(any cluster, as kubectl and controller-runtime choose it); else the local cluster of the home (`--home`,
+`$ROLLOUTS_HOME`), started in the background with the runtime flags (`--images`, `--probe-period`,
+`--max-pods`, `--proxy-metrics-port`) when it is not running. The operator reaches either only through the Kubernetes API; the local cluster's process runs the pods, so
 stopping or killing the operator leaves them serving. One operator per home: a second one refuses to
 start and names the process holding it."""
 
@@ -87,7 +87,8 @@ def controller(
     # the cluster chosen below only when it runs.
     chosen: list[ClusterConfig] = []
     companions = [_dashboard(folder, dashboard_address, lambda: chosen[0])] if dashboard_address else []
-    remote = kubeconfig is not None or context is not None or bool(os.environ.get("KUBECONFIG"))
+    remote = (kubeconfig is not None or context is not None or bool(os.environ.get("KUBECONFIG"))
+              or _in_a_pod())
     if remote:
         config = _configured(kubeconfig, context)
         lock_home = None
@@ -113,6 +114,13 @@ def controller(
         fail(str(exc))
     finally:
         store.close()
+
+
+def _in_a_pod() -> bool:
+    """Running in a Kubernetes pod with a service account: that cluster is the one to operate."""
+    from rollouts.kube.config import SERVICE_ACCOUNT_DIR
+
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and (SERVICE_ACCOUNT_DIR / "token").is_file()
 
 
 def _check_listenable(address: str, host: str, port: int) -> None:
