@@ -89,8 +89,10 @@ def ensure_local(home: Path) -> None:
     """Start HOME's local cluster in the background (runtime on) unless it is recorded as running."""
     if recorded_running(home) and local_kubeconfig_path(home).is_file():
         return
-    from rollouts.cluster.apiserver.server import start_background
+    from rollouts.cluster.apiserver.server import start_background, status
 
+    if status(home) is not None and local_kubeconfig_path(home).is_file():
+        return  # running after all (its pid is not ours to signal, say): nothing was started
     running = start_background(home)
     print(f"started the local cluster at {running.url}; rollouts cluster down stops it", file=sys.stderr)
 
