@@ -86,8 +86,8 @@ async def run_controller(store: KubeStore, *, home: Path | None = None, promethe
         controller.executor = AnalysisExecutor(
             secret_lookup=store_secret_lookup(lambda ns, name: _secret(store, ns, name)),
             prometheus_address=prometheus_address,
-            # Job metrics keep their pid files in the home: a restarted operator finds them again.
-            providers={"job": JobMetricProvider(state_dir=home / "jobs" if home is not None else None)},
+            # Job metrics are batch/v1 Jobs the cluster runs: a restarted operator finds its Job again.
+            providers={"job": JobMetricProvider(store=store)},
         )
         metrics = controller_metrics.ControllerMetrics(store)
         controller.observers.append(metrics)

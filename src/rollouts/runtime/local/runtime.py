@@ -19,6 +19,7 @@ from rollouts.analysis.sequential.release_start import store_release_start
 from rollouts.runtime.local.dataplane import DataPlaneLoop, ThreadedIngressProxy, ThreadedServiceBalancer
 from rollouts.runtime.local.endpoints import EndpointsSync
 from rollouts.runtime.local.images import ImageResolver
+from rollouts.runtime.local.jobs import JobController
 from rollouts.runtime.local.lists import KindLists
 from rollouts.runtime.local.pods import DEFAULT_MAX_PODS, POD_HASH_LABEL, PodSync
 from rollouts.runtime.local.routing import PORT_ANNOTATION
@@ -49,6 +50,7 @@ class LocalRuntime:
         # The local cluster keeps core/v1 Endpoints (kubectl get endpoints); the controller-hosted runtime
         # leaves them to the CLI's derived view.
         self.endpoints = EndpointsSync(store) if detached else None
+        self.jobs = JobController(store, home, images=self.supervisor.images) if detached else None  # batch/v1 Jobs
         # The proxy and the Service listeners serve on their own loop: a store call blocked on SQLite's
         # lock (another process writing) must not hold up requests.
         self.data_plane = DataPlaneLoop()
@@ -91,6 +93,8 @@ class LocalRuntime:
         register_sequential_plugin(self.stats, run_target=target, stored_start=store_release_start(self.store.list))
         await self.balancer.start()
         await self.proxy.start()
+        if self.jobs is not None:
+            await self.jobs.start()
 
     async def sync(self) -> None:
         await self.pods.sync()
@@ -141,6 +145,8 @@ class LocalRuntime:
         await self.proxy.close()
         await self.balancer.close()
         self.data_plane.stop()
+        if self.jobs is not None:
+            await self.jobs.close()
         await self.supervisor.close(grace_seconds=5.0)
 
     def render_metrics(self) -> bytes:
