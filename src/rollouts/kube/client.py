@@ -32,21 +32,18 @@ from __future__ import annotations
 import builtins
 import http.client
 import json
-import queue
 import re
 import socket
 import ssl
 import threading
 import time
 import urllib.parse
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rollouts.kube.config import ClusterConfig
-from rollouts.kube.feed import ChangeFeed
 from rollouts.kube.kinds import KINDS, Kind, kind_of
 from rollouts.store import history
 from rollouts.store.protocol import (
@@ -63,6 +60,11 @@ from rollouts.store.protocol import (
     Revision,
     StoreError,
 )
+
+if TYPE_CHECKING:
+    import queue
+
+    from rollouts.kube.feed import ChangeFeed
 
 PAGE = 500  # list page size: bounded responses, as kubectl pages by 500
 HISTORY_LIMIT, HISTORY_SUFFIX, HISTORY_LABEL = history.HISTORY_LIMIT, history.HISTORY_SUFFIX, history.HISTORY_LABEL
@@ -341,6 +343,8 @@ class KubeStore:
     def _change_feed(self) -> ChangeFeed:
         with self._lock:
             if self._feed is None:
+                from rollouts.kube.feed import ChangeFeed  # watchers only: not on a one-shot command's path
+
                 self._feed = ChangeFeed(self._connect, self._headers, self._prefix, self._kind_error,
                                         self._unreachable)
             return self._feed
@@ -353,6 +357,8 @@ class KubeStore:
         """One watch stream per kind for this call only; once the first change arrives the others get a
         short grace to deliver changes of the same moment, then the streams close."""
         wanted = sorted(kinds)
+        import queue
+
         found: queue.Queue[tuple[str, Any]] = queue.Queue()
         streams: builtins.list[http.client.HTTPConnection] = []
         stop = threading.Event()
@@ -528,6 +534,8 @@ class KubeStore:
                     return self.update(last)
                 except (Conflict, NotFound):
                     pass  # someone else bumped or expired it: record a new one
+        import uuid
+
         return self.create({
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": f"{name}.{uuid.uuid4().hex[:16]}", "namespace": namespace},

@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import os
 import ssl
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +117,8 @@ class ClusterConfig:
         return cert, key
 
     def _private_temp(self, data: bytes) -> str:
+        import tempfile  # rarely needed: not on every command's start-up path
+
         fd, path = tempfile.mkstemp(prefix="rollouts-kube-", suffix=".pem")  # 0600 by mkstemp
         with os.fdopen(fd, "wb") as out:
             out.write(data)
