@@ -157,3 +157,13 @@ def test_cluster_up_rejects_bad_runtime_flags(tmp_path: Path, args: list[str], m
     assert result.exit_code == 1
     assert message in result.output
     assert not (tmp_path / "apiserver.json").exists()
+
+
+def test_cluster_pods_use_the_image_map_of_the_clusters_home(home: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    (home / "images.yaml").write_text("shop:1:\n  command: ['{python}', '-m', 'rollouts.demo.service']\n")
+    monkeypatch.setenv("ROLLOUTS_HOME", str(tmp_path / "another-home"))  # not the cluster's
+    start_background(home, runtime=RuntimeOptions(probe_period=0.2))
+    kube = connect(kubeconfig=str(home / "kubeconfig"))
+    kube.create(replica_set("shop", 1, image="shop:1"))
+    wait_for("the mapped image's pod ready", ready_replicas(kube, "shop", 1))

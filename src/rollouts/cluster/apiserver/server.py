@@ -35,7 +35,7 @@ from rollouts.cluster.apiserver.tls import CERT_FILE, server_context
 from rollouts.cluster.host import RuntimeHost
 from rollouts.cluster.leftovers import stop_leftovers
 from rollouts.cluster.runtime_options import RuntimeOptions
-from rollouts.store.home import database_path, rollouts_home
+from rollouts.store.home import HOME_ENV, database_path, rollouts_home
 from rollouts.store.sqlite import SQLiteStore
 
 STATE_FILE = "apiserver.json"
@@ -137,6 +137,8 @@ async def serve(home: Path, address: str = "127.0.0.1", port: int = 0, *, stop: 
     if runtime is not None:
         for problem in runtime.problems():
             raise ValueError(problem)
+        # Defaults that follow the home (the image map HOME/images.yaml) are this cluster's home's.
+        os.environ[HOME_ENV] = str(home)
         host = RuntimeHost(store, home, runtime)
         try:
             await asyncio.to_thread(host.start)
