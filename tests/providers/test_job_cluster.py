@@ -4,6 +4,8 @@ server over SQLite, reached with `KubeStore`), and the local cluster's Job contr
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -24,6 +26,7 @@ from rollouts.kube.client import KubeStore, connect
 from rollouts.runtime.local.jobs import JobController
 from rollouts.store.protocol import NotFound
 from tests.cluster.conftest import Cluster, start_cluster
+from tests.conftest import require_tool
 from tests.providers.conftest import make_ctx, metric, process_gone, wait_until
 from tests.providers.test_job import job_metric
 
@@ -192,3 +195,26 @@ def test_job_provider_keeps_the_last_ten_jobs_of_a_run(cluster: Cluster) -> None
 
 async def _until(predicate: Any, timeout: float = 20.0) -> bool:
     return await asyncio.to_thread(wait_until, predicate, timeout)
+
+
+def test_job_provider_job_logs_and_status_read_with_kubectl(cluster: Cluster) -> None:
+    kubectl = require_tool("kubectl", "apt-get install kubernetes-client (Debian)")
+    analysis_run(cluster)
+    m = job_metric([PY, "-c", "print('checked 42 rows')"])
+
+    async def scenario() -> Any:
+        async with job_controller(cluster):
+            return await JobMetricProvider(store=kube(cluster), poll_seconds=0.05).measure(m, make_ctx())
+
+    assert asyncio.run(scenario()).phase == "Successful"
+    name = job_name(RUN, m.name, 1)
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "HOME": str(cluster.home)}
+
+    def run(*args: str) -> str:
+        done = subprocess.run([kubectl, *args], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    assert "checked 42 rows" in run("logs", f"job/{name}")
+    assert run("get", "job", name, "-o", "jsonpath={.status.succeeded}") == "1"
+    assert name in run("get", "pods", "-l", f"job-name={name}", "-o", "name")

@@ -528,6 +528,7 @@ class JobController:
         meta = job["metadata"]
         namespace, name, uid = meta.get("namespace") or "default", meta["name"], str(meta.get("uid"))
         folder = self.state_dir / job_folder(namespace, name, uid)
+        job = self._default_selector(job)
         try:
             plan = plan_job(job.get("spec") or {}, images=self.images, default_grace=self.default_grace)
         except JobSpecError as exc:
@@ -561,6 +562,26 @@ class JobController:
             return  # deleted while we wrote its status: the next pass cleans up
         except Exception:
             log.exception("job %s/%s: the attempt loop failed", namespace, name)
+
+    def _default_selector(self, job: JSONObject) -> JSONObject:
+        """What kube-apiserver adds to a Job on create: a selector on its uid and the matching pod template
+        labels (`kubectl logs job/NAME` finds the Job's pods through them)."""
+        spec = job.get("spec") or {}
+        if spec.get("selector") or spec.get("manualSelector"):
+            return job
+        meta = job["metadata"]
+        uid = str(meta.get("uid"))
+        labels = {BATCH_CONTROLLER_UID_LABEL: uid, CONTROLLER_UID_LABEL: uid, BATCH_JOB_NAME_LABEL: meta["name"],
+                  JOB_NAME_LABEL: meta["name"]}
+        patch = {"spec": {"selector": {"matchLabels": {BATCH_CONTROLLER_UID_LABEL: uid}},
+                          "template": {"metadata": {"labels": labels}}}}
+        try:
+            return self.store.patch("Job", meta.get("namespace") or "default", meta["name"], patch)
+        except NotFound:
+            return job
+        except Exception:  # the defaults are a convenience: the Job runs without them
+            log.exception("job %s: cannot add its selector", meta["name"])
+            return job
 
     def _exists(self, job: JSONObject) -> bool:
         meta = job["metadata"]
