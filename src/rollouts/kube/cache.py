@@ -27,6 +27,7 @@ from __future__ import annotations
 import builtins
 import copy
 import functools
+import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -57,6 +58,8 @@ DEFAULT_KINDS: tuple[str, ...] = ("Rollout", "ReplicaSet", "Pod", "Service", "In
 INSTANCE_ID_LABEL = "argo-rollouts.argoproj.io/controller-instance-id"
 # The kinds Argo's controller filters with its instance-id selector; the others are read unfiltered.
 FILTERED_KINDS: frozenset[str] = frozenset({"Rollout", "AnalysisRun", "Experiment"})
+
+log = logging.getLogger("rollouts.kube.cache")
 
 EVENT_MEMORY = 10_000  # involved objects whose latest event is remembered for correlation
 
@@ -94,6 +97,11 @@ def _lightkube_labels(selector: LabelSelector) -> dict[str, Any]:
     return out
 
 
+def _report(kind: str, exc: BaseException) -> None:
+    # A dropped watch is reopened and a failing subscriber skipped by the informer; say so, once each time.
+    log.warning("%s informer: %s: %s", kind, type(exc).__name__, exc)
+
+
 def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
     return (obj.get("metadata") or {}).get("labels") or {}
 
@@ -120,7 +128,8 @@ class CachedStore:
                 on_add=functools.partial(self._publish, kind, "ADDED"),
                 on_update=functools.partial(self._publish_update, kind),
                 on_delete=functools.partial(self._publish, kind, "DELETED"),
-                on_error=on_error, server_timeout=server_timeout, page_size=page_size)
+                on_error=on_error or functools.partial(_report, kind), server_timeout=server_timeout,
+                page_size=page_size)
 
     @classmethod
     def connect(cls, store: KubeStore, **options: Any) -> CachedStore:
