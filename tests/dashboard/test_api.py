@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -308,3 +309,52 @@ def test_abort_over_a_kube_store_lands_as_the_status_patch_in_the_store(db: Path
     assert after["spec"] == before["spec"]
     assert after["metadata"]["generation"] == before["metadata"]["generation"]  # a status write only
     assert int(after["metadata"]["resourceVersion"]) > int(before["metadata"]["resourceVersion"])
+
+
+def _dashboard_over(kubeconfig: Path) -> Any:
+    from fastapi.testclient import TestClient
+
+    from rollouts.api.app import create_app
+    from tests.dashboard.helpers import kube_factory
+
+    app = create_app(kube_factory(kubeconfig), token=TOKEN, bind_host="127.0.0.1")
+    return TestClient(app, base_url="http://127.0.0.1:3100", raise_server_exceptions=False)
+
+
+def test_unreachable_cluster_api_is_a_503_naming_the_server(db: Path) -> None:
+    """The cluster's API server is down: reads, the live stream and actions answer 503 with the server's
+    address (the page shows the detail and retries), not a 500."""
+    from tests.cluster.conftest import start_cluster
+
+    cluster, stop = start_cluster(db.parent)
+    stop()  # its kubeconfig stays, pointing at a port nothing listens on any more
+    with _dashboard_over(cluster.kubeconfig) as http:
+        for method, path, headers in (("GET", "/api/v1/rollouts", {}), ("GET", BASE, {}),
+                                      ("GET", "/api/v1/rollouts/default/watch", {}),
+                                      ("POST", f"{BASE}/abort", AUTH)):
+            response = http.request(method, path, headers=headers)
+            assert response.status_code == 503, (path, response.text)
+            assert response.json()["detail"].startswith(
+                f"the Kubernetes API failed: cannot reach the Kubernetes API at {cluster.url}"), response.text
+            assert response.headers["retry-after"] == "5"
+
+
+def test_rejected_credentials_are_a_502_naming_the_server(db: Path, tmp_path: Path) -> None:
+    with api_served_with_token(db, tmp_path, "not-the-token") as (kubeconfig, url), _dashboard_over(kubeconfig) as http:
+        response = http.get("/api/v1/rollouts")
+    assert response.status_code == 502, response.text
+    assert f"the API server at {url} rejected the credentials" in response.json()["detail"]
+
+
+@contextmanager
+def api_served_with_token(db: Path, tmp_path: Path, token: str) -> Iterator[tuple[Path, str]]:
+    """The store served API-only, reached with a kubeconfig that carries `token` instead of the real one."""
+    from tests.cluster.conftest import start_cluster
+
+    cluster, stop = start_cluster(db.parent)
+    try:
+        wrong = tmp_path / "wrong-kubeconfig"
+        wrong.write_text(cluster.kubeconfig.read_text().replace(cluster.token, token))
+        yield wrong, cluster.url
+    finally:
+        stop()

@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,7 +53,8 @@ from rollouts.api.models import (
 from rollouts.api.schema import mirror
 from rollouts.api.token import auth_problem, is_loopback, read_needs_token
 from rollouts.api.weights import WeightHistory, weight_history
-from rollouts.store.protocol import ObjectStore
+from rollouts.kube.client import Unreachable
+from rollouts.store.protocol import AlreadyExists, Conflict, Invalid, NotFound, ObjectStore, StoreError
 from rollouts.views.history import history as history_entries
 from rollouts.views.info import RolloutNotFound, list_rollout_infos, rollout_info
 from rollouts.views.model import RolloutInfo
@@ -85,11 +86,15 @@ MUTATION_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "no such rollout"},
     409: {"model": Problem, "description": "the action does not apply to the rollout in its current state"},
     413: {"model": Problem, "description": "a request body larger than 1 MiB"},
+    502: {"model": Problem, "description": "the cluster's Kubernetes API answered with an error"},
+    503: {"model": Problem, "description": "the cluster's Kubernetes API cannot be reached"},
 }
 READ_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "no bearer token (only when not bound to loopback)"},
     403: {"model": Problem, "description": "a wrong bearer token (only when not bound to loopback)"},
     404: {"model": Problem, "description": "no such rollout"},
+    502: {"model": Problem, "description": "the cluster's Kubernetes API answered with an error"},
+    503: {"model": Problem, "description": "the cluster's Kubernetes API cannot be reached"},
 }
 
 
@@ -121,6 +126,24 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+async def _store_failure(_: Request, exc: StoreError) -> Response:
+    """The cluster's API failed under a request (what no endpoint turned into a 404 or 409 itself): 503 when
+    it cannot be reached (the page retries), 404/409 for an object gone or changed under a write, 422 when
+    it refused a write as invalid, 502 for any other error answer (credentials, RBAC, 5xx). The detail
+    names the API server and what it said."""
+    if isinstance(exc, Unreachable):
+        status, headers = 503, {"retry-after": "5"}
+    elif isinstance(exc, NotFound):
+        status, headers = 404, {}  # deleted between the check and the write
+    elif isinstance(exc, (Conflict, AlreadyExists)):
+        status, headers = 409, {}
+    elif isinstance(exc, Invalid):
+        status, headers = 422, {}
+    else:
+        status, headers = 502, {}
+    return JSONResponse({"detail": f"the Kubernetes API failed: {exc}"}, status_code=status, headers=headers)
 
 
 def _event(kind: str, payload: Any, version: int) -> bytes:
@@ -259,10 +282,16 @@ def create_app(
     def stream(request: Request, ns: str, compute: Callable[[], Any]) -> StreamingResponse:
         async def events_out() -> AsyncIterator[bytes]:
             # Subscribed before the snapshot is computed: a change in between is delivered, not lost.
-            sub = await run_in_threadpool(hub.subscribe, asyncio.get_running_loop())
+            try:
+                sub = await run_in_threadpool(hub.subscribe, asyncio.get_running_loop())
+            except StoreError:
+                return  # the API went away since the request was checked: the page reconnects
             try:
                 version = sub.version
-                last = await run_in_threadpool(compute)
+                try:
+                    last = await run_in_threadpool(compute)
+                except StoreError:
+                    return
                 yield _event("snapshot", last, version)
                 beat = time.monotonic()
                 while not closing.is_set() and not await request.is_disconnected():
@@ -281,6 +310,8 @@ def create_app(
                     except HTTPException:
                         yield _event("deleted", None, version)
                         return
+                    except StoreError:
+                        return  # the API failed mid-stream: end it, the page reconnects and says so
                     if payload != last:
                         last = payload
                         yield _event("update", payload, version)
@@ -306,6 +337,7 @@ def create_app(
     @read.get("/rollouts/{ns}/watch", response_class=StreamingResponse, responses=sse_doc,
               summary="Stream the rollouts of a namespace")
     def watch_namespace(request: Request, ns: Namespace) -> StreamingResponse:
+        store().current_version()  # an unreachable API is a 503 the page shows, not a stream that dies
         return stream(request, ns, lambda: [i.to_dict() for i in list_rollout_infos(store(), ns, clock())])
 
     @read.get("/rollouts/{ns}/{name}/watch", response_class=StreamingResponse, responses=sse_doc,
@@ -395,6 +427,7 @@ def create_app(
 
     app.include_router(read)
     app.include_router(write)
+    app.add_exception_handler(StoreError, _store_failure)  # type: ignore[arg-type]
 
     def page(name: str, media_type: str) -> Callable[[], Awaitable[Response]]:
         content = _static(name)
