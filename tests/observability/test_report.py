@@ -247,3 +247,32 @@ def test_report_command_errors(tmp_path: Path, args: list[str], message: str) ->
     result = CliRunner().invoke(app, ["report", "--home", str(tmp_path), *args])
     assert result.exit_code == 1
     assert message in result.output
+
+
+def test_report_reads_release_history_written_through_the_api(tmp_path: Path) -> None:
+    """On any cluster: a rollout whose history a client wrote through the Kubernetes API (its
+    `<rollout>.rollout-history` ConfigMap) and whose events are core/v1 Events is reported from them,
+    with --kubeconfig choosing that cluster over the home."""
+    from tests.cluster.conftest import rollout
+
+    from rollouts.kube.client import KubeStore
+    from rollouts.kube.config import load_config
+
+    cluster_home = tmp_path / "cluster"
+    cluster_home.mkdir()
+    cluster, stop = start_cluster(cluster_home)
+    try:
+        with KubeStore(load_config(kubeconfig=cluster.kubeconfig)) as api:
+            api.create(rollout("shop"))
+            api.record_revision("default", "shop", 1, "aaa", {"app": "demo:1"}, {})
+            api.record_event({"kind": "Rollout", "namespace": "default", "name": "shop"}, "Normal",
+                             "RolloutCompleted", "Rollout completed update to revision 1 (aaa): Initial deploy")
+            assert api.get("ConfigMap", "default", "shop.rollout-history")["data"]["revision-1"]
+        result = CliRunner().invoke(app, ["report", "--home", str(tmp_path / "unused-home"), "--kubeconfig",
+                                          str(cluster.kubeconfig), "-o", "json"])
+    finally:
+        stop()
+    assert result.exit_code == 0, result.output
+    [shop] = json.loads(result.output)["rollouts"]
+    assert (shop["rollout"], shop["releases"], shop["completed"], shop["aborted"]) == ("shop", 1, 1, 0)
+    assert not (tmp_path / "unused-home" / "kubeconfig").exists()  # the home's local cluster was not started
