@@ -274,3 +274,37 @@ def test_job_controller_job_deleted_while_cluster_down_is_killed_on_start_or_dow
                 await until(lambda: process_gone(pid))  # noqa: B023
 
         asyncio.run(scenario())
+
+
+def test_job_runs_in_the_cluster_process_outlives_its_sigkill_and_cluster_down_stops_it(tmp_path: Path) -> None:
+    from rollouts.cluster.apiserver.kubeconfig import kubeconfig_path
+    from rollouts.cluster.apiserver.server import read_state, start_background, stop_background
+    from rollouts.cluster.runtime_options import RuntimeOptions
+    from rollouts.kube.client import connect
+
+    home = tmp_path / "home"
+    home.mkdir()
+    first, second = tmp_path / "first.starts", tmp_path / "second.starts"
+    try:
+        start_background(home, runtime=RuntimeOptions(probe_period=0.2))
+        api = connect(kubeconfig=str(kubeconfig_path(home)))
+        api.create(job("short", [PY, "-c", JOB, str(first), "3"]))
+        assert wait_until(lambda: first.exists() and first.read_text().strip(), 30), "the job never started"
+        (pid,) = [int(line) for line in first.read_text().split()]
+        running = read_state(home)
+        assert running is not None
+        os.kill(running.pid, signal.SIGKILL)
+        assert wait_until(lambda: process_gone(running.pid)), "the cluster process did not die"
+        assert not process_gone(pid), "the job should outlive the killed cluster process"
+        start_background(home, runtime=RuntimeOptions(probe_period=0.2))
+        api = connect(kubeconfig=str(kubeconfig_path(home)))
+        assert wait_until(lambda: terminal_condition(api.get("Job", "default", "short")) is not None, 30)
+        assert terminal_condition(api.get("Job", "default", "short"))["type"] == "Complete"  # type: ignore[index]
+        assert [int(line) for line in first.read_text().split()] == [pid], "the job was started a second time"
+
+        api.create(job("long", [PY, "-c", JOB, str(second), "120"]))
+        assert wait_until(lambda: second.exists() and second.read_text().strip(), 30), "the long job never started"
+        (long_pid,) = [int(line) for line in second.read_text().split()]
+    finally:
+        stop_background(home)
+    assert wait_until(lambda: process_gone(long_pid), 20), "cluster down left the job running"
