@@ -308,3 +308,30 @@ def test_job_runs_in_the_cluster_process_outlives_its_sigkill_and_cluster_down_s
     finally:
         stop_background(home)
     assert wait_until(lambda: process_gone(long_pid), 20), "cluster down left the job running"
+
+
+def test_job_controller_restart_during_backoff_keeps_the_failure_count(tmp_path: Path) -> None:
+    attempts = tmp_path / "attempts"
+    script = f"import sys; open({str(attempts)!r}, 'a').write('x'); sys.exit(1)"
+    store = SQLiteStore(database_path(tmp_path))
+    store.create(job("flaky", [PY, "-c", script], backoffLimit=2))
+    repo = Path(__file__).resolve().parents[2]
+    # The cluster process waits 10 s after the first failure: it is killed during that back-off.
+    cluster = subprocess.Popen([PY, "-c", CLUSTER, str(tmp_path)], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
+    try:
+        assert wait_until(lambda: (store.get("Job", "default", "flaky").get("status") or {}).get("failed") == 1, 20)
+    finally:
+        cluster.send_signal(signal.SIGKILL)
+        cluster.wait(timeout=10)
+    store.close()
+
+    async def scenario() -> None:
+        async with controller(tmp_path, retry_delay=0.01) as (store, _):
+            done = await until(finished(store, "flaky"))
+            condition = terminal_condition(done)
+            assert condition is not None and condition["reason"] == BACKOFF_REASON
+            assert done["status"]["failed"] == 3
+            assert "attempt 3 of 3" in condition["message"]
+
+    asyncio.run(scenario())
+    assert attempts.read_text() == "xxx"
