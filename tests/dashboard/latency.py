@@ -1,7 +1,9 @@
-"""Measures how long a store write takes to reach a dashboard event stream: a status patch written to the
-SQLite store, then the `update` event on /api/v1/rollouts/default/watch. `kube` serves the dashboard
-over a KubeStore through an API server (as the product does); `sqlite` over the store file directly,
-for comparison. Run: `python -m tests.dashboard.latency kube` (or `sqlite`)."""
+"""Measures how long a write takes to reach a dashboard event stream: a status patch, then the `update`
+event on /api/v1/rollouts/default/watch. `kube`: the dashboard over a KubeStore through an API server,
+the patch written through that API (as the controller writes); `kube-file`: the same dashboard, the
+patch written to the SQLite file behind the server's back (the server notices by polling); `sqlite`:
+the dashboard over the store file directly, for comparison.
+Run: `python -m tests.dashboard.latency kube` (or `kube-file`, `sqlite`)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,11 @@ import httpx
 import uvicorn
 
 from rollouts.api.app import create_app
+from rollouts.kube.client import KubeStore
+from rollouts.kube.config import load_config
+from rollouts.store.protocol import ObjectStore
 from rollouts.store.sqlite import SQLiteStore
-from tests.dashboard.helpers import TOKEN, live_server, seed, seeded_db
+from tests.dashboard.helpers import TOKEN, api_served, live_server, seed, seeded_db
 
 WRITES = 30
 
@@ -41,11 +46,17 @@ def _sqlite_server(db: Path) -> Iterator[str]:
         thread.join(10)
 
 
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
+
+
 def measure(mode: str) -> list[float]:
     db = seeded_db(Path(tempfile.mkdtemp()) / "state.db", seed)
-    served = live_server(db) if mode == "kube" else _sqlite_server(db)
     delays: list[float] = []
-    with served as url, httpx.Client(base_url=url, timeout=30) as http:
+    with api_served(db) if mode.startswith("kube") else _nothing() as kubeconfig, \
+            (live_server(None, kubeconfig=kubeconfig) if kubeconfig else _sqlite_server(db)) as url, \
+            httpx.Client(base_url=url, timeout=30) as http:
         arrivals: list[float] = []
         ready = threading.Event()
 
@@ -62,7 +73,8 @@ def measure(mode: str) -> list[float]:
         threading.Thread(target=read, daemon=True).start()
         if not ready.wait(20):
             raise SystemExit("no snapshot from the dashboard")
-        with SQLiteStore(db) as store:
+        store: ObjectStore = KubeStore(load_config(kubeconfig=kubeconfig)) if mode == "kube" else SQLiteStore(db)
+        try:
             for n in range(WRITES):
                 seen, start = len(arrivals), time.monotonic()
                 store.patch("Rollout", "default", "shop", {"status": {"currentStepIndex": n % 4}},
@@ -71,13 +83,15 @@ def measure(mode: str) -> list[float]:
                     time.sleep(0.002)
                 delays.append(arrivals[-1] - start)
                 time.sleep(0.1)
+        finally:
+            store.close()
     return sorted(delays)
 
 
 def main() -> None:
     mode = sys.argv[1] if len(sys.argv) > 1 else "kube"
-    if mode not in ("kube", "sqlite"):
-        raise SystemExit("usage: python -m tests.dashboard.latency [kube|sqlite]")
+    if mode not in ("kube", "kube-file", "sqlite"):
+        raise SystemExit("usage: python -m tests.dashboard.latency [kube|kube-file|sqlite]")
     delays = measure(mode)
     p90 = delays[int(len(delays) * 0.9) - 1]
     print(f"{mode}: {len(delays)} writes, write-to-update p50 {statistics.median(delays) * 1000:.0f} ms, "
