@@ -21,7 +21,9 @@ def rollouts(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 
 def test_show_completion_prints_a_bash_script() -> None:
-    result = rollouts("--show-completion", "bash")
+    # typer detects the shell from the parent process (shellingham), as when a user types it in bash.
+    result = subprocess.run(["bash", "-c", '"$@"; exit $?', "bash", sys.executable, "-c", CONSOLE_SCRIPT,
+                             "--show-completion"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "complete -o default -F _rollouts_completion rollouts" in result.stdout
     assert "_ROLLOUTS_COMPLETE=complete_bash" in result.stdout
