@@ -460,11 +460,11 @@ class JobController:
         self.retry_delay = retry_delay
         self.resync_seconds = resync_seconds
         self.default_grace = default_grace
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, asyncio.Task[bool]] = {}
         # Jobs whose attempt loop ended here (their final status is written, a stale list must not restart
         # them), and loops of deleted Jobs still stopping their process.
         self._done: set[str] = set()
-        self._stopping: dict[str, asyncio.Task[None]] = {}
+        self._stopping: dict[str, asyncio.Task[bool]] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -495,7 +495,8 @@ class JobController:
         for uid, task in list(self._running.items()):
             if task.done():
                 del self._running[uid]
-                self._done.add(uid)
+                if not task.cancelled() and task.exception() is None and task.result():
+                    self._done.add(uid)  # else it failed before its final status: the next pass tries again
             elif uid not in present:
                 log.info("job %s deleted: stopping its process", task.get_name())
                 # Not awaited: a process taking its grace period to stop must not hold up the other Jobs.
@@ -509,7 +510,7 @@ class JobController:
                 self._running[uid] = asyncio.create_task(self._run(job), name=f"job:{job['metadata']['name']}")
         self._collect(set(present))
 
-    def _stopped(self, uid: str, _task: asyncio.Task[None]) -> None:
+    def _stopped(self, uid: str, _task: asyncio.Task[bool]) -> None:
         self._stopping.pop(uid, None)
 
     def _collect(self, present: set[str]) -> None:
@@ -524,7 +525,8 @@ class JobController:
             _kill_recorded(state)
             remove_job_files(folder, state)
 
-    async def _run(self, job: JSONObject) -> None:
+    async def _run(self, job: JSONObject) -> bool:
+        """Run one Job to its end; True once its final status is written (or it is gone)."""
         meta = job["metadata"]
         namespace, name, uid = meta.get("namespace") or "default", meta["name"], str(meta.get("uid"))
         folder = self.state_dir / job_folder(namespace, name, uid)
@@ -533,8 +535,9 @@ class JobController:
             plan = plan_job(job.get("spec") or {}, images=self.images, default_grace=self.default_grace)
         except JobSpecError as exc:
             log.warning("job %s/%s cannot run here: %s", namespace, name, exc)
-            self._write_status(job, _unrunnable(exc))
-            return
+            with contextlib.suppress(NotFound):
+                self._write_status(job, _unrunnable(exc))
+            return True
 
         async def publish(status: JSONObject, attempt: Attempt | None) -> None:
             self._write_status(job, status)
@@ -546,6 +549,7 @@ class JobController:
                                  status=dict(job.get("status") or {}), retry_delay=self.retry_delay)
         try:
             await execution.run()
+            return True
         except asyncio.CancelledError:
             # Deleted, or the controller closing: the process is stopped; nothing is left to find again.
             with contextlib.suppress(OSError):
@@ -559,9 +563,10 @@ class JobController:
                     write_state(folder, state)
             raise
         except NotFound:
-            return  # deleted while we wrote its status: the next pass cleans up
+            return True  # deleted while we wrote its status: the next pass cleans up
         except Exception:
             log.exception("job %s/%s: the attempt loop failed", namespace, name)
+            return False
 
     def _default_selector(self, job: JSONObject) -> JSONObject:
         """What kube-apiserver adds to a Job on create: a selector on its uid and the matching pod template
