@@ -358,3 +358,29 @@ def api_served_with_token(db: Path, tmp_path: Path, token: str) -> Iterator[tupl
         yield wrong, cluster.url
     finally:
         stop()
+
+
+@pytest.mark.parametrize(("forbidden", "offered"), [(False, ["default", "team"]), (True, ["team"])],
+                         ids=["cluster-wide-list", "namespaced-role"])
+def test_namespaces_offer_the_contexts_namespace(db: Path, forbidden: bool, offered: list[str]) -> None:
+    """A kubeconfig context in namespace `team`: offered beside the namespaces that hold rollouts; where
+    a namespaced Role forbids listing across namespaces (403), it is the only one offered, not a 502."""
+    from fastapi.testclient import TestClient
+
+    from rollouts.api.app import create_app
+    from rollouts.kube.client import ApiError, KubeStore
+    from rollouts.kube.config import load_config
+    from tests.dashboard.helpers import api_served
+
+    class Namespaced(KubeStore):
+        def list(self, kind: str, namespace: str | None = None, label_selector: str | None = None,
+                 field_selector: str | None = None) -> list[dict[str, Any]]:
+            if forbidden and namespace is None:
+                raise ApiError(403, "Forbidden", f'{kind.lower()}s is forbidden: cannot list at the cluster scope')
+            return super().list(kind, namespace, label_selector, field_selector)
+
+    with api_served(db) as kubeconfig:
+        app = create_app(lambda: Namespaced(load_config(kubeconfig=kubeconfig, namespace="team")), token=TOKEN,
+                         bind_host="127.0.0.1")
+        with TestClient(app, base_url="http://127.0.0.1:3100") as http:
+            assert http.get("/api/v1/namespaces").json() == {"namespaces": offered}

@@ -53,7 +53,7 @@ from rollouts.api.models import (
 from rollouts.api.schema import mirror
 from rollouts.api.token import auth_problem, is_loopback, read_needs_token
 from rollouts.api.weights import WeightHistory, weight_history
-from rollouts.kube.client import Unreachable
+from rollouts.kube.client import ApiError, Unreachable
 from rollouts.store.protocol import AlreadyExists, Conflict, Invalid, NotFound, ObjectStore, StoreError
 from rollouts.views.history import history as history_entries
 from rollouts.views.info import RolloutNotFound, list_rollout_infos, rollout_info
@@ -268,8 +268,17 @@ def create_app(
 
     @read.get("/namespaces", response_model=NamespaceList, summary="Namespaces that hold rollouts")
     def namespaces() -> NamespaceList:
-        found = {(r.get("metadata") or {}).get("namespace") or "default" for r in store().list("Rollout")}
-        return NamespaceList(namespaces=sorted(found | {"default"}))
+        # The kubeconfig context's namespace is offered too; where only that namespace may be read (a
+        # namespaced Role forbids listing across namespaces), it is the only one offered.
+        config = getattr(store(), "config", None)
+        own = str(getattr(config, "namespace", "") or "default")
+        try:
+            found = {(r.get("metadata") or {}).get("namespace") or "default" for r in store().list("Rollout")}
+        except ApiError as exc:
+            if exc.code != 403:
+                raise
+            return NamespaceList(namespaces=[own])
+        return NamespaceList(namespaces=sorted(found | {"default", own}))
 
     @read.get("/rollouts", response_model=list[RolloutInfoModel],  # type: ignore[valid-type]
               summary="Rollouts (of one namespace)")
