@@ -335,3 +335,28 @@ def test_job_controller_restart_during_backoff_keeps_the_failure_count(tmp_path:
 
     asyncio.run(scenario())
     assert attempts.read_text() == "xxx"
+
+
+def test_job_controller_retries_a_job_whose_status_write_failed(tmp_path: Path) -> None:
+    class Flaky(SQLiteStore):
+        failures = 1
+
+        def patch(self, kind: str, namespace: str, name: str, patch: Any, *args: Any, **kwargs: Any) -> Any:
+            if kind == "Job" and "status" in patch and Flaky.failures:
+                Flaky.failures -= 1
+                raise RuntimeError("the store is briefly unavailable")
+            return super().patch(kind, namespace, name, patch, *args, **kwargs)
+
+    async def scenario() -> None:
+        store = Flaky(database_path(tmp_path))
+        jobs = JobController(store, tmp_path, retry_delay=0.01, resync_seconds=0.2)
+        await jobs.start()
+        try:
+            store.create(job("once", [PY, "-c", "pass"]))
+            done = await until(finished(store, "once"))
+            assert terminal_condition(done)["type"] == "Complete"  # type: ignore[index]
+        finally:
+            await jobs.close()
+            store.close()
+
+    asyncio.run(scenario())
