@@ -8,6 +8,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rollouts.runtime.local.lists import KindLists
 from rollouts.runtime.local.pods import PodSync
 from rollouts.store.sqlite import SQLiteStore
@@ -47,7 +49,15 @@ def test_kind_lists_reread_only_after_their_kind_changed(tmp_path: Path) -> None
     lists.list("Service")
     assert store.calls == ["list Pod", "list Service", "list Service"]
     lists.changed(None)  # the feed was compacted away: everything is read again
-    assert lists.list("Pod") is not first
+    second = lists.list("Pod")
+    assert second is not first
+    lists.changed({"Pod"})
+    failing = store.list
+    store.list = lambda kind, *a, **k: (_ for _ in ()).throw(RuntimeError("database is locked"))  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        lists.list("Pod")
+    store.list = failing  # type: ignore[method-assign]
+    assert lists.list("Pod") is not second  # the failed read is tried again, not served from the cache
 
 
 def test_pod_sync_idle_pass_reads_and_writes_nothing(tmp_path: Path) -> None:

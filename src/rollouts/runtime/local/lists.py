@@ -37,6 +37,6 @@ class KindLists:
         if not self._following:
             return self.store.list(kind)
         if kind in self._dirty or kind not in self._cache:
-            self._dirty.discard(kind)
             self._cache[kind] = self.store.list(kind)
+            self._dirty.discard(kind)  # only once read: a failed read is tried again next pass
         return self._cache[kind]
