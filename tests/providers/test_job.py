@@ -179,3 +179,25 @@ def test_secrets_in_stderr_are_redacted() -> None:
 def test_job_name_fits_63_characters(run_name: str, metric_name: str, index: int, expected: str) -> None:
     name = job_name(run_name, metric_name, index)
     assert name == expected and len(name) <= 63
+
+
+@pytest.mark.parametrize(("code", "exit_code", "phase"), [(0, 0, "Successful"), (4, 1, "Failed")],
+                         ids=["exit-0", "exit-4"])
+def test_analyze_once_runs_job_metrics_here_without_a_cluster(tmp_path: Path, code: int, exit_code: int,
+                                                              phase: str) -> None:
+    import json
+    import os
+    import subprocess
+
+    template = {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate", "metadata": {"name": "smoke"},
+                "spec": {"metrics": [{"name": "check", "provider": {"job": {"spec": {"backoffLimit": 0, "template": {
+                    "spec": {"restartPolicy": "Never", "containers": [
+                        {"name": "c", "image": "python:3.11", "command": [PY, "-c", f"import sys; sys.exit({code})"]}]}}}}}}]}}
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps(template))
+    home = tmp_path / "home"
+    done = subprocess.run([PY, "-m", "rollouts", "analyze", "-f", str(path), "--once"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "ROLLOUTS_HOME": str(home), "KUBECONFIG": str(tmp_path / "none")})
+    assert done.returncode == exit_code, done.stdout + done.stderr
+    assert f"AnalysisRun {phase}" in done.stdout
+    assert not (home / "apiserver.json").exists()  # no cluster was started for it

@@ -106,6 +106,9 @@ def analyze_command(
 ) -> None:
     """Run an AnalysisTemplate without a controller, printing each measurement and the final phase.
 
+    Job metrics run here, no cluster needed: their Job's first container as a local process (its command, or
+    its image through the image map), as the local cluster would run it.
+
     Exit 0 Successful, 1 Failed, 2 Error, 3 Inconclusive."""
     import asyncio
 
