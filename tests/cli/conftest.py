@@ -13,7 +13,10 @@ from tests.cli.serving import serve, stop_all
 
 
 @pytest.fixture(autouse=True)
-def _stop_api_servers() -> Iterator[None]:
+def _stop_api_servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # The tests' own API servers are the clusters in use, whatever the shell's $KUBECONFIG points at
+    # (subprocesses inherit this environment too).
+    monkeypatch.delenv("KUBECONFIG", raising=False)
     yield
     stop_all()  # every API server a test of this folder started serves only that test
 
@@ -36,6 +39,7 @@ def cli(home: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
 
     monkeypatch.setenv("ROLLOUTS_HOME", str(home))
     monkeypatch.delenv("ROLLOUTS_NAMESPACE", raising=False)
+    monkeypatch.delenv("KUBECONFIG", raising=False)  # the home's own cluster, whatever the shell points at
     runner = CliRunner()
 
     def run(*args: str) -> Result:

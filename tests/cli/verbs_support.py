@@ -19,7 +19,7 @@ def run(home: Path, *args: str, env: dict[str, str] | None = None, input: str | 
     serve(home)  # the verb goes through the API server of this home, stopped when the test ends
     runner = CliRunner()
     return runner.invoke(app, [*args, "--home", str(home)],
-                         env={"ROLLOUTS_NAMESPACE": "", "NO_COLOR": "1", **(env or {})}, input=input,
+                         env={"ROLLOUTS_NAMESPACE": "", "NO_COLOR": "1", "KUBECONFIG": "", **(env or {})}, input=input,
                          catch_exceptions=False)
 
 
