@@ -360,3 +360,17 @@ def test_job_controller_retries_a_job_whose_status_write_failed(tmp_path: Path) 
             store.close()
 
     asyncio.run(scenario())
+
+
+def test_job_controller_ttl_seconds_after_finished_deletes_the_job(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with controller(tmp_path) as (store, _):
+            store.create(job("kept", [PY, "-c", "pass"]))
+            store.create(job("expiring", [PY, "-c", "pass"], ttlSecondsAfterFinished=1))
+            await until(finished(store, "kept"))
+            await until(lambda: not store.list("Job", "default", field_selector="metadata.name=expiring"))
+            assert not pods_of(store, "expiring")  # its Pods went with it
+            await until(lambda: len(list((tmp_path / STATE_DIR).iterdir())) == 1)  # and its folder
+            assert store.get("Job", "default", "kept")
+
+    asyncio.run(scenario())

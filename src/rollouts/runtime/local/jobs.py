@@ -8,7 +8,8 @@ at 6 min), the whole bounded by `activeDeadlineSeconds`. Status: startTime, acti
 counts, completionTime, and a Complete or Failed condition (reasons BackoffLimitExceeded, DeadlineExceeded,
 and, for a Job this host cannot run at all, InvalidJobSpec / ImageNotResolvable / StartError) whose message
 carries the last lines of the failed attempt's stderr. Each attempt is also a Pod object (labels job-name and
-controller-uid, owned by the Job) whose log is the attempt's output, so `kubectl logs` finds it.
+controller-uid, owned by the Job) whose log is the attempt's output, so `kubectl logs` finds it. A finished
+Job with `ttlSecondsAfterFinished` is deleted that long after it finished, as Kubernetes does.
 
 Jobs outlive the cluster process: an attempt runs under job_runner.py in its own session, with no tie to
 its parent, and keeps its pid, output and exit status in a state folder, HOME/jobs/<job>-<uid>/. A cluster
@@ -44,7 +45,7 @@ from pydantic import ValidationError
 from rollouts.runtime.local.images import ImageMapError, ImageNotResolvable, ImageResolver
 from rollouts.runtime.local.supervisor import INHERITED_ENV, INHERITED_PREFIXES
 from rollouts.spec.pod import Container, JobSpec
-from rollouts.store.protocol import Expired, JSONObject, NotFound, ObjectStore
+from rollouts.store.protocol import Conflict, Expired, JSONObject, NotFound, ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -508,7 +509,26 @@ class JobController:
         for uid, job in present.items():
             if uid not in self._running and uid not in self._done and terminal_condition(job) is None:
                 self._running[uid] = asyncio.create_task(self._run(job), name=f"job:{job['metadata']['name']}")
+            elif uid not in self._running:
+                self._expire(job)
         self._collect(set(present))
+
+    def _expire(self, job: JSONObject) -> None:
+        """Kubernetes' TTL-after-finished controller: a finished Job with `ttlSecondsAfterFinished` is deleted
+        that many seconds after its Complete or Failed condition (its Pods go with it)."""
+        ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+        condition = terminal_condition(job)
+        if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 0 or condition is None:
+            return
+        finished_at = _parse_time(condition.get("lastTransitionTime"))
+        if finished_at is None or time.time() < finished_at + ttl:
+            return
+        meta = job["metadata"]
+        log.info("job %s/%s: finished %ds ago, past its ttlSecondsAfterFinished: deleted", meta.get("namespace"),
+                 meta["name"], int(time.time() - finished_at))
+        with contextlib.suppress(NotFound, Conflict):  # gone already, or changed since: the next pass looks again
+            self.store.delete("Job", meta.get("namespace") or "default", meta["name"],
+                              resource_version=meta.get("resourceVersion"))
 
     def _stopped(self, uid: str, _task: asyncio.Task[bool]) -> None:
         self._stopping.pop(uid, None)
