@@ -92,6 +92,10 @@ def test_job_controller_success_writes_complete_status_and_a_pod_with_its_log(tm
             assert pod["metadata"]["ownerReferences"][0]["uid"] == done["metadata"]["uid"]
             log = (tmp_path / "logs" / f"{pod['metadata']['name']}.log").read_text()
             assert "to stdout" in log and "to stderr" in log  # `kubectl logs` shows both streams
+            events = [(e["reason"], e["message"]) for e in store.list(
+                "Event", "default", field_selector="involvedObject.name=ok")]
+            assert events == [("SuccessfulCreate", f"Created pod: {pod['metadata']['name']}"),
+                              ("Completed", "Job completed")]
 
     asyncio.run(scenario())
 
@@ -111,6 +115,9 @@ def test_job_controller_failure_reports_backoff_limit_with_stderr_tail(tmp_path:
             assert "line 19\n" not in condition["message"] and "noise" not in condition["message"]
             assert (done["status"]["failed"], done["status"].get("succeeded", 0)) == (1, 0)
             assert "completionTime" not in done["status"]  # as Kubernetes: only a Complete Job has one
+            events = store.list("Event", "default", field_selector="involvedObject.name=bad")
+            assert [(e["type"], e["reason"], e["message"]) for e in events][-1] == (
+                "Warning", BACKOFF_REASON, "Job has reached the specified backoff limit")
 
     asyncio.run(scenario())
 

@@ -559,10 +559,23 @@ class JobController:
                 self._write_status(job, _unrunnable(exc))
             return True
 
+        announced: set[str] = set()
+
         async def publish(status: JSONObject, attempt: Attempt | None) -> None:
             self._write_status(job, status)
             if attempt is not None:
                 self._write_pod(job, plan, attempt)
+                if attempt.pod not in announced:
+                    announced.add(attempt.pod)
+                    self._event(job, "Normal", "SuccessfulCreate", f"Created pod: {attempt.pod}")
+            condition = terminal_condition({"status": status})
+            if condition is not None and condition["type"] == "Complete":
+                self._event(job, "Normal", "Completed", "Job completed")
+            elif condition is not None:
+                reason = str(condition.get("reason") or "Failed")
+                # Kubernetes' own words for the back-off; the stderr tail stays in the condition.
+                self._event(job, "Warning", reason,
+                            BACKOFF_MESSAGE if reason == BACKOFF_REASON else str(condition.get("message") or ""))
 
         execution = JobExecution(name=name, uid=uid, plan=plan, folder=folder, publish=publish,
                                  log_path=lambda pod: self.logs_dir / f"{pod}.log",
@@ -607,6 +620,16 @@ class JobController:
         except Exception:  # the defaults are a convenience: the Job runs without them
             log.exception("job %s: cannot add its selector", meta["name"])
             return job
+
+    def _event(self, job: JSONObject, type: str, reason: str, message: str) -> None:
+        """An Event on the Job, as Kubernetes' Job controller records them (`kubectl describe job`)."""
+        meta = job["metadata"]
+        involved = {"apiVersion": "batch/v1", "kind": "Job", "namespace": meta.get("namespace") or "default",
+                    "name": meta["name"], "uid": meta.get("uid", "")}
+        try:
+            self.store.record_event(involved, type, reason, message, source="job-controller")
+        except Exception:  # an event is best effort: never stop the Job for it
+            log.exception("cannot record the event for job %s", meta["name"])
 
     def _exists(self, job: JSONObject) -> bool:
         meta = job["metadata"]
