@@ -156,26 +156,25 @@ assert json.loads(conn.getresponse().read())["metadata"]["name"] == "web"
 
 def _process_cost(home: Path, runs: int) -> dict[str, float]:
     """Median wall time of a fresh process getting one Rollout (the CLI, lightkube, stdlib) and of
-    `python -c pass`."""
+    `python -c pass`. The commands take turns, run by run, so a change in the machine's load weighs on
+    all of them alike (the ratios stay meaningful on a shared machine)."""
     kubeconfig = home / "kubeconfig"
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("KUBECONFIG", None)
-
-    def median(args: list[str], count: int = runs) -> float:
-        times = []
-        for _ in range(count):
+    cli = [sys.executable, "-m", "rollouts", "get", "rollout", "web", "--home", str(home)]
+    commands = {"rollouts get rollout": cli,
+                "rollouts get rollout --kubeconfig": [*cli[:-2], "--kubeconfig", str(kubeconfig)],
+                "lightkube": [sys.executable, "-c", _GET_ROLLOUT, str(kubeconfig)],
+                "http.client": [sys.executable, "-c", _GET_ROLLOUT_STDLIB, str(kubeconfig)],
+                "python -c pass": [sys.executable, "-c", "pass"]}
+    times: dict[str, list[float]] = {label: [] for label in commands}
+    for run in range(runs + 1):
+        for label, args in commands.items():
             started = time.perf_counter()
             subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL)  # noqa: S603 (fixed arguments)
-            times.append(time.perf_counter() - started)
-        return statistics.median(times)
-
-    cli = [sys.executable, "-m", "rollouts", "get", "rollout", "web", "--home", str(home)]
-    median(cli, 1)  # warm the file cache
-    return {"rollouts get rollout": median(cli),
-            "rollouts get rollout --kubeconfig": median([*cli[:-2], "--kubeconfig", str(kubeconfig)]),
-            "lightkube": median([sys.executable, "-c", _GET_ROLLOUT, str(kubeconfig)]),
-            "http.client": median([sys.executable, "-c", _GET_ROLLOUT_STDLIB, str(kubeconfig)]),
-            "python -c pass": median([sys.executable, "-c", "pass"])}
+            if run:  # the first round warms the file cache
+                times[label].append(time.perf_counter() - started)
+    return {label: statistics.median(samples) for label, samples in times.items()}
 
 
 def main() -> None:
