@@ -120,6 +120,10 @@ def test_version_names_the_cluster_in_use(served: Path, user_home: Path) -> None
     nothing = _rollouts("version", env=_env(user_home, ROLLOUTS_HOME=str(user_home / "h")), cwd=user_home)
     assert nothing.stdout.splitlines()[1].startswith("cluster: the local cluster of ")
     assert "not started yet" in nothing.stdout
+    unconfigured = _rollouts("version", env=_env(user_home), cwd=user_home)
+    assert unconfigured.stdout.splitlines()[1] == (f"cluster: the local cluster of {user_home / '.rollouts'} "
+                                                   "(not started yet: the first command starts it)")
+    assert not (user_home / ".rollouts").exists()  # version only looks
 
 
 @pytest.mark.parametrize(("home_arg", "kubeconfig", "context", "chosen"), [

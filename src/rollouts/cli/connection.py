@@ -143,4 +143,10 @@ def in_use(home: str | os.PathLike[str] | None = None) -> str:
         return cluster_in_use(kubeconfig=path, context=context) + state
     from rollouts.kube.config import cluster_in_use
 
+    if kubeconfig is None and context is None and not os.environ.get("KUBECONFIG"):
+        try:
+            load_config()
+        except ConfigError:  # nothing configured: the verbs would start the default home's local cluster
+            return f"the local cluster of {local_kubeconfig_path(None).parent} (not started yet: the first " \
+                   "command starts it)"
     return cluster_in_use(kubeconfig=kubeconfig, context=context)
