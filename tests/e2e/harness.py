@@ -46,6 +46,13 @@ def demo_service_pids() -> list[int]:
     return pids
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return f"{pid}: " + (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return f"{pid}: ?"
+
+
 class ControllerProcess:
     def __init__(self, home: Path, images: Path | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.home = home
@@ -117,9 +124,17 @@ class ControllerProcess:
 
         left = home_processes(self.home) | self.pod_pids()
         self.stop()
-        subprocess.run([sys.executable, "-m", "rollouts", "cluster", "down", "--home", str(self.home)], env=self.env,
-                       capture_output=True, text=True, timeout=90, check=False)
-        wait_until(lambda: not living(left | home_processes(self.home)), 30, f"every process of {self.home} to exit")
+        down = subprocess.run([sys.executable, "-m", "rollouts", "cluster", "down", "--home", str(self.home)],
+                              env=self.env, capture_output=True, text=True, timeout=90, check=False)
+
+        def remaining() -> list[str]:
+            return [_cmdline(pid) for pid in sorted(living(left | home_processes(self.home)))]
+
+        try:
+            wait_until(lambda: not remaining(), 60, f"every process of {self.home} to exit")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; still running: {remaining()}; cluster down said: "
+                                 f"{down.stdout}{down.stderr}") from None
 
     def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         result = subprocess.run([sys.executable, "-m", "rollouts", *args], env=self.env, capture_output=True,
