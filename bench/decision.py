@@ -2,8 +2,9 @@
 serves before that, and how often each rolls back a healthy one. Seeded, simulated, stdlib only.
 
 Setup (the running example of the canary-analysis notes): the canary takes 10 % of the traffic, so the
-stable version serves 9x the canary's requests; the stable error rate is 0.5 %. Requests arrive at a
-constant rate; errors per 10-second tick are binomial. Every gate reads the canary's own counts.
+stable version serves 9x the canary's requests; the stable error rate is 0.5 %, and 2 % of either
+version's requests are slower than the latency bound. Requests arrive at a constant rate; errors and slow
+requests per 2-second tick are binomial. Every gate reads the canary's own counts.
 
 Gates (one table, the bad release 0.5 % -> 2 % at 20 canary rps, false rollbacks at 2, 20 and 100 rps):
   (a) bench setting: rollouts/sequential (errors, alpha 0.01, minSamples 100) measured every 10 s on counts
@@ -11,8 +12,9 @@ Gates (one table, the bad release 0.5 % -> 2 % at 20 canary rps, false rollbacks
   (s) the shipped `sequential-gate` template (infra/rollouts/analysis-templates.yaml, read as it is today):
       its since (`release`: one test over the release's step gates; `run`: one per gate), alpha, minSamples,
       maxSamples (each gate's budget), interval and count; a step ends at a healthy verdict (maxSamples
-      reached in the step) or after `count` measurements, and the next step's gate continues the test. Only its errors test is simulated (its latency twin, on a canary whose latency
-      is healthy, adds at most its alpha of false rollbacks per gate).
+      reached in the step) or after `count` measurements, and the next step's gate continues the test.
+      Both of its tests run: errors, and the latency twin on the slow requests (healthy in every scenario,
+      so it can only add false rollbacks); the release aborts when either finds a regression.
   Argo-style: success rate over the last minute >= 99 %, measured every minute, 5 times per 5-minute step
       gate, failureLimit 0 / 1 / 2 (the step's run fails when failures exceed it).
   Flagger-style: success rate over the last minute >= 99 %, checked every minute; failed checks add up over
@@ -55,10 +57,12 @@ from rollouts.analysis.sequential import ArmCounts, SequentialSettings, assess_s
 from rollouts.simulate.traffic import binomial  # noqa: E402
 from rollouts.spec.duration import parse_duration  # noqa: E402
 
-TICK = 10  # seconds between sequential measurements
+TICK = 2  # seconds of simulated traffic per draw: the shipped template's interval must be a multiple
+READ_TICKS = 10 // TICK  # (a) and (w) read every 10 s
 MINUTE_TICKS = 60 // TICK
 STEP_TICKS = 5 * MINUTE_TICKS  # a threshold step gate: 5 measurements, one a minute
 STABLE_ERROR_RATE = 0.005
+SLOW_SHARE = 0.02  # both versions' share of requests slower than the latency test's bound
 BAD_ERROR_RATE = 0.02
 MAIN_RPS = 20
 CANARY_SHARE = 0.10
@@ -70,75 +74,91 @@ SETTINGS = SequentialSettings(alpha=0.01, min_samples=100)
 KNOWN_RATIO = SequentialSettings(alpha=0.01, min_samples=100, alternatives=(BAD_ERROR_RATE / STABLE_ERROR_RATE,))
 TEMPLATES = REPO / "infra" / "rollouts" / "analysis-templates.yaml"
 
-Ticks = list[tuple[int, int, int, int]]
-# A gate sees the per-tick (canary requests, canary errors, stable requests, stable errors) and answers
-# whether it aborts at the end of tick i (0-based).
+Ticks = list[tuple[int, int, int, int, int, int]]
+# A gate sees the per-tick (canary requests, canary errors, stable requests, stable errors, canary slow,
+# stable slow) and answers whether it aborts at the end of tick i (0-based).
 Gate = Callable[[Ticks], "int | None"]
 
 
 def known_ratio_sprt(ticks: Ticks) -> int | None:
-    """Wald's SPRT of the two-sample count test knowing the regression (4x), measured every tick like the
-    sequential gates: the fewest canary requests any test reading these counts every 10 s can average."""
-    cr = ce = sr = se = 0
-    for i, (c_req, c_err, s_req, s_err) in enumerate(ticks):
-        cr, ce, sr, se = cr + c_req, ce + c_err, sr + s_req, se + s_err
-        if assess_sequential(ArmCounts(cr, ce), ArmCounts(sr, se), KNOWN_RATIO).regression:
-            return i
-    return None
+    """Wald's SPRT of the two-sample count test knowing the regression (4x), read every 10 s like the
+    bench setting: the fewest canary requests any test reading these counts every 10 s can average."""
+    return _every_10s(ticks, KNOWN_RATIO)
 
 
 def sequential_gate(ticks: Ticks) -> int | None:
+    return _every_10s(ticks, SETTINGS)
+
+
+def _every_10s(ticks: Ticks, settings: SequentialSettings) -> int | None:
     cr = ce = sr = se = 0
-    for i, (c_req, c_err, s_req, s_err) in enumerate(ticks):
+    for i, (c_req, c_err, s_req, s_err, _, _) in enumerate(ticks):
         cr, ce, sr, se = cr + c_req, ce + c_err, sr + s_req, se + s_err
-        if assess_sequential(ArmCounts(cr, ce), ArmCounts(sr, se), SETTINGS).regression:
+        if (i + 1) % READ_TICKS == 0 and assess_sequential(ArmCounts(cr, ce), ArmCounts(sr, se), settings).regression:
             return i
     return None
 
 
 @dataclass(frozen=True)
 class ShippedGate:
-    """The shipped sequential-gate's errors metric: one test per step gate, from the template file."""
+    """The shipped sequential-gate's errors metric and its latency twin (`latency`, None: errors only),
+    from the template file: one test per release (since: release) or per step gate (since: run)."""
 
     settings: SequentialSettings
     interval_ticks: int
     count: int
     since: str
+    latency: SequentialSettings | None = None
 
     @classmethod
     def load(cls, path: Path = TEMPLATES) -> ShippedGate:
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc.get("metadata", {}).get("name") == "sequential-gate":
-                metric = next(m for m in doc["spec"]["metrics"] if m["name"] == "sequential-errors")
-                query = seq_provider.parse_config(metric["provider"]["plugin"][seq_provider.PLUGIN_NAME])
-                interval = parse_duration(metric["interval"])
-                return cls(query.settings, max(round(interval / TICK), 1), int(metric["count"]), query.since)
+                metrics = {m["name"]: m for m in doc["spec"]["metrics"]}
+                errors, latency = metrics["sequential-errors"], metrics.get("sequential-latency")
+                query = seq_provider.parse_config(errors["provider"]["plugin"][seq_provider.PLUGIN_NAME])
+                interval = parse_duration(errors["interval"])
+                if interval % TICK or (latency is not None and latency["interval"] != errors["interval"]):
+                    raise SystemExit(f"{path}: sequential-gate: the bench needs one interval for both metrics, "
+                                     f"a multiple of {TICK} s (got {errors['interval']})")
+                twin = None
+                if latency is not None:
+                    twin = seq_provider.parse_config(latency["provider"]["plugin"][seq_provider.PLUGIN_NAME]).settings
+                return cls(query.settings, round(interval / TICK), int(errors["count"]), query.since, twin)
         raise SystemExit(f"{path}: no AnalysisTemplate sequential-gate")
 
     def __call__(self, ticks: Ticks) -> int | None:
         # since: release counts from the release's first tick across gates (maxSamples is each gate's
         # budget, counted from the gate's start); since: run starts every gate's test afresh.
+        # Each metric's step gate passes on its own (consecutiveSuccessLimit 1); the step ends when every
+        # metric has passed or after `count` measurements.
+        # (settings, index of the canary's events, index of the stable version's events) in a tick
+        tests = [(self.settings, 1, 3)] + ([(self.latency, 4, 5)] if self.latency is not None else [])
         release = self.since == "release"
         start = 0
-        rcr = rce = rsr = rse = 0  # counts since the release started
+        totals = [0] * 6  # counts since the release started
         while start < len(ticks):
-            cr = ce = sr = se = 0
+            gate = [0] * 6  # counts since this step's gate started
+            passed = [False] * len(tests)
             end = min(start + self.interval_ticks * self.count, len(ticks))
             next_start = end
             for i in range(start, end):
-                c_req, c_err, s_req, s_err = ticks[i]
-                cr, ce, sr, se = cr + c_req, ce + c_err, sr + s_req, se + s_err
-                rcr, rce, rsr, rse = rcr + c_req, rce + c_err, rsr + s_req, rse + s_err
+                for k, value in enumerate(ticks[i]):
+                    gate[k] += value
+                    totals[k] += value
                 if (i - start + 1) % self.interval_ticks:
                     continue
-                if release:
-                    verdict = assess_sequential(ArmCounts(rcr, rce), ArmCounts(rsr, rse), self.settings,
-                                                budget_requests=cr)
-                else:
-                    verdict = assess_sequential(ArmCounts(cr, ce), ArmCounts(sr, se), self.settings)
-                if verdict.regression:
-                    return i
-                if verdict.decided:  # consecutiveSuccessLimit 1: the step's gate passes
+                for t, (settings, canary_events, stable_events) in enumerate(tests):
+                    if passed[t]:
+                        continue
+                    counts = totals if release else gate
+                    verdict = assess_sequential(ArmCounts(counts[0], counts[canary_events]),
+                                                ArmCounts(counts[2], counts[stable_events]), settings,
+                                                budget_requests=gate[0] if release else None)
+                    if verdict.regression:
+                        return i
+                    passed[t] = verdict.decided
+                if all(passed):
                     next_start = i + 1
                     break
             start = next_start
@@ -191,7 +211,8 @@ def build_gates() -> dict[str, Gate]:
 def draw(rng: random.Random, canary_rps: int, canary_error: float, seconds: int) -> Ticks:
     c_req = canary_rps * TICK
     s_req = round(canary_rps * TICK * (1 - CANARY_SHARE) / CANARY_SHARE)
-    return [(c_req, binomial(rng, c_req, canary_error), s_req, binomial(rng, s_req, STABLE_ERROR_RATE))
+    return [(c_req, binomial(rng, c_req, canary_error), s_req, binomial(rng, s_req, STABLE_ERROR_RATE),
+             binomial(rng, c_req, SLOW_SHARE), binomial(rng, s_req, SLOW_SHARE))
             for _ in range(seconds // TICK)]
 
 
@@ -254,7 +275,7 @@ def false_rollbacks(gates: dict[str, Gate], rps: int, runs: int, seed: int) -> d
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="200 healthy and 60 bad runs per cell (about 20 s).")
+    parser.add_argument("--quick", action="store_true", help="200 healthy and 60 bad runs per cell (about a minute).")
     parser.add_argument("--healthy-runs", type=int, default=None, help="default 1000 (200 with --quick)")
     parser.add_argument("--bad-runs", type=int, default=None, help="default 300 (60 with --quick)")
     parser.add_argument("--seed", type=int, default=7)
@@ -267,8 +288,12 @@ def main() -> int:
     gates = build_gates()
     shipped = gates["(s) shipped sequential-gate"]
     assert isinstance(shipped, ShippedGate)
-    print(f"(s) as shipped: alpha {shipped.settings.alpha:g}, minSamples {shipped.settings.min_samples}, maxSamples "
-          f"{shipped.settings.max_samples}, since: {shipped.since}, {shipped.count} x {shipped.interval_ticks * TICK} s")
+    latency = (f"; latency twin alpha {shipped.latency.alpha:g}" if shipped.latency is not None
+               else "; no latency twin")
+    print(f"(s) as shipped: errors alpha {shipped.settings.alpha:g}{latency}; grid "
+          f"{list(shipped.settings.alternatives) or 'Beta mixture'}, minSamples {shipped.settings.min_samples}, "
+          f"maxSamples {shipped.settings.max_samples}, since: {shipped.since}, "
+          f"{shipped.count} x {shipped.interval_ticks * TICK} s")
     print()
 
     main_cells = bad_cells(gates, MAIN_RPS, BAD_ERROR_RATE, bad_runs, args.seed)
@@ -326,8 +351,8 @@ def main() -> int:
     for rps in CANARY_RPS:
         cell = results[(rps, 0.5, "(a) sequential, bench setting")]
         worst = max(cell.times or [float("inf")])
-        checks.append((f"(a) 50 % errors at {rps} rps aborted within one interval ({TICK} s)", f"max {worst:g} s",
-                       cell.aborted == cell.runs and worst <= TICK))
+        checks.append((f"(a) 50 % errors at {rps} rps aborted within one interval ({READ_TICKS * TICK} s)",
+                       f"max {worst:g} s", cell.aborted == cell.runs and worst <= READ_TICKS * TICK))
     ok = True
     for text, value, passed in checks:
         ok &= passed
@@ -337,7 +362,8 @@ def main() -> int:
     s_failed = statistics.mean(shipped_cell.failed or [0])
     print(f"  shipped template (Wald SPRT bound {bound:,.0f} canary requests, {bound * BAD_ERROR_RATE:.1f} failed):")
     for text, value, passed in [
-        ("(s) 0.5 % -> 2 % at 20 rps: mean canary requests before abort <= 600", f"{s_req:,.0f}", s_req <= 600),
+        ("(s) 0.5 % -> 2 % at 20 rps: mean canary requests before abort <= 600", f"{s_req:,.0f}",
+         s_req <= 600 and shipped_cell.aborted == shipped_cell.runs),
         ("(s) 0.5 % -> 2 % at 20 rps: mean failed requests before abort <= 15", f"{s_failed:.1f}", s_failed <= 15),
         *[(f"(s) false rollbacks at {rps} rps <= 1 %", f"{false_rates[rps]['(s) shipped sequential-gate']:.1%}",
            false_rates[rps]["(s) shipped sequential-gate"] <= 0.01) for rps in CANARY_RPS],

@@ -26,9 +26,22 @@ def bench() -> ModuleType:
 
 def test_bench_reads_shipped_sequential_gate_template(bench: ModuleType) -> None:
     shipped = bench.ShippedGate.load()
-    assert shipped.since == "release" and shipped.settings.alpha == 0.005
+    assert shipped.since == "release" and shipped.settings.alpha == 0.006
+    assert shipped.latency is not None and shipped.latency.alpha == 0.002
+    # One release-wide budget: the two tests' alphas add up to less than the 1 % false-rollback target.
+    assert shipped.settings.alpha + shipped.latency.alpha < 0.01
+    assert shipped.settings.alternatives == (2.0, 3.0, 4.0, 6.0)
     assert (shipped.settings.min_samples, shipped.settings.max_samples) == (100, 2000)
-    assert (shipped.interval_ticks, shipped.count) == (1, 60)
+    assert (shipped.interval_ticks * bench.TICK, shipped.count) == (2, 300)
+
+
+def test_bench_shipped_gate_runs_the_latency_twin(bench: ModuleType) -> None:
+    # Errors as healthy as the stable version's, but 10 % of the canary's requests slow against 2 %:
+    # only the latency twin can abort, and the bench must count it.
+    ticks = [(40, 0, 360, 2, 4, 7)] * 60
+    shipped = bench.ShippedGate.load()
+    errors_only = bench.ShippedGate(shipped.settings, shipped.interval_ticks, shipped.count, shipped.since)
+    assert shipped(ticks) is not None and errors_only(ticks) is None
 
 
 def test_bench_wald_sprt_bound_is_325(bench: ModuleType) -> None:
@@ -53,7 +66,7 @@ def test_bench_shipped_since_release_keeps_one_test_across_step_gates(bench: Mod
     # suffices: since: release carries the counts into the next gate, since: run starts over and loses it.
     shipped = bench.ShippedGate.load()
     settings = bench.SequentialSettings(alpha=0.005, min_samples=100, max_samples=200)
-    ticks = [(200, 4, 1800, 9)] * 30
+    ticks = [(200, 4, 1800, 9, 0, 0)] * 30
     release = bench.ShippedGate(settings, 1, 60, "release")
     per_run = bench.ShippedGate(settings, 1, 60, "run")
     assert shipped.since == "release"

@@ -75,8 +75,8 @@ def test_hard_outage_is_aborted_at_the_first_measurement_that_sees_canary_traffi
     measured = [e for e in sim.events
                 if e.reason == "AnalysisMeasurement" and "sequential-errors" in e.message]
     # The run starts when the canary pod turns ready (5 s), before any request: the next look decides.
-    assert [e.t for e in measured] == [5, 15] and '"reason":"guard: canary errors rate' in measured[1].message
-    assert sim.summary.aborted and sim.summary.time_to_decision == 15
+    assert [e.t for e in measured] == [5, 7] and '"reason":"guard: canary errors rate' in measured[1].message
+    assert sim.summary.aborted and sim.summary.time_to_decision == 7
 
 
 def test_traffic_success_rate_metric_comes_from_simulated_requests() -> None:

@@ -12,7 +12,7 @@ stable version (statistics in analysis/sequential), written in Argo's plugin syn
           since: release             # release (one test across all step gates of the revision, from
                                      # the canary's first request; restart-safe, see "Restarts") or
                                      # run (the default: counts since the analysis run started)
-          alternatives: [1.5, 2, 3, 4, 6, 8]   # optional: one-sided grid of rate ratios for the e-value
+          alternatives: [2, 3, 4, 6] # optional: one-sided grid of rate ratios for the e-value
                                      # (default: the Beta mixture of priorStrength), see evalue.py
           guardRate: 0.2             # hard-outage guard: canary event rate ...
           guardMinEvents: 3          # ... with at least this many events
@@ -26,9 +26,10 @@ The result is a map, so conditions read `result.regression`, `result.decided`:
     {regression, decided, eValue, canaryErrorRate, stableErrorRate, canaryRequests, stableRequests,
      canaryEvents, stableEvents, reason}
 For the latency test the two *ErrorRate fields hold the share of slow requests.
-Recommended metric: interval 10s, successCondition `result.decided && !result.regression`,
-failureCondition `result.regression`, failureLimit 0, consecutiveSuccessLimit 1, count N and
-inconclusiveLimit N (undecided measurements are Inconclusive and must not end the run); see docs/analysis.md.
+Recommended metric: interval 2s on local counts (the scrape interval with Prometheus), successCondition
+`result.decided && !result.regression`, failureCondition `result.regression`, failureLimit 0,
+consecutiveSuccessLimit 1, count N and inconclusiveLimit N (undecided measurements are Inconclusive and
+must not end the run); see docs/analysis.md.
 
 Restarts. Counts are cumulative from the start of the test, read afresh at every measurement: the
 provider keeps no statistical state, and every measurement records its test's start in its metadata

@@ -12,7 +12,8 @@ In order:
    however often it is measured.
 5. `max_samples` set and reached without a regression: decided healthy. An anytime-valid test never
    proves the null; the sample budget is where the operator accepts "not detectably worse" (a 4x error
-   regression at 0.5 % is found after about 700 canary requests on average, see docs/analysis.md).
+   regression at 0.5 % is found after about 800 canary requests on average with the defaults read every
+   10 s, about 550 as the shipped sequential-gate reads it, see docs/analysis.md).
 6. Otherwise undecided.
 """
 
