@@ -381,3 +381,29 @@ def test_job_controller_ttl_seconds_after_finished_deletes_the_job(tmp_path: Pat
             assert store.get("Job", "default", "kept")
 
     asyncio.run(scenario())
+
+
+def test_job_controller_close_bounds_the_grace_period_of_running_attempts(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    # Ignores SIGTERM: only the SIGKILL after the grace period ends it.
+    script = (f"import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+              f"open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)")
+    spec = job("stubborn", [PY, "-c", script])
+    del spec["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]  # Kubernetes' 30 s
+
+    async def scenario() -> float:
+        store = SQLiteStore(database_path(tmp_path))
+        jobs = JobController(store, tmp_path, resync_seconds=0.2)
+        await jobs.start()
+        try:
+            store.create(spec)
+            await until(lambda: pid_file.exists() and pid_file.read_text())
+            began = asyncio.get_running_loop().time()
+            await jobs.close(grace_seconds=0.5)
+            return asyncio.get_running_loop().time() - began
+        finally:
+            store.close()
+
+    took = asyncio.run(scenario())
+    assert took < 10, f"close waited {took:.1f}s"
+    assert wait_until(lambda: process_gone(int(pid_file.read_text())))

@@ -53,6 +53,8 @@ DEFAULT_BACKOFF_LIMIT = 6
 RETRY_DELAY_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 360.0
 DEFAULT_GRACE_SECONDS = 30.0
+# A closing controller (clean cluster shutdown) gives each running attempt at most this long to stop.
+CLOSE_GRACE_SECONDS = 5.0
 STDERR_TAIL_BYTES = 16_384
 TAIL_LINES = 10
 TAIL_WIDTH = 2000
@@ -224,6 +226,12 @@ class JobExecution:
     status: JSONObject = field(default_factory=dict)
     base_env: Mapping[str, str] = field(default_factory=base_environment)
     retry_delay: float = RETRY_DELAY_SECONDS
+    # Set by a controller closing: stopping an attempt then takes at most this long.
+    max_grace: float | None = None
+
+    @property
+    def grace(self) -> float:
+        return self.plan.grace if self.max_grace is None else min(self.plan.grace, self.max_grace)
 
     async def run(self) -> JSONObject:
         """The final status (with its Complete or Failed condition)."""
@@ -319,11 +327,11 @@ class JobExecution:
         try:
             await asyncio.wait_for(proc.wait(), timeout)
         except TimeoutError:
-            await _stop_child(proc, self.plan.grace)
+            await _stop_child(proc, self.grace)
             _raise_if_cancelling()
             return self._ended(attempt, None)
         except BaseException:
-            await _stop_child(proc, self.plan.grace)
+            await _stop_child(proc, self.grace)
             raise
         # The pod is gone once its main process ends: so are the processes it left behind.
         signal_group(proc.pid, signal.SIGKILL)
@@ -347,11 +355,11 @@ class JobExecution:
         try:
             while not exit_path.exists() and alive(attempt.pid or 0, attempt.ticks):
                 if deadline is not None and loop.time() >= deadline:
-                    await stop_group(attempt.pid or 0, attempt.ticks, self.plan.grace)
+                    await stop_group(attempt.pid or 0, attempt.ticks, self.grace)
                     return self._ended(attempt, None)
                 await asyncio.sleep(ADOPTED_POLL_SECONDS)
         except BaseException:
-            await stop_group(attempt.pid or 0, attempt.ticks, self.plan.grace)
+            await stop_group(attempt.pid or 0, attempt.ticks, self.grace)
             raise
         if not exit_path.exists():
             return None
@@ -466,6 +474,7 @@ class JobController:
         # them), and loops of deleted Jobs still stopping their process.
         self._done: set[str] = set()
         self._stopping: dict[str, asyncio.Task[bool]] = {}
+        self._executions: dict[str, JobExecution] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -580,6 +589,7 @@ class JobController:
         execution = JobExecution(name=name, uid=uid, plan=plan, folder=folder, publish=publish,
                                  log_path=lambda pod: self.logs_dir / f"{pod}.log",
                                  status=dict(job.get("status") or {}), retry_delay=self.retry_delay)
+        self._executions[uid] = execution
         try:
             await execution.run()
             return True
@@ -600,6 +610,8 @@ class JobController:
         except Exception:
             log.exception("job %s/%s: the attempt loop failed", namespace, name)
             return False
+        finally:
+            self._executions.pop(uid, None)
 
     def _default_selector(self, job: JSONObject) -> JSONObject:
         """What kube-apiserver adds to a Job on create: a selector on its uid and the matching pod template
@@ -675,9 +687,12 @@ class JobController:
             self.store.patch("Pod", namespace, attempt.pod, {"metadata": {"annotations": annotations}})
             self.store.patch("Pod", namespace, attempt.pod, {"status": status}, subresource="status")
 
-    async def close(self, grace_seconds: float | None = None) -> None:
-        """Stop the loop and every attempt this controller runs (each after its grace period)."""
+    async def close(self, grace_seconds: float | None = CLOSE_GRACE_SECONDS) -> None:
+        """Stop the loop and every attempt this controller runs (each after its grace period, at most
+        `grace_seconds`: a cluster shutting down does not wait a Job's 30 s default)."""
         self._closing = True
+        for execution in self._executions.values():
+            execution.max_grace = grace_seconds
         tasks = [t for t in [self._loop_task, *self._running.values(), *self._stopping.values()] if t is not None]
         for task in tasks:
             task.cancel()
