@@ -221,7 +221,8 @@ def main() -> None:
             child = subprocess.Popen(  # noqa: S603 - fixed argument list
                 [sys.executable, __file__, "--operator", str(kubeconfig_path(home)), str(report),
                  "--workers", str(args.workers)], stdin=subprocess.DEVNULL)
-            timeout = 120 + args.rollouts * 0.05
+            # A fresh rollout's first reconcile makes ~10 API writes (its ReplicaSet, status, events, history).
+            timeout = 120 + args.rollouts * 0.25
             synced = _wait_report(report, "synced", child, timeout)
             drained = _wait_report(report, "drained", child, timeout)
             print(f"fresh rollouts: informers listed in {synced['seconds']:.1f}s "
