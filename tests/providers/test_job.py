@@ -82,7 +82,7 @@ def test_runs_in_a_scratch_directory_unless_working_dir_exists(tmp_path: Path) -
 def test_deadline_kills_and_fails(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     script = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
-    outcome = measure(job_metric([PY, "-c", script], activeDeadlineSeconds=1))
+    outcome = measure(job_metric([PY, "-c", script], activeDeadlineSeconds=3))  # room for a slow start
     assert outcome.phase == "Failed"
     assert outcome.metadata["message"] == DEADLINE_MESSAGE
     assert wait_until(lambda: process_gone(int(pid_file.read_text())))
