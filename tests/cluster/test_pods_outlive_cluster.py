@@ -1,4 +1,4 @@
-"""Pods outlive the local cluster process and are re-adopted by the next one, as containers outlive a
+"""Pods (and Job attempts) outlive the local cluster process and are re-adopted by the next one, as containers outlive a
 kubelet restart: SIGKILL the cluster, the pod keeps serving; start it again, the same process (pid and start
 time) is Ready again and the Service and Ingress listeners come back on their recorded ports. A pod that
 ended meanwhile restarts as after a crash. `cluster down` leaves no process of the home behind, also after
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,15 @@ from rollouts.cli.cluster import cluster_app
 from rollouts.cluster.apiserver.server import read_state, start_background, stop_background
 from rollouts.cluster.runtime_options import RuntimeOptions
 from rollouts.kube.client import KubeStore, connect
-from rollouts.runtime.local.processes import PID_ANNOTATION, PID_START_ANNOTATION, alive, signal_group
+from rollouts.runtime.local.processes import (
+    JOB_PID_ANNOTATION,
+    JOB_PID_START_ANNOTATION,
+    PID_ANNOTATION,
+    PID_START_ANNOTATION,
+    alive,
+    recorded,
+    signal_group,
+)
 from tests.cluster.test_cluster_runtime import answers, ready_replicas, replica_set, service, wait_for
 
 HOST = "shop.example.com"
@@ -154,4 +163,31 @@ def test_pod_that_ended_while_cluster_was_down_restarts_as_after_a_crash(shop: t
     result = CliRunner().invoke(cluster_app, ["down", "--home", str(home)])
     assert result.output.strip() == "local cluster was not running"
     assert not alive(new_pid, None)
+    assert processes_using(home) == []
+
+
+def test_cluster_down_after_sigkill_stops_running_job_attempts(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    start_background(home, runtime=OPTIONS)
+    try:
+        kube = connect(kubeconfig=str(home / "kubeconfig"))
+        kube.create({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "load", "namespace": "default"},
+                     "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [
+                         {"name": "load", "image": "python",
+                          "command": [sys.executable, "-c", "import time; time.sleep(120)"]}]}}}})
+
+        def job_pid() -> tuple[int, int | None] | None:
+            for pod in kube.list("Pod", "default"):
+                found = recorded(pod["metadata"].get("annotations"), JOB_PID_ANNOTATION, JOB_PID_START_ANNOTATION)
+                if found is not None:
+                    return found
+            return None
+        pid, started = wait_for("the Job attempt's process", job_pid)
+        sigkill_cluster(home)
+        assert alive(pid, started)  # the attempt outlives the cluster process too
+    finally:
+        result = CliRunner().invoke(cluster_app, ["down", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert not alive(pid, started)
     assert processes_using(home) == []

@@ -1,14 +1,16 @@
 """Stopping what a local cluster left running: pod and job processes outlive the cluster process by design
 (they are re-adopted when it starts again), so `rollouts cluster down` must find them even when the cluster
-process was SIGKILLed. They are read from the store: the pid and start time annotations of ReplicaSet pods and
-of Job attempts' pods; a recorded pid whose start time no longer matches is another program and is left
-alone."""
+process was SIGKILLed. They are read from the store (the pid and start time annotations of ReplicaSet pods and
+of Job attempts' pods) and from the Job controller's state folders (HOME/jobs, which also know an attempt
+whose Pod was not written yet); a recorded pid whose start time no longer matches is another program and is
+left alone."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+from rollouts.runtime.local.jobs import stop_job_processes
 from rollouts.runtime.local.processes import (
     JOB_PID_ANNOTATION,
     JOB_PID_START_ANNOTATION,
@@ -43,7 +45,8 @@ def recorded_pod_processes(home: Path) -> list[tuple[int, int | None]]:
 def stop_leftovers(home: Path, grace: float = 10.0) -> int:
     """Stop every pod and job process of HOME still running (SIGTERM to its group, SIGKILL after `grace`);
     returns how many there were. Call it only when the cluster process is not running."""
-    count = stop_all(recorded_pod_processes(home), grace)
+    count = stop_job_processes(home)  # first: the Job controller records in its folders how they ended
+    count += stop_all(recorded_pod_processes(home), grace)
     if count:
         log.info("stopped %d pod and job processes the local cluster of %s left running", count, home)
     return count
