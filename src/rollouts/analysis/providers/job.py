@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,7 +30,6 @@ from rollouts.runtime.local.jobs import (
     DEADLINE_MESSAGE,
     MARKER_ENV,
     UNRUNNABLE_REASONS,
-    job_folder,
     run_job_locally,
     terminal_condition,
 )
@@ -61,13 +59,12 @@ class JobMetricProvider:
 
     def __init__(self, store: ObjectStore | None = None, *, poll_seconds: float = 0.25,
                  retry_delay_seconds: float = 10.0, stop_grace_seconds: float = 5.0,
-                 state_dir: Path | None = None, images: Path | None = None) -> None:
+                 images: Path | None = None) -> None:
         self._store = store
         self._poll = poll_seconds
         # Only for Jobs run here (no store): the cluster's Job controller has its own settings.
         self._retry_delay = retry_delay_seconds
         self._grace = stop_grace_seconds
-        self._state_dir = state_dir
         self._images = images
 
     async def measure(self, metric: Metric, ctx: MeasureContext) -> MeasurementOutcome:
@@ -125,20 +122,10 @@ class JobMetricProvider:
 
     async def _measure_here(self, metric: Metric, ctx: MeasureContext, name: str) -> MeasurementOutcome:
         manifest = job_manifest(metric, ctx, name, "")
-        images = ImageResolver(self._images)
-        if self._state_dir is None:
-            with tempfile.TemporaryDirectory(prefix="rollouts-job-") as scratch:
-                status = await run_job_locally(manifest, Path(scratch), images=images, base_env=ctx.environment(),
-                                               retry_delay=self._retry_delay, default_grace=self._grace)
-                return job_outcome(name, status, ctx)
-        # A folder under state_dir: a process killed while the Job runs leaves it for the next one to find.
-        folder = self._state_dir / job_folder(ctx.namespace, name)
-        try:
-            status = await run_job_locally(manifest, folder, images=images, base_env=ctx.environment(),
-                                           retry_delay=self._retry_delay, default_grace=self._grace)
-        finally:
-            # Measured, failed or cancelled: the Job's process is gone, nothing is left to find again.
-            shutil.rmtree(folder, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix="rollouts-job-") as scratch:
+            status = await run_job_locally(manifest, Path(scratch), images=ImageResolver(self._images),
+                                           base_env=ctx.environment(), retry_delay=self._retry_delay,
+                                           default_grace=self._grace)
         return job_outcome(name, status, ctx)
 
 
