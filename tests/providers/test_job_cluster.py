@@ -218,3 +218,6 @@ def test_job_provider_job_logs_and_status_read_with_kubectl(cluster: Cluster) ->
     assert "checked 42 rows" in run("logs", f"job/{name}")
     assert run("get", "job", name, "-o", "jsonpath={.status.succeeded}") == "1"
     assert name in run("get", "pods", "-l", f"job-name={name}", "-o", "name")
+    [row] = [line.split() for line in run("get", "jobs").splitlines()[1:]]
+    assert row[:2] == [name, "1/1"], row
+    assert "Completed" in run("get", "events", "--field-selector", f"involvedObject.name={name}")
