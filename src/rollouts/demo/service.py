@@ -6,11 +6,16 @@
     ERROR_RATE  fraction 0..1 of `/` and `/color` requests answered with HTTP 500 (default 0)
     LATENCY_MS  delay added to `/` and `/color`, with +-5 % jitter (default 0)
     SEED        seeds the error/jitter RNG so a run is reproducible (optional)
+    SERVICE_NAME  the `service` label of its request metrics; default: POD_LABEL_APP (the pod's `app`
+                label, which the local runtime passes), else "rollouts-demo"
 
 `GET /` answers {"color": .., "version": ..}; `GET /color` answers the color as a JSON string, like
 Argo's rollouts-demo image.
 
 `/healthz` never errors and is never slowed, so readiness stays stable while `/` misbehaves.
+`GET /metrics` exports `http_requests_total{service, code, method}` and the `http_request_duration_seconds`
+histogram (see rollouts.demo.http_metrics) for every request except probes and scrapes, so probe traffic
+does not dilute the success rate a gate reads.
 SIGTERM stops accepting connections, lets in-flight requests finish and exits 0.
 
 Built on the standard library's threaded HTTP server: it starts in well under half a second.
@@ -31,6 +36,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
+from rollouts.demo.http_metrics import CONTENT_TYPE, RequestMetrics
+
+DEFAULT_SERVICE_NAME = "rollouts-demo"
+
 
 class ConfigError(ValueError):
     """An env variable with a value the service cannot use."""
@@ -45,6 +54,7 @@ class DemoConfig:
     error_rate: float = 0.0
     latency_ms: float = 0.0
     seed: int | None = None
+    service: str = DEFAULT_SERVICE_NAME
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DemoConfig:
@@ -69,6 +79,7 @@ class DemoConfig:
             error_rate=error_rate,
             latency_ms=latency,
             seed=seed,
+            service=env.get("SERVICE_NAME") or env.get("POD_LABEL_APP") or DEFAULT_SERVICE_NAME,
         )
 
 
@@ -100,6 +111,7 @@ class _Behaviour:
         self.config = config
         self._rng = random.Random(config.seed)
         self._lock = threading.Lock()
+        self.metrics = RequestMetrics(config.service)
 
     def draw(self) -> tuple[bool, float]:
         """(fail this request?, seconds to delay it)."""
@@ -116,12 +128,25 @@ def _handler(behaviour: _Behaviour) -> type[BaseHTTPRequestHandler]:
         server_version = "rollouts-demo"
         # HTTP/1.0: one request per connection, so shutdown never waits on an idle keep-alive socket.
         protocol_version = "HTTP/1.0"
+        _status = 0  # the status of the answer being sent, for the request metrics
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
                 self._send(200, b"ok", "text/plain")
                 return
+            if path == "/metrics":
+                self._send(200, behaviour.metrics.render(), CONTENT_TYPE)
+                return
+            started = time.perf_counter()
+            self._status = 0
+            try:
+                self._answer(path)
+            finally:
+                # Counted also when the client went away mid-answer: the service did the work.
+                behaviour.metrics.observe(self.command, self._status or 500, time.perf_counter() - started)
+
+        def _answer(self, path: str) -> None:
             if path not in ("/", "/color"):
                 self._send(404, b'{"error":"not found"}', "application/json")
                 return
@@ -138,6 +163,7 @@ def _handler(behaviour: _Behaviour) -> type[BaseHTTPRequestHandler]:
             self._send(status, json.dumps(body).encode(), "application/json")
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self._status = status
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))

@@ -384,7 +384,11 @@ class PodSupervisor:
         inherited = {
             k: v for k, v in os.environ.items() if k in self.inherit_env or k.startswith(INHERITED_PREFIXES)
         }
-        defaults = {"HOSTNAME": pod.state.name, "PYTHONUNBUFFERED": "1"}
+        defaults = {"HOSTNAME": pod.state.name, "PYTHONUNBUFFERED": "1",
+                    "POD_NAME": pod.state.name, "POD_NAMESPACE": pod.state.namespace}
+        # What a manifest would take from the downward API; the demo service labels its metrics with it.
+        if pod.state.labels.get("app"):
+            defaults["POD_LABEL_APP"] = pod.state.labels["app"]
         return {**inherited, **defaults, **resolved.env}
 
     def _stopping(self, pod: _Pod) -> bool:
