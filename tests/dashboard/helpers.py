@@ -117,12 +117,14 @@ def api_served(db: Path | None, kubeconfig: Path | None = None) -> Iterator[Path
 
 @contextmanager
 def live_server(db: Path | None, *, bind_host: str = "127.0.0.1", heartbeat: float = 15.0,
-                kubeconfig: Path | None = None, **options: Any) -> Iterator[str]:
+                kubeconfig: Path | None = None,
+                store_factory: Callable[[Path], Callable[[], ObjectStore]] = kube_factory,
+                **options: Any) -> Iterator[str]:
     """The dashboard on 127.0.0.1:<free port> (bind_host only decides the access rules) over the API
-    server of `db` (or of `kubeconfig`); yields its URL. `options` go to create_app (limits such as
-    max_streams)."""
+    server of `db` (or of `kubeconfig`), through `store_factory(kubeconfig)`; yields its URL. `options` go
+    to create_app (limits such as max_streams)."""
     with api_served(db, kubeconfig) as config:
-        app = create_app(kube_factory(config), token=TOKEN, bind_host=bind_host, heartbeat=heartbeat, **options)
+        app = create_app(store_factory(config), token=TOKEN, bind_host=bind_host, heartbeat=heartbeat, **options)
         server_config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
                                        timeout_graceful_shutdown=1)
         server = uvicorn.Server(server_config)

@@ -384,3 +384,64 @@ def test_namespaces_offer_the_contexts_namespace(db: Path, forbidden: bool, offe
                          bind_host="127.0.0.1")
         with TestClient(app, base_url="http://127.0.0.1:3100") as http:
             assert http.get("/api/v1/namespaces").json() == {"namespaces": offered}
+
+
+def test_streams_of_one_rollout_share_one_read_per_change(db: Path) -> None:
+    """Three tabs on the same rollout page, one change: the API is read for one recomputation, as with a
+    single tab (each tab reading it again would triple the reads)."""
+    import json
+
+    from rollouts.kube.client import KubeStore
+    from rollouts.kube.config import load_config
+
+    reads: list[str] = []
+
+    class Counting(KubeStore):
+        def list(self, kind: str, namespace: str | None = None, label_selector: str | None = None,
+                 field_selector: str | None = None) -> list[dict[str, Any]]:
+            reads.append(kind)
+            return super().list(kind, namespace, label_selector, field_selector)
+
+    def counting(kubeconfig: Path) -> Any:
+        return lambda: Counting(load_config(kubeconfig=kubeconfig))
+
+    with live_server(db, store_factory=counting) as url, httpx.Client(base_url=url, timeout=10) as http:
+        steps: list[list[str]] = []
+        snapshots = threading.Semaphore(0)
+        updates = threading.Semaphore(0)
+
+        def follow(tab: int) -> None:
+            try:
+                with http.stream("GET", f"{BASE}/watch") as response:
+                    kind = ""
+                    for line in response.iter_lines():
+                        if line.startswith("event: "):
+                            kind = line[7:]
+                        elif line.startswith("data: "):
+                            steps[tab].append(json.loads(line[6:])["rollout"]["step"])
+                            (snapshots if kind == "snapshot" else updates).release()
+            except httpx.HTTPError:
+                pass  # the client closed under the open stream at the end of the test
+
+        def open_tabs(count: int) -> None:
+            for _ in range(count):
+                steps.append([])
+                threading.Thread(target=follow, args=(len(steps) - 1,), daemon=True).start()
+                assert snapshots.acquire(timeout=10), "no snapshot"
+
+        def change_and_count(step: int, tabs: int) -> int:
+            before = len(reads)
+            with SQLiteStore(db) as store:
+                store.patch("Rollout", "default", "shop", {"status": {"currentStepIndex": step}},
+                            subresource="status")
+            for _ in range(tabs):
+                assert updates.acquire(timeout=10), f"not every tab updated ({steps})"
+            return len(reads) - before
+
+        open_tabs(1)
+        one_tab = change_and_count(2, 1)
+        open_tabs(2)
+        three_tabs = change_and_count(3, 3)
+    assert one_tab > 0
+    assert three_tabs == one_tab, (one_tab, three_tabs)
+    assert [s[-1] for s in steps] == ["3/4", "3/4", "3/4"]

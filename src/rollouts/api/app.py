@@ -288,7 +288,22 @@ def create_app(
     ) -> list[dict[str, Any]]:
         return [i.to_dict() for i in list_rollout_infos(store(), namespace or None, clock())]
 
-    def stream(request: Request, ns: str, compute: Callable[[], Any]) -> StreamingResponse:
+    # The last view each stream key computed, by feed version: streams of one view (several tabs, several
+    # users) woken by the same change share one computation instead of each reading the API again.
+    views: dict[tuple[str, ...], tuple[int, Any]] = {}
+    view_locks: dict[tuple[str, ...], asyncio.Lock] = {}
+
+    async def view_at(key: tuple[str, ...], version: int, compute: Callable[[], Any]) -> Any:
+        lock = view_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            cached = views.get(key)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            payload = await run_in_threadpool(compute)
+            views[key] = (version, payload)
+            return payload
+
+    def stream(request: Request, key: tuple[str, ...], ns: str, compute: Callable[[], Any]) -> StreamingResponse:
         async def events_out() -> AsyncIterator[bytes]:
             # Subscribed before the snapshot is computed: a change in between is delivered, not lost.
             try:
@@ -298,7 +313,7 @@ def create_app(
             try:
                 version = sub.version
                 try:
-                    last = await run_in_threadpool(compute)
+                    last = await run_in_threadpool(compute)  # a snapshot is always read afresh
                 except StoreError:
                     return
                 yield _event("snapshot", last, version)
@@ -315,7 +330,7 @@ def create_app(
                     if namespaces is not None and ns not in namespaces:
                         continue
                     try:
-                        payload = await run_in_threadpool(compute)
+                        payload = await view_at(key, version, compute)
                     except HTTPException:
                         yield _event("deleted", None, version)
                         return
@@ -347,13 +362,14 @@ def create_app(
               summary="Stream the rollouts of a namespace")
     def watch_namespace(request: Request, ns: Namespace) -> StreamingResponse:
         store().current_version()  # an unreachable API is a 503 the page shows, not a stream that dies
-        return stream(request, ns, lambda: [i.to_dict() for i in list_rollout_infos(store(), ns, clock())])
+        return stream(request, ("list", ns), ns,
+                      lambda: [i.to_dict() for i in list_rollout_infos(store(), ns, clock())])
 
     @read.get("/rollouts/{ns}/{name}/watch", response_class=StreamingResponse, responses=sse_doc,
               summary="Stream one rollout with its analysis runs and history")
     def watch_rollout(request: Request, ns: Namespace, name: Name) -> StreamingResponse:
         require(ns, name)
-        return stream(request, ns, lambda: detail(ns, name))
+        return stream(request, ("detail", ns, name), ns, lambda: detail(ns, name))
 
     @read.get("/rollouts/{ns}/{name}", response_model=RolloutInfoModel, summary="One rollout")
     def rollout(ns: Namespace, name: Name) -> dict[str, Any]:
