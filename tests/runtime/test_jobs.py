@@ -22,6 +22,7 @@ from rollouts.runtime.local.jobs import (
     DEADLINE_MESSAGE,
     DEADLINE_REASON,
     IMAGE_REASON,
+    START_REASON,
     STATE_DIR,
     JobController,
     stop_job_processes,
@@ -407,3 +408,21 @@ def test_job_controller_close_bounds_the_grace_period_of_running_attempts(tmp_pa
     took = asyncio.run(scenario())
     assert took < 10, f"close waited {took:.1f}s"
     assert wait_until(lambda: process_gone(int(pid_file.read_text())))
+
+
+@pytest.mark.parametrize(("argv", "fragment", "pods"), [
+    pytest.param(["definitely-not-a-program-xyz"], "cannot start 'definitely-not-a-program-xyz'", 1, id="not-found"),
+    pytest.param([PY, "-c", "pass\x00"], "null byte", 0, id="nul-byte"),
+])
+def test_job_controller_command_that_cannot_start_fails_with_start_error(tmp_path: Path, argv: list[str],
+                                                                         fragment: str, pods: int) -> None:
+    async def scenario() -> None:
+        async with controller(tmp_path) as (store, _):
+            store.create(job("unstartable", argv, backoffLimit=3))
+            condition = terminal_condition(await until(finished(store, "unstartable")))
+            assert condition is not None and condition["reason"] == START_REASON, condition
+            assert fragment in condition["message"]
+            found = pods_of(store, "unstartable")
+            assert len(found) == pods and all(p["status"]["phase"] == "Failed" for p in found)
+
+    asyncio.run(scenario())

@@ -266,7 +266,7 @@ class JobExecution:
             if attempt is None:
                 try:
                     attempt = await self._start(number, status, remaining)
-                except OSError as exc:
+                except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument or variable
                     return await self._finish(status, "Failed", START_REASON, self._start_error(exc), None)
             if attempt.exit_code is None:  # stopped at the deadline
                 return await self._finish(status, "Failed", DEADLINE_REASON, DEADLINE_MESSAGE, attempt)
@@ -291,13 +291,13 @@ class JobExecution:
             await asyncio.sleep(delay)
             number = attempt.number + 1
 
-    def _start_error(self, exc: OSError) -> str:
+    def _start_error(self, exc: OSError | ValueError) -> str:
         program = self.plan.argv[0]
         hint = ""
         if "/" in program and not os.path.isabs(program):
             hint = (" (a relative path is looked up from workingDir: use an absolute path or set "
                     f"{FIELD}.workingDir to an existing local directory)")
-        return f"cannot start {program!r}: {exc.strerror or exc}{hint}"
+        return f"cannot start {program!r}: {getattr(exc, 'strerror', None) or exc}{hint}"
 
     async def _start(self, number: int, status: JSONObject, timeout: float | None) -> Attempt:
         pod = f"{self.name}-{''.join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))}"
@@ -335,7 +335,14 @@ class JobExecution:
             raise
         # The pod is gone once its main process ends: so are the processes it left behind.
         signal_group(proc.pid, signal.SIGKILL)
-        return self._ended(attempt, _exit_code(exit_path))
+        try:
+            code = _exit_code(exit_path)
+        except OSError:
+            # The command could not be started: the attempt's pod ends Failed before the Job does.
+            self._ended(attempt, 128)
+            await self.publish(dict(status), attempt)
+            raise
+        return self._ended(attempt, code)
 
     async def _resume(self, found: JSONObject, status: JSONObject, timeout: float | None) -> Attempt | None:
         """The attempt an earlier process started: its recorded end, or wait for it (polling: it is not our
