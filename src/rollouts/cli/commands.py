@@ -13,6 +13,7 @@ from rollouts.cli import (
     get,  # noqa: F401
     history,  # noqa: F401
     lint,  # noqa: F401
+    load,  # noqa: F401
     logs,  # noqa: F401
     objects,  # noqa: F401
     patching,  # noqa: F401

@@ -147,6 +147,13 @@ EXAMPLES: dict[tuple[str, ...], list[tuple[str, str]]] = {
         ("Roll back to the previous revision", "rollouts undo shop"),
         ("Roll back to revision 3", "rollouts undo shop --to-revision 3"),
     ],
+    ("load",): [
+        ("Send 20 requests/s through a rollout's Ingress for 5 minutes", "rollouts load auth-svc -n aivo-system"),
+        ("Only to the canary, by the header its Ingress routes on",
+         "rollouts load auth-svc -n aivo-system --header 'X-Canary: true'"),
+        ("Exercise a blue/green preview until Ctrl-C",
+         "rollouts load analytics-svc -n aivo-system --preview --duration 0"),
+    ],
     ("version",): [("Print only the version number", "rollouts version --short")],
 }
 
