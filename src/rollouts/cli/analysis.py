@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from rollouts.spec.analysis import AnalysisRun
 
 EXIT_BY_PHASE = {"Successful": 0, "Failed": 1, "Error": 2, "Inconclusive": 3}
+# What an argument that names a ReplicaSet's pod-template hash is, for the message that asks for one.
+HASH_ARG_HINT = ("{name} is the rollouts-pod-template-hash of the ReplicaSet to measure (a Rollout passes it "
+                 "with valueFrom.podTemplateHashValue): the suffix of the ReplicaSet's name that "
+                 "`rollouts get rollout <rollout> -n <namespace>` lists, or its rollouts-pod-template-hash label")
 
 
 @app.command("eval")
@@ -54,6 +58,51 @@ def _parse_args(pairs: list[str]) -> dict[str, str]:
     return values
 
 
+def _template_name(doc: dict[str, Any]) -> str:
+    return str((doc.get("metadata") or {}).get("name") or "")
+
+
+def select_templates(docs: list[dict[str, Any]], names: list[str], files: list[str]) -> list[dict[str, Any]]:
+    """The templates named by --template, in the order given (all of them without --template)."""
+    if not names:
+        return docs
+    available = [_template_name(d) for d in docs]
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        typer.echo(f"error: no AnalysisTemplate or ClusterAnalysisTemplate named {', '.join(map(repr, unknown))} in "
+                   f"{', '.join(files)}; the templates there: {', '.join(available)}", err=True)
+        raise typer.Exit(2)
+    return [d for name in dict.fromkeys(names) for d in docs if _template_name(d) == name]
+
+
+def _check_metric_names(docs: list[dict[str, Any]]) -> None:
+    """Templates merged into one run must not share metric names: say which do, and how to pick one."""
+    owners: dict[str, list[str]] = {}
+    for doc in docs:
+        for metric in (doc.get("spec") or {}).get("metrics") or []:
+            if isinstance(metric, dict) and metric.get("name"):
+                owners.setdefault(str(metric["name"]), []).append(_template_name(doc))
+    shared = {m: t for m, t in owners.items() if len(t) > 1}
+    if shared:
+        clashes = "; ".join(f"metric {m!r} in {', '.join(t)}" for m, t in shared.items())
+        typer.echo(f"error: these templates cannot run as one AnalysisRun, their metrics share names ({clashes}): "
+                   f"choose with --template NAME (repeatable), one of: "
+                   f"{', '.join(_template_name(d) for d in docs)}", err=True)
+        raise typer.Exit(2)
+
+
+def _missing_args_message(missing: dict[str, list[str]], several: bool) -> str:
+    names = list(missing)
+    needed = "; ".join(f"{name} (declared by {', '.join(owners)})" for name, owners in missing.items())
+    plural = len(names) > 1
+    text = (f"error: the template argument{'s' if plural else ''} {needed} ha{'ve' if plural else 's'} no value: "
+            "pass " + " ".join(f"-a {name}=VALUE" for name in names))
+    hints = [HASH_ARG_HINT.format(name=n) for n in names if n.endswith("-hash")]
+    if several:
+        hints.append("or measure only the templates that need no more with --template NAME")
+    return text + "".join(f"\n  {hint}" for hint in hints)
+
+
 def build_standalone_run(template_docs: list[dict[str, Any]], cli_args: dict[str, str], *,
                          once: bool, namespace: str) -> AnalysisRun:
     """An AnalysisRun made from templates and command-line arguments, as a rollout would make it."""
@@ -81,6 +130,19 @@ def build_standalone_run(template_docs: list[dict[str, Any]], cli_args: dict[str
         once_fields = {"count": 1, "interval": None, "initial_delay": None, "failure_limit": 0,
                        "inconclusive_limit": 0, "consecutive_success_limit": None}
         metrics = [m.model_copy(update=once_fields) for m in metrics]
+    missing: dict[str, list[str]] = {}
+    for template_name, declared in zip(names, arg_lists, strict=True):
+        for arg in declared or []:
+            if arg.value is None and arg.value_from is None and arg.name not in cli_args:
+                missing.setdefault(arg.name, []).append(template_name or "template")
+    for name in list(missing):
+        # Another template may give the same argument a default (flatten_template_args keeps it).
+        if any(a.name == name and (a.value is not None or a.value_from is not None)
+               for declared in arg_lists for a in declared or []):
+            del missing[name]
+    if missing:
+        typer.echo(_missing_args_message(missing, len(template_docs) > 1), err=True)
+        raise typer.Exit(2)
     try:
         args = merge_args([Argument(name=k, value=v) for k, v in cli_args.items()], flatten_template_args(arg_lists))
     except ArgsError as exc:
@@ -97,6 +159,9 @@ def build_standalone_run(template_docs: list[dict[str, Any]], cli_args: dict[str
 @app.command("analyze")
 def analyze_command(
     files: list[str] = typer.Option(..., "--filename", "-f", help="AnalysisTemplate file(s)."),
+    templates: list[str] = typer.Option(
+        [], "--template", "-t",
+        help="Only this template of the files (repeatable: merged into one run, as a rollout merges them)."),
     arguments: list[str] = typer.Option([], "--argument", "-a", help="Template argument NAME=VALUE."),
     once: bool = typer.Option(False, "--once", help="Take one measurement of each metric and stop."),
     namespace: str = typer.Option("default", "--namespace", "-n", help="Namespace for Secret look-ups."),
@@ -124,6 +189,8 @@ def analyze_command(
     if not docs:
         typer.echo("error: no AnalysisTemplate or ClusterAnalysisTemplate in the given files", err=True)
         raise typer.Exit(2)
+    docs = select_templates(docs, templates, files)
+    _check_metric_names(docs)
     run = build_standalone_run(docs, _parse_args(arguments), once=once, namespace=namespace)
     final = asyncio.run(_drive(run, output, prometheus_address))
     phase = final.status.phase if final.status else "Error"

@@ -21,6 +21,8 @@ EXAMPLES: dict[tuple[str, ...], list[tuple[str, str]]] = {
                                                            "-a service-name=shop --once"),
         ("Query another Prometheus, one JSON object per measurement",
          "rollouts analyze -f t.yaml --prometheus-address http://127.0.0.1:9090 -o json"),
+        ("Measure one template of a file of several", "rollouts analyze -f infra/rollouts/analysis-templates.yaml "
+                                                      "--template success-rate -a service-name=auth-svc --once"),
     ],
     ("apply",): [
         ("Create or update every manifest of a folder", "rollouts apply -f infra/rollouts/"),

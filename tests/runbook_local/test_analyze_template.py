@@ -1,0 +1,131 @@
+"""Item: the runbook's incident command works on the shipped templates file: `rollouts analyze -f
+infra/rollouts/analysis-templates.yaml --template NAME -a service-name=auth-svc --once` measures that one
+template of the nine; arguments it still needs (canary-hash) are named with how to pass them. Queries go to
+a real HTTP server that answers Prometheus' query API."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from typer.testing import CliRunner, Result
+
+TEMPLATES = str(Path(__file__).resolve().parents[2] / "infra" / "rollouts" / "analysis-templates.yaml")
+
+
+class FakePrometheus:
+    """Answers /api/v1/query with one sample: p95 0.12 s for histogram queries, else a 0.998 ratio."""
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                self._answer(parse_qs(urlparse(self.path).query))
+
+            def do_POST(self) -> None:  # noqa: N802 - Prometheus' API takes the query form-encoded too
+                length = int(self.headers.get("Content-Length") or 0)
+                self._answer(parse_qs(self.rfile.read(length).decode()))
+
+            def _answer(self, form: dict[str, list[str]]) -> None:
+                query = form.get("query", [""])[0]
+                fake.queries.append(query)
+                value = "0.12" if "histogram_quantile" in query else "0.998"
+                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
+                    {"metric": {}, "value": [1700000000, value]}]}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - fixed by base
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+
+@pytest.fixture
+def prometheus() -> Iterator[FakePrometheus]:
+    fake = FakePrometheus()
+    yield fake
+    fake.server.shutdown()
+    fake.server.server_close()
+
+
+def analyze(*args: str) -> Result:
+    from rollouts.cli import commands  # noqa: F401
+    from rollouts.cli.main import app
+
+    return CliRunner().invoke(app, ["analyze", "-f", TEMPLATES, *args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize(("template", "metrics", "code"), [
+    pytest.param("success-rate", ["success-rate: Successful value=[0.998]"], 0, id="success-rate"),
+    pytest.param("latency-p95", ["latency-p95: Successful value=[0.12]"], 0, id="latency-p95"),
+    pytest.param("bluegreen-post-promotion", ["success-rate: Successful value=[0.998]",
+                                              "latency-p95: Successful value=[0.12]"], 0, id="post-promotion"),
+])
+def test_analyze_template_selects_one_template_of_the_shipped_file(
+        prometheus: FakePrometheus, template: str, metrics: list[str], code: int) -> None:
+    result = analyze("--template", template, "-a", "service-name=auth-svc", "--once",
+                     "--prometheus-address", prometheus.url)
+    assert result.exit_code == code, result.output
+    assert sorted(line for line in result.output.splitlines() if ": " in line and "AnalysisRun" not in line) == \
+        sorted(metrics)
+    assert "AnalysisRun Successful" in result.output
+    assert len(prometheus.queries) == len(metrics)
+    assert all('service="auth-svc"' in q for q in prometheus.queries)
+
+
+def test_analyze_template_with_the_hash_given_measures_the_canary(prometheus: FakePrometheus) -> None:
+    result = analyze("--template", "error-budget-burn", "-a", "service-name=auth-svc", "-a", "canary-hash=6f7b8c9d",
+                     "--once", "--prometheus-address", prometheus.url)
+    assert result.exit_code == 1, result.output  # 0.998 of the budget burnt: the gate fails, as it should
+    assert prometheus.queries and 'rollouts_pod_template_hash="6f7b8c9d"' in prometheus.queries[0]
+    assert "[1h]" in prometheus.queries[0]  # release-window's default
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    pytest.param(["--template", "error-budget-burn"],
+                 ["argument canary-hash (declared by error-budget-burn) has no value", "-a canary-hash=VALUE",
+                  "rollouts-pod-template-hash", "podTemplateHashValue"], id="canary-hash"),
+    pytest.param(["--template", "success-rate", "--template", "bluegreen-pre-promotion"],
+                 ["canary-hash (declared by bluegreen-pre-promotion)", "-a canary-hash=VALUE", "--template NAME"],
+                 id="one-of-two-templates-needs-it"),
+])
+def test_analyze_template_missing_args_named_with_how_to_pass_them(
+        prometheus: FakePrometheus, args: list[str], words: list[str]) -> None:
+    result = analyze(*args, "-a", "service-name=auth-svc", "--once", "--prometheus-address", prometheus.url)
+    assert result.exit_code == 2
+    for word in words:
+        assert word in result.output
+    assert prometheus.queries == []  # nothing measured with a half-resolved query
+
+
+def test_analyze_template_missing_service_name_too() -> None:
+    result = analyze("--template", "error-budget-burn", "--once")
+    assert result.exit_code == 2
+    assert "arguments service-name (declared by error-budget-burn); canary-hash" in result.output
+    assert "-a service-name=VALUE -a canary-hash=VALUE" in result.output
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    pytest.param(["--template", "nope"], ["no AnalysisTemplate or ClusterAnalysisTemplate named 'nope'",
+                                          "success-rate, latency-p95, error-budget-burn, slo-gates"], id="unknown"),
+    pytest.param([], ["metric 'success-rate' in success-rate, slo-gates", "choose with --template NAME"],
+                 id="no-template-on-a-file-of-several"),
+])
+def test_analyze_template_choice_errors_list_the_templates(args: list[str], words: list[str]) -> None:
+    result = analyze(*args, "-a", "service-name=auth-svc", "--once")
+    assert result.exit_code == 2
+    for word in words:
+        assert word in result.output
