@@ -227,10 +227,18 @@ def test_runbook(runbook: Runbook) -> None:  # noqa: PLR0915 - the runbook is on
           -p='{{"spec":{{"template":{{"spec":{{"containers":[{{"name":"auth-svc","image":"auth-svc:1.1.0"}}]}}}}}}}}'""")
         wait_until(lambda: rb.canary_pods_ready("auth-svc"), 30, "the 1.1.0 canary pod")
 
+        # --- 4. Manual canary control, its first half: `promote` past the first gate while it measures. Done
+        # as soon as the gate runs (the gate lasts ~10 s; section 3's commands can take 20 s on a loaded
+        # machine), then section 3 watches the paused canary.
+        wait_until(lambda: rb.runs("auth-svc"), 20, "the first gate's analysis run")
+        before = int(rb.status("auth-svc").get("currentStepIndex") or 0)
+        rb.sh(f"rollouts promote auth-svc -n {NS}")
+        wait_until(lambda: int(rb.status("auth-svc").get("currentStepIndex") or 0) > before, 10, "promote")
+        wait_until(lambda: rb.status("auth-svc").get("phase") == "Paused", 30, "the pause step")
+
         # --- 3. Monitoring canary progress
         out = rb.sh(f"rollouts get rollout auth-svc -n {NS} --watch --timeout-seconds 2").stdout
         assert "auth-svc:1.1.0" in out and "canary" in out
-        wait_until(lambda: rb.runs("auth-svc"), 20, "the first gate's analysis run")
         out = rb.sh(f"rollouts get analysisrun -n {NS} -l rollout=auth-svc --watch --timeout-seconds 2").stdout
         assert rb.runs("auth-svc")[0]["metadata"]["name"] in out
         out = rb.sh(f"rollouts get ingress auth-svc-auth-svc-canary -n {NS} -o yaml | grep canary-weight").stdout
@@ -238,11 +246,7 @@ def test_runbook(runbook: Runbook) -> None:  # noqa: PLR0915 - the runbook is on
         out = rb.sh(f"rollouts get events -n {NS} --field-selector involvedObject.name=auth-svc").stdout
         assert "RolloutUpdated" in out or "RolloutStepCompleted" in out, out
 
-        # --- 4. Manual canary control
-        before = int(rb.status("auth-svc").get("currentStepIndex") or 0)
-        rb.sh(f"rollouts promote auth-svc -n {NS}")
-        wait_until(lambda: int(rb.status("auth-svc").get("currentStepIndex") or 0) > before, 10, "promote")
-        wait_until(lambda: rb.status("auth-svc").get("phase") == "Paused", 30, "the pause step")
+        # --- 4. Manual canary control, continued
         before = int(rb.status("auth-svc")["currentStepIndex"])
         rb.sh(f"rollouts promote auth-svc -n {NS} --skip-current-step")
         wait_until(lambda: int(rb.status("auth-svc").get("currentStepIndex") or 0) > before, 10, "skip")
