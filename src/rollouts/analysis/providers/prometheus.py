@@ -23,6 +23,7 @@ from rollouts.analysis.providers._http import (
     snippet,
 )
 from rollouts.analysis.providers.base import MeasureContext
+from rollouts.kube.dns import ResolveError, resolve_url
 from rollouts.spec.analysis import Metric, PrometheusProvider, RangeQuery
 from rollouts.spec.duration import DurationError, parse_duration
 
@@ -64,8 +65,14 @@ class PrometheusMetricProvider:
         metadata[ADDRESS_METADATA_KEY] = ctx.redact(address)
         timeout = float(spec.timeout if spec.timeout and spec.timeout > 0 else DEFAULT_TIMEOUT_SECONDS)
         try:
+            # A cluster Service name (prometheus.prometheus.svc) reaches the local cluster's listener when
+            # the operator installed a resolver (rollouts.kube.dns).
+            resolved = await resolve_url(address, ctx.namespace)
+        except ResolveError as exc:
+            return ctx.error(f"Prometheus at {address}: {exc}", **metadata)
+        try:
             path, params = self._request_params(spec, timeout)
-            body = await _query(spec, address, path, params, timeout)
+            body = await _query(spec, resolved.url.rstrip("/"), path, params, timeout, host=resolved.host)
             value, printed = interpret(body)
         except RequestFailed as exc:
             log.debug("prometheus measurement of %s failed: %s", metric.name, ctx.redact(str(exc)))
@@ -92,9 +99,12 @@ def resolve_address(spec: PrometheusProvider, ctx: MeasureContext) -> str:
 
 
 async def _query(
-    spec: PrometheusProvider, address: str, path: str, params: dict[str, str], timeout: float
+    spec: PrometheusProvider, address: str, path: str, params: dict[str, str], timeout: float,
+    host: str | None = None,
 ) -> dict[str, Any]:
     headers = header_dict(spec.headers)
+    if host and not any(key.lower() == "host" for key in headers):
+        headers["Host"] = host
     async with client(timeout=timeout, insecure=spec.insecure) as http:
         try:
             basic = await authorize(http, spec.authentication, headers, field=f"{FIELD}.authentication")

@@ -22,6 +22,7 @@ from rollouts.analysis.providers._http import (
     snippet,
 )
 from rollouts.analysis.providers.base import MeasureContext
+from rollouts.kube.dns import ResolveError, resolve_url
 from rollouts.spec.analysis import Metric, WebProvider
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class WebMetricProvider:
         method = spec.method or "GET"
         try:
             path = compile_json_path(spec.json_path or DEFAULT_JSON_PATH)
-            response = await _request(spec, method)
+            response = await _request(spec, method, ctx.namespace)
         except RequestFailed as exc:
             log.debug("web measurement of %s failed: %s", metric.name, ctx.redact(str(exc)))
             return ctx.error(str(exc))
@@ -64,9 +65,15 @@ class WebMetricProvider:
         return MeasurementOutcome(value=value, printed=ctx.redact(_print(value)))
 
 
-async def _request(spec: WebProvider, method: str) -> httpx.Response:
+async def _request(spec: WebProvider, method: str, namespace: str = "default") -> httpx.Response:
     if not spec.url:
         raise RequestFailed(f"{FIELD}.url is required")
+    try:
+        # A cluster Service name reaches the local cluster's listener when the operator installed a
+        # resolver (rollouts.kube.dns); messages keep the URL as the template wrote it.
+        resolved = await resolve_url(spec.url, namespace)
+    except ResolveError as exc:
+        raise RequestFailed(f"{method} {spec.url}: {exc}") from exc
     if spec.body is not None and spec.json_body is not None:
         raise RequestFailed(f"{FIELD}: set either body or jsonBody, not both")
     has_body = spec.body is not None or spec.json_body is not None
@@ -75,6 +82,8 @@ async def _request(spec: WebProvider, method: str) -> httpx.Response:
     timeout = float(spec.timeout_seconds if spec.timeout_seconds and spec.timeout_seconds > 0
                     else DEFAULT_TIMEOUT_SECONDS)
     headers = header_dict(spec.headers)
+    if resolved.host and not any(key.lower() == "host" for key in headers):
+        headers["Host"] = resolved.host
     content: bytes | None = None
     if spec.json_body is not None:
         content = json.dumps(spec.json_body).encode()
@@ -85,7 +94,7 @@ async def _request(spec: WebProvider, method: str) -> httpx.Response:
     async with client(timeout=timeout, insecure=spec.insecure) as http:
         try:
             auth = await authorize(http, spec.authentication, headers, field=f"{FIELD}.authentication")
-            response = await http.request(method, spec.url, content=content, headers=headers, auth=auth)
+            response = await http.request(method, resolved.url, content=content, headers=headers, auth=auth)
         except httpx.TimeoutException as exc:
             raise RequestFailed(f"{method} {spec.url}: no answer within {timeout:g}s (timeout)") from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
