@@ -270,3 +270,24 @@ def test_delete_replica_set_action_names_an_old_revision() -> None:
                 break
             w.advance_to(wake)
     assert len(seen) == 1 and seen[0] not in w.replica_sets
+
+
+@pytest.mark.parametrize("replicas", [0, 1], ids=["replicas-0", "replicas-1"])
+def test_history_never_deletes_the_replica_set_the_stored_status_calls_stable(replicas: int) -> None:
+    """The pass that promotes moves the old stable ReplicaSet among the others; if that pass deleted it and
+    its status write were then refused (409), the stored status would name a deleted stable ReplicaSet and
+    the next release would go to 100 % with no steps. It may go only once the new stable is stored."""
+    w = deployed(rollout(replicas=replicas, steps=[], revisionHistoryLimit=0))
+    for image in ("app:2", "app:3"):
+        update(w, image)
+        for _ in range(50):
+            stored = w.rollout.status.stable_rs if w.rollout.status else None
+            d = w.reconcile()
+            doomed = {a.name for a in d.actions if isinstance(a, DeleteReplicaSet)}
+            assert not any(rs.pod_hash == stored for name, rs in w.replica_sets.items() if name in doomed)
+            if not d.actions:
+                wake = w.next_wakeup()
+                if wake is None:
+                    break
+                w.advance_to(wake)
+        assert status(w).stable_rs == status(w).current_pod_hash
