@@ -129,3 +129,42 @@ def test_analyze_template_choice_errors_list_the_templates(args: list[str], word
     assert result.exit_code == 2
     for word in words:
         assert word in result.output
+
+
+def test_analyze_template_reaches_the_shipped_prometheus_address_through_the_local_cluster(
+        prometheus: FakePrometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --prometheus-address: http://prometheus.prometheus.svc:9090 is the local cluster's Service."""
+    from tests.cluster.conftest import start_cluster
+
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    cluster, stop = start_cluster(tmp_path)
+    try:
+        cluster.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prometheus"}})
+        cluster.store.create({"apiVersion": "v1", "kind": "Service", "metadata": {
+            "name": "prometheus", "namespace": "prometheus",
+            "annotations": {"rollouts.io/port": prometheus.url.rsplit(":", 1)[1]}},
+            "spec": {"selector": {"app": "prometheus"}, "ports": [{"port": 9090}]}})
+        result = analyze("--template", "success-rate", "-a", "service-name=auth-svc", "--once",
+                         "--home", str(tmp_path))
+    finally:
+        stop()
+    assert result.exit_code == 0, result.output
+    assert "success-rate: Successful value=[0.998]" in result.output
+    assert len(prometheus.queries) == 1
+
+
+def test_analyze_template_cluster_address_without_a_running_cluster_says_how(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from rollouts.cli.analysis import _local_cluster_dns
+
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    docs = [d for d in yaml.safe_load_all(Path(TEMPLATES).read_text()) if d and d["metadata"]["name"] == "success-rate"]
+    assert _local_cluster_dns(str(tmp_path), docs, None) is None
+    err = capsys.readouterr().err
+    assert "note: http://prometheus.prometheus.svc:9090 names a cluster Service" in err
+    assert "rollouts cluster up" in err and "--prometheus-address" in err
+    assert not (tmp_path / "apiserver.json").exists()  # nothing was started for it
+    assert _local_cluster_dns(str(tmp_path), docs, "http://127.0.0.1:9090") is None  # the override needs no DNS
+    assert capsys.readouterr().err == ""

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
+from rollouts.cli.common import HOME_OPTION
 from rollouts.cli.main import app
 
 if TYPE_CHECKING:
@@ -168,11 +172,15 @@ def analyze_command(
     output: str = typer.Option("text", "--output", "-o", help="text or json (one object per measurement)."),
     prometheus_address: str | None = typer.Option(
         None, "--prometheus-address", help="Query this Prometheus instead of the address in the templates."),
+    home: str | None = HOME_OPTION,
 ) -> None:
     """Run an AnalysisTemplate without a controller, printing each measurement and the final phase.
 
     Job metrics run here, no cluster needed: their Job's first container as a local process (its command, or
     its image through the image map), as the local cluster would run it.
+
+    Addresses that name a cluster Service (http://prometheus.prometheus.svc:9090) reach it through the home's
+    local cluster when it is running (it is never started for this).
 
     Exit 0 Successful, 1 Failed, 2 Error, 3 Inconclusive."""
     import asyncio
@@ -192,7 +200,12 @@ def analyze_command(
     docs = select_templates(docs, templates, files)
     _check_metric_names(docs)
     run = build_standalone_run(docs, _parse_args(arguments), once=once, namespace=namespace)
-    final = asyncio.run(_drive(run, output, prometheus_address))
+    close_dns = _local_cluster_dns(home, docs, prometheus_address)
+    try:
+        final = asyncio.run(_drive(run, output, prometheus_address))
+    finally:
+        if close_dns is not None:
+            close_dns()
     phase = final.status.phase if final.status else "Error"
     message = (final.status.message if final.status else "") or ""
     if output == "json":
@@ -200,6 +213,60 @@ def analyze_command(
     else:
         typer.echo(f"AnalysisRun {phase}" + (f": {message}" if message else ""))
     raise typer.Exit(EXIT_BY_PHASE.get(phase, 2))
+
+
+def _cluster_addresses(docs: list[dict[str, Any]], prometheus_address: str | None) -> list[str]:
+    """The provider URLs of the templates that name a cluster Service."""
+    from urllib.parse import urlsplit
+
+    from rollouts.kube.dns import cluster_name
+
+    urls: list[str] = []
+    for doc in docs:
+        for metric in (doc.get("spec") or {}).get("metrics") or []:
+            provider = (metric.get("provider") or {}) if isinstance(metric, dict) else {}
+            if not prometheus_address:  # the override replaces every prometheus address
+                urls.append(str((provider.get("prometheus") or {}).get("address") or ""))
+            urls.append(str((provider.get("web") or {}).get("url") or ""))
+    found = []
+    for url in urls:
+        try:
+            named = bool(url) and cluster_name(urlsplit(url).hostname or "") is not None
+        except ValueError:
+            named = False
+        if named and url not in found:
+            found.append(url)
+    return found
+
+
+def _local_cluster_dns(home: str | None, docs: list[dict[str, Any]],
+                       prometheus_address: str | None) -> Callable[[], None] | None:
+    """Install cluster DNS over the home's local cluster when the templates name cluster Services and that
+    cluster is the one selected and running; returns what removes it again. Nothing is started."""
+    named = _cluster_addresses(docs, prometheus_address)
+    if not named:
+        return None
+    from rollouts.cli.connection import recorded_running, selected
+    from rollouts.kube.config import LOCAL_CONTEXT, load_config, local_kubeconfig_path
+
+    if selected.kubeconfig or os.environ.get("KUBECONFIG") or selected.context not in (None, LOCAL_CONTEXT):
+        return None  # another cluster is chosen: its Services have no local listeners to map names to
+    folder = Path(home or os.environ.get("ROLLOUTS_HOME") or "~/.rollouts").expanduser()
+    if not (recorded_running(folder) and local_kubeconfig_path(folder).is_file()):
+        typer.echo(f"note: {named[0]} names a cluster Service, and the local cluster of {folder} is not running: "
+                   "start it (`rollouts cluster up`) or pass --prometheus-address URL", err=True)
+        return None
+    from rollouts.kube.client import KubeStore
+    from rollouts.kube.dns import ClusterResolver, set_resolver
+
+    store = KubeStore(load_config(local_kubeconfig_path(folder)))
+    set_resolver(ClusterResolver(store))
+
+    def close() -> None:
+        set_resolver(None)
+        store.close()
+
+    return close
 
 
 async def _drive(run: AnalysisRun, output: str, prometheus_address: str | None) -> AnalysisRun:
