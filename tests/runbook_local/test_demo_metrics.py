@@ -50,7 +50,7 @@ def demo_service() -> Iterator[object]:
                                    env={**base, "PORT": str(port), **env},
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started.append(process)
-        url = f"http://127.0.0.1:{port}"
+        url = f"http://{env.get('POD_IP') or '127.0.0.1'}:{port}"
         wait_healthy(url, process)
         return url
 
@@ -148,3 +148,21 @@ def test_metrics_local_pod_labelled_with_its_app_label(tmp_path: Path) -> None:
 
     text = asyncio.run(scenario())
     assert value(text, "http_requests_total", service="auth-svc", code="200", method="GET") == 1
+
+
+@pytest.mark.parametrize(("env", "host"), [
+    pytest.param({"HOST": "127.0.0.2", "POD_IP": "127.1.0.5"}, "127.0.0.2", id="host-wins"),
+    pytest.param({"POD_IP": "127.1.0.5"}, "127.1.0.5", id="pod-ip"),
+    pytest.param({}, "127.0.0.1", id="loopback"),
+])
+def test_demo_service_listens_on_the_pods_own_address(env: dict[str, str], host: str) -> None:
+    assert DemoConfig.from_env({"PORT": "8080", **env}).host == host
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="all of 127.0.0.0/8 is local on Linux")
+def test_demo_service_answers_on_its_pod_ip(demo_service: object) -> None:
+    url = demo_service(POD_IP="127.1.0.5", SERVICE_NAME="auth-svc")  # type: ignore[operator]
+    assert url.startswith("http://127.1.0.5:")
+    assert httpx.get(url + "/metrics").status_code == 200
+    with pytest.raises(httpx.ConnectError):  # its own address only, as a pod's
+        httpx.get(url.replace("127.1.0.5", "127.0.0.1") + "/healthz")

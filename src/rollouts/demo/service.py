@@ -1,6 +1,7 @@
 """The demo HTTP service: one "version" of an app whose color, error rate and latency come from env.
 
-    PORT        port to listen on, on 127.0.0.1 unless HOST says otherwise (required)
+    PORT        port to listen on (required), on HOST, else POD_IP (the pod's own address, when the
+                runtime gives it one), else 127.0.0.1
     COLOR       the color it reports (default "blue")
     VERSION     the version it reports (default: COLOR)
     ERROR_RATE  fraction 0..1 of `/` and `/color` requests answered with HTTP 500 (default 0)
@@ -73,7 +74,7 @@ class DemoConfig:
         seed = _int(env, "SEED") if env.get("SEED") else None
         return cls(
             port=port,
-            host=env.get("HOST") or "127.0.0.1",
+            host=env.get("HOST") or env.get("POD_IP") or "127.0.0.1",
             color=color,
             version=env.get("VERSION") or color,
             error_rate=error_rate,
