@@ -99,7 +99,8 @@ def test_analyze_template_with_the_hash_given_measures_the_canary(prometheus: Fa
                  ["argument canary-hash (declared by error-budget-burn) has no value", "-a canary-hash=VALUE",
                   "rollouts-pod-template-hash", "podTemplateHashValue"], id="canary-hash"),
     pytest.param(["--template", "success-rate", "--template", "bluegreen-pre-promotion"],
-                 ["canary-hash (declared by bluegreen-pre-promotion)", "-a canary-hash=VALUE", "--template NAME"],
+                 ["canary-hash (declared by bluegreen-pre-promotion)", "-a canary-hash=VALUE", "--template NAME",
+                  "--rollout NAME -n NAMESPACE"],
                  id="one-of-two-templates-needs-it"),
 ])
 def test_analyze_template_missing_args_named_with_how_to_pass_them(
@@ -168,3 +169,44 @@ def test_analyze_template_cluster_address_without_a_running_cluster_says_how(
     assert not (tmp_path / "apiserver.json").exists()  # nothing was started for it
     assert _local_cluster_dns(str(tmp_path), docs, "http://127.0.0.1:9090") is None  # the override needs no DNS
     assert capsys.readouterr().err == ""
+
+
+def _rollout_with_gate(status: dict[str, str] | None) -> dict[str, object]:
+    analysis = {"templates": [{"templateName": "error-budget-burn"}], "args": [
+        {"name": "service-name", "value": "auth-svc"},
+        {"name": "canary-hash", "valueFrom": {"podTemplateHashValue": "Latest"}}]}
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "auth-svc", "namespace": "aivo-system"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "auth-svc"}},
+                     "template": {"metadata": {"labels": {"app": "auth-svc"}},
+                                  "spec": {"containers": [{"name": "app", "image": "auth-svc:1.1.0"}]}},
+                     "strategy": {"canary": {"steps": [{"setWeight": 10}, {"analysis": analysis}]}}},
+            **({"status": status} if status else {})}
+
+
+@pytest.mark.parametrize(("status", "code", "expect"), [
+    pytest.param({"currentPodHash": "6f7b8c9d", "stableRS": "55aa66bb"}, 1, 'rollouts_pod_template_hash="6f7b8c9d"',
+                 id="latest-hash-of-the-rollout"),
+    pytest.param(None, 2, "has no ReplicaSet yet (status.currentPodHash is empty)", id="no-replicaset-yet"),
+])
+def test_analyze_template_rollout_gives_the_canary_hash(
+        prometheus: FakePrometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        status: dict[str, str] | None, code: int, expect: str) -> None:
+    from tests.cluster.conftest import start_cluster
+
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    cluster, stop = start_cluster(tmp_path)
+    try:
+        cluster.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "aivo-system"}})
+        created = cluster.store.create(_rollout_with_gate(None))
+        if status:
+            cluster.store.update_status({**created, "status": status})
+        result = analyze("--template", "error-budget-burn", "--rollout", "auth-svc", "-n", "aivo-system", "--once",
+                         "--prometheus-address", prometheus.url, "--home", str(tmp_path))
+    finally:
+        stop()
+    assert result.exit_code == code, result.output
+    if code == 1:  # measured (the fake's 0.998 burn fails the gate), with the rollout's values
+        assert expect in prometheus.queries[0] and 'service="auth-svc"' in prometheus.queries[0]
+    else:
+        assert expect in result.output and prometheus.queries == []
