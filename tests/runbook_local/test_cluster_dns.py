@@ -214,3 +214,13 @@ def test_cluster_dns_reads_services_once_per_ttl(world: tuple[Cluster, Backend, 
     now[0] = 2.5
     resolver.resolve("http://prometheus.prometheus.svc:9090", "default")
     assert reads == [("Service", "prometheus", "prometheus")] * 2
+
+
+def test_cluster_dns_unreadable_service_is_a_resolve_error() -> None:
+    class Down:
+        def get(self, kind: str, namespace: str, name: str) -> Any:
+            raise ConnectionRefusedError("connection refused")
+
+    resolver = ClusterResolver(Down())  # type: ignore[arg-type]
+    with pytest.raises(ResolveError, match="cannot read Service prometheus/prometheus from the cluster: connection"):
+        resolver.resolve("http://prometheus.prometheus.svc:9090", "default")

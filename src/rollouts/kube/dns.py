@@ -136,6 +136,8 @@ class ClusterResolver:
             obj: dict[str, Any] | None = self._store.get("Service", namespace, service)
         except NotFound:
             obj = None
+        except Exception as exc:  # the API unreachable, forbidden...: a measurement error, not a crash
+            raise ResolveError(f"cannot read Service {namespace}/{service} from the cluster: {exc}") from exc
         entry = _Entry(found=False, listener=None, ports=(), at=now) if obj is None else _entry(obj, now)
         with self._lock:
             self._cache[key] = entry
