@@ -6,6 +6,7 @@ home's SQLite store directly (`store()`); the product's clients all go through t
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import subprocess
@@ -133,8 +134,20 @@ class ControllerProcess:
         try:
             wait_until(lambda: not remaining(), 60, f"every process of {self.home} to exit")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}; still running: {remaining()}; cluster down said: "
-                                 f"{down.stdout}{down.stderr}") from None
+            still = remaining()
+            for pid in living(left | home_processes(self.home)):  # this test's own: none may leak
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            raise AssertionError(f"{exc}; still running (now killed): {still}; cluster down said: "
+                                 f"{down.stdout}{down.stderr}; cluster starts in its log: "
+                                 f"{self._cluster_starts()}") from None
+
+    def _cluster_starts(self) -> list[str]:
+        try:
+            lines = (self.home / "logs" / "apiserver.log").read_text().splitlines()
+        except OSError:
+            return []
+        return [line[:160] for line in lines if "start" in line.lower() or "Traceback" in line][-10:]
 
     def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         result = subprocess.run([sys.executable, "-m", "rollouts", *args], env=self.env, capture_output=True,
