@@ -351,6 +351,7 @@ class Worker:
         self.store = SQLiteStore(self.home / "state.db")
         self.targets: dict[str, str] = {}
         self._seed_store(seeds)
+        _serve_api_only(self.home)
 
     def _seed_store(self, seeds: list[dict[str, Any]]) -> None:
         from rollouts.spec.kinds import KINDS
@@ -466,6 +467,23 @@ class Worker:
             return Outcome("problem")
         finally:
             self.store.delete(kind, "scratch", name)
+
+
+def _serve_api_only(home: Path, timeout: float = 60.0) -> None:
+    """Serve the worker's home API-only from a daemon thread: the CLI verbs under test reach the store through
+    the Kubernetes API, and a server in this process dies with it (a worker killed after a hang leaves nothing)."""
+    import asyncio
+    import threading
+
+    from rollouts.cluster.apiserver.server import serve, status
+
+    never = asyncio.Event()  # the server stops when this process does
+    threading.Thread(target=lambda: asyncio.run(serve(home, stop=never)), daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while status(home) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the fuzz worker's API server for {home} did not answer within {timeout:.0f}s")
+        time.sleep(0.05)
 
 
 def worker_main(conn: Connection, seeds: list[dict[str, Any]]) -> None:
