@@ -20,6 +20,9 @@ spec:
   - name: color
   metrics:
   - name: color
+    # The switch is a Service write; the cluster moves its listener a moment later (as kube-proxy does), so
+    # a measurement of the active Service waits a second, as post-promotion gates on a real cluster should.
+    initialDelay: 1s
     interval: 1s
     count: 2
     successCondition: result == '{{{{args.color}}}}'

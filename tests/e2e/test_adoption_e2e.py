@@ -9,6 +9,7 @@ once it runs."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,11 @@ def test_adoption_by_a_controller_process_keeps_argo_replica_set(tmp_path: Path)
         replicas, pods, selectors = _state(ctl)
         pids = ctl.pod_pids()
         start = _reconciles(ctl)
+        # The operator reconciles on changes: five metadata-only writes make five more passes over the
+        # adopted rollout, none of which may touch Argo's ReplicaSet, its pods or the Services.
+        for touch in range(5):
+            ctl.cli("patch", "rollout", "shop", "-n", NS, "-p",
+                    json.dumps({"metadata": {"annotations": {"example.com/touch": str(touch)}}}))
         wait_until(lambda: _reconciles(ctl) >= start + 5, 30, "five more passes over the rollout")
         assert _state(ctl) == (replicas, pods, selectors)
         assert ctl.pod_pids() == pids  # no pod process replaced

@@ -58,6 +58,20 @@ def controller(
         110, "--max-pods", min=1,
         help="Most pods the local cluster it starts runs at once, as the kubelet's maxPods; the rest stay "
              "Pending with a Warning."),
+    namespace: str | None = typer.Option(
+        None, "--namespace", help="Operate only the rollouts of this namespace (default: every namespace)."),
+    instance_id: str | None = typer.Option(
+        None, "--instance-id",
+        help="Operate only objects labelled argo-rollouts.argoproj.io/controller-instance-id=ID (default: only "
+             "objects without that label), so several controllers can share a cluster."),
+    leader_elect: bool | None = typer.Option(
+        None, "--leader-elect/--no-leader-elect",
+        help="Act only while holding the argo-rollouts-controller-lock Lease (15 s lease, 10 s renew, 2 s retry); "
+             "default: on for a configured cluster, off for the home's local cluster (its lock allows one operator)."),
+    leader_election_namespace: str | None = typer.Option(
+        None, "--leader-election-namespace",
+        help="Namespace of the Lease (default: $POD_NAMESPACE, else the kubeconfig context's namespace)."),
+    workers: int = typer.Option(2, "--workers", min=1, max=64, help="Keys reconciled at once per queue."),
     log_format: str = typer.Option("json", "--log-format", help="json or text."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
@@ -66,7 +80,7 @@ def controller(
 
     from rollouts.controller.logs import configure
     from rollouts.controller.metrics_http import parse_allowed_hosts, parse_metrics_address
-    from rollouts.controller.service import run_controller
+    from rollouts.controller.service import Scope, run_controller
     from rollouts.kube.client import KubeStore
     from rollouts.netaddr import AddressError
     from rollouts.store.home import rollouts_home
@@ -104,12 +118,17 @@ def controller(
     if metrics_address:
         typer.echo(f"metrics: http://{metrics_address}/metrics (and /healthz)", err=True)
     chosen.append(config)
+    elect = remote if leader_elect is None else leader_elect
+    lease_namespace = leader_election_namespace or os.environ.get("POD_NAMESPACE") or config.namespace or "default"
+    scope = Scope(namespace=namespace or None, instance_id=instance_id or None,
+                  lease_namespace=lease_namespace if elect else None, workers=workers,
+                  **({"identity": os.environ["POD_NAME"]} if os.environ.get("POD_NAME") else {}))
     store = KubeStore(config)
     try:
         asyncio.run(run_controller(store, home=lock_home, prometheus_address=prometheus_address,
                                    metrics_address=metrics_address or None, companions=companions,
                                    notifications_config=notifications_config,
-                                   metrics_allowed_hosts=allowed_hosts))
+                                   metrics_allowed_hosts=allowed_hosts, scope=scope))
     except (LockHeld, AddressError, OSError, StoreError) as exc:
         fail(str(exc))
     finally:

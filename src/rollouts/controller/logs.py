@@ -33,3 +33,6 @@ def configure(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # lightkube's HTTP client logs every request (each watch reconnect) at INFO: only its problems are news.
+    for chatty in ("httpx", "httpx2", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -1,5 +1,6 @@
 """Assembles a running operator on one Kubernetes API: the store client, the traffic source, the analysis
-executor, metrics, notifications and the loop; stops cleanly on SIGINT/SIGTERM.
+executor, metrics, notifications and the event-driven loop (informer caches, work queues and, when asked,
+leader election: `controller.operator`); stops cleanly on SIGINT/SIGTERM.
 
 The operator only talks to the API (`rollouts.kube.client.KubeStore`): the local cluster's (whose process
 runs pods, Service listeners and the ingress proxy) or any other. It holds no runtime, so killing it leaves
@@ -12,9 +13,14 @@ import asyncio
 import logging
 import os
 import signal
+import socket
+import uuid
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from lightkube import AsyncClient
 
 from rollouts.analysis.executor import AnalysisExecutor, store_secret_lookup
 from rollouts.analysis.providers.job import JobMetricProvider
@@ -26,7 +32,12 @@ from rollouts.controller import metrics as controller_metrics
 from rollouts.controller.loop import Controller
 from rollouts.controller.metrics_http import MetricsServer
 from rollouts.controller.notifications import Notifier
+from rollouts.controller.operator import WorkQueueMetrics, run_operator
+from rollouts.controller.parsed import ModelCache
+from rollouts.kube.cache import CachedStore, instance_selector
 from rollouts.kube.client import KubeStore
+from rollouts.kube.dns import ClusterResolver, set_resolver
+from rollouts.kube.leader import LeaderElector
 from rollouts.kube.traffic import ClusterTrafficSource
 from rollouts.store.lock import HomeLock
 from rollouts.store.protocol import NotFound, ObjectStore
@@ -35,6 +46,10 @@ log = logging.getLogger("rollouts.controller")
 
 # /healthz turns 503 when the loop has not finished a pass for this long (a pass normally takes < 1 s).
 LIVENESS_SECONDS = 30.0
+# Argo's Lease name: one lock per controller namespace (and instance id, so shards elect apart).
+LEASE_NAME = "argo-rollouts-controller-lock"
+# Parsed models kept between reconciles: room for every cached object of a large cluster (controller.parsed).
+MODEL_CACHE_LIMIT = 65_536
 # Something served beside the loop until the stop event is set (the dashboard).
 Companion = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -59,44 +74,65 @@ def _liveness(controller: Controller, stale_after: float = LIVENESS_SECONDS) -> 
     return healthy
 
 
-def register_traffic_plugins(store: KubeStore) -> ClusterTrafficSource | None:
+@dataclass(frozen=True)
+class Scope:
+    """What this operator acts on and with whom it shares the work: `namespace` (None: all), Argo's
+    `instance_id` label filter, and leader election on a Lease in `lease_namespace` (None: no election)."""
+
+    namespace: str | None = None
+    instance_id: str | None = None
+    lease_namespace: str | None = None
+    identity: str = field(default_factory=lambda: f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}")
+    workers: int = 2
+
+
+def register_traffic_plugins(store: KubeStore, lookups: ObjectStore | None = None) -> ClusterTrafficSource | None:
     """Bind the traffic plugins to the cluster's own request statistics when it serves them (the local
     cluster), else to none (a real cluster: they query Prometheus). Gates without `service` read the owning
     rollout's service and count only its revision's pods, looked up through the API."""
     source = ClusterTrafficSource.probe(store)
-    target = store_run_target(store.get)
+    reader = lookups or store  # the informer cache when there is one: a lookup per measurement costs nothing
+    target = store_run_target(reader.get)
     register_traffic_plugin(source, run_target=target)
-    register_sequential_plugin(source, run_target=target, stored_start=store_release_start(store.list))
+    register_sequential_plugin(source, run_target=target, stored_start=store_release_start(reader.list))
     return source
 
 
 async def run_controller(store: KubeStore, *, home: Path | None = None, prometheus_address: str | None = None,
                          stop: asyncio.Event | None = None, notifications_config: Path | None = None,
                          metrics_address: str | None = None, companions: Sequence[Companion] = (),
-                         metrics_allowed_hosts: frozenset[str] = frozenset()) -> None:
-    """Run the operator over `store` until `stop` is set. `home`: the rollouts home whose local cluster
+                         metrics_allowed_hosts: frozenset[str] = frozenset(), scope: Scope | None = None) -> None:
+    """Run the operator over `store` until `stop` is set, reading through informer caches (`scope` says
+    which objects, and whether to elect a leader first). `home`: the rollouts home whose local cluster
     `store` talks to (its lock is held while running; None for any other cluster). `metrics_address`
     (HOST:PORT) serves /metrics and /healthz; None serves nothing. `companions` run beside the loop until
     `stop` (the dashboard); one failing stops the operator."""
     stop = stop or asyncio.Event()
     lock = HomeLock(home).acquire() if home is not None else None
     try:
-        source = register_traffic_plugins(store)
-        controller = Controller(store=store)
+        scope = scope or Scope()
+        cache = CachedStore.connect(store, namespace=scope.namespace,
+                                    label_selector=instance_selector(scope.instance_id))
+        source = register_traffic_plugins(store, cache)
+        if home is not None:
+            # The local cluster's Services are listeners on loopback: `<svc>.<ns>.svc` in a template reaches them.
+            set_resolver(ClusterResolver(cache))
+        controller = Controller(store=cache, models=ModelCache(limit=MODEL_CACHE_LIMIT))
         controller.executor = AnalysisExecutor(
-            secret_lookup=store_secret_lookup(lambda ns, name: _secret(store, ns, name)),
+            secret_lookup=store_secret_lookup(lambda ns, name: _secret(cache, ns, name)),
             prometheus_address=prometheus_address,
             # Job metrics are batch/v1 Jobs the cluster runs: a restarted operator finds its Job again.
-            providers={"job": JobMetricProvider(store=store)},
+            providers={"job": JobMetricProvider(store=cache)},
         )
-        metrics = controller_metrics.ControllerMetrics(store)
+        metrics = controller_metrics.ControllerMetrics(cache)
         controller.observers.append(metrics)
-        server = MetricsServer(render=metrics.render, healthy=_liveness(controller), extra=[],
+        queues = WorkQueueMetrics()
+        server = MetricsServer(render=metrics.render, healthy=_liveness(controller), extra=[queues.render],
                                allowed_hosts=metrics_allowed_hosts)
         if metrics_address is not None:
             await server.start(metrics_address)
         controller_metrics.activate(metrics)
-        notifier = Notifier(store, config_file=notifications_config)
+        notifier = Notifier(cache, config_file=notifications_config)
         controller.observers.append(notifier)
         await notifier.start()
         loop = asyncio.get_running_loop()
@@ -104,7 +140,14 @@ async def run_controller(store: KubeStore, *, home: Path | None = None, promethe
             loop.add_signal_handler(sig, stop.set)
         log.info("controller started", extra={"fields": {
             "cluster": store.config.describe(), "home": str(home or ""), "pid": os.getpid(),
-            "trafficSource": "cluster" if source is not None else "prometheus"}})
+            "trafficSource": "cluster" if source is not None else "prometheus",
+            "namespace": scope.namespace or "(all)", "instanceID": scope.instance_id or "",
+            "leaderElection": scope.lease_namespace is not None}})
+        elector = None
+        if scope.lease_namespace is not None:
+            lease = LEASE_NAME if not scope.instance_id else f"{LEASE_NAME}-{scope.instance_id}"
+            elector = LeaderElector(AsyncClient(config=store.config.to_lightkube()), scope.lease_namespace,
+                                    lease, scope.identity)
 
         def stop_on_failure(done: asyncio.Task[None]) -> None:
             if not done.cancelled() and done.exception() is not None:
@@ -114,12 +157,17 @@ async def run_controller(store: KubeStore, *, home: Path | None = None, promethe
         for task in tasks:
             task.add_done_callback(stop_on_failure)
         try:
-            await controller.run(stop)
+            await run_operator(controller, cache, stop, workers=scope.workers, elector=elector, metrics=queues)
             for task in tasks:
                 await task
         finally:
             for task in tasks:
                 task.cancel()
+            set_resolver(None)
+            if elector is not None:
+                await elector.client.close()
+            await cache.stop()
+            await cache.client.close()
             await notifier.close()
             await server.close()
             controller_metrics.activate(None)
