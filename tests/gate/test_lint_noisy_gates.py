@@ -107,3 +107,44 @@ def test_lint_warns_about_runbook_success_rate_gate_within_noise_of_live_baselin
     # The metric's own line in the file.
     metric_line = int(line.split(":")[1])
     assert "- name: success-rate" in TEMPLATES.read_text().splitlines()[metric_line - 1]
+
+
+@pytest.mark.integration
+def test_doctor_warns_about_the_gate_within_noise_without_failing(tmp_path: Path) -> None:
+    """`rollouts doctor` on the runbook's configuration, stored in a cluster, with a Prometheus whose auth-svc
+    serves 0.5 % errors: a WARN gate-noise line naming the success-rate gate; the exit code stays 0 for it."""
+    import yaml
+
+    from rollouts.analysis.gate_noise import TEMPLATE_KINDS
+    from rollouts.store.sqlite import SQLiteStore
+    from tests.cluster.conftest import start_cluster
+    from tests.gate.test_gate_check_prometheus import ExactErrorRateTarget, wait_for_history
+    from tests.integration.prometheus_server import PrometheusServer
+
+    binary = require_tool("prometheus", "apt-get install prometheus")
+    home = tmp_path / "home"
+    home.mkdir()
+    with SQLiteStore(home / "state.db") as store:
+        for doc in (d for path in (TEMPLATES, ROLLOUTS) for d in yaml.safe_load_all(path.read_text()) if d):
+            if doc.get("kind") in ("Rollout", *TEMPLATE_KINDS):
+                store.create({**doc, "metadata": {**doc["metadata"], "namespace": "aivo-system"}})
+    _, stop_cluster = start_cluster(home)
+    target = ExactErrorRateTarget(service="auth-svc", error_ratio=0.005, latency_seconds=0.2, rps=600)
+    target.start()
+    server = PrometheusServer(binary, tmp_path, [target.address])
+    try:
+        server.start()
+        wait_for_history(server, 'count_over_time(http_requests_total{service="auth-svc",code="200"}[20s]) >= 19')
+        env = {k: v for k, v in __import__("os").environ.items() if k != "KUBECONFIG"}
+        result = subprocess.run([sys.executable, "-m", "rollouts", "doctor", "--home", str(home), "-n", "aivo-system",
+                                 "--prometheus-address", server.address, "--lookback", "20s"],
+                                capture_output=True, text=True, timeout=120, env=env)
+    finally:
+        server.stop()
+        target.stop()
+        stop_cluster()
+    lines = {line.split(":")[0]: line for line in result.stdout.splitlines()}
+    noise = lines.get("WARN gate-noise")
+    assert noise is not None, result.stdout + result.stderr
+    assert "AnalysisTemplate/success-rate spec.metrics[0]" in noise and "success-rate >= 0.995" in noise, noise
+    assert "FAIL gate-noise" not in result.stdout

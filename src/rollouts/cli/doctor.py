@@ -1,5 +1,6 @@
 """`rollouts doctor`: the runbook's pre-release checklist as one command. Each check prints one line
-`PASS|FAIL|SKIP name: detail`; the exit code is 1 when any check failed.
+`PASS|WARN|FAIL|SKIP name: detail`; the exit code is 1 when any check failed (a WARN, such as a gate within
+noise of the live baseline, does not fail it).
 
 Everything it reads comes through the Kubernetes API of the cluster the usual rules select (see
 `rollouts.cli.connection`); its `cluster` line names that cluster and says whether it answers. Unlike
@@ -34,7 +35,7 @@ GATE_TIMEOUT = 30.0
 
 @dataclass(frozen=True)
 class Check:
-    verdict: str  # PASS, FAIL or SKIP
+    verdict: str  # PASS, WARN, FAIL or SKIP
     name: str
     detail: str
 
@@ -204,6 +205,22 @@ def check_prometheus(docs: list[dict[str, Any]], override: str | None) -> Check:
     return Check("PASS", "prometheus", ", ".join(targets) + " healthy")
 
 
+def check_gate_noise(objects: list[dict[str, Any]], prometheus_address: str | None, lookback: str = "7d") -> Check:
+    """Fixed-threshold gates a healthy release would often fail at the live baseline (`rollouts gate check`'s
+    estimate): a WARN, not a FAIL, since the setup works; the gate is what is likely to cry wolf."""
+    from rollouts.analysis.gate_noise import noisy_gates
+
+    try:
+        found = noisy_gates(objects, prometheus_address=prometheus_address, lookback=lookback)
+    except Exception as exc:  # noqa: BLE001 - an estimate that cannot be made is not a broken setup
+        return Check("SKIP", "gate-noise", f"no estimate: {type(exc).__name__}: {exc}")
+    if not found:
+        return Check("PASS", "gate-noise", "no fixed-threshold gate within noise of the live baseline")
+    worst = max(found, key=lambda gate: gate.release_probability)
+    more = f" (and {len(found) - 1} more; rollouts lint lists them)" if len(found) > 1 else ""
+    return Check("WARN", "gate-noise", f"{worst.kind}/{worst.template} {worst.path}: {worst.message}{more}")
+
+
 def _prometheus_hint(override: str | None) -> str:
     """How to get a Prometheus to answer: install it when the machine has none, else start or point to one."""
     import shutil
@@ -293,7 +310,7 @@ def check_gates(store: ObjectStore, rollout: Rollout, prometheus_address: str | 
 
 
 def run_checks(home: Path, namespace: str, rollout_name: str | None, prometheus_address: str | None,
-               controller_address: str | None) -> list[Check]:
+               controller_address: str | None, lookback: str = "7d") -> list[Check]:
     from rollouts import __version__
     from rollouts.spec.rollout import Rollout
     from rollouts.store.protocol import NotFound, StoreError
@@ -306,13 +323,17 @@ def run_checks(home: Path, namespace: str, rollout_name: str | None, prometheus_
     try:
         if rollout_name is not None:
             try:
-                rollouts = [Rollout.model_validate(store.get("Rollout", namespace, rollout_name))]
+                stored = [store.get("Rollout", namespace, rollout_name)]
             except NotFound as exc:
                 return [*checks, Check("FAIL", "rollout", str(exc))]
         else:
-            rollouts = [Rollout.model_validate(o) for o in store.list("Rollout", namespace)]
+            stored = store.list("Rollout", namespace)
+        rollouts = [Rollout.model_validate(o) for o in stored]
         template_check, docs = check_templates(store, namespace, rollouts)
-        checks += [template_check, check_prometheus(docs, prometheus_address)]
+        prometheus = check_prometheus(docs, prometheus_address)
+        checks += [template_check, prometheus]
+        if prometheus.verdict == "PASS":
+            checks.append(check_gate_noise([*stored, *docs], prometheus_address, lookback))
         if template_check.verdict == "PASS":
             checks += [check_gates(store, r, prometheus_address) for r in rollouts]
     except StoreError as exc:
@@ -331,6 +352,8 @@ def doctor(
         None, "--controller-address", envvar="ROLLOUTS_CONTROLLER_ADDRESS",
         help="HOST:PORT of the controller's metrics listener, to probe /healthz (default: the address of the "
              "controller running on the home)."),
+    lookback: str = typer.Option(
+        "7d", "--lookback", help="How much of the stable version's traffic the gate-noise estimate reads."),
     namespace: str | None = NAMESPACE_OPTION,
     home: str | None = HOME_OPTION,
     kubeconfig: str | None = KUBECONFIG_OPTION,
@@ -342,7 +365,8 @@ def doctor(
 
     folder = rollouts_home(home)
     name = rollout_name(rollout) if rollout else None
-    checks = run_checks(folder, namespace_or_default(namespace), name, prometheus_address, controller_address)
+    checks = run_checks(folder, namespace_or_default(namespace), name, prometheus_address, controller_address,
+                        lookback)
     for check in checks:
         typer.echo(check.line())
     raise typer.Exit(1 if any(c.verdict == "FAIL" for c in checks) else 0)
