@@ -23,7 +23,7 @@ from rollouts.engine import reconcile
 from rollouts.engine.types import Decision, EmitEvent
 from rollouts.spec.analysis import AnalysisRun
 from rollouts.spec.rollout import Rollout
-from rollouts.store.protocol import Conflict, NotFound, ObjectStore
+from rollouts.store.protocol import Conflict, NotFound, ObjectStore, StoreError
 
 log = logging.getLogger("rollouts.controller")
 
@@ -176,8 +176,10 @@ class Controller:
         message = f"reconcile failed: {type(exc).__name__}: {exc}"
         if len(message) > MESSAGE_LIMIT:
             message = message[: MESSAGE_LIMIT - 3] + "..."
-        log.error("reconcile failed", exc_info=exc, extra={"fields": {kind.lower(): f"{namespace}/{name}",
-                                                                       "error": message}})
+        # A store's own error (the API unreachable, a refused write) is told in one line and retried; a
+        # traceback is for what nobody planned.
+        log.error("reconcile failed", exc_info=None if isinstance(exc, StoreError) else exc,
+                  extra={"fields": {kind.lower(): f"{namespace}/{name}", "error": message}})
         involved = {"kind": kind, "namespace": namespace, "name": name, "uid": meta.get("uid") or "",
                     "apiVersion": obj.get("apiVersion") or ""}
         try:

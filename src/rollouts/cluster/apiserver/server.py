@@ -111,6 +111,8 @@ def status(home: Path) -> Running | None:
 def _port_free(address: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As aiohttp binds: connections of a killed server linger in TIME_WAIT without making the port busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((address, port))
         except OSError:
@@ -201,6 +203,10 @@ def start_background(home: Path, address: str = "127.0.0.1", port: int = 0, time
         # Starting a second server would leave this one running unseen.
         raise RuntimeError(f"the API server process of {home} (pid {recorded.pid}) is alive but does not answer "
                            f"on {recorded.url}; rollouts cluster down stops it")
+    if port == 0 and recorded is not None and recorded.address == address and _port_free(address, recorded.port):
+        # A cluster that died (SIGKILL, a crash) comes back on its port: the kubeconfig every client and
+        # operator already read stays valid. The stale state file goes, so only the new process is waited for.
+        port = recorded.port
     state_path(home).unlink(missing_ok=True)
     logs = home / "logs"
     logs.mkdir(exist_ok=True)
