@@ -42,7 +42,10 @@ def alive(pid: int) -> bool:
 def children() -> set[int]:
     pids: set[int] = set()
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        pids |= {int(p) for p in (task / "children").read_text().split()}
+        try:
+            pids |= {int(p) for p in (task / "children").read_text().split()}
+        except FileNotFoundError:
+            continue  # a thread that ended while being listed has no children to report
     return pids
 
 

@@ -129,6 +129,10 @@ async def run_controller(store: KubeStore, *, home: Path | None = None, promethe
         queues = WorkQueueMetrics()
         server = MetricsServer(render=metrics.render, healthy=_liveness(controller), extra=[queues.render],
                                allowed_hosts=metrics_allowed_hosts)
+        # /metrics reads the caches: serving it before they are filled would export no rollout at all for a
+        # scrape (and Prometheus would mark every series stale). So the caches fill first.
+        await cache.start()
+        await cache.wait_synced()
         if metrics_address is not None:
             await server.start(metrics_address)
         controller_metrics.activate(metrics)

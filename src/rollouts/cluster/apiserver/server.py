@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -120,6 +121,27 @@ def _port_free(address: str, port: int) -> bool:
     return True
 
 
+RUNTIME_LOCK_FILE = "cluster.lock"
+EXIT_ALREADY_RUNNING = 3  # the background process's exit code when another one serves the home
+
+
+class AlreadyRunning(RuntimeError):
+    """Another local cluster process runs the runtime of this home."""
+
+
+def _lock_runtime(home: Path) -> int:
+    """An exclusive flock on HOME/cluster.lock, held for the process's life (the kernel drops it on any exit)."""
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home / RUNTIME_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise AlreadyRunning(f"another local cluster process already runs {home} (rollouts cluster status "
+                             "says where)") from exc
+    return fd
+
+
 async def serve(home: Path, address: str = "127.0.0.1", port: int = 0, *, stop: asyncio.Event | None = None,
                 settings: Settings | None = None, runtime: RuntimeOptions | None = None) -> None:
     """Serve HOME's store until `stop` is set (or SIGTERM/SIGINT when `stop` is not given).
@@ -131,6 +153,8 @@ async def serve(home: Path, address: str = "127.0.0.1", port: int = 0, *, stop: 
         # Keep the previous port when it is free, so kubeconfigs copied elsewhere stay valid.
         if previous and previous.address == address and _port_free(address, previous.port):
             port = previous.port
+    # One runtime per home, ever: two would each start the ReplicaSets' pods (and `down` could stop one).
+    runtime_lock = _lock_runtime(home) if runtime is not None else None
     store = SQLiteStore(database_path(home))
     settings = settings or Settings()
     if settings.logs_dir is None:
@@ -153,6 +177,8 @@ async def serve(home: Path, address: str = "127.0.0.1", port: int = 0, *, stop: 
         if host is not None:
             await asyncio.to_thread(host.close)
         store.close()
+        if runtime_lock is not None:
+            os.close(runtime_lock)
 
 
 async def _serve_api(home: Path, address: str, port: int, store: SQLiteStore, settings: Settings,
@@ -222,7 +248,12 @@ def start_background(home: Path, address: str = "127.0.0.1", port: int = 0, time
         running = read_state(home)
         if running is not None and running.pid == child.pid and healthy(running, home):
             return running
-        if child.poll() is not None:
+        if child.poll() == EXIT_ALREADY_RUNNING:
+            # Another start won the race for this home (two clients starting it at once): use that one.
+            other = status(home)
+            if other is not None:
+                return other
+        elif child.poll() is not None:
             raise RuntimeError(f"the API server exited with code {child.returncode}; see {logs / LOG_FILE}")
         time.sleep(0.05)
     child.terminate()
@@ -268,7 +299,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("; ".join(runtime.problems()))
     # One line per write (verb, object, code, client) in HOME/logs/apiserver.log; never object contents.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(rollouts_home(args.home), args.address, args.port, runtime=runtime))
+    try:
+        asyncio.run(serve(rollouts_home(args.home), args.address, args.port, runtime=runtime))
+    except AlreadyRunning as exc:
+        logging.getLogger(__name__).error("%s", exc)
+        sys.exit(EXIT_ALREADY_RUNNING)
 
 
 if __name__ == "__main__":
