@@ -88,6 +88,17 @@ class ControllerProcess:
 
         wait_until(running, 40, "the controller to run on its local cluster", interval=0.05)
 
+        def serving() -> bool:
+            # /metrics and /healthz come up once the operator's caches are filled.
+            if process.poll() is not None:
+                raise AssertionError(f"the controller exited with {process.returncode}:\n{self.tail()}")
+            try:
+                return httpx.get(f"http://{self.metrics_address}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(serving, 40, "the controller's /healthz", interval=0.05)
+
     def kill(self) -> None:
         """SIGKILL the operator only: the local cluster and its pods keep running."""
         assert self.process is not None

@@ -306,7 +306,7 @@ def test_runbook(runbook: Runbook) -> None:  # noqa: PLR0915 - the runbook is on
 
         # --- Incident response: a bad release stuck (its gate fails and the rollout aborts itself)
         rb.sh(f"rollouts set image auth-svc auth-svc=auth-svc:bad-1.2.0 -n {NS}")
-        wait_until(lambda: rb.status("auth-svc").get("phase") == "Degraded", 60, "the automatic abort")
+        wait_until(lambda: rb.status("auth-svc").get("phase") == "Degraded", 120, "the automatic abort")
         out = rb.sh(f"rollouts describe analysisrun $(rollouts get analysisrun -n {NS} -l rollout=auth-svc "
                     f"-o name | head -1) -n {NS}").stdout
         assert out.startswith("Name:") and "success-rate" in out and "error-budget-burn" in out, out
