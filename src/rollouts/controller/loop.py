@@ -186,8 +186,10 @@ class Controller:
             self.store.record_event(involved, "Warning", RECONCILE_ERROR, message)
             if condition:
                 self._set_error_condition(obj, kind, namespace, name, message)
-        except Exception:  # the store itself failing: the log line above is all that can be done
-            log.exception("cannot record the reconcile failure", extra={"fields": {"object": f"{namespace}/{name}"}})
+        except Exception as failed:  # the store itself failing: the log line above is all that can be done
+            log.error("cannot record the reconcile failure",
+                      exc_info=None if isinstance(failed, StoreError) else failed,
+                      extra={"fields": {"object": f"{namespace}/{name}", "error": str(failed)[:MESSAGE_LIMIT]}})
 
     def _set_error_condition(self, obj: Mapping[str, Any], kind: str, namespace: str, name: str,
                              message: str) -> None:
