@@ -1,19 +1,25 @@
 """End-to-end harness: a real `rollouts controller` process (the operator) on a temporary home, which starts
 that home's local cluster in the background (the process that runs pods, Service listeners and the ingress
 proxy); the CLI as subprocesses, and requests through the real ingress proxy. Test code may still read the
-home's SQLite store directly (`store()`); the product's clients all go through the cluster's API."""
+home's SQLite store directly (`store()`); the product's clients all go through the cluster's API.
+
+`RemoteCluster`: the other shape, a cluster started with `rollouts cluster up` on its own home and one or more
+operators over its kubeconfig (as on a real cluster), with the API server's write log parsed per writer."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import datetime
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +232,217 @@ def sample_colors(port: int, requests: int = 100) -> collections.Counter[str]:
             response = client.get(f"http://127.0.0.1:{port}/")
             counts[response.json()["color"] if response.status_code == 200 else str(response.status_code)] += 1
     return counts
+
+
+_WRITE = re.compile(r"^(\S+ \S+) INFO \S+: (\w+) (\S+) (\S+) -> (\d+) \((.*), [\d.]+ ms\)$")
+
+
+@dataclass(frozen=True)
+class Write:
+    """One write the API server logged: when, verb, resource, namespace/name[/sub], answer code, User-Agent."""
+
+    at: float
+    verb: str
+    resource: str
+    target: str
+    code: int
+    agent: str
+
+    @property
+    def operator(self) -> str:
+        """The operator identity that wrote it ("" when not an operator: the CLI, the cluster itself)."""
+        return self.agent.split("/", 1)[1] if self.agent.startswith("rollouts-controller/") else ""
+
+
+class RemoteCluster:
+    """A local cluster started by `rollouts cluster up` in `root/cluster-home`, and operators run over its
+    kubeconfig (`start_operator`), as replicas of the Deployment run on a real cluster; `close()` stops the
+    operators and the cluster and waits until no process of the home is left."""
+
+    def __init__(self, root: Path, probe_period: float = 0.2) -> None:
+        self.root = root
+        self.home, self.user = root / "cluster-home", root / "user"
+        self.kubeconfig = self.home / "kubeconfig"
+        self.probe_period = probe_period
+        self.env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "ROLLOUTS_HOME", "POD_NAME")}
+        self.env["HOME"] = str(self.user)
+        self.operators: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs: dict[str, Path] = {}
+
+    def up(self) -> None:
+        self.user.mkdir(parents=True, exist_ok=True)
+        up = subprocess.run([sys.executable, "-m", "rollouts", "cluster", "up", "--home", str(self.home),
+                             "--probe-period", str(self.probe_period)], env=self.env, capture_output=True,
+                            text=True, timeout=90, check=False)
+        if up.returncode != 0:
+            raise AssertionError(f"rollouts cluster up failed ({up.returncode}): {up.stdout}{up.stderr}")
+
+    def start_operator(self, name: str = "operator", leader_elect: bool = False,
+                       wait: bool = True) -> subprocess.Popen[bytes]:
+        """An operator over the kubeconfig, named `name` (its Lease identity and its User-Agent's)."""
+        log = self.logs.setdefault(name, self.root / f"{name}.log")
+        before = log.read_bytes().count(b"controller started") if log.exists() else 0
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "rollouts", "controller", "--kubeconfig", str(self.kubeconfig),
+                 "--leader-elect" if leader_elect else "--no-leader-elect", "--log-format", "text",
+                 "--metrics-address", ""],
+                env={**self.env, "POD_NAME": name}, cwd=self.user, stdout=out, stderr=subprocess.STDOUT)
+        self.operators[name] = process
+        if wait:
+            def running() -> bool:
+                if process.poll() is not None:
+                    raise AssertionError(f"operator {name} exited with {process.returncode}:\n{self.tails()}")
+                return log.read_bytes().count(b"controller started") > before
+
+            wait_until(running, 40, f"operator {name} to start")
+        return process
+
+    def signal_operator(self, name: str, sig: int = signal.SIGKILL) -> None:
+        process = self.operators[name]
+        process.send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            process.wait(timeout=30)
+
+    def cli(self, *args: str, timeout: float = 90, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "rollouts", *args],
+                                env={**self.env, "KUBECONFIG": str(self.kubeconfig)}, capture_output=True,
+                                text=True, timeout=timeout, check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(f"rollouts {' '.join(args)}: {result.stdout}{result.stderr}\n{self.tails()}")
+        return result
+
+    def store(self) -> SQLiteStore:
+        """The cluster's SQLite store, for test code only (the operators read through the API)."""
+        return SQLiteStore(self.home / "state.db")
+
+    def read(self, kind: str, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        with self.store() as store:
+            found = [o for o in store.list(kind, namespace) if o["metadata"]["name"] == name]
+        return found[0] if found else None
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(((self.read("Rollout", name) or {}).get("status")) or {})
+
+    def events(self, involved: str, namespace: str = "default") -> list[dict[str, Any]]:
+        with self.store() as store:
+            return [e for e in store.list("Event", namespace) if e["involvedObject"]["name"] == involved]
+
+    def pod_pids(self) -> set[int]:
+        with self.store() as store:
+            pods = store.list("Pod", "default")
+        return {int((p["metadata"].get("annotations") or {}).get("rollouts.io/pid") or 0) for p in pods} - {0}
+
+    def apiserver_pid(self) -> int | None:
+        from rollouts.cluster.apiserver.server import read_state
+
+        running = read_state(self.home)
+        return running.pid if running is not None else None
+
+    def kill_apiserver(self) -> int:
+        """SIGKILL the cluster process (the API server); its pods run on. Returns its port."""
+        from rollouts.cluster.apiserver.server import read_state
+        from tests.e2e.processes import alive
+
+        running = read_state(self.home)
+        assert running is not None, "no cluster runs"
+        os.kill(running.pid, signal.SIGKILL)
+        wait_until(lambda: not alive(running.pid), 10, "the API server process to die", interval=0.05)
+        return running.port
+
+    def writes(self) -> list[Write]:
+        """Every write the API server logged so far (across its restarts), oldest first."""
+        found = []
+        try:
+            lines = (self.home / "logs" / "apiserver.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        for line in lines:
+            match = _WRITE.match(line)
+            if match:
+                when = datetime.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                found.append(Write(when, match[2], match[3], match[4], int(match[5]), match[6]))
+        return found
+
+    def tails(self) -> str:
+        return "\n".join(f"--- {name} ---\n{log.read_text(errors='replace')[-2500:]}"
+                         for name, log in self.logs.items() if log.exists())
+
+    def close(self) -> None:
+        from tests.e2e.processes import home_processes, living
+
+        left = home_processes(self.home)
+        for process in self.operators.values():
+            if process.poll() is None:
+                with contextlib.suppress(OSError):
+                    os.kill(process.pid, signal.SIGCONT)  # a stopped one must be able to handle SIGTERM
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        subprocess.run([sys.executable, "-m", "rollouts", "cluster", "down", "--home", str(self.home)],
+                       env=self.env, capture_output=True, timeout=90, check=False)
+        try:
+            wait_until(lambda: not living(left | home_processes(self.home)), 30,
+                       "every process of the cluster to exit")
+        except AssertionError:
+            for pid in living(left | home_processes(self.home)):  # none may leak into other tests
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            raise
+
+    def __enter__(self) -> RemoteCluster:
+        try:
+            self.up()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def actor_spans(writes: list[Write], namespace: str = "default") -> list[tuple[str, float, float]]:
+    """The operators' turns at acting, in order: (identity, first write, last write) for each run of
+    consecutive writes to `namespace` by one operator. Two actors at once shows as one identity's turn
+    coming back after another's began (more turns than leaders) or as turns that overlap in time."""
+    spans: list[tuple[str, float, float]] = []
+    for write in writes:
+        if not write.operator or not write.target.startswith(f"{namespace}/") or write.resource.startswith("leases"):
+            continue
+        if spans and spans[-1][0] == write.operator:
+            spans[-1] = (write.operator, spans[-1][1], write.at)
+        else:
+            spans.append((write.operator, write.at, write.at))
+    return spans
+
+
+def conflicts_retried(writes: list[Write]) -> tuple[int, int]:
+    """(writes by an operator answered 409 Conflict, those followed by a successful write of the same object by
+    the same operator): a refused stale write is re-read and written again, never dropped or forced."""
+    conflicts = retried = 0
+    for i, write in enumerate(writes):
+        if write.operator and write.code == 409 and write.verb != "create":
+            conflicts += 1
+            retried += any(later.operator == write.operator and later.target == write.target
+                           and 200 <= later.code < 300 for later in writes[i + 1:])
+    return conflicts, retried
+
+
+def stale_write_refused(kubeconfig: Path, stale: dict[str, Any]) -> bool:
+    """Whether the API refuses a status write carrying `stale`'s (outdated) resourceVersion with 409."""
+    from rollouts.kube.client import KubeStore
+    from rollouts.kube.config import load_config
+    from rollouts.store.protocol import Conflict
+
+    store = KubeStore(load_config(kubeconfig=kubeconfig), user_agent="chaos-stale-writer")
+    try:
+        store.update_status(stale)
+    except Conflict:
+        return True
+    finally:
+        store.close()
+    return False

@@ -123,7 +123,7 @@ def controller(
     scope = Scope(namespace=namespace or None, instance_id=instance_id or None,
                   lease_namespace=lease_namespace if elect else None, workers=workers,
                   **({"identity": os.environ["POD_NAME"]} if os.environ.get("POD_NAME") else {}))
-    store = KubeStore(config)
+    store = KubeStore(config, user_agent=f"rollouts-controller/{scope.identity}")
     try:
         asyncio.run(run_controller(store, home=lock_home, prometheus_address=prometheus_address,
                                    metrics_address=metrics_address or None, companions=companions,

@@ -98,10 +98,13 @@ def _version(obj: Mapping[str, Any]) -> int:
 class KubeStore:
     """`ObjectStore` over the Kubernetes REST API of one `ClusterConfig`. Safe to use from several threads."""
 
-    def __init__(self, config: ClusterConfig, timeout: float = 30.0, field_manager: str = "rollouts") -> None:
+    def __init__(self, config: ClusterConfig, timeout: float = 30.0, field_manager: str = "rollouts",
+                 user_agent: str = "rollouts") -> None:
         self.config = config
         self.timeout = timeout
         self.field_manager = field_manager
+        # The API server logs every write with its User-Agent: an operator names itself there (who acted when).
+        self.user_agent = re.sub(r"[^A-Za-z0-9._/()@:+-]", "_", user_agent)
         parsed = urllib.parse.urlsplit(config.server)
         if parsed.scheme not in ("https", "http") or not parsed.hostname:
             raise Invalid(f"cluster server {config.server!r} is not an http(s) URL")
@@ -131,7 +134,7 @@ class KubeStore:
         return conn
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
-        headers = {"Accept": "application/json", "User-Agent": "rollouts", **self.config.auth_headers()}
+        headers = {"Accept": "application/json", "User-Agent": self.user_agent, **self.config.auth_headers()}
         if content_type:
             headers["Content-Type"] = content_type
         return headers
