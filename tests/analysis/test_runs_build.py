@@ -179,3 +179,15 @@ def test_build_errors_become_error_runs(templates: list[Any], analysis: dict[str
     assert (run.status.phase, run.status.message) == ("Error", message)
     assert run.status.completed_at == NOW
     assert run.metadata.name == "shop-abc-2"
+
+
+@pytest.mark.parametrize(("templates", "analysis", "message"), ERRORS)
+def test_error_runs_are_objects_an_api_server_admits(templates: list[Any], analysis: dict[str, Any],
+                                                      message: str) -> None:
+    # An API server refuses a run without metrics (spec.metrics is required): a run that merely reports
+    # why it cannot be measured must still be admitted, or the rollout is stuck on a misleading error.
+    from rollouts.cluster.apiserver.admission import review
+
+    run = build(templates, analysis).model_dump(by_alias=True, exclude_none=True, mode="json")
+    errors, _ = review({"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun", **run})
+    assert errors == []

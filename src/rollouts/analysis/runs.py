@@ -57,6 +57,14 @@ def _flatten_metrics(templates: Sequence[AnalysisTemplate | ClusterAnalysisTempl
     return metrics
 
 
+def _first_metric_of_each_name(templates: Sequence[AnalysisTemplate | ClusterAnalysisTemplate]) -> list[Metric]:
+    by_name: dict[str, Metric] = {}
+    for template in templates:
+        for metric in template.spec.metrics:
+            by_name.setdefault(metric.name, metric)
+    return list(by_name.values())
+
+
 def _no_duplicate_rules(rules: Sequence[DryRun | MeasurementRetention], what: str) -> None:
     names: set[str] = set()
     for rule in rules:
@@ -138,6 +146,9 @@ def build_analysis_run(
         args = resolve_field_refs(merge_args(incoming, template_args), rollout)
     except SpecError as exc:
         error = SPEC_INVALID_PREFIX + str(exc)
+        # The run must still be a valid object to be stored (an API server refuses a run without metrics):
+        # it keeps the first metric of each name, and its Error phase says why it cannot be measured.
+        metrics = metrics or _first_metric_of_each_name(unique)
     except ArgsError as exc:
         error = UNRESOLVED_ARGS_PREFIX + str(exc)
     spec = AnalysisRunSpec(
