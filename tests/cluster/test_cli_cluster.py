@@ -30,7 +30,8 @@ def test_cluster_up_status_kubeconfig_down(tmp_path: Path) -> None:
         assert printed["current-context"] == "rollouts-local"
         assert oct((home / "kubeconfig").stat().st_mode & 0o777) == "0o600"
         client = Client(config=KubeConfig.from_file(home / "kubeconfig"))
-        assert [n.metadata.name for n in client.list(Namespace)] == ["default"]
+        # The cluster's own namespaces (prometheus, ingress-nginx) may be there too.
+        assert "default" in [n.metadata.name for n in client.list(Namespace)]
         client.close()
         refused = _rollouts(home, "up", "--foreground")  # a second server for the same home
         assert refused[0] == 1 and "already running" in refused[1]

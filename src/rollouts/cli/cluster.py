@@ -31,6 +31,11 @@ def up(
     ingress_metrics_port: int | None = typer.Option(
         None, "--ingress-metrics-port", help="Serve the ingress proxy's ingress-nginx /metrics on this port."),
     no_runtime: bool = typer.Option(False, "--no-runtime", help="Serve the API only: run no pods or listeners."),
+    prometheus: bool = typer.Option(
+        True, "--prometheus/--no-prometheus",
+        help="Run Debian's prometheus (when installed) as Service prometheus/prometheus:9090 of the cluster."),
+    prometheus_scrape_interval: str = typer.Option(
+        "2s", "--prometheus-scrape-interval", help="How often the cluster's Prometheus scrapes (e.g. 2s, 15s)."),
     home: str | None = HOME_OPTION,
 ) -> None:
     """Start the local cluster and print its kubeconfig's path."""
@@ -45,9 +50,12 @@ def up(
         fail(f"--port: {port} is not between 0 and 65535")
     runtime = None if no_runtime else RuntimeOptions(
         images=Path(images).resolve() if images else None, probe_period=probe_period, max_pods=max_pods,
-        ingress_metrics_port=ingress_metrics_port)
+        ingress_metrics_port=ingress_metrics_port, prometheus=prometheus,
+        prometheus_scrape_interval=prometheus_scrape_interval)
     if runtime is not None and runtime.problems():
         fail("; ".join(runtime.problems()))
+    if runtime is not None and runtime.prometheus:
+        _say_prometheus(folder)
     if address not in ("127.0.0.1", "::1", "localhost"):
         typer.echo(f"{address} is not a loopback address: anyone who can reach it and holds the token "
                    "from the kubeconfig can change every object", err=True)
@@ -71,6 +79,17 @@ def up(
     typer.echo(f"local cluster: {running.url} (pid {running.pid})")
     typer.echo(f"kubeconfig: {kubeconfig_path(folder)}")
     typer.echo(f"  export KUBECONFIG={kubeconfig_path(folder)}")
+
+
+def _say_prometheus(home: Path) -> None:
+    from rollouts.cluster import prometheus
+
+    if prometheus.find_binary() is None:
+        typer.echo(prometheus.missing_line(), err=True)
+        return
+    typer.echo(f"prometheus: http://{prometheus.NAME}.{prometheus.NAMESPACE}.svc:{prometheus.PORT} (rollouts "
+               f"port-forward -n {prometheus.NAMESPACE} svc/{prometheus.NAME} {prometheus.PORT}:{prometheus.PORT}); "
+               f"data in {prometheus.folder(home)}")
 
 
 @cluster_app.command()

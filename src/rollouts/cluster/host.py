@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from rollouts.cluster import prometheus
 from rollouts.cluster.runtime_options import RuntimeOptions
 from rollouts.runtime.local.runtime import LocalRuntime
 from rollouts.runtime.local.traffic import TrafficStats
@@ -72,6 +73,26 @@ class RuntimeHost:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def api_listening(self, api_url: str) -> None:
+        """Called once the API serves at `api_url`: set up what talks to the API (the cluster's Prometheus,
+        the ingress metrics registration). A failure is logged: the cluster runs on without it."""
+        runtime = self.runtime
+        try:
+            metrics = runtime.proxy.metrics_address if runtime is not None else None
+            if metrics is not None:
+                prometheus.register_metrics(self.store, prometheus.INGRESS_METRICS, metrics[0], metrics[1],
+                                            target="ingress-proxy")
+            binary = prometheus.find_binary() if self.options.prometheus else None
+            if binary is None:
+                if self.options.prometheus:
+                    log.warning("%s", prometheus.missing_line())
+                prometheus.uninstall(self.store)
+                return
+            prometheus.install(self.store, self.home, api_url, binary, self.options.prometheus_scrape_interval)
+        except Exception:
+            log.exception("the cluster's Prometheus could not be set up; the cluster runs without it")
+        self.wake()
+
     def wake(self) -> None:
         """Ask for a sync pass soon; safe from any thread."""
         loop, wakeup = self._loop, self._wakeup
@@ -85,6 +106,12 @@ class RuntimeHost:
             pass
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(wakeup.set)
+
+    def _ingress_metrics_port(self) -> int | None:
+        # Prometheus scrapes the ingress proxy: its /metrics is served (on a free port unless one is asked for).
+        if self.options.ingress_metrics_port is None and self.options.prometheus:
+            return 0
+        return self.options.ingress_metrics_port
 
     # ---- the runtime's thread ----------------------------------------------------------------------
 
@@ -108,7 +135,7 @@ class RuntimeHost:
         self._wakeup, self._stop = asyncio.Event(), asyncio.Event()
         options = self.options
         runtime = LocalRuntime(self.store, self.home, images=options.images, probe_period=options.probe_period,
-                               on_change=self.wake, metrics_port=options.ingress_metrics_port,
+                               on_change=self.wake, metrics_port=self._ingress_metrics_port(),
                                max_pods=options.max_pods, detached=True)
         await runtime.start()
         self.runtime = runtime

@@ -3,10 +3,14 @@ started with: the flags `rollouts cluster up` and `rollouts controller` pass on 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from rollouts.runtime.local.pods import DEFAULT_MAX_PODS
+
+# Prometheus' duration syntax, as far as a scrape interval needs it (1s, 500ms, 1m30s).
+_DURATION = re.compile(r"^(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
 
 
 @dataclass(frozen=True)
@@ -15,6 +19,9 @@ class RuntimeOptions:
     probe_period: float = 1.0  # readiness probe period in seconds when a container sets none
     max_pods: int = DEFAULT_MAX_PODS  # pods beyond it stay Pending, as with the kubelet's maxPods
     ingress_metrics_port: int | None = None  # the proxy's ingress-nginx /metrics listener; None: not served
+    # (with Prometheus on, None serves it on a free port, registered for Prometheus' discovery)
+    prometheus: bool = True  # run Debian's prometheus as a pod of the cluster when it is installed
+    prometheus_scrape_interval: str = "2s"
 
     def arguments(self) -> list[str]:
         """The command-line flags of the cluster process that mean these options."""
@@ -23,6 +30,9 @@ class RuntimeOptions:
             args += ["--images", str(self.images)]
         if self.ingress_metrics_port is not None:
             args += ["--ingress-metrics-port", str(self.ingress_metrics_port)]
+        if not self.prometheus:
+            args.append("--no-prometheus")
+        args += ["--prometheus-scrape-interval", self.prometheus_scrape_interval]
         return args
 
     def problems(self) -> list[str]:
@@ -34,4 +44,8 @@ class RuntimeOptions:
             found.append(f"--max-pods: {self.max_pods} must be 1 or more")
         if self.ingress_metrics_port is not None and not 0 <= self.ingress_metrics_port <= 65535:
             found.append(f"--ingress-metrics-port: {self.ingress_metrics_port} is not between 0 and 65535")
+        interval = self.prometheus_scrape_interval
+        if not interval or not _DURATION.match(interval) or not any(ch in "123456789" for ch in interval):
+            found.append(f"--prometheus-scrape-interval: {interval!r} is not a Prometheus duration above 0 "
+                         "(e.g. 2s, 500ms, 1m)")
         return found

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from rollouts.cluster.apiserver import discovery, openapi, protobuf
+from rollouts.cluster.apiserver import discovery, openapi, prometheus_sd, protobuf
 from rollouts.cluster.apiserver.customresources import CRD_KIND
 from rollouts.cluster.apiserver.errors import (
     ApiError,
@@ -148,6 +148,7 @@ class ApiServer:
         app.router.add_route("*", "/api/{tail:.+}", self._resource)
         app.router.add_route("*", "/apis/{tail:.+}", self._resource)
         self.traffic.add_routes(app)
+        prometheus_sd.add_routes(app, self.store.list)  # Prometheus' http_sd_configs (Debian's has no k8s SD)
         app.on_cleanup.append(self._close_feed)
         return app
 

@@ -201,6 +201,8 @@ async def _serve_api(home: Path, address: str, port: int, store: SQLiteStore, se
     if metrics_port is not None:
         state["ingressMetricsPort"] = metrics_port
     state_path(home).write_text(json.dumps(state))
+    if host is not None:
+        await asyncio.to_thread(host.api_listening, running.url)  # the cluster's Prometheus, told where the API is
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -291,10 +293,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-pods", type=int, default=RuntimeOptions.max_pods)
     parser.add_argument("--ingress-metrics-port", type=int)
     parser.add_argument("--no-runtime", action="store_true", help="Serve the API only; run no pods.")
+    parser.add_argument("--no-prometheus", action="store_true", help="Run no Prometheus pod.")
+    parser.add_argument("--prometheus-scrape-interval", default=RuntimeOptions.prometheus_scrape_interval)
     args: Any = parser.parse_args(argv)
     runtime = None if args.no_runtime else RuntimeOptions(
         images=Path(args.images) if args.images else None, probe_period=args.probe_period,
-        max_pods=args.max_pods, ingress_metrics_port=args.ingress_metrics_port)
+        max_pods=args.max_pods, ingress_metrics_port=args.ingress_metrics_port,
+        prometheus=not args.no_prometheus, prometheus_scrape_interval=args.prometheus_scrape_interval)
     if runtime is not None and runtime.problems():
         parser.error("; ".join(runtime.problems()))
     # One line per write (verb, object, code, client) in HOME/logs/apiserver.log; never object contents.
