@@ -1,10 +1,13 @@
 """HTTP pieces the Prometheus and web providers share: headers, authentication (basic, OAuth2 client
-credentials), plain-language descriptions of transport failures, and a client that logs no URLs."""
+credentials), plain-language descriptions of transport failures, a client that logs no URLs, and `send`:
+one exchange bounded in time (connect to last byte) and in body size."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ssl
+from typing import Any
 
 import httpx
 
@@ -16,8 +19,50 @@ from rollouts.spec.analysis import Authentication, KeyValue
 quiet_client_logs()
 
 
+# A metric answer is a number or a few series; a body past this (decoded) size is a misbehaving source, and
+# reading it whole would stall the operator's loop and memory. Prometheus' largest sane answers (a vector of
+# some thousand series) stay well below.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
 class RequestFailed(Exception):
     """A request could not produce an answer worth judging; the text is the measurement's error."""
+
+
+async def send(http: httpx.AsyncClient, method: str, url: str, *, timeout: float, auth: Any = httpx.USE_CLIENT_DEFAULT,
+               limit: int = MAX_BODY_BYTES, **request: Any) -> httpx.Response:
+    """One request whose whole exchange takes at most `timeout` seconds and whose body is at most `limit`
+    bytes. httpx's own timeout bounds each read, not the answer: a source trickling a byte a second would
+    otherwise hold a measurement forever. A late answer raises httpx.ReadTimeout, an oversized one
+    RequestFailed naming the cap; the response returned has its body read."""
+    built = http.build_request(method, url, **request)
+    try:
+        async with asyncio.timeout(timeout):
+            response = await http.send(built, auth=auth, stream=True)
+            try:
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise RequestFailed(_too_large(response.status_code, f"{int(declared)} bytes declared", limit))
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise RequestFailed(_too_large(response.status_code, f"more than {limit} bytes", limit))
+                    chunks.append(chunk)
+            finally:
+                await response.aclose()
+    except TimeoutError as exc:
+        raise httpx.ReadTimeout(f"the whole answer did not arrive within {timeout:g}s", request=built) from exc
+    # The body is decoded already (gzip and the like): the copy must not announce an encoding again.
+    headers = [(k, v) for k, v in response.headers.multi_items()
+               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+    return httpx.Response(response.status_code, headers=headers, content=b"".join(chunks), request=built)
+
+
+def _too_large(status: int, size: str, limit: int) -> str:
+    return (f"HTTP {status}, answer body too large ({size}; the cap is {limit // (1024 * 1024)} MiB): "
+            "a metric answer is expected to be a few values")
 
 
 def client(*, timeout: float, insecure: bool | None) -> httpx.AsyncClient:

@@ -20,6 +20,7 @@ from rollouts.analysis.providers._http import (
     client,
     describe,
     header_dict,
+    send,
     snippet,
 )
 from rollouts.analysis.providers.base import MeasureContext
@@ -111,9 +112,11 @@ async def _query(
             auth = basic if basic is not None else httpx.USE_CLIENT_DEFAULT
             # Prometheus' own client POSTs the form (long queries fit) and falls back to GET when a proxy
             # refuses POST.
-            response = await http.post(address + path, data=params, headers=headers, auth=auth)
+            response = await send(http, "POST", address + path, timeout=timeout, data=params, headers=headers,
+                                  auth=auth)
             if response.status_code == 405:
-                response = await http.get(address + path, params=params, headers=headers, auth=auth)
+                response = await send(http, "GET", address + path, timeout=timeout, params=params,
+                                      headers=headers, auth=auth)
         except httpx.TimeoutException as exc:
             raise RequestFailed(f"no answer within {timeout:g}s (timeout)") from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:

@@ -19,6 +19,7 @@ from rollouts.analysis.providers._http import (
     client,
     describe,
     header_dict,
+    send,
     snippet,
 )
 from rollouts.analysis.providers.base import MeasureContext
@@ -94,7 +95,8 @@ async def _request(spec: WebProvider, method: str, namespace: str = "default") -
     async with client(timeout=timeout, insecure=spec.insecure) as http:
         try:
             auth = await authorize(http, spec.authentication, headers, field=f"{FIELD}.authentication")
-            response = await http.request(method, resolved.url, content=content, headers=headers, auth=auth)
+            response = await send(http, method, resolved.url, timeout=timeout, content=content, headers=headers,
+                                  auth=auth)
         except httpx.TimeoutException as exc:
             raise RequestFailed(f"{method} {spec.url}: no answer within {timeout:g}s (timeout)") from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
