@@ -22,7 +22,7 @@ The canary flow (auth-svc) and the blue/green flow (analytics-svc) run side by s
       fails and switches the active Service back to the previous version.
 Every run's measurements are asserted to be numbers (no empty vector, no NaN). Also asserted: the runbook's
 `rollouts port-forward -n prometheus svc/prometheus` + `/-/healthy`, and Prometheus' /api/v1/targets lists
-the pods as up, discovered from our API."""
+the pods and the operator as up, discovered from our API."""
 
 from __future__ import annotations
 
@@ -252,5 +252,7 @@ def test_infra_runbook_releases_gated_by_the_cluster_prometheus(runbook: Runbook
     api = httpx.get(f"{runbook.prometheus_url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
     pods = [t for t in api if t["labels"].get("job") == "kubernetes-pods" and t["health"] == "up"]
     assert {t["labels"].get("app") for t in pods} >= {"auth-svc", "analytics-svc"}, api
+    # The operator's /metrics, discovered through the Endpoints of Service rollouts/rollouts-metrics.
+    assert any(t["labels"].get("job") == "rollouts-metrics" and t["health"] == "up" for t in api), api
     print(f"releases took {time.monotonic() - started:.0f} s; bad canary's run: {measured(result['failed_run'])}",
           file=sys.stderr)
