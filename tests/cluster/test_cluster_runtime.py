@@ -4,6 +4,7 @@ the pods before the server. Real background processes, real pods (the demo servi
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -46,15 +47,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def answers(port: int, path: str = "/") -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:  # noqa: S310 (loopback)
+def answers(port: int, path: str = "/", host: str = "127.0.0.1") -> int:
+    with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5) as reply:  # noqa: S310 (loopback)
         return int(reply.status)
 
 
-def refused(port: int) -> bool:
+def refused(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) != 0
+        return sock.connect_ex((host, port)) != 0
+
+
+def pod_address(pod: dict[str, Any]) -> tuple[str, int]:
+    """Where a pod serves: its own address (status.podIP) and its port."""
+    return pod["status"]["podIP"], int(pod["metadata"]["annotations"]["rollouts.io/port"])
 
 
 def service(name: str) -> dict[str, Any]:
@@ -94,36 +100,40 @@ def test_cluster_process_runs_replica_set_pods_behind_their_service(home: Path) 
     wait_for("the ReplicaSet's pod to be ready", ready_replicas(kube, "shop", 1))
     pods = kube.list("Pod", "default")
     assert [p["metadata"]["name"].startswith("shop-abc-") for p in pods] == [True]
-    pod_port = int(pods[0]["metadata"]["annotations"]["rollouts.io/port"])
-    assert answers(pod_port) == 200
+    pod_ip, pod_port = pod_address(pods[0])
+    assert ipaddress.IPv4Address(pod_ip) in ipaddress.IPv4Network("127.1.0.0/16") and pods[0]["status"]["podIPs"] == [{"ip": pod_ip}]
+    assert answers(pod_port, host=pod_ip) == 200
+    assert refused(pod_port)  # not on 127.0.0.1: the pod listens on its own address only
     service_port = wait_for("the Service's listener port", lambda: int(
         kube.get("Service", "default", "shop")["metadata"]["annotations"]["rollouts.io/port"]))
     assert wait_for("the Service to answer", lambda: answers(service_port)) == 200
     endpoints = wait_for("the Service's Endpoints", lambda: kube.get("Endpoints", "default", "shop")["subsets"])
     assert [(a["ip"], p["port"]) for s in endpoints for a in s["addresses"] for p in s["ports"]] == [
-        ("127.0.0.1", pod_port)]
+        (pod_ip, pod_port)]
     kubectl = shutil.which("kubectl")
     if kubectl:  # what users type; the API objects above are checked either way
         shown = subprocess.run([kubectl, "get", "endpoints", "shop", "--no-headers"], capture_output=True, text=True,
                                timeout=60, env={**os.environ, "KUBECONFIG": str(home / "kubeconfig"),
                                                 "HOME": str(home)})
         assert shown.returncode == 0, shown.stderr
-        assert f"127.0.0.1:{pod_port}" in shown.stdout
+        assert f"{pod_ip}:{pod_port}" in shown.stdout
 
     # Deleting the ReplicaSet (through the API) stops its pod; the Endpoints empty out.
     kube.delete("ReplicaSet", "default", "shop-abc")
-    wait_for("the pod to stop", lambda: refused(pod_port))
+    wait_for("the pod to stop", lambda: refused(pod_port, pod_ip))
     assert wait_for("empty Endpoints", lambda: not kube.get("Endpoints", "default", "shop")["subsets"] or None,
                     timeout=10) is True
 
     assert stop_background(home)  # SIGTERM: the pods stop before the server goes
-    assert refused(pod_port) and refused(service_port)
+    assert refused(pod_port, pod_ip) and refused(service_port)
 
 
 def test_cluster_up_runtime_flags_reach_the_cluster_process(home: Path) -> None:
     metrics_port = free_port()
     invoke = CliRunner().invoke
-    result = invoke(cluster_app, ["up", "--home", str(home), "--max-pods", "1", "--probe-period", "0.2",
+    # No Prometheus pod: it would take the one pod's room.
+    result = invoke(cluster_app, ["up", "--home", str(home), "--no-prometheus", "--max-pods", "1",
+                                  "--probe-period", "0.2",
                                   "--ingress-metrics-port", str(metrics_port)])
     assert result.exit_code == 0, result.output
     assert json.loads((home / "apiserver.json").read_text())["ingressMetricsPort"] == metrics_port

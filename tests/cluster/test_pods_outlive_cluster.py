@@ -31,7 +31,14 @@ from rollouts.runtime.local.processes import (
     recorded,
     signal_group,
 )
-from tests.cluster.test_cluster_runtime import answers, ready_replicas, replica_set, service, wait_for
+from tests.cluster.test_cluster_runtime import (
+    answers,
+    pod_address,
+    ready_replicas,
+    replica_set,
+    service,
+    wait_for,
+)
 
 HOST = "shop.example.com"
 OPTIONS = RuntimeOptions(probe_period=0.2)
@@ -111,12 +118,15 @@ def test_pods_outlive_cluster_sigkill_and_are_readopted_on_restart(shop: tuple[P
     home, kube = shop
     pod = ready_pod(kube)
     notes = pod["metadata"]["annotations"]
-    pid, started, pod_port = int(notes[PID_ANNOTATION]), int(notes[PID_START_ANNOTATION]), int(notes["rollouts.io/port"])
+    pid, started = int(notes[PID_ANNOTATION]), int(notes[PID_START_ANNOTATION])
+    pod_ip, pod_port = pod_address(pod)
     service_port, ingress_port = _ports(kube)
+    cluster_ip = wait_for("the Service's cluster IP", lambda: kube.get("Service", "default", "shop")["spec"].get(
+        "clusterIP"))
     assert wait_for("the Ingress to answer", lambda: through_ingress(ingress_port)) == 200
 
     old_cluster = sigkill_cluster(home)
-    assert answers(pod_port) == 200  # the pod serves on without its cluster
+    assert answers(pod_port, host=pod_ip) == 200  # the pod serves on without its cluster
     assert alive(pid, started)
 
     start_background(home, runtime=OPTIONS)
@@ -126,7 +136,10 @@ def test_pods_outlive_cluster_sigkill_and_are_readopted_on_restart(shop: tuple[P
     assert again["metadata"]["name"] == pod["metadata"]["name"]
     assert again["metadata"]["annotations"][PID_START_ANNOTATION] == str(started)
     assert again["status"]["containerStatuses"][0]["restartCount"] == 0
+    assert pod_address(again) == (pod_ip, pod_port)  # the re-adopted pod keeps its address
     assert _ports(kube) == (service_port, ingress_port)
+    assert kube.get("Service", "default", "shop")["spec"]["clusterIP"] == cluster_ip
+    assert wait_for("the cluster IP to answer again", lambda: answers(80, host=cluster_ip)) == 200
     assert wait_for("the Service to answer again", lambda: answers(service_port)) == 200
     assert wait_for("the Ingress to answer again", lambda: through_ingress(ingress_port)) == 200
 
@@ -139,7 +152,7 @@ def test_pod_that_ended_while_cluster_was_down_restarts_as_after_a_crash(shop: t
     home, kube = shop
     pod = ready_pod(kube)
     pid = int(pod["metadata"]["annotations"][PID_ANNOTATION])
-    pod_port = int(pod["metadata"]["annotations"]["rollouts.io/port"])
+    pod_ip, pod_port = pod_address(pod)
     sigkill_cluster(home)
     signal_group(pid, signal.SIGKILL)
     wait_for("the pod process to end", lambda: not alive(pid, None))
@@ -152,14 +165,14 @@ def test_pod_that_ended_while_cluster_was_down_restarts_as_after_a_crash(shop: t
         return found if found["metadata"]["annotations"][PID_ANNOTATION] != str(pid) else None
     again = wait_for("the pod restarted", restarted)
     assert again["metadata"]["name"] == pod["metadata"]["name"]
-    assert again["metadata"]["annotations"]["rollouts.io/port"] == str(pod_port)
+    assert pod_address(again) == (pod_ip, pod_port)  # restarted on its recorded address and port
     assert again["status"]["containerStatuses"][0]["restartCount"] == 1
-    assert answers(pod_port) == 200
+    assert answers(pod_port, host=pod_ip) == 200
 
     # Killed again, then `down` with no cluster process: the pods it left are stopped all the same.
     new_pid = int(again["metadata"]["annotations"][PID_ANNOTATION])
     sigkill_cluster(home)
-    assert answers(pod_port) == 200
+    assert answers(pod_port, host=pod_ip) == 200
     result = CliRunner().invoke(cluster_app, ["down", "--home", str(home)])
     assert result.output.strip() == "local cluster was not running"
     assert not alive(new_pid, None)

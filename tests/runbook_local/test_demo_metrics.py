@@ -140,7 +140,7 @@ def test_metrics_local_pod_labelled_with_its_app_label(tmp_path: Path) -> None:
             while not (state := sup.pod(pod.name)) or not state.ready:
                 assert time.monotonic() < deadline, f"pod never ready: {state}"
                 await asyncio.sleep(0.05)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{state.port}", timeout=5) as client:
+            async with httpx.AsyncClient(base_url=f"http://{state.ip}:{state.port}", timeout=5) as client:
                 await client.get("/")
                 return (await client.get("/metrics")).text
         finally:

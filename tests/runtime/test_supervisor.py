@@ -76,9 +76,10 @@ async def until(
         await asyncio.sleep(0.02)
 
 
-async def get(port: int, path: str = "/") -> httpx.Response:
+async def get(pod: PodState, path: str = "/") -> httpx.Response:
+    """A request to the pod at its own address (status.podIP), as a Service's listener sends it."""
     async with httpx.AsyncClient() as client:
-        return await client.get(f"http://127.0.0.1:{port}{path}", timeout=5)
+        return await client.get(f"http://{pod.ip}:{pod.port}{path}", timeout=5)
 
 
 def test_demo_pods_become_ready_and_a_killed_one_restarts(tmp_path: Path) -> None:
@@ -100,8 +101,8 @@ def test_demo_pods_become_ready_and_a_killed_one_restarts(tmp_path: Path) -> Non
                 fixed,
                 fixed,
             )
-            assert (await get(a.port)).json()["color"] == "blue"
-            assert (await get(b.port)).json()["color"] == "green"
+            assert (await get(a)).json()["color"] == "blue"
+            assert (await get(b)).json()["color"] == "green"
             assert [p.name for p in sup.pods(selector={"v": "2"})] == ["web-b"]
             assert len(sup.pods(namespace="default")) == 2 and sup.pods(namespace="other") == []
             # Same name again is the same pod.
@@ -114,7 +115,7 @@ def test_demo_pods_become_ready_and_a_killed_one_restarts(tmp_path: Path) -> Non
             again = await until(sup, "web-a", lambda s: s.ready and s.pid != a.pid)
             assert again.restarts == 1
             assert again.port == a.port
-            assert (await get(again.port)).json()["color"] == "blue"
+            assert (await get(again)).json()["color"] == "blue"
             assert sup.pod("web-b") == b  # the other pod is untouched
         finally:
             await sup.close(grace_seconds=5)
@@ -132,7 +133,7 @@ def test_container_env_reaches_the_process_and_port_is_the_pods(tmp_path: Path) 
         try:
             pod = await sup.ensure_pod("env", {}, demo("blue", env=[{"name": "COLOR", "value": "teal"}]))
             ready = await until(sup, pod.name, lambda s: s.ready)
-            assert (await get(ready.port)).json() == {"color": "teal", "version": "blue"}
+            assert (await get(ready)).json() == {"color": "teal", "version": "blue"}
         finally:
             await sup.close()
 
@@ -219,7 +220,7 @@ def test_delete_sigkills_a_process_that_ignores_sigterm_after_the_grace(tmp_path
             """
             import signal, socket, os, time
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            s = socket.socket(); s.bind(("127.0.0.1", int(os.environ["PORT"]))); s.listen()
+            s = socket.socket(); s.bind((os.environ["POD_IP"], int(os.environ["PORT"]))); s.listen()
             print("ignoring SIGTERM", flush=True)
             time.sleep(60)
             """

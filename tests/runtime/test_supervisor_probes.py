@@ -36,8 +36,10 @@ PLANS = [
     (
         {"httpGet": {"path": "/healthz", "port": "http"}},
         1.0,
-        {"kind": "http", "path": "/healthz", "port": 5000},
+        {"kind": "http", "path": "/healthz", "port": 8080},
     ),
+    ({"httpGet": {"port": 9102}}, 1.0, {"kind": "http", "port": 9102}),
+    ({"httpGet": {"port": "metrics"}}, 1.0, {"kind": "http", "port": 5000}),
     (
         {"httpGet": {"path": "ready", "port": 8080, "scheme": "HTTPS"}},
         1.0,
@@ -59,13 +61,23 @@ PLANS = [
 ]
 
 
+@pytest.mark.parametrize("probe", [{"httpGet": {"port": "http"}}, {"httpGet": {"port": 8080}},
+                                   {"tcpSocket": {"port": 9000}}], ids=["named", "number", "tcp-number"])
+def test_probe_of_a_container_declaring_no_port_hits_its_one_port(probe: dict[str, Any]) -> None:
+    bare = Container.model_validate({"name": "app", "image": "rollouts-demo:blue", "readinessProbe": probe})
+    plan = plan_readiness(bare, 5000, host="127.1.0.7")
+    assert (plan.host, plan.port) == ("127.1.0.7", 5000)
+
+
 @pytest.mark.parametrize(
     ("probe", "override", "expected"),
     PLANS,
     ids=[
         "default-tcp",
         "default-k8s-period",
-        "http-named-port",
+        "http-named-port-is-its-container-port",
+        "http-port-number-as-given",
+        "http-unknown-name-is-the-pod-port",
         "http-relative-path-https",
         "manifest-period-honoured",
         "override-wins",

@@ -9,9 +9,12 @@ Names resolved, as a pod's resolver would (case-insensitive, a trailing dot allo
   own resolver (`localhost`, a host in /etc/hosts).
 `<svc>.<ns>` (the search-path form) is not resolved: any dotted host name would cost an API read.
 
-The listener is the Service's `rollouts.io/port` annotation on 127.0.0.1 (one HTTP listener per Service that
-serves every Service port). The URL's port (default 80, 443 for https) must be one of the Service's
-`spec.ports[].port`. The listeners speak plain HTTP, so an https URL is sent as http to them; the Host header
+The address connected to is the Service's cluster IP and the URL's port (`spec.clusterIP`, 127.2.x.y) when
+the runtime listens there (the port is in its `rollouts.io/cluster-ip-ports` annotation), as a pod's
+connection to a Service's ClusterIP would go; otherwise the host-port listener, the Service's
+`rollouts.io/port` annotation on 127.0.0.1 (one HTTP listener per Service that serves every Service port).
+The URL's port (default 80, 443 for https) must be one of the Service's `spec.ports[].port`. The
+listeners speak plain HTTP, so an https URL is sent as http to them; the Host header
 keeps the name the URL gave. Services are read through an ObjectStore (a KubeStore in the operator) and kept
 for `ttl` seconds.
 
@@ -34,6 +37,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 from rollouts.store.protocol import NotFound, ObjectStore
 
 PORT_ANNOTATION = "rollouts.io/port"
+CLUSTER_PORTS_ANNOTATION = "rollouts.io/cluster-ip-ports"
 LISTENER_HOST = "127.0.0.1"
 CLUSTER_DOMAIN = "cluster.local"
 DEFAULT_TTL_SECONDS = 2.0
@@ -55,6 +59,8 @@ class _Entry:
     listener: int | None
     ports: tuple[int, ...]
     at: float
+    cluster_ip: str | None = None
+    cluster_ports: tuple[int, ...] = ()  # the ports that answer on cluster_ip
 
 
 def cluster_name(host: str) -> tuple[str, str | None, bool] | None:
@@ -115,6 +121,8 @@ class ClusterResolver:
         if entry.ports and port not in entry.ports:
             raise ResolveError(f"{host}:{port}: Service {namespace}/{service} has no port {port} "
                                f"(spec.ports[].port: {', '.join(map(str, entry.ports))})")
+        if entry.cluster_ip is not None and port in entry.cluster_ports:
+            return Resolved(_with_address(parts, entry.cluster_ip, port), host=parts.netloc.rpartition("@")[2])
         if entry.listener is None:
             raise ResolveError(f"Service {namespace}/{service} has no local listener yet "
                                f"(metadata.annotations.{PORT_ANNOTATION} is not set): is the local cluster "
@@ -152,14 +160,31 @@ def _entry(service: dict[str, Any], now: float) -> _Entry:
         listener = None
     if listener is not None and not 0 < listener < 65536:
         listener = None
-    ports = tuple(int(p["port"]) for p in (service.get("spec") or {}).get("ports") or []
+    spec = service.get("spec") or {}
+    ports = tuple(int(p["port"]) for p in spec.get("ports") or []
                   if isinstance(p, dict) and isinstance(p.get("port"), int))
-    return _Entry(found=True, listener=listener, ports=ports, at=now)
+    raw_ip = spec.get("clusterIP")
+    cluster_ip = raw_ip if isinstance(raw_ip, str) and _is_loopback(raw_ip) else None
+    listening = ((service.get("metadata") or {}).get("annotations") or {}).get(CLUSTER_PORTS_ANNOTATION) or ""
+    cluster_ports = tuple(int(p) for p in str(listening).split(",") if p.strip().isdigit())
+    return _Entry(found=True, listener=listener, ports=ports, at=now, cluster_ip=cluster_ip,
+                  cluster_ports=cluster_ports)
+
+
+def _is_loopback(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
 
 
 def _with_listener(parts: SplitResult, listener: int) -> str:
+    return _with_address(parts, LISTENER_HOST, listener)
+
+
+def _with_address(parts: SplitResult, host: str, port: int) -> str:
     userinfo = parts.netloc.rpartition("@")[0]
-    netloc = f"{userinfo}@{LISTENER_HOST}:{listener}" if userinfo else f"{LISTENER_HOST}:{listener}"
+    netloc = f"{userinfo}@{host}:{port}" if userinfo else f"{host}:{port}"
     # The listeners speak plain HTTP (see the module docstring).
     return urlunsplit(("http", netloc, parts.path, parts.query, parts.fragment))
 

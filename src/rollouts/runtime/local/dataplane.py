@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from rollouts.runtime.local.proxy import IngressProxy
@@ -113,6 +113,9 @@ class ThreadedServiceBalancer(ServiceBalancer):
 
     async def ensure_service(self, service: Service | Mapping[str, Any]) -> int:
         return await self._data_plane.run(super().ensure_service(service))
+
+    async def ensure_cluster_ip(self, key: str, cluster_ip: str | None, ports: Sequence[int]) -> list[str]:
+        return await self._data_plane.run(super().ensure_cluster_ip(key, cluster_ip, ports))
 
     async def remove_service(self, key: str) -> None:
         await self._data_plane.run(super().remove_service(key))

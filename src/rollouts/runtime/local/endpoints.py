@@ -1,7 +1,8 @@
 """core/v1 Endpoints for every Service, as Kubernetes' endpoints controller keeps them: one object named after
 its Service listing the pods its selector matches, ready ones under `addresses`, the others under
 `notReadyAddresses`, so `kubectl get endpoints` and `kubectl describe service` show what the listener
-balances over. Each local pod has its own port on 127.0.0.1, hence one subset per pod. Endpoints whose
+balances over. Each local pod has its own address (status.podIP) and serves each Service port on the
+targetPort resolved against its containerPorts; pods serving the same ports share a subset. Endpoints whose
 Service is gone are deleted (Kubernetes sets no owner on them either). Written only when they change."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from rollouts.runtime.local.ports import resolve_port
 from rollouts.runtime.local.supervisor import PodState
 from rollouts.store.protocol import AlreadyExists, NotFound, ObjectStore
 
@@ -21,26 +23,42 @@ MANAGED_BY = "rollouts-local-runtime"
 
 
 def _address(state: PodState) -> dict[str, Any]:
-    return {"ip": "127.0.0.1", "targetRef": {"kind": "Pod", "namespace": state.namespace, "name": state.name}}
+    return {"ip": state.ip, "targetRef": {"kind": "Pod", "namespace": state.namespace, "name": state.name}}
+
+
+def target_ports(service: dict[str, Any], state: PodState) -> list[dict[str, Any]]:
+    """The Service's ports as the pod serves them: each `targetPort` (default: the port) resolved against the
+    pod's declared containerPorts (a named one to its number)."""
+    out = []
+    for p in (service.get("spec") or {}).get("ports") or [{}]:
+        ref = p.get("targetPort", p.get("port"))
+        out.append({**({"name": p["name"]} if p.get("name") else {}),
+                    "port": resolve_port(ref, state.container_ports, state.port),
+                    "protocol": p.get("protocol", "TCP")})
+    return out
 
 
 def subsets_for(service: dict[str, Any], pods: Iterable[PodState]) -> list[dict[str, Any]]:
-    """The subsets of a Service's Endpoints: the pods its selector matches, by name (a Service without a
-    selector has its Endpoints managed by hand, as in Kubernetes: None of ours)."""
+    """The subsets of a Service's Endpoints: the pods its selector matches at their own addresses, grouped by
+    the ports they serve (pods of one template share a subset), addresses sorted by pod name."""
     meta = service["metadata"]
     selector = (service.get("spec") or {}).get("selector") or {}
-    ports = (service.get("spec") or {}).get("ports") or [{}]
-    subsets = []
+    subsets: list[dict[str, Any]] = []
+    by_ports: dict[str, dict[str, Any]] = {}
     for state in sorted(pods, key=lambda s: s.name):
         if state.namespace != meta["namespace"] or state.terminating or state.pid is None:
             continue
         if any(state.labels.get(k) != v for k, v in selector.items()):
             continue
-        key = "addresses" if state.ready else "notReadyAddresses"
-        named = [{"port": state.port, "protocol": p.get("protocol", "TCP"), **({"name": p["name"]} if p.get("name")
-                                                                                else {})} for p in ports]
-        subsets.append({key: [_address(state)], "ports": named})
-    return subsets
+        ports = target_ports(service, state)
+        group = repr(ports)
+        subset = by_ports.get(group)
+        if subset is None:
+            subset = by_ports[group] = {"ports": ports}
+            subsets.append(subset)
+        subset.setdefault("addresses" if state.ready else "notReadyAddresses", []).append(_address(state))
+    # Key order as the API server shows it.
+    return [{k: subset[k] for k in ("addresses", "notReadyAddresses", "ports") if k in subset} for subset in subsets]
 
 
 class EndpointsSync:

@@ -66,6 +66,14 @@ def _started_at(status: dict[str, Any]) -> datetime | None:
     return None
 
 
+def _ports(state: PodState) -> list[dict[str, Any]]:
+    """The container's ports as the Pod shows them: the declared ones, or the one port the runtime chose for a
+    container that declares none (so a client discovering pods, Prometheus' role pod, finds where it listens)."""
+    declared = state.container_ports or (("", state.port, "TCP"),)
+    return [{**({"name": name} if name else {}), "containerPort": number, "protocol": protocol}
+            for name, number, protocol in declared]
+
+
 def _pod_name(rs_name: str) -> str:
     return f"{rs_name}-{''.join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))}"
 
@@ -87,7 +95,8 @@ def pod_status(state: PodState) -> dict[str, Any]:
         container_state = {"terminated": {"exitCode": state.exit_code or 0, "reason": state.reason or ""}}
     return {
         "phase": state.phase.value,
-        "podIP": "127.0.0.1",
+        "podIP": state.ip,
+        "podIPs": [{"ip": state.ip}],
         "reason": state.reason,
         "message": state.message,
         "conditions": [{"type": "Ready", "status": "True" if state.ready else "False"}],
@@ -141,6 +150,7 @@ class PodSync:
             except ValidationError:
                 template = None
             port = _recorded_port(meta.get("annotations"))
+            ip = (obj.get("status") or {}).get("podIP")
             if rs is None or template is None or not template.spec.containers or port is None:
                 # Not to run again: its ReplicaSet is gone (or unreadable), or no port was recorded.
                 if process is not None:
@@ -151,7 +161,7 @@ class PodSync:
             status = obj.get("status") or {}
             restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
             state = await self.supervisor.adopt_pod(
-                name, labels, container, namespace, port=port,
+                name, labels, container, namespace, port=port, ip=ip if isinstance(ip, str) and ip else None,
                 pid=process[0] if process else None, pid_start=process[1] if process else None,
                 restarts=restarts, created_at=_parse_time(meta.get("creationTimestamp")),
                 started_at=_started_at(status),
@@ -297,7 +307,10 @@ class PodSync:
         # Where the process is, so a restarted local cluster adopts it (and `cluster down` finds it).
         process = {PID_ANNOTATION: str(state.pid) if state.pid else None,
                    PID_START_ANNOTATION: str(state.pid_start) if state.pid and state.pid_start else None}
-        annotations = {PORT_ANNOTATION: str(state.port), "rollouts.io/log": str(state.log_path),
+        # The template's own annotations (prometheus.io/scrape, ...) are the pod's, as in Kubernetes.
+        template_meta = ((rs.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        annotations = {**{str(k): str(v) for k, v in (template_meta.get("annotations") or {}).items()},
+                       PORT_ANNOTATION: str(state.port), "rollouts.io/log": str(state.log_path),
                        **{k: v for k, v in process.items() if v is not None}}
         obj = {
             "apiVersion": "v1",
@@ -310,7 +323,7 @@ class PodSync:
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs["metadata"]["name"],
                                      "uid": rs["metadata"].get("uid", ""), "controller": True}],
             },
-            "spec": {"containers": [{"name": state.container, "image": state.image}]},
+            "spec": {"containers": [{"name": state.container, "image": state.image, "ports": _ports(state)}]},
             "status": status,
         }
         previous = self._written.get(state.name)

@@ -1,8 +1,9 @@
 """Readiness probes for local pods: what to check (from the container's readinessProbe), one check, and the
 threshold bookkeeping that turns check results into a ready flag.
 
-Locally each pod gets exactly one port (its PORT env), so every probe port, numeric or named, is that port,
-and the probe host is always the pod's loopback address.
+The probe host is always the pod's own loopback address (its POD_IP). The probe's port, by number or by
+name, is resolved against the container's declared ports (ports.py): a pod that declares none has only its
+PORT, which every probe port then means.
 
 Kubernetes' default `periodSeconds` is 10 s, which makes local demos crawl. The runtime therefore takes a
 `probe_period` override (default 1 s) that replaces the manifest's period; pass `probe_period=None` to use
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from rollouts.runtime.local.ports import declared_ports, resolve_port
 from rollouts.spec.pod import Container
 
 K8S_DEFAULT_PERIOD_SECONDS = 10.0
@@ -55,8 +57,9 @@ def plan_readiness(
     probe_period: float | None = DEFAULT_PROBE_PERIOD,
     host: str = "127.0.0.1",
 ) -> ProbePlan:
-    """The readiness probe to run for a container listening on `port`."""
+    """The readiness probe to run for a container listening on `host`:`port`."""
     probe = container.readiness_probe
+    declared = declared_ports(container)
     if probe is None:
         period = probe_period if probe_period is not None else K8S_DEFAULT_PERIOD_SECONDS
         return ProbePlan(kind="tcp", port=port, host=host, period=period)
@@ -65,9 +68,10 @@ def plan_readiness(
         if probe_period is not None
         else float(probe.period_seconds or K8S_DEFAULT_PERIOD_SECONDS)
     )
+    action = probe.http_get or probe.tcp_socket
     base = ProbePlan(
         kind="tcp",
-        port=port,
+        port=resolve_port(action.port if action is not None else None, declared, port),
         host=host,
         initial_delay=float(probe.initial_delay_seconds or 0),
         period=period,

@@ -6,8 +6,10 @@ only source of truth, so a restarted controller rebuilds all of it."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,9 @@ from rollouts.analysis.providers.run_target import store_run_target
 from rollouts.analysis.providers.sequential import register_sequential_plugin
 from rollouts.analysis.providers.traffic import register_traffic_plugin
 from rollouts.analysis.sequential.release_start import store_release_start
+from rollouts.runtime.local.addresses import CLUSTER_PORTS_ANNOTATION, ServiceAddresses
 from rollouts.runtime.local.dataplane import DataPlaneLoop, ThreadedIngressProxy, ThreadedServiceBalancer
-from rollouts.runtime.local.endpoints import EndpointsSync
+from rollouts.runtime.local.endpoints import EndpointsSync, target_ports
 from rollouts.runtime.local.images import ImageResolver
 from rollouts.runtime.local.jobs import JobController
 from rollouts.runtime.local.lists import KindLists
@@ -59,6 +62,8 @@ class LocalRuntime:
                                           access_log=self.logs_dir / "ingress.log", metrics_port=metrics_port,
                                           on_port=self._ingress_port)
         self._ingress_digest = ""
+        self.service_addresses = ServiceAddresses()
+        self._cluster_warned: dict[str, str] = {}  # Service key -> the listen problem last reported
 
     def _pod_changed(self, state: PodState) -> None:
         if self._on_change is not None:
@@ -114,10 +119,10 @@ class LocalRuntime:
             except (OSError, ValueError) as exc:
                 log.warning("Service %s: cannot listen: %s", key, exc)
                 continue
+            await self._sync_cluster_ip(svc, key)
             selector = (svc.get("spec") or {}).get("selector") or {}
             endpoints = [
-                Endpoint(host="127.0.0.1", port=p.port, pod=p.name, pod_hash=p.labels.get(POD_HASH_LABEL, ""))
-                for p in ready
+                _endpoint(svc, p) for p in ready
                 if p.namespace == meta["namespace"] and selector
                 and all(p.labels.get(k) == v for k, v in selector.items())
             ]
@@ -128,8 +133,44 @@ class LocalRuntime:
                                                                         service=role[0], version=role[1]))
         for key in [k for k in self.balancer.ports if k not in wanted]:
             await self.balancer.remove_service(key)
+        for key in [k for k in self.service_addresses.services() if k not in wanted]:
+            self.service_addresses.release(key)
+            self._cluster_warned.pop(key, None)
         if self.endpoints is not None:
             self.endpoints.sync(services, self.supervisor.pods())
+
+    async def _sync_cluster_ip(self, svc: dict[str, Any], key: str) -> None:
+        """Give the Service a cluster IP (spec.clusterIP) and listen there on each of its ports; what cannot
+        be listened on is a Warning event on the Service (the host-port listener still serves it)."""
+        meta, spec = svc["metadata"], svc.get("spec") or {}
+        ports = [int(p["port"]) for p in spec.get("ports") or [] if isinstance(p.get("port"), int)]
+        ip, assigned = self.service_addresses.cluster_ip(key, spec, lambda ip: all(_bindable(ip, p) for p in ports))
+        if assigned and ip is not None:
+            try:
+                self.store.patch("Service", meta["namespace"], meta["name"],
+                                 {"spec": {"clusterIP": ip, "clusterIPs": [ip]}})
+            except NotFound:
+                return
+        problems = await self.balancer.ensure_cluster_ip(key, ip, ports)
+        listening = ",".join(str(port) for _, port in self.balancer.cluster_addresses(key))
+        if (meta.get("annotations") or {}).get(CLUSTER_PORTS_ANNOTATION, "") != listening:
+            try:
+                self.store.patch("Service", meta["namespace"], meta["name"],
+                                 {"metadata": {"annotations": {CLUSTER_PORTS_ANNOTATION: listening or None}}})
+            except NotFound:
+                return
+        message = "; ".join(problems)
+        if message and self._cluster_warned.get(key) != message:
+            text = (f"Service {key}: not listening on its cluster IP: {message}; it is still served on "
+                    f"127.0.0.1 at its {PORT_ANNOTATION} port")
+            log.warning(text)
+            try:
+                self.store.record_event({"kind": "Service", "namespace": meta["namespace"], "name": meta["name"],
+                                         "uid": meta.get("uid", ""), "apiVersion": "v1"},
+                                        "Warning", "ClusterIPNotListening", text, source="rollouts-local-runtime")
+            except Exception:  # an event is best effort
+                log.exception("cannot record the event for Service %s", key)
+        self._cluster_warned[key] = message
 
     async def _sync_ingresses(self) -> None:
         ingresses = self.lists.list("Ingress")
@@ -151,6 +192,28 @@ class LocalRuntime:
 
     def render_metrics(self) -> bytes:
         return self.proxy.render_metrics()
+
+
+def _bindable(ip: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((ip, port))
+        except OSError as exc:
+            # EACCES (a port below 1024 without the right): the address is free, the listener will say why.
+            return exc.errno == errno.EACCES
+        return True
+
+
+def _endpoint(svc: dict[str, Any], pod: PodState) -> Endpoint:
+    """A ready pod as the Service's listeners reach it: its own address, the first Service port's target port
+    for the host-port listener, and each Service port's target port for the cluster-IP listeners."""
+    ports = target_ports(svc, pod)
+    declared = [p.get("port") for p in (svc.get("spec") or {}).get("ports") or []]
+    targets = tuple((int(port), int(target["port"])) for port, target in zip(declared, ports, strict=False)
+                    if isinstance(port, int))
+    return Endpoint(host=pod.ip, port=int(ports[0]["port"]), pod=pod.name,
+                    pod_hash=pod.labels.get(POD_HASH_LABEL, ""), targets=targets)
 
 
 def _blue_green_role(svc: dict[str, Any]) -> tuple[str, str] | None:

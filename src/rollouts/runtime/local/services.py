@@ -1,9 +1,13 @@
-"""Service balancers of the local runtime: one HTTP listener per Service on 127.0.0.1, forwarding each
-request round robin to the Service's ready endpoints (pod processes).
+"""Service balancers of the local runtime: HTTP listeners for each Service, forwarding each request round
+robin to the Service's ready endpoints (pod processes, at their own addresses).
 
-The port is the Service's `rollouts.io/port` annotation, else a free port chosen once and kept for the life
-of the balancer; `on_port(service_key, port)` reports it and `ports` shows it. The ingress proxy calls
-`forward()` in-process rather than going through a Service's port.
+Two kinds of listener per Service:
+- the host-port listener on 127.0.0.1, which answers for every Service port: its port is the Service's
+  `rollouts.io/port` annotation, else a free port chosen once and kept for the life of the balancer;
+  `on_port(service_key, port)` reports it and `ports` shows it (`rollouts port-forward` and the CLI use it);
+- one listener on the Service's cluster IP (127.2.x.y, `spec.clusterIP`) per `spec.ports[].port`, as
+  kube-proxy would serve it (`ensure_cluster_ip`); each forwards to the target port of its Service port.
+The ingress proxy calls `forward()` in-process rather than going through a Service's port.
 
 Forwarding follows NGINX's defaults where they matter: the client's Host header is passed on, X-Forwarded-*
 and X-Real-IP are set, hop-by-hop headers are dropped, the body is streamed both ways, and a connection that
@@ -56,6 +60,15 @@ class Endpoint:
     port: int
     pod: str = ""
     pod_hash: str = ""
+    # (Service port, the pod's port for it) of each Service port; `port` serves the rest (the host-port
+    # listener, which answers for every Service port).
+    targets: tuple[tuple[int, int], ...] = ()
+
+    def port_for(self, service_port: int | None) -> int:
+        for port, target in self.targets:
+            if port == service_port:
+                return target
+        return self.port
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,8 @@ class ServiceBalancer:
         self._assigned: dict[str, int] = {}
         self._session: aiohttp.ClientSession | None = None
         self.ports: dict[str, int] = {}
+        # Service key -> {(cluster IP, Service port): its listener}.
+        self._cluster: dict[str, dict[tuple[str, int], web.AppRunner]] = {}
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -152,7 +167,36 @@ class ServiceBalancer:
             self._on_port(key, actual)
         return actual
 
+    async def ensure_cluster_ip(self, key: str, cluster_ip: str | None, ports: Sequence[int]) -> list[str]:
+        """Listen on cluster_ip:port for each Service port (None: none, a headless Service); listeners no
+        longer wanted stop. Returns what could not be listened on, one sentence each (the caller reports it);
+        the host-port listener serves those ports meanwhile."""
+        wanted = {(cluster_ip, int(port)) for port in ports} if cluster_ip else set()
+        current = self._cluster.setdefault(key, {})
+        for address in [a for a in current if a not in wanted]:
+            await current.pop(address).cleanup()
+        problems = []
+        for ip, port in sorted(wanted - set(current)):
+            try:
+                sock = bind_socket(ip, port, what=f"Service {key}", field="spec.clusterIP")
+            except ServiceError as exc:
+                problems.append(str(exc))
+                continue
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", self._listener_handler(key, port))
+            runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+            await runner.setup()
+            await web.SockSite(runner, sock).start()
+            current[(ip, port)] = runner
+        return problems
+
+    def cluster_addresses(self, key: str) -> list[tuple[str, int]]:
+        """The cluster IP and port of each cluster-IP listener of a Service that is up."""
+        return sorted(self._cluster.get(key, {}))
+
     async def remove_service(self, key: str) -> None:
+        for runner_ in self._cluster.pop(key, {}).values():
+            await runner_.cleanup()
         runner = self._runners.pop(key, None)
         self.ports.pop(key, None)
         self._endpoints.pop(key, None)
@@ -198,8 +242,9 @@ class ServiceBalancer:
 
     # --- forwarding -------------------------------------------------------------------------------
 
-    async def forward(self, key: str, request: web.Request) -> ForwardResult:
-        """Send `request` to one ready endpoint of Service `key` and stream the answer back to the client."""
+    async def forward(self, key: str, request: web.Request, service_port: int | None = None) -> ForwardResult:
+        """Send `request` to one ready endpoint of Service `key` and stream the answer back to the client;
+        `service_port`: the Service port it came in on (its target port on the pod), None for the first."""
         if self._session is None:
             await self.start()
         assert self._session is not None
@@ -215,7 +260,8 @@ class ServiceBalancer:
         data = request.content if request.body_exists else None
         failures: list[str] = []
         for endpoint in ordered:
-            url = f"http://{endpoint.host}:{endpoint.port}{request.rel_url}"
+            target = endpoint.port_for(service_port)
+            url = f"http://{endpoint.host}:{target}{request.rel_url}"
             timeout = aiohttp.ClientTimeout(
                 total=None, sock_connect=self._connect_timeout, sock_read=self._read_timeout
             )
@@ -228,7 +274,7 @@ class ServiceBalancer:
                     return await _relay(request, upstream, endpoint)
             except aiohttp.ClientConnectorError as exc:
                 # Not sent yet: another endpoint may take it (NGINX's proxy_next_upstream error).
-                failures.append(f"{endpoint.pod or endpoint.host}:{endpoint.port} ({exc.os_error})")
+                failures.append(f"{endpoint.pod or endpoint.host} at {endpoint.host}:{target} ({exc.os_error})")
                 if data is not None and data.total_bytes:
                     break
                 continue
@@ -241,10 +287,10 @@ class ServiceBalancer:
         body = f"502 Bad Gateway: no endpoint of Service {key} accepted a connection: {', '.join(failures)}\n"
         return await _plain(request, 502, body, None)
 
-    def _listener_handler(self, key: str) -> Callable[[web.Request], Any]:
+    def _listener_handler(self, key: str, service_port: int | None = None) -> Callable[[web.Request], Any]:
         async def handle(request: web.Request) -> web.StreamResponse:
             started = time.perf_counter()
-            result = await self.forward(key, request)
+            result = await self.forward(key, request, service_port)
             identity = self._identities.get(key)
             if identity is not None and self._stats is not None:
                 self._stats.record(

@@ -1,5 +1,7 @@
-"""The local pod supervisor: each pod is one process on 127.0.0.1 with its own port, its own process group,
-a log file, a readiness probe, and Kubernetes-like restart behaviour.
+"""The local pod supervisor: each pod is one process with its own loopback address (127.1.x.y, from an
+AddressPool), listening there on the first containerPort its manifest declares (else on a free port), with
+its own process group, a log file, a readiness probe, and Kubernetes-like restart behaviour. The process finds
+its address and port in POD_IP and PORT.
 
 It runs inside one asyncio loop. Processes are started from an argv (never a shell) in a new session, so a
 pod's whole process group is signalled on deletion, with their output going straight to their log files.
@@ -36,12 +38,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from rollouts.runtime.local.addresses import POD_NETWORK, AddressPool
 from rollouts.runtime.local.images import (
     ImageMapError,
     ImageNotResolvable,
     ImageResolver,
     ResolvedCommand,
 )
+from rollouts.runtime.local.ports import DeclaredPorts, declared_ports, listen_port
 from rollouts.runtime.local.probes import (
     DEFAULT_PROBE_PERIOD,
     ProbePlan,
@@ -113,6 +117,8 @@ class PodState:
     terminating: bool = False
     pid_start: int | None = None  # the process's start time (clock ticks since boot), with pid
     adopted: bool = False  # the running process was started by an earlier supervisor
+    ip: str = "127.0.0.1"  # the pod's own address (status.podIP); its process listens on ip:port
+    container_ports: DeclaredPorts = ()  # the first container's declared ports (name, number, protocol)
 
 
 ChangeCallback = Callable[[PodState], object]
@@ -164,6 +170,22 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
+def _runtime_env(state: PodState) -> dict[str, str]:
+    """What the runtime tells every pod's process, over its manifest's env: where to listen."""
+    return {"PORT": str(state.port), "POD_IP": state.ip}
+
+
+def _free_port(host: str, port: int) -> int | None:
+    """`port` (0: any) if it can be bound on `host` now, else None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return None
+        return int(sock.getsockname()[1])
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -179,7 +201,8 @@ class PodSupervisor:
         probe_period: float | None = DEFAULT_PROBE_PERIOD,
         on_change: ChangeCallback | None = None,
         clock: Callable[[], datetime] = _utc_now,
-        host: str = "127.0.0.1",
+        host: str | None = None,
+        addresses: AddressPool | None = None,
         backoff_initial: float = 1.0,
         backoff_cap: float = 30.0,
         backoff_reset_after: float = 60.0,
@@ -194,7 +217,9 @@ class PodSupervisor:
         self.probe_period = probe_period
         self.on_change = on_change
         self.clock = clock
+        # `host`: every pod on that one address (each on its own port), as before pods had addresses.
         self.host = host
+        self.addresses = addresses or AddressPool(POD_NETWORK)
         self.backoff_initial = backoff_initial
         self.backoff_cap = backoff_cap
         self.backoff_reset_after = backoff_reset_after
@@ -255,13 +280,16 @@ class PodSupervisor:
                 f"pod {pod_name}: restartPolicy {restart_policy!r} is not Always, OnFailure or Never"
             )
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+        ip, port = self._allocate_address(pod_name, listen_port(container))
         state = PodState(
             name=pod_name,
             namespace=namespace,
             labels=dict(labels),
             container=container.name,
             image=container.image,
-            port=self._allocate_port(),
+            port=port,
+            ip=ip,
+            container_ports=declared_ports(container),
             phase=PodPhase.PENDING,
             ready=False,
             restarts=0,
@@ -287,6 +315,7 @@ class PodSupervisor:
         port: int,
         pid: int | None,
         pid_start: int | None,
+        ip: str | None = None,
         restarts: int = 0,
         created_at: datetime | None = None,
         started_at: datetime | None = None,
@@ -295,13 +324,17 @@ class PodSupervisor:
     ) -> PodState:
         """Take over a pod an earlier supervisor started: when `pid` is still that process (same start
         time), it is watched and probed again, not restarted; otherwise the pod restarts as after a crash
-        (on the same port)."""
+        (on the same address and port: `ip` is its recorded status.podIP, 127.0.0.1 for a pod recorded
+        before pods had addresses)."""
         if self._closed:
             raise RuntimeError("the pod supervisor is closed")
         if pod_name in self._pods:
             return self._pods[pod_name].state
         running = alive(pid, pid_start)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+        ip = ip or self.host or "127.0.0.1"
+        if not self.addresses.reserve(ip) and ip in self.addresses:
+            log.warning("pod %s: its recorded address %s is another pod's too", pod_name, ip)
         state = PodState(
             name=pod_name,
             namespace=namespace,
@@ -309,6 +342,8 @@ class PodSupervisor:
             container=container.name,
             image=container.image,
             port=port,
+            ip=ip,
+            container_ports=declared_ports(container),
             phase=PodPhase.RUNNING if running else PodPhase.PENDING,
             ready=False,
             restarts=restarts,
@@ -346,6 +381,7 @@ class PodSupervisor:
             await asyncio.shield(pod.task)
         if self._pods.get(name) is pod:
             del self._pods[name]
+            self.addresses.release(pod.state.ip)
         return True
 
     async def close(self, grace_seconds: float | None = None) -> None:
@@ -355,15 +391,28 @@ class PodSupervisor:
 
     # -- internals -------------------------------------------------------------------------------------
 
-    def _allocate_port(self) -> int:
-        taken = {pod.state.port for pod in self._pods.values()}
-        for _ in range(50):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.bind((self.host, 0))
-                port = int(sock.getsockname()[1])
-            if port not in taken:
-                return port
-        raise RuntimeError("no free local port found")
+    def _allocate_address(self, pod_name: str, declared: int | None) -> tuple[str, int]:
+        """The pod's address and port: `declared` (its containerPort) on an address of its own where that
+        port is free (another local cluster on this host may hold some addresses), else a free port."""
+        if self.host is not None:
+            taken = {pod.state.port for pod in self._pods.values()}
+            for _ in range(50):
+                port = _free_port(self.host, 0)
+                if port is not None and port not in taken:
+                    return self.host, port
+            raise RuntimeError(f"pod {pod_name}: no free port on {self.host}")
+        tried: list[str] = []
+        for _ in range(64):
+            ip = self.addresses.allocate()
+            port = _free_port(ip, declared or 0)
+            if port is not None:
+                for other in tried:
+                    self.addresses.release(other)
+                return ip, port
+            tried.append(ip)  # held until a free one is found, so the next try is another address
+        for other in tried:
+            self.addresses.release(other)
+        raise RuntimeError(f"pod {pod_name}: no address of {self.addresses.network} has port {declared} free")
 
     def _update(self, pod: _Pod, **changes: object) -> None:
         before = pod.state
@@ -384,7 +433,7 @@ class PodSupervisor:
         inherited = {
             k: v for k, v in os.environ.items() if k in self.inherit_env or k.startswith(INHERITED_PREFIXES)
         }
-        defaults = {"HOSTNAME": pod.state.name, "PYTHONUNBUFFERED": "1",
+        defaults = {"HOSTNAME": pod.state.name, "PYTHONUNBUFFERED": "1", "POD_IP": pod.state.ip,
                     "POD_NAME": pod.state.name, "POD_NAMESPACE": pod.state.namespace}
         # What a manifest would take from the downward API; the demo service labels its metrics with it.
         if pod.state.labels.get("app"):
@@ -420,7 +469,7 @@ class PodSupervisor:
                     backoff = min(backoff * 2, self.backoff_cap)
                     continue
                 try:
-                    resolved = self.images.resolve(pod.container, extra_env={"PORT": str(pod.state.port)})
+                    resolved = self.images.resolve(pod.container, extra_env=_runtime_env(pod.state))
                 except (ImageNotResolvable, ImageMapError) as exc:
                     reason = (
                         "ImageNotResolvable" if isinstance(exc, ImageNotResolvable) else "ImageMapInvalid"
@@ -495,7 +544,7 @@ class PodSupervisor:
             exit_code=None,
             restarts=pod.state.restarts + (1 if restarted else 0),
         )
-        plan = plan_readiness(pod.container, pod.state.port, probe_period=self.probe_period, host=self.host)
+        plan = plan_readiness(pod.container, pod.state.port, probe_period=self.probe_period, host=pod.state.ip)
         prober = asyncio.create_task(self._probe(pod, plan, env, resolved.working_dir))
         exited = asyncio.create_task(process.wait())
         stop = asyncio.create_task(pod.stop.wait())
@@ -521,13 +570,13 @@ class PodSupervisor:
     async def _watch_adopted(self, pod: _Pod, pid: int, pid_start: int | None) -> int | None:
         """Watch a process that is not our child until it ends or the pod is deleted; None: exit unknown."""
         try:
-            resolved = self.images.resolve(pod.container, extra_env={"PORT": str(pod.state.port)})
+            resolved = self.images.resolve(pod.container, extra_env=_runtime_env(pod.state))
             env, cwd = self._env(pod, resolved), resolved.working_dir
         except (ImageNotResolvable, ImageMapError):
-            env, cwd = {"PORT": str(pod.state.port)}, None  # only exec probes need them
+            env, cwd = _runtime_env(pod.state), None  # only exec probes need them
         self._update(pod, phase=PodPhase.RUNNING, pid=pid, pid_start=pid_start, reason=None, message=None,
                      adopted=True)
-        plan = plan_readiness(pod.container, pod.state.port, probe_period=self.probe_period, host=self.host)
+        plan = plan_readiness(pod.container, pod.state.port, probe_period=self.probe_period, host=pod.state.ip)
         # The container has been up for a while: its initial delay is behind it.
         prober = asyncio.create_task(self._probe(pod, replace(plan, initial_delay=0.0), env, cwd))
         try:
