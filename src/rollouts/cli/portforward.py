@@ -34,8 +34,9 @@ def parse_ports(spec: str) -> tuple[int, int]:
     return pair
 
 
-def target_port(resource: str, namespace: str, home: str | None, remote: int) -> int:
-    """The local port that serves `resource` (service/NAME or pod/NAME)."""
+def target_port(resource: str, namespace: str, home: str | None, remote: int) -> tuple[str, int]:
+    """The local address and port that serve `resource`: a Service's listener on 127.0.0.1, a pod's own
+    address (status.podIP) and port."""
     from rollouts.cli.patching import resolve_kind_name
     from rollouts.store.protocol import NotFound
 
@@ -55,7 +56,8 @@ def target_port(resource: str, namespace: str, home: str | None, remote: int) ->
         if declared and remote not in declared:
             ports = ", ".join(str(p) for p in declared)
             fail(f"service/{name} does not have a service port {remote} (ports: {ports})")
-    return int(port)
+        return "127.0.0.1", int(port)
+    return str((obj.get("status") or {}).get("podIP") or "127.0.0.1"), int(port)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -71,14 +73,14 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 async def forward(local: int, target: int, ready: asyncio.Event | None = None,
-                  bound: list[int] | None = None) -> None:
-    """Serve 127.0.0.1:local (0: any free port), piping every connection to 127.0.0.1:target."""
+                  bound: list[int] | None = None, host: str = "127.0.0.1") -> None:
+    """Serve 127.0.0.1:local (0: any free port), piping every connection to host:target."""
 
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
-            upstream_r, upstream_w = await asyncio.open_connection("127.0.0.1", target)
+            upstream_r, upstream_w = await asyncio.open_connection(host, target)
         except OSError as exc:
-            typer.echo(f"error forwarding to 127.0.0.1:{target}: {exc}", err=True)
+            typer.echo(f"error forwarding to {host}:{target}: {exc}", err=True)
             client_w.close()
             return
         await asyncio.gather(_pipe(client_r, upstream_w), _pipe(upstream_r, client_w))
@@ -105,9 +107,9 @@ def port_forward(
 ) -> None:
     """Forward a local port to a Service or pod of the local runtime until Ctrl-C."""
     local, remote = parse_ports(ports)
-    target = target_port(resource, namespace_or_default(namespace), home, remote)
+    host, target = target_port(resource, namespace_or_default(namespace), home, remote)
     try:
-        asyncio.run(forward(local, target))
+        asyncio.run(forward(local, target, host=host))
     except KeyboardInterrupt:
         return
     except OSError as exc:

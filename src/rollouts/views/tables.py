@@ -41,7 +41,7 @@ def _ready_pod(pod: Obj) -> bool:
 
 
 def endpoints_for(service: Obj, pods: list[Obj]) -> Obj:
-    """The v1 Endpoints of a Service: its selector's ready pods, each at 127.0.0.1 and its own local port."""
+    """The v1 Endpoints of a Service: its selector's ready pods, each at its own address and local port."""
     meta = _meta(service)
     selector = (service.get("spec") or {}).get("selector") or {}
     subsets = []
@@ -52,7 +52,8 @@ def endpoints_for(service: Obj, pods: list[Obj]) -> Obj:
         port = (_meta(pod).get("annotations") or {}).get(PORT_ANNOTATION)
         if not port:
             continue
-        subsets.append({"addresses": [{"ip": "127.0.0.1", "targetRef": {"kind": "Pod", "name": _meta(pod)["name"],
+        ip = (pod.get("status") or {}).get("podIP") or "127.0.0.1"
+        subsets.append({"addresses": [{"ip": ip, "targetRef": {"kind": "Pod", "name": _meta(pod)["name"],
                                                                            "namespace": meta.get("namespace")}}],
                         "ports": [{"port": int(port), "protocol": "TCP"}]})
     return {
@@ -85,7 +86,7 @@ def _pod_row(pod: Obj, now: datetime, wide: bool) -> list[str]:
     info = pod_info(pod, now)
     row = [info.name, info.ready, info.status, str(info.restarts), info.age]
     if wide:
-        row += ["127.0.0.1", str(info.port or "<none>"), (_meta(pod).get("labels") or {}).get(
+        row += [(pod.get("status") or {}).get("podIP") or "127.0.0.1", str(info.port or "<none>"), (_meta(pod).get("labels") or {}).get(
             POD_HASH_LABEL, "<none>")]
     return row
 
