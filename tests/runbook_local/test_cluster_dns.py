@@ -26,7 +26,7 @@ from tests.cluster.conftest import Cluster, start_cluster
 class Backend:
     """A real HTTP server standing behind a Service: a Prometheus query answer, or {"ok": true}; records Host."""
 
-    def __init__(self) -> None:
+    def __init__(self, address: str = "127.0.0.1") -> None:
         self.hosts: list[str] = []
         backend = self
 
@@ -55,36 +55,54 @@ class Backend:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - fixed by base
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((address, 0), Handler)
         self.port = int(self.server.server_address[1])
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
 
-def _service(namespace: str, name: str, ports: list[int], listener: int | None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+def _service(namespace: str, name: str, ports: list[int], listener: int | None, cluster_ip: str | None = None,
+             cluster_ports: list[int] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "annotations": {}}
     if listener is not None:
-        meta["annotations"] = {"rollouts.io/port": str(listener)}
-    return {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-            "spec": {"selector": {"app": name}, "ports": [{"port": p} for p in ports]}}
+        meta["annotations"]["rollouts.io/port"] = str(listener)
+    if cluster_ports is not None:
+        meta["annotations"]["rollouts.io/cluster-ip-ports"] = ",".join(map(str, cluster_ports))
+    spec: dict[str, Any] = {"selector": {"app": name}, "ports": [{"port": p} for p in ports]}
+    if cluster_ip is not None:
+        spec["clusterIP"] = cluster_ip
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}
+
+
+CLUSTER_IP = "127.2.200.17"
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Backend, KubeStore]]:
     backend = Backend()
+    on_cluster_ip = Backend(CLUSTER_IP)  # what a Service's cluster-IP listener would be
     cluster, stop = start_cluster(tmp_path_factory.mktemp("home"))
     for namespace in ("prometheus", "aivo-system"):
         cluster.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     cluster.store.create(_service("prometheus", "prometheus", [9090], backend.port))
     cluster.store.create(_service("aivo-system", "web-check", [80], backend.port))
     cluster.store.create(_service("aivo-system", "pending", [80], None))
+    # A cluster IP that answers on its port, and one whose listener is not up (no cluster-ip-ports).
+    cluster.store.create(_service("aivo-system", "clustered", [on_cluster_ip.port], backend.port, CLUSTER_IP,
+                                  [on_cluster_ip.port]))
+    cluster.store.create(_service("aivo-system", "not-yet", [on_cluster_ip.port], backend.port, "127.2.200.18"))
     store = connect(str(cluster.kubeconfig))
+    world_backends["cluster-ip"] = on_cluster_ip
     try:
         yield cluster, backend, store
     finally:
         store.close()
         stop()
-        backend.server.shutdown()
-        backend.server.server_close()
+        for server in (backend.server, on_cluster_ip.server):
+            server.shutdown()
+            server.server_close()
+
+
+world_backends: dict[str, Backend] = {}
 
 
 @pytest.fixture
@@ -224,3 +242,22 @@ def test_cluster_dns_unreadable_service_is_a_resolve_error() -> None:
     resolver = ClusterResolver(Down())  # type: ignore[arg-type]
     with pytest.raises(ResolveError, match="cannot read Service prometheus/prometheus from the cluster: connection"):
         resolver.resolve("http://prometheus.prometheus.svc:9090", "default")
+
+
+@pytest.mark.parametrize(("name", "through_cluster_ip"), [
+    pytest.param("clustered", True, id="cluster-ip-listening"),
+    pytest.param("not-yet", False, id="cluster-ip-not-listening-uses-host-port"),
+])
+def test_cluster_dns_names_resolve_through_the_cluster_ip(world: tuple[Cluster, Backend, KubeStore],
+                                                          resolver: ClusterResolver, name: str,
+                                                          through_cluster_ip: bool) -> None:
+    on_cluster_ip = world_backends["cluster-ip"]
+    port = on_cluster_ip.port
+    url = f"http://{name}.aivo-system.svc:{port}/ok"
+    expected = f"http://{CLUSTER_IP}:{port}/ok" if through_cluster_ip else f"http://127.0.0.1:{world[1].port}/ok"
+    assert resolver.resolve(url, "default") == Resolved(expected, f"{name}.aivo-system.svc:{port}")
+    metric = Metric.model_validate({"name": "ok", "provider": {"web": {"url": url, "jsonPath": "{$.ok}"}}})
+    on_cluster_ip.hosts.clear()
+    outcome = asyncio.run(WebMetricProvider().measure(metric, _ctx("aivo-system")))
+    assert outcome.value is True, outcome
+    assert on_cluster_ip.hosts == ([f"{name}.aivo-system.svc:{port}"] if through_cluster_ip else [])
