@@ -13,7 +13,8 @@ The canary flow (auth-svc) and the blue/green flow (analytics-svc) run side by s
   (b) auth-svc:bad-1.2.0 (20 % HTTP 500) is aborted by a step gate. Which metric ends the run is recorded
       and asserted: locally it is error-budget-burn (failureLimit 0), because a few minutes of history make
       a small budget that a 10 % canary at 20 % errors spends 10 % of within seconds (the overlay's comment
-      explains it); success-rate has by then measured the drop below 99.5 % (asserted too);
+      explains it). Whether success-rate has measured the drop by then depends on when its own
+      measurement falls: not asserted;
   (c) analytics-svc:1.1.0: pre-promotion analysis on the preview's own requests (scoped to the green hash)
       passes, `rollouts promote`, post-promotion analysis on production traffic passes;
   (d) analytics-svc:bad-1.2.0: the preview's checks pass (the preview load requests /version, which the
@@ -199,7 +200,7 @@ def canary_flow(book: Runbook) -> dict[str, Any]:
     failed = [r for r in book.runs("auth-svc", bad, "Step") if r["status"]["phase"] == "Failed"]
     assert len(failed) == 1, book.summary("auth-svc")
     ended_by = sorted(res["name"] for res in failed[0]["status"]["metricResults"] if res["phase"] == "Failed")
-    return {"failed_run": failed[0], "ended_by": ended_by}
+    return {"failed_run": failed[0], "ended_by": ended_by, "hash": bad}
 
 
 def bluegreen_flow(book: Runbook) -> dict[str, Any]:
@@ -246,9 +247,12 @@ def test_infra_runbook_releases_gated_by_the_cluster_prometheus(runbook: Runbook
         bluegreen = pool.submit(bluegreen_flow, runbook)
         bluegreen.result()
         result = canary.result()
-    # (b)'s note, as it happened: error-budget-burn ended the run; success-rate saw the drop as well.
+    # (b)'s note, as it happened: error-budget-burn ended the run, on the canary pods' own 5xx in Prometheus.
     assert result["ended_by"] == ["error-budget-burn"], measured(result["failed_run"])
-    assert min(numbers(result["failed_run"], "success-rate")) < SLO, measured(result["failed_run"])
+    assert max(numbers(result["failed_run"], "error-budget-burn")) >= 0.10, measured(result["failed_run"])
+    errors = runbook.query(f'sum(increase(http_requests_total{{service="auth-svc",code=~"5..",'
+                           f'rollouts_pod_template_hash="{result["hash"]}"}}[1h]))')
+    assert errors and float(errors[0]["value"][1]) > 0, errors
     api = httpx.get(f"{runbook.prometheus_url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
     pods = [t for t in api if t["labels"].get("job") == "kubernetes-pods" and t["health"] == "up"]
     assert {t["labels"].get("app") for t in pods} >= {"auth-svc", "analytics-svc"}, api
