@@ -187,17 +187,27 @@ def _prometheus_addresses(docs: list[dict[str, Any]]) -> list[str]:
     return found
 
 
-def check_prometheus(docs: list[dict[str, Any]], override: str | None) -> Check:
+def check_prometheus(docs: list[dict[str, Any]], override: str | None, store: ObjectStore | None = None,
+                     namespace: str = "default") -> Check:
+    """Each Prometheus the templates query answers /-/healthy; with `store`, a cluster Service name
+    (prometheus.prometheus.svc) is reached through the local cluster's listener, as the gates reach it."""
     import httpx
+
+    from rollouts.kube.dns import ClusterResolver, ResolveError
 
     addresses = _prometheus_addresses(docs)
     if not addresses:
         return Check("SKIP", "prometheus", "no analysis template queries Prometheus")
     targets = [override] if override else addresses
+    resolver = ClusterResolver(store) if store is not None else None
     for address in targets:
         url = address.rstrip("/") + "/-/healthy"
         try:
-            response = httpx.get(url, timeout=3)
+            resolved = resolver.resolve(url, namespace) if resolver is not None else None
+            headers = {"Host": resolved.host} if resolved is not None and resolved.host else {}
+            response = httpx.get(resolved.url if resolved is not None else url, timeout=3, headers=headers)
+        except ResolveError as exc:
+            return Check("FAIL", "prometheus", f"{exc} ({_prometheus_hint(override)})")
         except httpx.HTTPError as exc:
             return Check("FAIL", "prometheus", f"{url}: {type(exc).__name__}: {exc} ({_prometheus_hint(override)})")
         if response.status_code != 200:
@@ -226,8 +236,9 @@ def _prometheus_hint(override: str | None) -> str:
     import shutil
 
     if shutil.which("prometheus") is None:
-        return ("Prometheus is not installed: `sudo apt-get install prometheus` (`scripts/setup.sh test` does it), "
-                "start it, then pass --prometheus-address http://127.0.0.1:9090")
+        from rollouts.cluster.prometheus import missing_line
+
+        return missing_line()
     if override:
         return "is it running there?"
     return "start it, or pass --prometheus-address to use another one"
@@ -330,7 +341,7 @@ def run_checks(home: Path, namespace: str, rollout_name: str | None, prometheus_
             stored = store.list("Rollout", namespace)
         rollouts = [Rollout.model_validate(o) for o in stored]
         template_check, docs = check_templates(store, namespace, rollouts)
-        prometheus = check_prometheus(docs, prometheus_address)
+        prometheus = check_prometheus(docs, prometheus_address, store, namespace)
         checks += [template_check, prometheus]
         if prometheus.verdict == "PASS":
             checks.append(check_gate_noise([*stored, *docs], prometheus_address, lookback))

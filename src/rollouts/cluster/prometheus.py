@@ -48,9 +48,9 @@ PORT = 9090
 FOLDER = "prometheus"
 CONFIG_FILE = "prometheus.yml"
 RULES_FILE = "rules.yaml"
-INSTALL_HINT = "apt-get install prometheus"
+INSTALL_HINT = "sudo apt-get install prometheus"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "rollouts-local-cluster"}
-DIGEST_ANNOTATION = "rollouts.io/config-digest"
+DIGEST_FILE = "config.digest"  # of the files Prometheus runs with, to know when to ask it to reload them
 DEFAULT_SCRAPE_INTERVAL = "2s"
 # The ingress proxy's metrics, where ingress-nginx's Helm chart puts its controller's.
 INGRESS_NAMESPACE = "ingress-nginx"
@@ -67,8 +67,9 @@ def find_binary() -> str | None:
 
 
 def missing_line() -> str:
-    return (f"prometheus is not installed, so the local cluster runs without it (the runbook's gates need it): "
-            f"{INSTALL_HINT}, then rollouts cluster down && rollouts cluster up")
+    return (f"Prometheus is not installed: `{INSTALL_HINT}` (`scripts/setup.sh test` does it), then "
+            f"`rollouts cluster down && rollouts cluster up` runs it in the local cluster as "
+            f"{NAME}.{NAMESPACE}.svc:{PORT} (the runbook's gates query it)")
 
 
 def rules_source() -> Path | None:
@@ -152,7 +153,8 @@ def config(home: Path, api_url: str, scrape_interval: str = DEFAULT_SCRAPE_INTER
 
 
 def write_files(home: Path, api_url: str, scrape_interval: str) -> tuple[Path, str]:
-    """Write HOME/prometheus/{prometheus.yml,rules.yaml}; returns the config's path and a digest of both."""
+    """Write HOME/prometheus/{prometheus.yml,rules.yaml}; returns the config's path and a digest of both
+    (also written to HOME/prometheus/config.digest)."""
     where = folder(home)
     (where / "data").mkdir(parents=True, exist_ok=True)
     rules = []
@@ -164,10 +166,11 @@ def write_files(home: Path, api_url: str, scrape_interval: str) -> tuple[Path, s
     path = where / CONFIG_FILE
     path.write_text(text)
     digest = hashlib.sha256(text.encode() + ((where / RULES_FILE).read_bytes() if rules else b"")).hexdigest()
+    (where / DIGEST_FILE).write_text(digest[:16] + "\n")
     return path, digest[:16]
 
 
-def replica_set(home: Path, binary: str, config_path: Path, digest: str) -> dict[str, Any]:
+def replica_set(home: Path, binary: str, config_path: Path) -> dict[str, Any]:
     labels = {"app": NAME, "app.kubernetes.io/name": NAME}
     return {
         "apiVersion": "apps/v1",
@@ -178,7 +181,7 @@ def replica_set(home: Path, binary: str, config_path: Path, digest: str) -> dict
             "selector": {"matchLabels": {"app": NAME}},
             "template": {
                 "metadata": {"labels": labels, "annotations": {
-                    "prometheus.io/scrape": "true", "prometheus.io/port": str(PORT), DIGEST_ANNOTATION: digest}},
+                    "prometheus.io/scrape": "true", "prometheus.io/port": str(PORT)}},
                 "spec": {
                     "terminationGracePeriodSeconds": 10,
                     "containers": [{
@@ -249,13 +252,42 @@ def _same_template(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return json.dumps(current, sort_keys=True) == json.dumps(wanted, sort_keys=True)
 
 
+def _own_pods(store: ObjectStore) -> list[dict[str, Any]]:
+    return [pod for pod in store.list("Pod", NAMESPACE)
+            if any(o.get("kind") == "ReplicaSet" and o.get("name") == NAME
+                   for o in pod["metadata"].get("ownerReferences") or [])]
+
+
+def _reload(store: ObjectStore) -> None:
+    """Ask the running Prometheus to read its files again (POST /-/reload, --web.enable-lifecycle): a cluster
+    that came back on another port keeps its Prometheus, and so its pid, target state and rule timers."""
+    import httpx
+
+    for pod in _own_pods(store):
+        ip = (pod.get("status") or {}).get("podIP")
+        port = (pod["metadata"].get("annotations") or {}).get("rollouts.io/port")
+        if not ip or not port:
+            continue
+        try:
+            httpx.post(f"http://{ip}:{port}/-/reload", timeout=10).raise_for_status()
+            log.info("prometheus: pod %s reloaded its configuration", pod["metadata"]["name"])
+        except httpx.HTTPError as exc:  # not up yet: it reads the new files when it starts
+            log.info("prometheus: pod %s did not reload (%s); it reads the new files when it starts",
+                     pod["metadata"]["name"], exc)
+
+
 def install(store: ObjectStore, home: Path, api_url: str, binary: str,
             scrape_interval: str = DEFAULT_SCRAPE_INTERVAL) -> None:
-    """Write the config and make the Namespace, ReplicaSet and Service exist as wanted. A changed config (the
-    API's port, the interval, the rules) replaces the pod, so Prometheus starts on the new one."""
+    """Write the config and make the Namespace, ReplicaSet and Service exist as wanted. Changed files (the
+    API's port, the interval, the rules) are reloaded by the running Prometheus; a changed pod template (the
+    binary, the home) replaces the pod."""
+    try:
+        before = (folder(home) / DIGEST_FILE).read_text().strip()
+    except OSError:
+        before = ""
     config_path, digest = write_files(home, api_url, scrape_interval)
     _ensure_namespace(store, NAMESPACE)
-    wanted = replica_set(home, binary, config_path, digest)
+    wanted = replica_set(home, binary, config_path)
     try:
         current = store.get("ReplicaSet", NAMESPACE, NAME)
     except NotFound:
@@ -264,13 +296,13 @@ def install(store: ObjectStore, home: Path, api_url: str, binary: str,
         if not _same_template(current.get("spec") or {}, wanted["spec"]):
             store.update({**current, "spec": wanted["spec"]})
             # A ReplicaSet does not replace its pods when its template changes; the old pod goes here.
-            for pod in store.list("Pod", NAMESPACE):
-                owners = pod["metadata"].get("ownerReferences") or []
-                if any(o.get("kind") == "ReplicaSet" and o.get("name") == NAME for o in owners):
-                    try:
-                        store.delete("Pod", NAMESPACE, pod["metadata"]["name"])
-                    except NotFound:
-                        pass
+            for pod in _own_pods(store):
+                try:
+                    store.delete("Pod", NAMESPACE, pod["metadata"]["name"])
+                except NotFound:
+                    pass
+        elif digest != before:
+            _reload(store)
     _ensure_service(store, service())
     log.info("prometheus: %s (config %s, digest %s)", binary, config_path, digest)
 

@@ -98,6 +98,19 @@ def register_traffic_plugins(store: KubeStore, lookups: ObjectStore | None = Non
     return source
 
 
+async def _register_metrics(store: KubeStore, host: str, port: int) -> None:
+    """On a local cluster, the Service rollouts/rollouts-metrics (as deploy/kubernetes installs it) with
+    Endpoints at this operator's /metrics, so the cluster's Prometheus discovers it through the API."""
+    from rollouts.cluster.prometheus import CONTROLLER_METRICS, register_metrics
+
+    address = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host.strip("[]")
+    try:
+        await asyncio.to_thread(register_metrics, store, CONTROLLER_METRICS, address, port,
+                                f"controller-{os.getpid()}")
+    except Exception as exc:  # scraping is a convenience: the operator runs without it
+        log.warning("cannot register the metrics endpoint with the local cluster: %s", exc)
+
+
 async def run_controller(store: KubeStore, *, home: Path | None = None, prometheus_address: str | None = None,
                          stop: asyncio.Event | None = None, notifications_config: Path | None = None,
                          metrics_address: str | None = None, companions: Sequence[Companion] = (),
@@ -135,6 +148,8 @@ async def run_controller(store: KubeStore, *, home: Path | None = None, promethe
         await cache.wait_synced()
         if metrics_address is not None:
             await server.start(metrics_address)
+            if home is not None:
+                await _register_metrics(store, server.host, server.port)
         controller_metrics.activate(metrics)
         notifier = Notifier(cache, config_file=notifications_config)
         controller.observers.append(notifier)
