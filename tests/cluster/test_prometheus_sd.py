@@ -329,6 +329,29 @@ def test_doctor_reaches_prometheus_prometheus_svc_through_the_local_cluster(loca
 
 
 @needs_prometheus
+def test_changed_prometheus_config_is_reloaded_by_the_running_prometheus(local: LocalCluster) -> None:
+    from rollouts.kube.client import connect
+
+    _wait("the prometheus pod ready", local.prometheus_url)
+    before = local.prometheus_pids()
+    binary = prometheus.find_binary()
+    assert binary is not None
+
+    def loaded_config() -> str:
+        return str(httpx.get(local.prometheus_url() + "/api/v1/status/config", timeout=5).json()["data"]["yaml"])
+
+    store = connect(str(local.home / "kubeconfig"))
+    try:
+        prometheus.install(store, local.home, local.url, binary, "3s")  # another interval: another config
+        assert _wait("the new interval loaded", lambda: "scrape_interval: 3s" in loaded_config())
+        prometheus.install(store, local.home, local.url, binary, "1s")
+        assert _wait("the interval back", lambda: "scrape_interval: 1s" in loaded_config())
+    finally:
+        store.close()
+    assert local.prometheus_pids() == before  # reloaded in place, not restarted
+
+
+@needs_prometheus
 def test_prometheus_survives_a_cluster_restart_and_cluster_down_leaves_no_prometheus(local: LocalCluster) -> None:
     """Last in the module: it stops the cluster."""
     _wait("the prometheus pod ready", local.prometheus_url)
