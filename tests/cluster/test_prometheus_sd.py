@@ -135,6 +135,29 @@ def test_prometheus_scrape_interval_option_is_a_prometheus_duration(interval: st
     assert (not problems) is valid, problems
 
 
+def test_prometheus_objects_installed_once_and_removed_with_no_prometheus(tmp_path: Path) -> None:
+    from rollouts.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "store.db")
+    try:
+        prometheus.install(store, tmp_path, "https://127.0.0.1:6443", "/usr/bin/prometheus")
+        versions = {kind: store.get(kind, "prometheus", "prometheus")["metadata"]["resourceVersion"]
+                    for kind in ("ReplicaSet", "Service")}
+        prometheus.install(store, tmp_path, "https://127.0.0.1:6443", "/usr/bin/prometheus")  # nothing to change
+        assert versions == {kind: store.get(kind, "prometheus", "prometheus")["metadata"]["resourceVersion"]
+                            for kind in ("ReplicaSet", "Service")}
+        assert (tmp_path / "prometheus" / "prometheus.yml").exists()
+        assert prometheus.uninstall(store)
+        assert not store.list("ReplicaSet", "prometheus") and not store.list("Service", "prometheus")
+        mine = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "prometheus", "namespace": "prometheus"},
+                "spec": {"ports": [{"port": 9090}]}}
+        store.create(mine)  # a user's own Service of that name is left alone
+        assert not prometheus.uninstall(store)
+        assert store.get("Service", "prometheus", "prometheus")
+    finally:
+        store.close()
+
+
 # ---- a real cluster with its Prometheus ------------------------------------------------------------
 
 @dataclass
