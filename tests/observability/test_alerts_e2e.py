@@ -84,7 +84,7 @@ def test_a_good_release_fires_neither_runbook_alert(stack: Stack) -> None:
     assert [float(s["value"][1]) for s in aborted] == [0.0]
     healthy = prom.query('argo_rollouts_rollout_phase{rollout="shop", phase="Healthy"}')
     assert [float(s["value"][1]) for s in healthy] == [1.0]
-    assert prom.query('sum(http_requests_total{service="shop", version="canary"}) > 0'), \
+    assert prom.query('sum(rollouts_ingress_http_requests_total{service="shop", version="canary"}) > 0'), \
         "the ingress proxy's request series are not on the cluster's ingress metrics target"
     # Nothing pending or firing at any evaluation during the release.
     assert prom.query(f"count_over_time({RUNBOOK_ALERTS}[10m])") == []

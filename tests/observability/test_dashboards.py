@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import REPO, require_tool
 
 from rollouts.controller.metrics import ControllerMetrics
+from rollouts.demo.http_metrics import RequestMetrics as AppRequestMetrics
 from rollouts.runtime.local.proxy import IngressProxy
 from rollouts.store.sqlite import SQLiteStore
 
@@ -131,8 +133,11 @@ def exported_names(store: SQLiteStore) -> set[str]:
         names.add(family.name)
         if family.type == "histogram":
             names |= {f"{family.name}_bucket", f"{family.name}_sum", f"{family.name}_count"}
-    proxy = IngressProxy(None)  # type: ignore[arg-type]  # only its metric registry is read
-    for family in proxy.registry.collect():
+    proxy = IngressProxy(None)  # type: ignore[arg-type]  # only its metrics are read
+    # The application's own request series (what the dashboards chart) and the proxy's.
+    app = AppRequestMetrics("shop")
+    text = app.render().decode() + proxy.render_metrics().decode()
+    for family in text_string_to_metric_families(text):
         if family.type == "counter":
             names.add(f"{family.name}_total")
         elif family.type == "histogram":

@@ -84,14 +84,15 @@ ARGO_FAMILIES = {
     "analysis_template_info": ("gauge", {"namespace", "name"}),
     "rollout_phase_duration_seconds": ("counter", {"namespace", "rollout", "phase"}),
     "argo_rollouts_rollout_phase": ("gauge", {"namespace", "rollout", "phase"}),
-    "http_requests_total": ("counter", {"namespace", "service", "ingress", "version", "rollouts_pod_template_hash",
-                                         "code"}),
+    # The proxy's own per-version series: never the application's http_requests_total (no double count).
+    "rollouts_ingress_http_requests_total": ("counter", {"namespace", "service", "ingress", "version",
+                                                          "rollouts_pod_template_hash", "code"}),
     # ingress-nginx's series, from the same proxy (runtime/local/nginx_metrics.py).
     "nginx_ingress_controller_requests": ("counter", _NGINX_LABELS),
     "nginx_ingress_controller_request_duration_seconds": ("histogram", _NGINX_LABELS),
 }
 # The proxy's series: served by the local cluster process on its ingress metrics port, not the operator's.
-PROXY_FAMILIES = {"http_requests_total", "nginx_ingress_controller_requests",
+PROXY_FAMILIES = {"rollouts_ingress_http_requests_total", "nginx_ingress_controller_requests",
                   "nginx_ingress_controller_request_duration_seconds"}
 
 

@@ -269,7 +269,7 @@ def test_metrics_per_version_with_labels_and_counts(tmp_path: Path) -> None:
             await many(r, 3, **{"X-Canary": "true"})
             await r.get("/status/500", **{"X-Canary": "true"})
             text = r.proxy.render_metrics().decode()
-            requests = _samples(text, "http_requests_total")
+            requests = _samples(text, "rollouts_ingress_http_requests_total")
             base = {"namespace": "ns", "service": "app", "ingress": "app"}
 
             def key(version: str, pod_hash: str, code: str) -> tuple[tuple[str, str], ...]:
@@ -281,7 +281,7 @@ def test_metrics_per_version_with_labels_and_counts(tmp_path: Path) -> None:
                 key("canary", "c222", "200"): 3.0,
                 key("canary", "c222", "500"): 1.0,
             }
-            buckets = _samples(text, "http_request_duration_seconds_bucket")
+            buckets = _samples(text, "rollouts_ingress_http_request_duration_seconds_bucket")
             les = sorted({float(dict(k)["le"]) for k in buckets})
             assert les == [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf")]
             inf_canary = {**base, "version": "canary", "rollouts_pod_template_hash": "c222", "le": "+Inf"}
@@ -291,11 +291,33 @@ def test_metrics_per_version_with_labels_and_counts(tmp_path: Path) -> None:
             assert r.proxy.metrics_address is not None
             host, port = r.proxy.metrics_address
             async with r.client.get(f"http://{host}:{port}/metrics") as resp:
-                assert resp.status == 200 and "http_requests_total" in await resp.text()
+                assert resp.status == 200 and "rollouts_ingress_http_requests_total" in await resp.text()
             status, text = await r.get("/metrics")
             assert (status, text.split()[0]) == (200, "stable")
 
     run(body())
+
+
+def test_proxy_request_metrics_never_share_the_applications_series_names(tmp_path: Path) -> None:
+    """A Prometheus scraping the pods (`http_requests_total{service=...}`) and the proxy must not count a
+    request twice in the runbook's sum(rate(http_requests_total{service=...})): the proxy's names are its own."""
+    from rollouts.demo.http_metrics import RequestMetrics as AppMetrics
+
+    found: set[str] = set()
+
+    async def body() -> None:
+        async with rig(tmp_path, 0, metrics_port=0) as r:
+            await many(r, 3)
+            found.update(f.name for f in text_string_to_metric_families(r.proxy.render_metrics().decode()))
+
+    run(body())
+    app = AppMetrics("app")
+    app.observe("GET", 200, 0.01)
+    app_families = {f.name for f in text_string_to_metric_families(app.render().decode())}
+    assert app_families == {"http_requests", "http_request_duration_seconds"}
+    assert found >= {"rollouts_ingress_http_requests", "rollouts_ingress_http_request_duration_seconds",
+                     "nginx_ingress_controller_requests"}
+    assert not found & app_families
 
 
 def test_access_log_has_one_line_per_request(tmp_path: Path) -> None:

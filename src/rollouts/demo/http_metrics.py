@@ -8,41 +8,21 @@
 "auth-svc"}`) reads the same series for canary and stable pods; Prometheus tells them apart by the pod's
 `rollouts-pod-template-hash` label, which its Kubernetes discovery adds to the target, not the application.
 
-Written by hand in text exposition format 0.0.4 rather than with prometheus_client: the demo must start in
-well under half a second on a loaded machine, and this keeps its import cost to the standard library.
+Written in text exposition format 0.0.4 by the standard-library helper runtime/local/exposition.py rather
+than with prometheus_client: the demo must start in well under half a second on a loaded machine.
 Thread-safe: the server's handler threads observe, the `/metrics` handler renders.
 """
 
 from __future__ import annotations
 
-import math
-import threading
+from rollouts.runtime.local.exposition import CONTENT_TYPE, DEFAULT_BUCKETS, Key, method_label
+from rollouts.runtime.local.exposition import RequestMetrics as _Families
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+__all__ = ["BUCKETS", "CONTENT_TYPE", "DURATION", "REQUESTS", "RequestMetrics"]
+
 REQUESTS = "http_requests_total"
 DURATION = "http_request_duration_seconds"
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
-# A method outside these is counted as OTHER: a client cannot create series by inventing methods.
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
-OTHER_METHOD = "OTHER"
-
-_Key = tuple[str, str]  # (code, method)
-
-
-class _Histogram:
-    __slots__ = ("buckets", "count", "sum")
-
-    def __init__(self) -> None:
-        self.buckets = [0] * len(BUCKETS)  # cumulative: bucket i counts every observation <= BUCKETS[i]
-        self.count = 0
-        self.sum = 0.0
-
-    def observe(self, seconds: float) -> None:
-        for i, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                self.buckets[i] += 1
-        self.count += 1
-        self.sum += seconds
+BUCKETS = DEFAULT_BUCKETS
 
 
 class RequestMetrics:
@@ -50,57 +30,19 @@ class RequestMetrics:
 
     def __init__(self, service: str) -> None:
         self.service = service
-        self._lock = threading.Lock()
-        self._requests: dict[_Key, int] = {}
-        self._durations: dict[_Key, _Histogram] = {}
+        self._families = _Families(
+            requests=REQUESTS, requests_help="HTTP requests answered, by status code and method.",
+            duration=DURATION,
+            duration_help="Seconds from reading a request to writing the last byte of its answer.",
+            labels=self._labels, buckets=BUCKETS)
 
     def observe(self, method: str, code: int, seconds: float) -> None:
-        upper = method.upper()
-        key: _Key = (str(code), upper if upper in METHODS else OTHER_METHOD)
-        with self._lock:
-            self._requests[key] = self._requests.get(key, 0) + 1
-            histogram = self._durations.get(key)
-            if histogram is None:
-                histogram = self._durations[key] = _Histogram()
-            histogram.observe(max(0.0, seconds))
+        self._families.observe((str(code), method_label(method)), seconds)
 
     def render(self) -> bytes:
         """Both families in text format 0.0.4; HELP and TYPE even before the first request."""
-        with self._lock:
-            requests = sorted(self._requests.items())
-            durations = sorted((key, (list(h.buckets), h.count, h.sum)) for key, h in self._durations.items())
-        lines = [
-            f"# HELP {REQUESTS} HTTP requests answered, by status code and method.",
-            f"# TYPE {REQUESTS} counter",
-        ]
-        lines += [f"{REQUESTS}{{{self._labels(key)}}} {count}" for key, count in requests]
-        lines += [
-            f"# HELP {DURATION} Seconds from reading a request to writing the last byte of its answer.",
-            f"# TYPE {DURATION} histogram",
-        ]
-        for key, (buckets, count, total) in durations:
-            labels = self._labels(key)
-            for bound, cumulative in zip(BUCKETS, buckets, strict=True):
-                lines.append(f'{DURATION}_bucket{{{labels},le="{_go_float(bound)}"}} {cumulative}')
-            lines.append(f'{DURATION}_bucket{{{labels},le="+Inf"}} {count}')
-            lines.append(f"{DURATION}_sum{{{labels}}} {_go_float(total)}")
-            lines.append(f"{DURATION}_count{{{labels}}} {count}")
-        return ("\n".join(lines) + "\n").encode()
+        return self._families.render().encode()
 
-    def _labels(self, key: _Key) -> str:
+    def _labels(self, key: Key) -> list[tuple[str, str]]:
         code, method = key
-        return f'service="{escape_label(self.service)}",code="{code}",method="{method}"'
-
-
-def escape_label(value: str) -> str:
-    """A label value as the text format quotes it: backslash, double quote and newline escaped."""
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-
-
-def _go_float(value: float) -> str:
-    # As Prometheus' Go client formats floats: shortest repr, whole numbers without a fraction.
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
+        return [("service", self.service), ("code", code), ("method", method)]

@@ -43,11 +43,13 @@ class PrometheusProcess:
     started. Its files go to `folder` when given (left in place), else to a temporary folder removed at stop."""
 
     def __init__(self, binary: str, targets: Mapping[str, str], *, scrape_interval: str = SCRAPE_INTERVAL,
-                 rule_files: Sequence[Path] = (), folder: Path | None = None) -> None:
+                 rule_files: Sequence[Path] = (), folder: Path | None = None,
+                 metric_relabel_configs: Sequence[Mapping[str, Any]] = ()) -> None:
         self.binary = binary
         self.targets = dict(targets)
         self.scrape_interval = scrape_interval
         self.rule_files = list(rule_files)
+        self.metric_relabel_configs = [dict(c) for c in metric_relabel_configs]
         self.port = free_port()
         self.address = f"http://127.0.0.1:{self.port}"
         self.folder = folder
@@ -59,7 +61,9 @@ class PrometheusProcess:
             self.folder = Path(tempfile.mkdtemp(prefix="rollouts-demo-prometheus-"))
         config: dict[str, Any] = {
             "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
-            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}
+            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}],
+                                **({"metric_relabel_configs": self.metric_relabel_configs}
+                                   if self.metric_relabel_configs else {})}
                                for job, target in self.targets.items()],
         }
         if self.rule_files:
@@ -106,9 +110,16 @@ class PrometheusProcess:
         self.stop()
 
 
+# The demo's Prometheus scrapes the proxy alone, so the proxy's per-version request series stand in for the
+# application's own under the application's names (the gates' http_requests_total{service=...}); a Prometheus
+# that also scrapes the pods must not do this, or it would count each request twice.
+PROXY_AS_APPLICATION = ({"source_labels": ["__name__"], "regex": "rollouts_ingress_(http_.*)",
+                         "replacement": "$1", "target_label": "__name__"},)
+
+
 class DemoPrometheus(PrometheusProcess):
     """The demo's Prometheus: scrapes the ingress proxy's /metrics at `target` (HOST:PORT)."""
 
     def __init__(self, binary: str, target: str) -> None:
-        super().__init__(binary, {"rollouts-ingress": target})
+        super().__init__(binary, {"rollouts-ingress": target}, metric_relabel_configs=PROXY_AS_APPLICATION)
         self.target = target

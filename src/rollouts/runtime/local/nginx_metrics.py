@@ -28,17 +28,16 @@ Thread-safe: the data plane observes, the controller's /metrics renders.
 
 from __future__ import annotations
 
-import math
-import threading
 from collections.abc import Iterable
 
+from rollouts.runtime.local.exposition import Key, RequestMetrics, method_label
 from rollouts.runtime.local.routing import Backend
+
+__all__ = ["DURATION", "REQUESTS", "TIME_BUCKETS", "NginxIngressMetrics", "canary_upstream", "method_label"]
 
 REQUESTS = "nginx_ingress_controller_requests"
 DURATION = "nginx_ingress_controller_request_duration_seconds"
 TIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
-OTHER_METHOD = "OTHER"
 
 DEFAULT_CONTROLLER_CLASS = "k8s.io/ingress-nginx"
 DEFAULT_CONTROLLER_NAMESPACE = "ingress-nginx"
@@ -46,7 +45,6 @@ DEFAULT_CONTROLLER_POD = "rollouts-local-ingress"
 
 # Per-request labels, in exposition order after the constant controller_* labels are merged in.
 _LABELS = ("canary", "host", "ingress", "method", "namespace", "path", "service", "status")
-_Key = tuple[str, str, str, str, str, str, str, str]
 
 
 def canary_upstream(backend: Backend) -> str:
@@ -59,27 +57,6 @@ def canary_upstream(backend: Backend) -> str:
     if isinstance(port, str) and port:
         return f"{backend.namespace}-{backend.service}-{port}"
     return f"{backend.namespace}-INVALID"
-
-
-def method_label(method: str) -> str:
-    upper = method.upper()
-    return upper if upper in METHODS else OTHER_METHOD
-
-
-class _Histogram:
-    __slots__ = ("buckets", "count", "sum")
-
-    def __init__(self) -> None:
-        self.buckets = [0] * len(TIME_BUCKETS)
-        self.count = 0
-        self.sum = 0.0
-
-    def observe(self, seconds: float) -> None:
-        for i, bound in enumerate(TIME_BUCKETS):
-            if seconds <= bound:
-                self.buckets[i] += 1
-        self.count += 1
-        self.sum += seconds
 
 
 class NginxIngressMetrics:
@@ -97,13 +74,15 @@ class NginxIngressMetrics:
             "controller_namespace": controller_namespace,
             "controller_pod": controller_pod,
         }
-        self._lock = threading.Lock()
-        self._requests: dict[_Key, int] = {}
-        self._durations: dict[_Key, _Histogram] = {}
+        self._families = RequestMetrics(
+            requests=REQUESTS, requests_help="Client requests the local ingress routed by an Ingress rule.",
+            duration=DURATION,
+            duration_help="Seconds from the first byte of a request to the last byte of its answer.",
+            labels=self._labels, buckets=TIME_BUCKETS, always_describe=False)
 
     def observe(self, backend: Backend, method: str, status: int, seconds: float) -> None:
         """Count one request a rule of a stable Ingress routed (whatever answered it, 502/503 included)."""
-        key: _Key = (
+        key: Key = (
             canary_upstream(backend),
             backend.host,
             backend.stable_ingress,
@@ -113,63 +92,20 @@ class NginxIngressMetrics:
             backend.stable_service or backend.service,
             str(status),
         )
-        with self._lock:
-            self._requests[key] = self._requests.get(key, 0) + 1
-            histogram = self._durations.get(key)
-            if histogram is None:
-                histogram = self._durations[key] = _Histogram()
-            histogram.observe(max(0.0, seconds))
+        self._families.observe(key, seconds)
 
     def retain(self, ingresses: Iterable[tuple[str, str]]) -> None:
         """Keep only the series of these stable Ingresses (namespace, name)."""
         keep = set(ingresses)
-        with self._lock:
-            for table in (self._requests, self._durations):
-                for key in [k for k in table if (k[4], k[2]) not in keep]:
-                    del table[key]
+        self._families.retain(lambda key: (key[4], key[2]) in keep)
 
     def series_count(self) -> int:
-        with self._lock:
-            return len(self._requests)
+        return self._families.series_count()
 
     def render(self) -> bytes:
         """Both families in Prometheus text format 0.0.4 (nothing before the first request)."""
-        with self._lock:
-            requests = sorted(self._requests.items())
-            durations = sorted((key, (list(h.buckets), h.count, h.sum)) for key, h in self._durations.items())
-        if not requests:
-            return b""
-        lines = [
-            f"# HELP {REQUESTS} Client requests the local ingress routed by an Ingress rule.",
-            f"# TYPE {REQUESTS} counter",
-        ]
-        lines += [f"{REQUESTS}{{{self._labels(key)}}} {count}" for key, count in requests]
-        lines += [
-            f"# HELP {DURATION} Seconds from the first byte of a request to the last byte of its answer.",
-            f"# TYPE {DURATION} histogram",
-        ]
-        for key, (buckets, count, total) in durations:
-            labels = self._labels(key)
-            for bound, cumulative in zip(TIME_BUCKETS, buckets, strict=True):
-                lines.append(f'{DURATION}_bucket{{{labels},le="{_go_float(bound)}"}} {cumulative}')
-            lines.append(f'{DURATION}_bucket{{{labels},le="+Inf"}} {count}')
-            lines.append(f"{DURATION}_sum{{{labels}}} {_go_float(total)}")
-            lines.append(f"{DURATION}_count{{{labels}}} {count}")
-        return ("\n".join(lines) + "\n").encode()
+        return self._families.render().encode()
 
-    def _labels(self, key: _Key) -> str:
+    def _labels(self, key: Key) -> list[tuple[str, str]]:
         merged = dict(zip(_LABELS, key, strict=True)) | self._constant
-        return ",".join(f'{name}="{_escape(merged[name])}"' for name in sorted(merged))
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-
-
-def _go_float(value: float) -> str:
-    # As Go's client formats floats: shortest repr, integers without a fraction.
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
+        return [(name, merged[name]) for name in sorted(merged)]

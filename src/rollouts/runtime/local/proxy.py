@@ -2,10 +2,13 @@
 (`routing.choose_backend`), forwards in-process through the `ServiceBalancer`, and records per-version
 request metrics (Prometheus text via `render_metrics`, and `TrafficStats` for the traffic provider).
 
-`render_metrics` carries two sets of series: the proxy's own per-version `http_requests_total` and
-`http_request_duration_seconds` (with the serving pod's template hash), then ingress-nginx's
-`nginx_ingress_controller_requests` and `..._request_duration_seconds` (nginx_metrics.py), so PromQL
-written for ingress-nginx works unchanged against the local runtime.
+`render_metrics` carries two sets of series: the proxy's own per-version
+`rollouts_ingress_http_requests_total` and `rollouts_ingress_http_request_duration_seconds` (with the serving
+pod's template hash), then ingress-nginx's `nginx_ingress_controller_requests` and
+`..._request_duration_seconds` (nginx_metrics.py), so PromQL written for ingress-nginx works unchanged
+against the local runtime. The proxy's own names are its own, never the application's `http_requests_total`:
+a Prometheus that scrapes both the pods and the proxy would otherwise count every request twice in the
+runbook's `sum(rate(http_requests_total{service=...}))`.
 
 Listeners: one per distinct port of the stable Ingresses (annotation `rollouts.io/port`, else a free port
 kept for the Ingress's lifetime; `on_port(ingress_key, port)` reports it, `ports` shows it). Stable Ingresses
@@ -29,9 +32,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from rollouts.runtime.local.exposition import CONTENT_TYPE, Key, RequestMetrics
 from rollouts.runtime.local.nginx_metrics import NginxIngressMetrics
 from rollouts.runtime.local.routing import (
     DEFAULT_ANNOTATION_PREFIX,
@@ -47,7 +49,9 @@ from rollouts.spec.core import Ingress
 log = logging.getLogger(__name__)
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_LABELS = ("namespace", "service", "ingress", "version", "rollouts_pod_template_hash")
+REQUESTS = "rollouts_ingress_http_requests_total"
+DURATION = "rollouts_ingress_http_request_duration_seconds"
+_LABELS = ("namespace", "service", "ingress", "version", "rollouts_pod_template_hash", "code")
 
 
 class IngressProxy:
@@ -84,20 +88,12 @@ class IngressProxy:
         self._admin: web.AppRunner | None = None
         self.metrics_address: tuple[str, int] | None = None
         self.ports: dict[str, int] = {}
-        self.registry = CollectorRegistry(auto_describe=True)
-        self._requests = Counter(
-            "http_requests",
-            "Requests served by the local ingress, per version of the service.",
-            (*_LABELS, "code"),
-            registry=self.registry,
-        )
-        self._durations = Histogram(
-            "http_request_duration_seconds",
-            "Time from receiving a request to the end of its answer, per version of the service.",
-            _LABELS,
-            buckets=DURATION_BUCKETS,
-            registry=self.registry,
-        )
+        # The histogram has every label but the status code.
+        self.request_metrics = RequestMetrics(
+            requests=REQUESTS, requests_help="Requests served by the local ingress, per version of the service.",
+            duration=DURATION,
+            duration_help="Time from receiving a request to the end of its answer, per version of the service.",
+            labels=_proxy_labels, buckets=DURATION_BUCKETS, histogram_key=lambda key: key[:-1])
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -224,8 +220,7 @@ class IngressProxy:
     def _observe(self, backend: Backend, status: int, endpoint: Endpoint | None, duration: float) -> None:
         pod_hash = endpoint.pod_hash if endpoint else ""
         labels = (backend.namespace, backend.logical_service, backend.stable_ingress, backend.version, pod_hash)
-        self._requests.labels(*labels, str(status)).inc()
-        self._durations.labels(*labels).observe(duration)
+        self.request_metrics.observe((*labels, str(status)), duration)
         if self.stats is not None:
             # The serving pod's hash, so a gate counts only the revision under test; an answer no pod gave
             # (503 while none was ready) is the service's, not a revision's.
@@ -253,7 +248,11 @@ class IngressProxy:
 
     def render_metrics(self) -> bytes:
         """The proxy's request metrics in Prometheus text format."""
-        return generate_latest(self.registry) + self.nginx_metrics.render()
+        return self.request_metrics.render().encode() + self.nginx_metrics.render()
 
     async def _metrics_handler(self, request: web.Request) -> web.Response:
-        return web.Response(body=self.render_metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=self.render_metrics(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def _proxy_labels(key: Key) -> list[tuple[str, str]]:
+    return list(zip(_LABELS, key, strict=False))
