@@ -20,8 +20,11 @@ MERGE = "application/merge-patch+json"
 
 
 @pytest.mark.parametrize(("verb", "expected"), [
-    (["promote", "echo-rollout"], [(ROLLOUT + "/status", {"status": {"pauseConditions": None}})]),
-    (["promote", "echo-rollout", "--full"], [(ROLLOUT + "/status", {"status": {"promoteFull": True}})]),
+    # promote's patch depends on the state it read: Argo's body, conditional on that read's resourceVersion.
+    (["promote", "echo-rollout"], [(ROLLOUT + "/status", {"metadata": {"resourceVersion": "<read>"},
+                                                          "status": {"pauseConditions": None}})]),
+    (["promote", "echo-rollout", "--full"], [(ROLLOUT + "/status", {"metadata": {"resourceVersion": "<read>"},
+                                                                    "status": {"promoteFull": True}})]),
     (["abort", "echo-rollout"], [(ROLLOUT + "/status", {"status": {"abort": True}})]),
     (["retry", "rollout", "echo-rollout"], [(ROLLOUT + "/status", {"status": {"abort": False}})]),
     (["pause", "echo-rollout"], [(ROLLOUT, {"spec": {"paused": True}})]),
@@ -47,4 +50,6 @@ def test_plugin_verbs_send_argos_patches_over_http(cli: Callable[..., Result], m
         if restart_at is not None:
             assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", restart_at)  # RFC 3339, as the plugin's
             body["spec"]["restartAt"] = "<now>"
+        if (body.get("metadata") or {}).get("resourceVersion"):
+            body["metadata"]["resourceVersion"] = "<read>"
     assert sent == [("PATCH", path, MERGE, body) for path, body in expected]

@@ -38,30 +38,50 @@ def load_rollout(store: ObjectStore, namespace: str, name: str) -> tuple[dict[st
     return obj, Rollout.model_validate(obj)
 
 
-def write_patch(store: ObjectStore, namespace: str, name: str, patch: Patch) -> bool:
-    """Writes the spec part, then the status part (the order the kubectl plugin uses), in one transaction:
-    a process killed between the two leaves neither (a half-applied promote or resume, spec unpaused but
-    the pause conditions kept, would be read by the controller as a different verb)."""
+def write_patch(store: ObjectStore, namespace: str, name: str, patch: Patch,
+                resource_version: str | None = None) -> bool:
+    """Writes the spec part, then the status part (the order the kubectl plugin uses), in one transaction
+    where the store has them (SQLite): a process killed between the two leaves neither (a half-applied
+    promote or resume, spec unpaused but the pause conditions kept, would be read by the controller as a
+    different verb).
+
+    `resource_version`: the version of the rollout the patch was computed from, for a verb whose patch
+    depends on what it read (promote's next step index). Then the status part goes first and carries it as
+    a precondition, so the verb applies to exactly the state it saw or fails with Conflict (409) having
+    written nothing; the spec part that follows (`paused: false`) is the same whatever the state, so it
+    needs none. A Kubernetes API has no transaction: without this order a spec part written first could be
+    acted on (an unpause advancing the step) before the status part, computed from the older state, landed."""
     bodies = patch.bodies()
+    if resource_version and bodies:
+        bodies.sort(key=lambda part: part[0] != "status")
+        first, body = bodies[0]
+        bodies[0] = (first, {**body, "metadata": {"resourceVersion": str(resource_version)}})
     with store.transaction():
         for subresource, body in bodies:
             store.patch("Rollout", namespace, name, body, subresource="status" if subresource else None)
     return bool(bodies)
 
 
-def apply_intent(store: ObjectStore, namespace: str, name: str, make: Callable[[Rollout], Patch]) -> ActionResult:
-    _, rollout = load_rollout(store, namespace, name)
+def apply_intent(store: ObjectStore, namespace: str, name: str, make: Callable[[Rollout], Patch], *,
+                 conditional: bool = False) -> ActionResult:
+    """`conditional`: the patch depends on the state read (see `write_patch`); a concurrent write makes
+    it fail with Conflict. Verbs whose patch is the same whatever the state (abort, pause, resume, retry,
+    restart) stay unconditional: they always apply, so an abort is never refused because the controller
+    wrote the status meanwhile."""
+    obj, rollout = load_rollout(store, namespace, name)
     try:
         patch = make(rollout)
     except IntentError as exc:
         raise ActionError(str(exc)) from None
-    return ActionResult(patch.message, write_patch(store, namespace, name, patch))
+    version = str(obj["metadata"].get("resourceVersion") or "") if conditional else None
+    return ActionResult(patch.message, write_patch(store, namespace, name, patch, version))
 
 
 def promote(store: ObjectStore, namespace: str, name: str, *, full: bool = False,
             skip_current_step: bool = False) -> ActionResult:
     return apply_intent(store, namespace, name,
-                        lambda r: intents.promote(r, full=full, skip_current_step=skip_current_step))
+                        lambda r: intents.promote(r, full=full, skip_current_step=skip_current_step),
+                        conditional=True)
 
 
 def abort(store: ObjectStore, namespace: str, name: str) -> ActionResult:
@@ -87,12 +107,13 @@ def restart(store: ObjectStore, namespace: str, name: str, at: datetime) -> Acti
 def undo(store: ObjectStore, namespace: str, name: str, to_revision: int = 0) -> ActionResult:
     from rollouts.controller.observe import observe_rollout
 
-    _, rollout = load_rollout(store, namespace, name)
+    obj, rollout = load_rollout(store, namespace, name)
     try:
         result = intents.undo(rollout, observe_rollout(store, rollout).replica_sets, to_revision)
     except IntentError as exc:
         raise ActionError(str(exc)) from None
-    return ActionResult(result.message, write_patch(store, namespace, name, result.patch))
+    version = str(obj["metadata"].get("resourceVersion") or "")
+    return ActionResult(result.message, write_patch(store, namespace, name, result.patch, version))
 
 
 def set_image(store: ObjectStore, namespace: str, name: str, container: str, image: str) -> ActionResult:
@@ -111,5 +132,9 @@ def set_image(store: ObjectStore, namespace: str, name: str, container: str, ima
     if not found:
         names = ", ".join(c.get("name", "") for c in spec.get("containers") or [])
         raise ActionError(f"unable to find container named {container!r} (containers: {names})")
-    store.patch("Rollout", namespace, name, {"spec": {"template": template}})
+    # The whole template as read goes back: conditional on that read, so a concurrent change to the
+    # template (another set image, an undo) is never overwritten unseen; it fails with Conflict instead.
+    version = str(obj["metadata"].get("resourceVersion") or "")
+    store.patch("Rollout", namespace, name,
+                {"metadata": {"resourceVersion": version} if version else {}, "spec": {"template": template}})
     return ActionResult(f"rollout '{name}' image updated", True)

@@ -40,13 +40,14 @@ def _run(name: str, namespace: str | None, home: str | None, verb: Callable[[Obj
     kubectl plugin's own wording, `message(name)`, where the shared text differs); `suffix` is filled
     by the verb with what the user should know about the outcome."""
     from rollouts.api.actions import ActionError, RolloutNotFound
+    from rollouts.store.protocol import Conflict
 
     ns = namespace_or_default(namespace)
     name = rollout_name(name)
     store = open_store(home)
     try:
         result = verb(store, ns, name)
-    except (ActionError, RolloutNotFound) as exc:
+    except (ActionError, RolloutNotFound, Conflict) as exc:  # Conflict: changed since read; run it again
         fail(str(exc))
     text = message(name) if message is not None else result.message
     typer.echo(": ".join([text, *(suffix or [])]))
