@@ -6,11 +6,17 @@ families on a real local cluster with its operator, judged against an undisturbe
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from rollouts.controller.loop import Controller
+from rollouts.kube.client import KubeStore
+from rollouts.kube.config import load_config
+from tests.cluster.conftest import Cluster, start_cluster
+from tests.cluster.conftest import rollout as cluster_rollout
 from tests.e2e.harness import Write, actor_spans, conflicts_retried
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -97,3 +103,33 @@ def test_process_fault_run_ends_as_the_undisturbed_release(family: ModuleType, t
     assert len(outcomes) == 1
     (outcome,) = outcomes
     assert outcome.failures == 0, (outcome.fault, outcome.final, outcome.detail)
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[Cluster, KubeStore]]:
+    (tmp_path / "home").mkdir()
+    found, stop = start_cluster(tmp_path / "home")
+    store = KubeStore(load_config(kubeconfig=found.kubeconfig))
+    try:
+        yield found, store
+    finally:
+        store.close()
+        stop()
+
+
+def test_operator_decision_from_a_stale_read_is_refused_409_and_taken_again_from_a_fresh_one(
+        api: tuple[Cluster, KubeStore]) -> None:
+    """What the operator does with a view that missed a write (as a cache may after an API server restart):
+    its status write carries the old resourceVersion, the API refuses it, the key is retried at once (0 s)
+    from a fresh read, and nothing decided from the stale view is stored."""
+    cluster, store = api
+    store.create(cluster_rollout("shop", image="demo:1"))
+    stale = store.get("Rollout", "default", "shop")  # before the first status write
+    controller = Controller(store=store)
+    controller.reconcile_rollout(store.get("Rollout", "default", "shop"))
+    stored = store.get("Rollout", "default", "shop")
+    assert stored["status"] and stored["metadata"]["resourceVersion"] != stale["metadata"]["resourceVersion"]
+
+    assert controller.reconcile_rollout(stale) == 0.0  # refused: retried at once, not given up
+    assert store.get("Rollout", "default", "shop") == stored  # nothing from the stale view was stored
+    assert controller.reconcile_rollout(store.get("Rollout", "default", "shop")) != 0.0  # a fresh read: settled
