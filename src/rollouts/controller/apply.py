@@ -173,10 +173,16 @@ def apply_action(store: ObjectStore, rollout: Rollout, action: t.Action) -> None
             routes.pop(action.name, None)
             _set_header_routes(store, rollout, routes)
         case t.CreateAnalysisRun():
+            run = action.run.to_dict()
             try:
-                store.create(action.run.to_dict())
+                created = store.create(run)
             except AlreadyExists:
                 pass
+            else:
+                # An API server drops status on create (it is the /status subresource's): a run born
+                # already finished (it cannot be measured, and says why) gets its status written next.
+                if run.get("status") and not created.get("status"):
+                    store.update_status({**created, "status": run["status"]})
         case t.TerminateAnalysisRun():
             try:
                 store.patch("AnalysisRun", ns, action.name, {"spec": {"terminate": True}})

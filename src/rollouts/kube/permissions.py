@@ -22,7 +22,6 @@ from typing import Literal
 
 Scope = Literal["managed", "own"]
 
-READ = ("get", "list", "watch")
 
 
 @dataclass(frozen=True)
@@ -38,39 +37,41 @@ class Permission:
 
 
 PERMISSIONS: tuple[Permission, ...] = (
-    Permission("argoproj.io", "rollouts", (*READ, "update", "patch"),
-               "reconcile Rollouts; pause, abort and promote are patches of spec and annotations"),
-    Permission("argoproj.io", "rollouts/status", ("update", "patch"),
+    # Objects the operator caches (informers: list + watch) are read from the cache, so `get` is only granted
+    # where a call needs it: the re-read after a 409 on a write carrying a resourceVersion (status updates),
+    # and the kinds it does not cache (Secrets, ConfigMaps, Leases).
+    Permission("argoproj.io", "rollouts", ("get", "list", "watch"),
+               "reconcile Rollouts (re-read after a conflicting status update)"),
+    Permission("argoproj.io", "rollouts/status", ("update",),
                "write the Rollout's phase, steps, conditions and ReplicaSet hashes"),
     # Only checked where the OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift):
     # setting blockOwnerDeletion on an object owned by a Rollout needs update on its finalizers.
     Permission("argoproj.io", "rollouts/finalizers", ("update",),
                "own ReplicaSets and AnalysisRuns with blockOwnerDeletion under OwnerReferencesPermissionEnforcement"),
-    Permission("argoproj.io", "analysisruns", (*READ, "create", "update", "patch", "delete"),
+    Permission("argoproj.io", "analysisruns", ("get", "list", "watch", "create", "patch", "delete"),
                "start analysis for steps and background analysis, terminate and garbage-collect runs"),
-    Permission("argoproj.io", "analysisruns/status", ("update", "patch"),
+    Permission("argoproj.io", "analysisruns/status", ("update",),
                "record measurements and the run's phase"),
     Permission("argoproj.io", "analysisruns/finalizers", ("update",),
                "own Jobs of job metrics with blockOwnerDeletion under OwnerReferencesPermissionEnforcement"),
-    Permission("argoproj.io", "analysistemplates", READ, "resolve templateName references"),
-    Permission("argoproj.io", "clusteranalysistemplates", READ,
+    Permission("argoproj.io", "analysistemplates", ("list", "watch"), "resolve templateName references"),
+    Permission("argoproj.io", "clusteranalysistemplates", ("list", "watch"),
                "resolve clusterScope template references", cluster_scoped=True),
-    Permission("argoproj.io", "experiments", READ, "read Experiments referenced by experiment steps"),
-    Permission("apps", "replicasets", (*READ, "create", "update", "patch", "delete"),
+    Permission("apps", "replicasets", ("list", "watch", "create", "patch", "delete"),
                "create, scale, relabel and retire the stable, canary and preview ReplicaSets"),
-    Permission("", "pods", (*READ, "delete"),
+    Permission("", "pods", ("list", "watch", "delete"),
                "count ready pods, and delete them for spec.restartAt restarts"),
-    Permission("", "services", (*READ, "update", "patch"),
+    Permission("", "services", ("list", "watch", "patch"),
                "point the stable, canary, active and preview Services' selectors at a ReplicaSet hash"),
-    Permission("networking.k8s.io", "ingresses", (*READ, "create", "update", "patch", "delete"),
-               "weight traffic with a canary Ingress beside the stable one, removed at the end"),
-    Permission("batch", "jobs", ("get", "list", "watch", "create", "delete"),
-               "run job metrics and clean them up with their AnalysisRun"),
-    Permission("", "events", ("create", "patch"), "report what the controller did on the Rollout"),
-    Permission("", "configmaps", (*READ, "create", "update"),
+    Permission("networking.k8s.io", "ingresses", ("list", "watch", "create", "patch"),
+               "weight traffic with a canary Ingress beside the stable one (owned by the Rollout)"),
+    Permission("batch", "jobs", ("list", "watch", "create", "delete"),
+               "run job metrics and stop the Job of a cancelled measurement"),
+    Permission("", "events", ("create", "patch"), "report what the controller did on the Rollout (patch: a repeat)"),
+    Permission("", "configmaps", ("get", "create", "update"),
                "notification services and templates; each Rollout's release history ConfigMap "
                "(<rollout>.rollout-history)"),
-    Permission("", "secrets", READ, "secretKeyRef analysis args and notification credentials"),
+    Permission("", "secrets", ("get",), "secretKeyRef analysis args and notification credentials"),
     Permission("coordination.k8s.io", "leases", ("get", "create", "update"),
                "leader election between the controller's replicas", scope="own"),
 )
