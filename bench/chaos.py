@@ -6,13 +6,16 @@ Every module of `bench/chaoslib` exposing `FAMILY` and `run(runs, seed, workdir)
 the families' extra figures, and one line per failed outcome, and exits 1 if any counter is non-zero.
 
     python bench/chaos.py --runs 3 --families operator-kill,apiserver-restart --seed 1
+    python bench/chaos.py --from-records WORKDIR/operator-kill/outcomes.jsonl   # a run cut short
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import pkgutil
+import signal
 import sys
 import tempfile
 import time
@@ -79,9 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--families", default="", help="comma-separated FAMILY names (default: all)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, help="where the clusters live (default: a temporary folder)")
+    parser.add_argument("--from-records", type=Path, nargs="+", metavar="JSONL",
+                        help="print the table of runs already recorded (a family's outcomes.jsonl) and exit")
     args = parser.parse_args(argv)
+    if args.from_records:
+        recorded = [chaoslib.Outcome(**json.loads(line)) for path in args.from_records
+                    for line in path.read_text().splitlines() if line.strip()]
+        return report(recorded, f"recorded in {', '.join(map(str, args.from_records))}")
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    # SIGTERM unwinds like Ctrl-C: the families' clusters and operators are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     names = [n.strip() for n in args.families.split(",") if n.strip()] or list(families())
     started = time.monotonic()
     if args.workdir is not None:
@@ -89,13 +100,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="rollouts-chaos-") as folder:
             outcomes = run_families(names, args.runs, args.seed, Path(folder))
+    return report(outcomes, f"seed {args.seed}, {time.monotonic() - started:.0f}s")
+
+
+def report(outcomes: Sequence[chaoslib.Outcome], how: str) -> int:
+    """Print the table, the extra figures and the failures; 1 if anything failed."""
     print(chaoslib.render(chaoslib.table(outcomes)))
     for line in extras(outcomes):
         print(line)
     failed = [o for o in outcomes if o.failures]
     for outcome in failed:
         print(f"FAILED {outcome.family}: {outcome.fault} -> {outcome.final}: {outcome.detail}")
-    print(f"{len(outcomes)} runs, {len(failed)} failed, seed {args.seed}, {time.monotonic() - started:.0f}s")
+    print(f"{len(outcomes)} runs, {len(failed)} failed, {how}")
     return 1 if failed else 0
 
 

@@ -10,6 +10,8 @@ Not a family (no FAMILY): `bench/chaos.py` skips it."""
 from __future__ import annotations
 
 import collections
+import dataclasses
+import json
 import random
 import sys
 import threading
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.e2e.harness import RemoteCluster, wait_until  # noqa: E402
 from tests.e2e.manifests import shop_services  # noqa: E402
 
+from chaoslib import Outcome  # noqa: E402
 from rollouts.demo.prometheus import free_port  # noqa: E402
 
 HASH_LABEL = "rollouts-pod-template-hash"
@@ -115,6 +118,20 @@ metadata:
   annotations: {{rollouts.io/port: "{preview_port}"}}
 spec: {{selector: {{app: bg}}, ports: [{{port: 80, targetPort: 8080}}]}}
 """ + shop_services(canary_port)
+
+
+class Recorded(list[Outcome]):
+    """The outcomes of a family's runs, each also appended to a JSON-lines file as it is made, so a long
+    bench cut short still tells what its finished runs did (`bench/chaos.py --from-records`)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def append(self, outcome: Outcome) -> None:
+        super().append(outcome)
+        with self.path.open("a") as out:
+            out.write(json.dumps(dataclasses.asdict(outcome)) + "\n")
 
 
 @dataclass

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, for `cha
 from tests.e2e.harness import conflicts_retried, stale_write_refused  # noqa: E402
 
 from chaoslib import Outcome  # noqa: E402
-from chaoslib._release import Bench, Release  # noqa: E402
+from chaoslib._release import Bench, Recorded, Release  # noqa: E402
 from chaoslib.operator_kill import Baselines, brief, judge, wait_for_moment  # noqa: E402
 from rollouts.kube.client import KubeStore  # noqa: E402
 from rollouts.kube.config import load_config  # noqa: E402
@@ -44,7 +44,7 @@ def touch(bench: Bench, rollout: str, value: str) -> None:
 
 def run(runs: int, seed: int, workdir: Path) -> list[Outcome]:
     rng = random.Random(seed)
-    outcomes: list[Outcome] = []
+    outcomes = Recorded(workdir / "outcomes.jsonl")
     with Bench(workdir / FAMILY, seed) as bench:
         baselines = Baselines(bench, rng)
         order = [SCENARIOS[i % len(SCENARIOS)] for i in range(runs)]

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, for `cha
 from tests.e2e.harness import RemoteCluster, actor_spans, wait_until  # noqa: E402
 
 from chaoslib import Outcome  # noqa: E402
-from chaoslib._release import Bench, Release  # noqa: E402
+from chaoslib._release import Bench, Recorded, Release  # noqa: E402
 from chaoslib.operator_kill import Baselines, brief, judge, wait_for_moment  # noqa: E402
 
 FAMILY = "leader-failover"
@@ -50,7 +50,7 @@ def overlaps(spans: list[tuple[str, float, float]], stopped: str, successor: str
 
 def run(runs: int, seed: int, workdir: Path) -> list[Outcome]:
     rng = random.Random(seed)
-    outcomes: list[Outcome] = []
+    outcomes = Recorded(workdir / "outcomes.jsonl")
     names = iter(f"op-{n}" for n in range(1, 10_000))
     with Bench(workdir / FAMILY, seed, operators=(next(names), next(names)), leader_elect=True) as bench:
         cluster = bench.cluster

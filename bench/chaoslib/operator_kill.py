@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, for `cha
 from tests.e2e.harness import wait_until  # noqa: E402
 
 from chaoslib import Outcome  # noqa: E402
-from chaoslib._release import CANARY_STEPS, Bench, Release  # noqa: E402
+from chaoslib._release import CANARY_STEPS, Bench, Recorded, Release  # noqa: E402
 
 FAMILY = "operator-kill"
 
@@ -123,7 +123,7 @@ def schedule(runs: int, rng: random.Random) -> list[tuple[str, str, str]]:
 
 def run(runs: int, seed: int, workdir: Path) -> list[Outcome]:
     rng = random.Random(seed)
-    outcomes: list[Outcome] = []
+    outcomes = Recorded(workdir / "outcomes.jsonl")
     with Bench(workdir / FAMILY, seed) as bench:
         baselines = Baselines(bench, rng)
         for strategy, kind, moment in schedule(runs, rng):

@@ -23,6 +23,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 from chaoslib import Outcome, apiserver_restart, operator_kill  # noqa: E402
+from chaoslib._release import Recorded  # noqa: E402
 from chaoslib.leader_failover import overlaps  # noqa: E402
 
 import chaos  # noqa: E402
@@ -133,3 +134,16 @@ def test_operator_decision_from_a_stale_read_is_refused_409_and_taken_again_from
     assert controller.reconcile_rollout(stale) == 0.0  # refused: retried at once, not given up
     assert store.get("Rollout", "default", "shop") == stored  # nothing from the stale view was stored
     assert controller.reconcile_rollout(store.get("Rollout", "default", "shop")) != 0.0  # a fresh read: settled
+
+
+def test_chaos_records_each_outcome_so_a_run_cut_short_still_prints_its_table(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recorded = Recorded(tmp_path / "outcomes.jsonl")
+    recorded.append(Outcome("operator-kill", "SIGKILL at analysis", "Healthy stable=new", ok=True, seconds=2.0,
+                            extra={"repeated events": 0.0}))
+    recorded.append(Outcome("operator-kill", "SIGKILL at abort", "Healthy stable=new", ok=False,
+                            unsafe_promotions=1))
+    assert chaos.main(["--from-records", str(recorded.path)]) == 1
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[1].split()[:6] == ["operator-kill", "2", "1", "0", "1", "0"]
+    assert "FAILED operator-kill: SIGKILL at abort" in printed
