@@ -158,6 +158,37 @@ def test_prometheus_objects_installed_once_and_removed_with_no_prometheus(tmp_pa
         store.close()
 
 
+def test_controller_metrics_endpoints_keep_live_operators_and_drop_stopped_ones(tmp_path: Path) -> None:
+    import socket
+
+    from rollouts.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "store.db")
+    first, second = socket.create_server(("127.0.0.1", 0)), socket.create_server(("127.0.0.1", 0))
+    ep = prometheus.CONTROLLER_METRICS
+
+    def listed() -> list[tuple[str, int]]:
+        obj = store.get("Endpoints", ep.namespace, ep.service)
+        return [(s["addresses"][0]["targetRef"]["name"], s["ports"][0]["port"]) for s in obj["subsets"]]
+
+    try:
+        prometheus.register_metrics(store, ep, "127.0.0.1", first.getsockname()[1], "controller-1")
+        prometheus.register_metrics(store, ep, "127.0.0.1", second.getsockname()[1], "controller-2")
+        assert listed() == [("controller-1", first.getsockname()[1]), ("controller-2", second.getsockname()[1])]
+        service = store.get("Service", ep.namespace, ep.service)
+        assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "metrics"
+        assert [p["name"] for p in service["spec"]["ports"]] == ["metrics"]
+        first.close()  # controller-1 was killed: the next registration drops its address
+        prometheus.register_metrics(store, ep, "127.0.0.1", second.getsockname()[1], "controller-2")
+        assert listed() == [("controller-2", second.getsockname()[1])]
+        prometheus.unregister_metrics(store, ep, "controller-2")
+        assert listed() == []
+    finally:
+        first.close()
+        second.close()
+        store.close()
+
+
 # ---- a real cluster with its Prometheus ------------------------------------------------------------
 
 @dataclass

@@ -81,7 +81,7 @@ class RuntimeHost:
             metrics = runtime.proxy.metrics_address if runtime is not None else None
             if metrics is not None:
                 prometheus.register_metrics(self.store, prometheus.INGRESS_METRICS, metrics[0], metrics[1],
-                                            target="ingress-proxy")
+                                            "ingress-proxy")
             binary = prometheus.find_binary() if self.options.prometheus else None
             if binary is None:
                 if self.options.prometheus:

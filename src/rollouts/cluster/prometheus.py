@@ -340,17 +340,50 @@ CONTROLLER_METRICS = MetricsEndpoint(CONTROLLER_NAMESPACE, CONTROLLER_METRICS_SE
                                      dict(CONTROLLER_METRICS_LABELS), 8090)
 
 
-def register_metrics(store: ObjectStore, endpoint: MetricsEndpoint, host: str, port: int,
-                     target: str | None = None) -> None:
-    """Make `endpoint`'s Service exist and its Endpoints list exactly host:port (`target`: the address's
-    targetRef name, telling replicas apart on the target page)."""
+def _listening(subset: dict[str, Any]) -> bool:
+    """Whether a registered metrics listener still accepts connections (its process may have been killed)."""
+    import socket
+
+    addresses, ports = subset.get("addresses") or [], subset.get("ports") or []
+    if not addresses or not ports:
+        return False
+    try:
+        with socket.create_connection((str(addresses[0].get("ip")), int(ports[0].get("port"))), timeout=0.5):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _subset_of(subset: dict[str, Any]) -> str:
+    return str(((subset.get("addresses") or [{}])[0].get("targetRef") or {}).get("name") or "")
+
+
+def register_metrics(store: ObjectStore, endpoint: MetricsEndpoint, host: str, port: int, target: str) -> None:
+    """Make `endpoint`'s Service exist and its Endpoints list host:port as the address of `target` (its
+    targetRef name: several operators each have theirs). Addresses of other targets stay while their
+    listener still answers; those of killed processes go."""
     _ensure_namespace(store, endpoint.namespace)
     meta = {"name": endpoint.service, "namespace": endpoint.namespace, "labels": endpoint.labels}
     _ensure_service(store, {"apiVersion": "v1", "kind": "Service", "metadata": meta,
                             "spec": {"selector": None,
                                      "ports": [{"name": "metrics", "port": endpoint.port, "protocol": "TCP"}]}})
-    address: dict[str, Any] = {"ip": host}
-    if target:
-        address["targetRef"] = {"kind": "Process", "name": target}
-    subsets = [{"addresses": [address], "ports": [{"name": "metrics", "port": port, "protocol": "TCP"}]}]
+    try:
+        current = store.get("Endpoints", endpoint.namespace, endpoint.service).get("subsets") or []
+    except NotFound:
+        current = []
+    others = [s for s in current if _subset_of(s) not in ("", target) and _listening(s)]
+    mine = {"addresses": [{"ip": host, "targetRef": {"kind": "Process", "name": target}}],
+            "ports": [{"name": "metrics", "port": port, "protocol": "TCP"}]}
+    subsets = sorted([*others, mine], key=_subset_of)
     _ensure_endpoints(store, {"apiVersion": "v1", "kind": "Endpoints", "metadata": dict(meta), "subsets": subsets})
+
+
+def unregister_metrics(store: ObjectStore, endpoint: MetricsEndpoint, target: str) -> None:
+    """Take `target`'s address out of `endpoint`'s Endpoints (a process stopping cleanly)."""
+    try:
+        obj = store.get("Endpoints", endpoint.namespace, endpoint.service)
+    except NotFound:
+        return
+    kept = [s for s in obj.get("subsets") or [] if _subset_of(s) != target]
+    if kept != (obj.get("subsets") or []):
+        store.patch("Endpoints", endpoint.namespace, endpoint.service, {"subsets": kept})

@@ -98,6 +98,10 @@ def register_traffic_plugins(store: KubeStore, lookups: ObjectStore | None = Non
     return source
 
 
+def _metrics_target() -> str:
+    return f"controller-{os.getpid()}"
+
+
 async def _register_metrics(store: KubeStore, host: str, port: int) -> None:
     """On a local cluster, the Service rollouts/rollouts-metrics (as deploy/kubernetes installs it) with
     Endpoints at this operator's /metrics, so the cluster's Prometheus discovers it through the API."""
@@ -105,10 +109,18 @@ async def _register_metrics(store: KubeStore, host: str, port: int) -> None:
 
     address = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host.strip("[]")
     try:
-        await asyncio.to_thread(register_metrics, store, CONTROLLER_METRICS, address, port,
-                                f"controller-{os.getpid()}")
+        await asyncio.to_thread(register_metrics, store, CONTROLLER_METRICS, address, port, _metrics_target())
     except Exception as exc:  # scraping is a convenience: the operator runs without it
         log.warning("cannot register the metrics endpoint with the local cluster: %s", exc)
+
+
+async def _unregister_metrics(store: KubeStore) -> None:
+    from rollouts.cluster.prometheus import CONTROLLER_METRICS, unregister_metrics
+
+    try:
+        await asyncio.to_thread(unregister_metrics, store, CONTROLLER_METRICS, _metrics_target())
+    except Exception as exc:  # the API may be gone first; the next operator prunes the address
+        log.info("cannot unregister the metrics endpoint: %s", exc)
 
 
 async def run_controller(store: KubeStore, *, home: Path | None = None, prometheus_address: str | None = None,
@@ -188,6 +200,8 @@ async def run_controller(store: KubeStore, *, home: Path | None = None, promethe
             await cache.stop()
             await cache.client.close()
             await notifier.close()
+            if home is not None and metrics_address is not None:
+                await _unregister_metrics(store)
             await server.close()
             controller_metrics.activate(None)
         log.info("controller stopped", extra={"fields": {"cluster": store.config.server}})
