@@ -152,6 +152,8 @@ class IngressProxy:
         # One assignment: a request reads self._tables once, so it sees either all old or all new routes.
         self._tables = tables
         self.table = table
+        # Logged before any await, so every request routed after this line's timestamp used these weights.
+        log.info("ingress: routes updated: %s", _canary_weights(table) or "no canary routes")
         self.nginx_metrics.retain((s.namespace, s.name) for s in table.stable_ingresses)
         for port in [p for p in self._runners if p not in tables]:
             await self._stop_listener(port)
@@ -256,3 +258,13 @@ class IngressProxy:
 
 def _proxy_labels(key: Key) -> list[tuple[str, str]]:
     return list(zip(_LABELS, key, strict=False))
+
+
+def _canary_weights(table: RoutingTable) -> str:
+    """Each canary-enabled route's weight, for the log line that marks when a routing table took effect."""
+    return ", ".join(
+        f"{r.namespace}/{r.ingress} {r.host or '*'}{r.path} canary {r.canary.namespace}/{r.canary.service} "
+        f"weight {r.canary.weight}/{r.canary.weight_total}"
+        for r in table.routes
+        if r.canary is not None
+    )
