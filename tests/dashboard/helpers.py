@@ -213,12 +213,13 @@ def seeded_db(path: Path, fill: Callable[[SQLiteStore], Any]) -> Path:
 
 @contextmanager
 def in_process_client(db: Path, *, bind_host: str = "127.0.0.1",
-                      base_url: str = "http://127.0.0.1:3100") -> Iterator[Any]:
+                      base_url: str = "http://127.0.0.1:3100", authorized: bool = True) -> Iterator[Any]:
     """The dashboard app behind FastAPI's TestClient (same app, no socket of its own) over the API server
-    of the store file `db`, on a loopback base URL unless told otherwise."""
+    of the store file `db`, on a loopback base URL unless told otherwise; every request carries the token
+    unless `authorized` is False (or the request sets its own Authorization header)."""
     from fastapi.testclient import TestClient
 
     with api_served(db) as config:
         app = create_app(kube_factory(config), token=TOKEN, bind_host=bind_host)
-        with TestClient(app, base_url=base_url) as http:
+        with TestClient(app, base_url=base_url, headers=AUTH if authorized else None) as http:
             yield http

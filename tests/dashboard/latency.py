@@ -24,7 +24,7 @@ from rollouts.kube.client import KubeStore
 from rollouts.kube.config import load_config
 from rollouts.store.protocol import ObjectStore
 from rollouts.store.sqlite import SQLiteStore
-from tests.dashboard.helpers import TOKEN, api_served, live_server, seed, seeded_db
+from tests.dashboard.helpers import AUTH, TOKEN, api_served, live_server, seed, seeded_db
 
 WRITES = 30
 
@@ -56,7 +56,7 @@ def measure(mode: str) -> list[float]:
     delays: list[float] = []
     with api_served(db) if mode.startswith("kube") else _nothing() as kubeconfig, \
             (live_server(None, kubeconfig=kubeconfig) if kubeconfig else _sqlite_server(db)) as url, \
-            httpx.Client(base_url=url, timeout=30) as http:
+            httpx.Client(base_url=url, timeout=30, headers=AUTH) as http:
         arrivals: list[float] = []
         ready = threading.Event()
 

@@ -24,7 +24,7 @@ def db(tmp_path: Path) -> Path:
 @pytest.fixture
 def server(db: Path) -> Iterator[httpx.Client]:
     """A client of a real uvicorn server."""
-    with live_server(db) as url, httpx.Client(base_url=url, timeout=10) as http:
+    with live_server(db) as url, httpx.Client(base_url=url, timeout=10, headers=AUTH) as http:
         yield http
 
 
@@ -99,6 +99,7 @@ MUTATIONS = [
 
 
 def test_mutations_need_the_token(client: httpx.Client, db: Path) -> None:
+    client.headers.pop("Authorization")
     before = rollout(db)
     for verb, body in MUTATIONS:
         missing = client.post(f"{BASE}/{verb}", json=body)
@@ -162,9 +163,14 @@ def test_actions_that_do_not_apply(client: httpx.Client, verb: str, body: Any, s
     assert text in str(response.json()["detail"])
 
 
-def test_reading_is_refused_without_token_on_a_non_loopback_bind(db: Path) -> None:
-    with live_server(db, bind_host="0.0.0.0") as url, httpx.Client(base_url=url, timeout=10) as http:
-        assert http.get("/api/v1/namespaces").status_code == 401
+@pytest.mark.parametrize("bind_host", ["127.0.0.1", "0.0.0.0"], ids=["loopback", "every-interface"])
+def test_reading_is_refused_without_token_on_any_bind(db: Path, bind_host: str) -> None:
+    with live_server(db, bind_host=bind_host) as url, httpx.Client(base_url=url, timeout=10) as http:
+        for path in ("/api/v1/namespaces", "/api/v1/rollouts", BASE, f"{BASE}/analysisruns",
+                     "/api/v1/rollouts/default/watch", "/docs", "/nothing"):
+            answer = http.get(path)
+            assert answer.status_code == 401, (path, answer.text)
+            assert answer.headers["www-authenticate"] == "Bearer"
         assert http.get(BASE, headers={"Authorization": "Bearer nope-nope-nope-nope"}).status_code == 403
         assert http.get(BASE, headers=AUTH).status_code == 200
         assert http.get("/").status_code == 200  # the page itself holds no data
@@ -213,7 +219,7 @@ def test_static_paths_cannot_escape(client: httpx.Client) -> None:
 
 
 def test_sse_delivers_an_update_after_a_store_write(db: Path) -> None:
-    with live_server(db) as url, httpx.Client(base_url=url, timeout=10) as http:
+    with live_server(db) as url, httpx.Client(base_url=url, timeout=10, headers=AUTH) as http:
         events: list[tuple[str, str]] = []
         got_snapshot = threading.Event()
         got_update = threading.Event()
@@ -243,7 +249,7 @@ def test_sse_delivers_an_update_after_a_store_write(db: Path) -> None:
 
 
 def test_rollout_stream_sends_heartbeats_and_detail(db: Path) -> None:
-    with live_server(db, heartbeat=0.2) as url, httpx.Client(base_url=url, timeout=10) as http:
+    with live_server(db, heartbeat=0.2) as url, httpx.Client(base_url=url, timeout=10, headers=AUTH) as http:
         lines: list[str] = []
         with http.stream("GET", f"{BASE}/watch") as response:
             for line in response.iter_lines():
@@ -256,6 +262,7 @@ def test_rollout_stream_sends_heartbeats_and_detail(db: Path) -> None:
 
 
 def test_real_server_refuses_mutations_without_a_valid_token(server: httpx.Client, db: Path) -> None:
+    server.headers.pop("Authorization")
     before = rollout(db)["metadata"]["resourceVersion"]
     assert server.post(f"{BASE}/abort").status_code == 401
     assert server.post(f"{BASE}/abort", headers={"Authorization": "Bearer wrong-token-wrong-token"}).status_code == 403
@@ -272,7 +279,9 @@ def test_raw_traversal_requests_on_the_wire(server: httpx.Client) -> None:
     url = urlsplit(str(server.base_url))
     for raw in ("/static/../app.py", "/static/..%2f..%2fapi%2fapp.py", "/static/%2e%2e%2f%2e%2e%2fpyproject.toml"):
         with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
-            sock.sendall(f"GET {raw} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            # With the token: what answers is the routing, not the token check.
+            sock.sendall(f"GET {raw} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+                         "Connection: close\r\n\r\n".encode())
             answer = b""
             while chunk := sock.recv(65536):
                 answer += chunk
@@ -318,7 +327,7 @@ def _dashboard_over(kubeconfig: Path) -> Any:
     from tests.dashboard.helpers import kube_factory
 
     app = create_app(kube_factory(kubeconfig), token=TOKEN, bind_host="127.0.0.1")
-    return TestClient(app, base_url="http://127.0.0.1:3100", raise_server_exceptions=False)
+    return TestClient(app, base_url="http://127.0.0.1:3100", raise_server_exceptions=False, headers=AUTH)
 
 
 def test_unreachable_cluster_api_is_a_503_naming_the_server(db: Path) -> None:
@@ -382,7 +391,7 @@ def test_namespaces_offer_the_contexts_namespace(db: Path, forbidden: bool, offe
     with api_served(db) as kubeconfig:
         app = create_app(lambda: Namespaced(load_config(kubeconfig=kubeconfig, namespace="team")), token=TOKEN,
                          bind_host="127.0.0.1")
-        with TestClient(app, base_url="http://127.0.0.1:3100") as http:
+        with TestClient(app, base_url="http://127.0.0.1:3100", headers=AUTH) as http:
             assert http.get("/api/v1/namespaces").json() == {"namespaces": offered}
 
 
@@ -405,7 +414,7 @@ def test_streams_of_one_rollout_share_one_read_per_change(db: Path) -> None:
     def counting(kubeconfig: Path) -> Any:
         return lambda: Counting(load_config(kubeconfig=kubeconfig))
 
-    with live_server(db, store_factory=counting) as url, httpx.Client(base_url=url, timeout=10) as http:
+    with live_server(db, store_factory=counting) as url, httpx.Client(base_url=url, timeout=10, headers=AUTH) as http:
         steps: list[list[str]] = []
         snapshots = threading.Semaphore(0)
         updates = threading.Semaphore(0)

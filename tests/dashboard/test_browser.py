@@ -1,6 +1,8 @@
 """The page in Debian's Chromium (Playwright), against a real controller process releasing a canary through
 a traffic gate: the list follows the canary live without a reload, promote and abort clicked with the token
 change the rollout, and the same clicks without a token are refused (the page says so; nothing changes).
+The page gets its token from the URL fragment (#token=...) `rollouts dashboard` prints; without one it
+shows no data.
 
 Set ROLLOUTS_WRITE_SCREENSHOT=1 to refresh docs/dashboard.png (the rollout page mid-canary)."""
 
@@ -60,6 +62,14 @@ def status(ctl: ControllerProcess) -> dict[str, Any]:
     return dict(ctl.rollout("shop").get("status") or {})
 
 
+def open_with_token(page: Any, url: str, route: str) -> None:
+    """Opens the page as `rollouts dashboard` prints it (the token in the fragment), then goes to `route`
+    (a hash change: the same page, its sessionStorage keeps the token)."""
+    page.goto(f"{url}/#token={TOKEN}")
+    page.wait_for_function("() => location.hash === ''")
+    page.goto(f"{url}/{route}")
+
+
 def confirm(page: Any, selector: str) -> str:
     """Clicks an action, confirms in the page's dialog, returns the result line the page shows."""
     page.locator("#result").evaluate("node => { node.hidden = true; node.textContent = ''; }")
@@ -84,9 +94,9 @@ def test_dashboard_in_chromium(controller: ControllerProcess, browser: Any, tmp_
         for page in (listing, detail):
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-        listing.goto(f"{url}/#/ns/default")
+        open_with_token(listing, url, "#/ns/default")
         listing.wait_for_selector("tr[data-rollout='default/shop'] td.status >> text=Healthy")
-        detail.goto(f"{url}/#/rollout/default/shop")
+        open_with_token(detail, url, "#/rollout/default/shop")
         detail.wait_for_selector("#r-status >> text=Healthy")
         # Remember every set weight the list shows; a reload would lose both the record and the marker.
         listing.evaluate("""() => {
@@ -117,7 +127,9 @@ def test_dashboard_in_chromium(controller: ControllerProcess, browser: Any, tmp_
         detail.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10_000
 
-        # Without a token: both clicks are refused, the page says so, the rollout stays paused.
+        # Without a token (forgotten; the open stream goes on): both clicks are refused, the page says so,
+        # the rollout stays paused.
+        detail.click("#token-forget")
         for action in ("promote", "abort"):
             shown = confirm(detail, f"#actions button[data-action='{action}']")
             assert shown.startswith("refused (401)"), shown
@@ -185,7 +197,7 @@ def test_dashboard_truthful_page_opened_mid_release(browser: Any, tmp_path: Path
         page.on("pageerror", lambda exc: errors.append(str(exc)))
 
         # The list's filter: by name, by status, and nothing.
-        page.goto(f"{url}/#/ns/default")
+        open_with_token(page, url, "#/ns/default")
         page.wait_for_selector("tr[data-rollout='default/cart']")
         assert page.locator("#rollouts tbody tr").count() == 2
         page.fill("#filter", "cart")
@@ -258,8 +270,41 @@ def test_dashboard_says_why_live_updates_are_refused(browser: Any, tmp_path: Pat
     with live_server(db, max_streams_per_client=0) as url:
         context = browser.new_context()
         page = context.new_page()
-        page.goto(f"{url}/#/ns/default")
+        open_with_token(page, url, "#/ns/default")
         page.wait_for_function("() => !document.querySelector('#result').hidden")
         assert "too many open event streams" in str(page.text_content("#result"))
         assert page.text_content("#live") == "stream refused (429)"
+        context.close()
+
+
+def test_dashboard_token_from_url_fragment_never_sent(browser: Any, tmp_path: Path) -> None:
+    """Without a token the page shows no data (every /api call is refused); opened with #token=... it keeps
+    the token in sessionStorage, drops it from the address bar, and sends it only in Authorization headers:
+    no request URL, Referer or cookie ever carries it."""
+    db = tmp_path / "state.db"
+    _seed_for_page(db)
+    with live_server(db) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        requests: list[Any] = []
+        page.on("request", lambda request: requests.append(request))
+        page.goto(f"{url}/#/ns/default")
+        page.wait_for_function("() => !document.querySelector('#result').hidden")
+        assert "refused (401)" in str(page.text_content("#result"))
+        assert page.locator("#rollouts tbody tr[data-rollout]").count() == 0
+        assert page.text_content("#live") == "stream refused (401)"
+        assert "no token" in str(page.text_content("#token-state"))
+
+        page.goto(f"{url}/#token={TOKEN}")
+        page.wait_for_selector("tr[data-rollout='default/shop']")
+        assert page.evaluate("() => location.href") == f"{url}/"
+        assert page.evaluate("() => sessionStorage.getItem('rollouts.dashboard.token')") == TOKEN
+        page.reload()  # the token survives a reload of the tab (sessionStorage), not in the URL
+        page.wait_for_selector("tr[data-rollout='default/shop']")
+        assert context.cookies() == []
+        api = [r for r in requests if "/api/" in r.url]
+        assert api and all(TOKEN not in r.url for r in requests)
+        assert all(TOKEN not in (r.headers.get("referer") or "") for r in requests)
+        authorized = [r for r in api if r.headers.get("authorization") == f"Bearer {TOKEN}"]
+        assert len(authorized) >= 2  # after the fragment: the namespaces and the list's stream at least
         context.close()

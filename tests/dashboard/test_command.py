@@ -45,14 +45,15 @@ def test_dashboard_command_serves_over_the_selected_cluster(tmp_path: Path, sele
     try:
         def up() -> bool:
             try:
-                return httpx.get(f"{url}/api/v1/namespaces", timeout=2).status_code == 200
+                return httpx.get(f"{url}/api/v1/namespaces", timeout=2).status_code == 401  # needs the token
             except httpx.HTTPError:
                 return False
 
         wait_until(up, 30, "the dashboard")
-        assert httpx.get(f"{url}/api/v1/rollouts/default/shop", timeout=10).json()["step"] == "1/4"
         token_home = home if select == "home" else tmp_path / "other-home"
         token = (token_home / "dashboard.token").read_text().strip()
+        assert httpx.get(f"{url}/api/v1/rollouts/default/shop", timeout=10,
+                         headers={"Authorization": f"Bearer {token}"}).json()["step"] == "1/4"
         answer = httpx.post(f"{url}/api/v1/rollouts/default/shop/abort",
                             headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert answer.status_code == 200, answer.text
@@ -69,4 +70,6 @@ def test_dashboard_command_serves_over_the_selected_cluster(tmp_path: Path, sele
     output = log.read()
     log.close()
     assert f"cluster: context rollouts-local ({cluster.url}, namespace default)" in output, output
+    # The address printed opens the page with the token in its fragment, which browsers never send.
+    assert f"dashboard: http://127.0.0.1:{port}/#token={token} " in output, output
     assert "started the local cluster" not in output  # it was running: nothing was started

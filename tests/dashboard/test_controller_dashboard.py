@@ -38,12 +38,14 @@ def test_controller_serves_the_dashboard_and_logs_its_address(tmp_path: Path) ->
     try:
         def up() -> bool:
             try:
-                return httpx.get(f"{url}/api/v1/namespaces", timeout=2).status_code == 200
+                return httpx.get(f"{url}/api/v1/namespaces", timeout=2).status_code == 401  # needs the token
             except httpx.HTTPError:
                 return False
 
         wait_until(up, 30, "the controller's dashboard")
         token = (home / "dashboard.token").read_text().strip()
+        assert httpx.get(f"{url}/api/v1/namespaces", headers={"Authorization": f"Bearer {token}"},
+                         timeout=10).status_code == 200
         assert stat.S_IMODE((home / "dashboard.token").stat().st_mode) == 0o600  # 20.12: never world-readable
         assert httpx.post(f"{url}/api/v1/rollouts/default/x/abort").status_code == 401
         assert httpx.post(f"{url}/api/v1/rollouts/default/x/abort",
@@ -52,7 +54,8 @@ def test_controller_serves_the_dashboard_and_logs_its_address(tmp_path: Path) ->
 
         def hold_stream() -> None:
             try:
-                with httpx.stream("GET", f"{url}/api/v1/rollouts/default/watch", timeout=30) as response:
+                with httpx.stream("GET", f"{url}/api/v1/rollouts/default/watch", timeout=30,
+                                  headers={"Authorization": f"Bearer {token}"}) as response:
                     for _ in response.iter_lines():
                         opened.set()
             except httpx.HTTPError:
@@ -63,7 +66,9 @@ def test_controller_serves_the_dashboard_and_logs_its_address(tmp_path: Path) ->
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0, (tmp_path / "controller.log").read_text()
         # 12.14: the controller's log says where the dashboard is.
-        assert f"dashboard listening on http://127.0.0.1:{port}/" in (tmp_path / "controller.log").read_text()
+        output = (tmp_path / "controller.log").read_text()
+        assert f"dashboard listening on http://127.0.0.1:{port}/" in output
+        assert token not in output  # the address it logs never carries the token
     finally:
         if process.poll() is None:
             process.kill()

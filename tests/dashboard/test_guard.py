@@ -83,7 +83,8 @@ def test_userinfo_host_refused_on_the_wire(db: Path) -> None:
         answer = raw_request(url, f"GET /api/v1/rollouts HTTP/1.1\r\nHost: localhost:{port}@evil.example\r\n"
                                   "Connection: close")
         assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
-        ok = raw_request(url, f"GET /api/v1/rollouts HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close")
+        ok = raw_request(url, f"GET /api/v1/rollouts HTTP/1.1\r\nHost: localhost:{port}\r\n"
+                              f"Authorization: {AUTH['Authorization']}\r\nConnection: close")
         assert ok.startswith(b"HTTP/1.1 200"), ok[:300]
 
 
@@ -111,12 +112,13 @@ def test_mutation_token_checked_before_the_body_is_read(db: Path) -> None:
 def test_read_with_a_declared_huge_body_is_refused_without_reading_it(db: Path) -> None:
     with live_server(db) as url:
         answer = raw_request(url, f"GET /api/v1/rollouts HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                  f"Authorization: {AUTH['Authorization']}\r\n"
                                   f"Content-Length: {64 * 1024 * 1024}", timeout=3)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
 
 
 def test_body_over_one_mib_is_refused_with_413(db: Path) -> None:
-    with live_server(db) as url, httpx.Client(base_url=url, timeout=10) as http:
+    with live_server(db) as url, httpx.Client(base_url=url, timeout=10, headers=AUTH) as http:
         big = b'{"container": "shop", "image": "' + b"x" * (1024 * 1024) + b'"}'
         declared = http.post(f"{BASE}/set-image", content=big, headers={**AUTH, "Content-Type": "application/json"})
         assert declared.status_code == 413, declared.text
@@ -150,7 +152,7 @@ def _open_stream(http: httpx.Client, path: str, opened: threading.Event, stop: t
     ({"max_streams_per_client": 10, "max_streams": 2}, 503, "already serves 2 event streams"),
 ], ids=["per-client", "in-all"])
 def test_event_streams_are_capped(db: Path, limits: dict[str, int], status: int, text: str) -> None:
-    with live_server(db, heartbeat=0.1, **limits) as url, httpx.Client(base_url=url, timeout=10) as http:
+    with live_server(db, heartbeat=0.1, **limits) as url, httpx.Client(base_url=url, timeout=10, headers=AUTH) as http:
         stop = threading.Event()
         statuses: list[int] = []
         threads = []

@@ -3,9 +3,11 @@ server-sent event streams driven by the store's change feed (one follower for al
 and the page's three static files. The store is any `ObjectStore`; `rollouts dashboard` and the
 controller give it a `KubeStore`, so everything it reads and writes goes through the Kubernetes API.
 
-Access rules: reading is open on a loopback bind and needs the bearer token otherwise; every mutation
-needs the token (401 without, 403 with a wrong one). No cookies are ever read or set, no CORS headers are
-sent, and every response carries a strict Content-Security-Policy."""
+Access rules: every /api/* call, read or mutation, needs the bearer token in the Authorization header (401
+without, 403 with a wrong one); only the page and its two static files load without it (the page takes
+the token from its URL fragment). A token in the query string or a cookie is refused; mutations from
+another site's page (Origin, Sec-Fetch-Site) are refused. No cookies are ever read or set, no CORS headers
+are sent, and every response carries a strict Content-Security-Policy."""
 
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ from rollouts.api.models import (
     revision_view,
 )
 from rollouts.api.schema import mirror
-from rollouts.api.token import auth_problem, is_loopback, read_needs_token
+from rollouts.api.token import auth_problem, is_loopback
 from rollouts.api.weights import WeightHistory, weight_history
 from rollouts.kube.client import ApiError, Unreachable
 from rollouts.store.protocol import AlreadyExists, Conflict, Invalid, NotFound, ObjectStore, StoreError
@@ -81,8 +83,8 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
 Namespace = Annotated[str, Path(pattern=NAME_PATTERN, max_length=253, description="namespace")]
 Name = Annotated[str, Path(pattern=NAME_PATTERN, max_length=253, description="rollout name")]
 MUTATION_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "no bearer token"},
-    403: {"model": Problem, "description": "a wrong bearer token"},
+    401: {"model": Problem, "description": "no bearer token (or one in the URL or a cookie)"},
+    403: {"model": Problem, "description": "a wrong bearer token, or a request from another site's page"},
     404: {"model": Problem, "description": "no such rollout"},
     409: {"model": Problem, "description": "the action does not apply to the rollout in its current state"},
     413: {"model": Problem, "description": "a request body larger than 1 MiB"},
@@ -90,8 +92,8 @@ MUTATION_ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": Problem, "description": "the cluster's Kubernetes API cannot be reached"},
 }
 READ_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "no bearer token (only when not bound to loopback)"},
-    403: {"model": Problem, "description": "a wrong bearer token (only when not bound to loopback)"},
+    401: {"model": Problem, "description": "no bearer token (or one in the URL or a cookie)"},
+    403: {"model": Problem, "description": "a wrong bearer token"},
     404: {"model": Problem, "description": "no such rollout"},
     502: {"model": Problem, "description": "the cluster's Kubernetes API answered with an error"},
     503: {"model": Problem, "description": "the cluster's Kubernetes API cannot be reached"},
@@ -162,7 +164,7 @@ def create_app(
     max_streams_per_client: int = MAX_STREAMS_PER_CLIENT,
 ) -> FastAPI:
     """The dashboard application. `store_factory` is called once, on first use; the store is closed on
-    shutdown. `bind_host` decides whether reading needs the token (see `read_needs_token`)."""
+    shutdown. `bind_host`: on a loopback bind only loopback Host headers are answered (DNS rebinding)."""
     if not token:
         raise ValueError("the dashboard needs a token for mutations")
     opened: list[ObjectStore] = []
@@ -200,7 +202,6 @@ def create_app(
     app.state.stream_limits = limits
     # Called by whoever stops the server: open event streams end instead of holding the shutdown.
     app.state.close_streams = closing.set
-    open_reads = not read_needs_token(bind_host)
 
     def check(credentials: HTTPAuthorizationCredentials | None) -> None:
         given = f"Bearer {credentials.credentials}" if credentials is not None else None
@@ -210,8 +211,8 @@ def create_app(
                                 headers={"WWW-Authenticate": "Bearer"} if problem[0] == 401 else None)
 
     def reader(credentials: Credentials) -> None:
-        if not open_reads:
-            check(credentials)
+        # The guard already refused a request without the token; this also documents it in OpenAPI.
+        check(credentials)
 
     def writer(credentials: Credentials) -> None:
         check(credentials)

@@ -1,6 +1,8 @@
 """What the dashboard checks before any endpoint runs, and the limits that keep one client from exhausting
-it: the strict Host header check, the token check of mutations before their body is read, the request
-body cap (1 MiB) and the caps on open event streams (per client and in all).
+it: the strict Host header check, a token offered where it does not belong (the URL, a cookie), the
+Origin / Sec-Fetch-Site check of mutations (CSRF), the token check of everything but the page's own three
+files (before any body is read), the request body cap (1 MiB) and the caps on open event streams (per
+client and in all).
 
 Plain ASGI middleware and a small counter, so these run before FastAPI parses anything."""
 
@@ -9,18 +11,29 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from fastapi.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rollouts.api.token import auth_problem
+from rollouts.api.token import auth_problem, tokens_match
 from rollouts.netaddr import HostHeaderError, is_loopback_host, parse_host_header
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_STREAMS = 64
 MAX_STREAMS_PER_CLIENT = 16
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The only paths served without the token: the page and its two files, which hold no data (the page reads
+# the token from its URL fragment, which browsers never send, and then asks /api/* with it), and the API's
+# description. Everything else, unknown paths included, needs it.
+PUBLIC_PATHS = frozenset({"/", "/static/app.js", "/static/app.css", "/api/v1/openapi.json"})
+# Parameter and cookie names that can only mean someone tried to pass the token there.
+CREDENTIAL_NAMES = frozenset({"token", "access_token", "accesstoken", "bearer", "auth", "authorization",
+                              "api_key", "apikey", "rollouts_token"})
+# Sec-Fetch-Site values of a request the page itself made (or the user typed); others come from other sites.
+OWN_FETCH_SITES = frozenset({"same-origin", "none"})
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -54,9 +67,66 @@ def host_problem(value: str | None, *, loopback_only: bool) -> tuple[int, str] |
     return None
 
 
+def misplaced_token_problem(scope: Scope, token: str) -> tuple[int, str] | None:
+    """401 when the request carries a credential in its query string or a cookie: the token is accepted
+    only from the Authorization header (URLs end up in histories, logs and Referer headers; cookies are
+    sent by a browser to any page's request). Other cookies (other local apps share localhost) are ignored."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key.lower() in CREDENTIAL_NAMES or (value and tokens_match(value, token)):
+            return 401, (f"the query parameter {key!r} looks like a credential: the dashboard token is accepted "
+                         "only in the 'Authorization: Bearer <token>' header, never in the URL")
+    raw = header(scope, b"cookie")
+    if raw:
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(raw)
+        except CookieError:
+            return None  # a cookie header we cannot read carries nothing we would accept either
+        for name, morsel in jar.items():
+            if name.lower() in CREDENTIAL_NAMES or (morsel.value and tokens_match(morsel.value, token)):
+                return 401, (f"the cookie {name!r} looks like a credential: the dashboard token is accepted only "
+                             "in the 'Authorization: Bearer <token>' header, never in a cookie")
+    return None
+
+
+def origin_problem(scope: Scope) -> tuple[int, str] | None:
+    """403 for a mutation a browser sent from another site: an Origin that is not this server's own
+    (scheme, host and port of the Host header), `Origin: null`, or a Sec-Fetch-Site other than
+    same-origin / none. Clients that send neither header (curl, the CLI) are judged by the token alone."""
+    site = header(scope, b"sec-fetch-site")
+    if site is not None and site.lower() not in OWN_FETCH_SITES:
+        return 403, (f"Sec-Fetch-Site {site!r}: actions are accepted only from the dashboard's own page "
+                     "(same-origin), not from another site")
+    origin = header(scope, b"origin")
+    if origin is None:
+        return None
+    host = header(scope, b"host") or ""
+    scheme = str(scope.get("scheme") or "http")
+    if not _same_origin(origin, scheme, host):
+        return 403, (f"Origin {origin!r} is not this dashboard ({scheme}://{host}): actions are accepted only "
+                     "from the dashboard's own page")
+    return None
+
+
+def _same_origin(origin: str, scheme: str, host: str) -> bool:
+    default = {"http": 80, "https": 443}
+    try:
+        parts = urlsplit(origin)
+        origin_host, origin_port = parse_host_header(parts.netloc)
+        own_host, own_port = parse_host_header(host)
+    except (HostHeaderError, ValueError):
+        return False  # "null" (a sandboxed or file: page) and anything malformed
+    if parts.scheme != scheme or parts.path not in ("", "/") or parts.query or parts.fragment:
+        return False
+    return (origin_host == own_host
+            and (origin_port or default.get(parts.scheme)) == (own_port or default.get(scheme)))
+
+
 class RequestGuard:
-    """Host check, then (for anything but GET/HEAD/OPTIONS) the token, then the body cap; the body is
-    read here, at most `limit` bytes of it, and handed on only once all three passed."""
+    """Host check, then a token in the URL or a cookie (refused), then for mutations the Origin, then
+    (for anything but the page's own files) the token, then the body cap; the body is read here, at most
+    `limit` bytes of it, and handed on only once all of these passed."""
 
     def __init__(self, app: ASGIApp, *, token: str, loopback_only: bool, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -69,11 +139,15 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         problem = host_problem(header(scope, b"host"), loopback_only=self.loopback_only)
+        if problem is None:
+            problem = misplaced_token_problem(scope, self.token)
         if problem is None and scope["method"] not in SAFE_METHODS:
+            problem = origin_problem(scope)
+        if problem is None and not (scope["method"] in SAFE_METHODS and scope["path"] in PUBLIC_PATHS):
             problem = auth_problem(header(scope, b"authorization"), self.token)
-            if problem is not None and problem[0] == 401:
-                await reply(send, *problem, headers={"www-authenticate": "Bearer"})
-                return
+        if problem is not None and problem[0] == 401:
+            await reply(send, *problem, headers={"www-authenticate": "Bearer"})
+            return
         if problem is not None:
             await reply(send, *problem)
             return

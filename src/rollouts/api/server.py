@@ -94,6 +94,14 @@ def url(server: uvicorn.Server) -> str:
     return f"http://{shown}:{bound_port(server) or server.config.port}/"
 
 
+def page_url(address: str, token: str) -> str:
+    """The page's address with the token in its fragment (`#token=...`): browsers never send a fragment to
+    the server, and the page moves it to sessionStorage and out of the address bar. Not for logs."""
+    from urllib.parse import quote
+
+    return f"{address}#token={quote(token, safe='')}"
+
+
 async def _announce(server: uvicorn.Server) -> None:
     """Logs the address once the server listens, so the controller's log says where the dashboard is."""
     with contextlib.suppress(TimeoutError):

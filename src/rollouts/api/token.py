@@ -3,7 +3,8 @@
 The token lives in HOME/dashboard.token (created on first start, mode 0600 whatever the umask, and put
 back to 0600 if found readable by others) unless one is configured
 with --token-file or $ROLLOUTS_DASHBOARD_TOKEN. It is only ever compared in constant time and only ever
-accepted from the Authorization header, never from a cookie or a URL."""
+accepted from the Authorization header, never from a cookie or a URL. Every data call needs it, on any
+bind: a loopback address is shared by every local user and every page a browser opens."""
 
 from __future__ import annotations
 
@@ -88,11 +89,6 @@ def tokens_match(given: str | None, expected: str) -> bool:
 def is_loopback(host: str) -> bool:
     """127.0.0.0/8, ::1 and localhost; 0.0.0.0 and :: listen on every interface, so they are not."""
     return is_loopback_host(host)
-
-
-def read_needs_token(bind_host: str) -> bool:
-    """Reading is open only when nobody but this machine can connect."""
-    return not is_loopback(bind_host)
 
 
 def bearer(authorization: str | None) -> str | None:

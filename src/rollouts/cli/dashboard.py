@@ -1,7 +1,8 @@
 """`rollouts dashboard`: serves the web dashboard in the foreground over the Kubernetes API of the cluster
 the usual rules select (`--kubeconfig`/`--context`/$KUBECONFIG, else the home's local cluster, started
-if it is down); the controller can serve it too, with --dashboard-address. The token that mutations
-need belongs to the home; `--show-token` prints it."""
+if it is down); the controller can serve it too, with --dashboard-address. The token every data call
+needs belongs to the home; the address printed carries it in its fragment (`#token=...`, which a browser
+never sends to the server), `--open` opens it in a browser and `--show-token` prints the token alone."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from rollouts.cli.main import app
 @app.command()
 def dashboard(
     port: int = typer.Option(3100, "--port", "-p", help="Port to listen on."),
-    address: str = typer.Option("127.0.0.1", "--address", help="Address to listen on; anything but loopback "
-                                                                 "also requires the token for reading."),
+    address: str = typer.Option("127.0.0.1", "--address", help="Address to listen on (loopback unless told "
+                                                                 "otherwise; every data call needs the token)."),
+    open_browser: bool = typer.Option(False, "--open", help="Open the dashboard (with its token) in a browser."),
     show_token: bool = typer.Option(False, "--show-token", help="Print the dashboard token and exit."),
     token_file: Path | None = typer.Option(None, "--token-file", help="Read the token from this file "
                                            "(default: $ROLLOUTS_DASHBOARD_TOKEN, else HOME/dashboard.token)."),
@@ -29,8 +31,8 @@ def dashboard(
     import asyncio
     import signal
 
-    from rollouts.api.server import build_server, serve_until
-    from rollouts.api.token import TokenError, read_needs_token, resolve_token
+    from rollouts.api.server import build_server, page_url, serve_until
+    from rollouts.api.token import TokenError, is_loopback, resolve_token
     from rollouts.store.home import rollouts_home
 
     folder = rollouts_home(home)
@@ -47,11 +49,15 @@ def dashboard(
     # started says so before the address line.
     store = open_store(home)
     shown = f"[{address}]" if ":" in address else address
-    typer.echo(f"dashboard: http://{shown}:{port}/  (actions need the token from {source}; "
-               "rollouts dashboard --show-token prints it)")
+    link = page_url(f"http://{shown}:{port}/", token)
+    typer.echo(f"dashboard: {link}  (the token, from {source}, is in the fragment: keep this address private)")
     typer.echo(f"cluster: {store.config.describe()}")
-    if read_needs_token(address):
-        typer.echo(f"{address} is not a loopback address: reading needs the token too", err=True)
+    if not is_loopback(address):
+        typer.echo(f"{address} is not a loopback address: others can reach the dashboard (with the token)", err=True)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(link)  # an argument list, never a shell command
 
     async def run() -> None:
         stop = asyncio.Event()

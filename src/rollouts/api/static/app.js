@@ -1,12 +1,27 @@
 // The dashboard page: a rollouts list and a rollout page, both kept live by server-sent events read with
 // fetch (so the token can travel in the Authorization header; it is never put in a cookie or a URL).
+// Every /api call needs the token. `rollouts dashboard` prints the page's address with it in the fragment
+// (#token=...), which browsers never send to the server: it is moved to sessionStorage and out of the
+// address bar (and so out of the history) before anything else runs.
 // Everything from the server is inserted as text (textContent / SVG attributes), never as HTML.
 "use strict";
 
 const TOKEN_KEY = "rollouts.dashboard.token";
 const SVG_NS = "http://www.w3.org/2000/svg";
+
+function tokenFromFragment() {
+  const match = /^#token=([^&]*)/.exec(location.hash);
+  if (!match) return null;
+  let token = "";
+  try { token = decodeURIComponent(match[1]).trim(); } catch (_) { token = ""; }
+  history.replaceState(null, "", location.pathname + location.search);
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  return token;
+}
+
 const state = {
-  token: sessionStorage.getItem(TOKEN_KEY) || "", view: null, abort: null, weights: [], detail: null, items: [],
+  token: tokenFromFragment() || sessionStorage.getItem(TOKEN_KEY) || "",
+  view: null, abort: null, weights: [], detail: null, items: [],
 };
 
 const $ = (selector) => document.querySelector(selector);
@@ -69,6 +84,12 @@ async function follow(path, onEvent, signal) {
       if (!response.ok) {
         setLive(false, `stream refused (${response.status})`);
         if (response.status === 404) return;
+        if (response.status === 401 || response.status === 403) {
+          // No token or a wrong one: asking again cannot help; saving a token in the form routes again.
+          const body = await response.json().catch(() => null);
+          show(`refused (${response.status}): ${body && body.detail ? body.detail : "the dashboard token is needed"}`, false);
+          return;
+        }
         if (response.status === 429 || response.status === 503) {
           // Too many open streams: say why, and wait longer before asking again.
           const body = await response.json().catch(() => null);
@@ -118,6 +139,13 @@ function setLive(ok, text) {
 // ---- routing -------------------------------------------------------------------------------------
 
 function route() {
+  // A #token=... typed or pasted into an open tab arrives as a hash change, not a page load.
+  const fresh = tokenFromFragment();
+  if (fresh) {
+    state.token = fresh;
+    showTokenState();
+    loadNamespaces();
+  }
   if (state.abort) state.abort.abort();
   state.abort = new AbortController();
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
@@ -458,7 +486,8 @@ const QUESTIONS = {
 // ---- start ------------------------------------------------------------------------------------------------
 
 function showTokenState() {
-  $("#token-state").textContent = state.token ? "token set" : "no token: actions will be refused";
+  $("#token-state").textContent = state.token ? "token set"
+    : "no token: open the address `rollouts dashboard` prints, or paste the token (rollouts dashboard --show-token)";
 }
 
 document.addEventListener("DOMContentLoaded", () => {
