@@ -294,6 +294,12 @@ def test_prometheus_runs_as_pod_of_service_prometheus_and_is_healthy(local: Loca
     assert [p["port"] for p in service["spec"]["ports"]] == [9090]
     endpoints = local.get("/api/v1/namespaces/prometheus/endpoints/prometheus")
     assert endpoints["subsets"][0]["addresses"], endpoints
+    from typer.testing import CliRunner
+
+    from rollouts.cli.cluster import cluster_app
+
+    status = CliRunner().invoke(cluster_app, ["status", "--home", str(local.home)])
+    assert status.exit_code == 0 and "prometheus: ready (pod prometheus-" in status.output, status.output
     assert (local.home / "prometheus" / "data").is_dir()
     assert (local.home / "prometheus" / "rules.yaml").read_text() == \
         (REPO / "deploy" / "prometheus" / "rules.yaml").read_text()

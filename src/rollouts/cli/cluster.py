@@ -114,6 +114,37 @@ def status(home: str | None = HOME_OPTION) -> None:
         typer.echo("local cluster: not running (rollouts cluster up starts it)")
         raise typer.Exit(1)
     typer.echo(f"local cluster: running at {running.url} (pid {running.pid}); kubeconfig {kubeconfig_path(folder)}")
+    typer.echo(_prometheus_status(folder, running.url))
+
+
+def _prometheus_status(home: Path, url: str) -> str:
+    """One line on the cluster's Prometheus pod, read from the API."""
+    import ssl
+
+    import httpx
+
+    from rollouts.cluster import prometheus
+    from rollouts.cluster.apiserver.kubeconfig import api_token
+    from rollouts.cluster.apiserver.tls import CERT_FILE
+
+    try:
+        answer = httpx.get(f"{url}/api/v1/namespaces/{prometheus.NAMESPACE}/pods",
+                           headers={"Authorization": f"Bearer {api_token(home)}"}, timeout=5,
+                           verify=ssl.create_default_context(cafile=str(home / CERT_FILE)))
+        answer.raise_for_status()
+        pods = answer.json().get("items") or []
+    except (httpx.HTTPError, OSError, ValueError) as exc:
+        return f"prometheus: unknown ({exc})"
+    for pod in pods:
+        status = pod.get("status") or {}
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
+            return (f"prometheus: ready (pod {pod['metadata']['name']} at {status.get('podIP')}); "
+                    f"http://{prometheus.NAME}.{prometheus.NAMESPACE}.svc:{prometheus.PORT} in templates")
+    if pods:
+        return f"prometheus: pod {pods[0]['metadata']['name']} not ready ({(pods[0].get('status') or {}).get('phase')})"
+    if prometheus.find_binary() is None:
+        return "prometheus: not running. " + prometheus.missing_line()
+    return "prometheus: not running (the cluster was started with --no-prometheus)"
 
 
 @cluster_app.command()

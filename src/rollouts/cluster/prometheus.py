@@ -14,9 +14,9 @@ API answers with Kubernetes discovery's `__meta_kubernetes_*` labels, see apiser
   `prometheus.io/scheme` as usual); every pod label is kept (`rollouts-pod-template-hash` ->
   `rollouts_pod_template_hash`, `app`, ...) plus `namespace` and `pod`;
 - `ingress-nginx`: the ingress proxy's /metrics (Endpoints `ingress-nginx/ingress-nginx-controller-metrics`,
-  kept up to date here): `nginx_ingress_controller_*` as ingress-nginx exports them; the proxy's own
-  per-version `http_request*` series are renamed `rollouts_ingress_http_request*` so that they never add to
-  the application's own `http_requests_total{service=...}` the runbook's gates sum;
+  kept up to date here): `nginx_ingress_controller_*` as ingress-nginx exports them, and the proxy's own
+  per-version `rollouts_ingress_http_request*` series (named so that they never add to the application's
+  own `http_requests_total{service=...}` the runbook's gates sum);
 - `rollouts-metrics`: the operator's /metrics, from the Endpoints of Service `rollouts/rollouts-metrics`
   (labels `app.kubernetes.io/name: rollouts`, `app.kubernetes.io/component: metrics`, port `metrics`, as
   deploy/kubernetes installs it), which the operator registers when it runs against a local cluster.
@@ -125,10 +125,6 @@ def config(home: Path, api_url: str, scrape_interval: str = DEFAULT_SCRAPE_INTER
             _keep(f"{meta}service_name", INGRESS_METRICS_SERVICE),
             _keep(f"{meta}endpoint_port_name", "metrics"),
             {"source_labels": [f"{meta}namespace"], "target_label": "controller_namespace"},
-        ],
-        "metric_relabel_configs": [
-            {"source_labels": ["__name__"], "regex": "(http_request.*)", "replacement": "rollouts_ingress_$1",
-             "target_label": "__name__"},
         ],
     }
     controller = {
