@@ -83,6 +83,11 @@ def _error(exc: ApiError) -> web.Response:
     return _json(exc.status(), exc.code)
 
 
+def _too_large(request: web.Request) -> ApiError:
+    return ApiError(413, "RequestEntityTooLarge",
+                    f"the request body is larger than {request.client_max_size} bytes, this server's limit")
+
+
 def _encode_continue(version: int, namespace: str, name: str) -> str:
     raw = json.dumps({"v": version, "k": [namespace, name]}).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -182,6 +187,8 @@ class ApiServer:
                 return _error(ApiError(404, "NotFound", "the server could not find the requested resource"))
             if exc.status == 405:
                 return _error(method_not_allowed(f"{request.method} is not supported on {request.path}"))
+            if exc.status == 413:  # aiohttp's body cap, hit while reading (a chunked body has no length)
+                return _error(_too_large(request))
             raise
         except Exception:
             log.exception("internal error serving %s %s", request.method, request.path)
@@ -290,6 +297,8 @@ class ApiServer:
             raise from_store(exc, target.resource, target.name, writing=writing) from None
 
     async def _body(self, request: web.Request) -> Any:
+        if (request.content_length or 0) > request.client_max_size:
+            raise _too_large(request)  # refused before a byte of it is read
         raw = await request.read()
         if not raw:
             return {}
