@@ -158,6 +158,9 @@ def write_files(home: Path, api_url: str, scrape_interval: str) -> tuple[Path, s
     if source is not None:
         shutil.copyfile(source, where / RULES_FILE)
         rules = [str(where / RULES_FILE)]
+    else:
+        log.warning("prometheus: deploy/prometheus/rules.yaml is not next to this installation; the cluster's "
+                    "Prometheus runs without the alert rules")
     text = yaml.safe_dump(config(home, api_url, scrape_interval, rules), sort_keys=False)
     path = where / CONFIG_FILE
     path.write_text(text)
