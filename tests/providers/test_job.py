@@ -67,16 +67,17 @@ def test_env_values_and_references_reach_the_process() -> None:
     assert last_line == "['hello', 'hello-world', 'hello/x', '$(GREETING)', '$(UNKNOWN)']"
 
 
-def test_runs_in_a_scratch_directory_unless_working_dir_exists(tmp_path: Path) -> None:
-    script = "import os, sys; open('marker', 'w').write(os.getcwd())"
+def test_runs_in_its_working_folder_whatever_working_dir_says(tmp_path: Path) -> None:
+    """A manifest's workingDir is a container path: an existing host folder of that name is not used."""
+    script = "import os, sys; sys.exit('cwd=' + os.getcwd())"
     scratch = measure(job_metric([PY, "-c", script]))
-    assert scratch.phase == "Successful"
+    assert scratch.phase == "Failed" and "/work" in scratch.metadata["message"]
     assert not (Path.cwd() / "marker").exists()
     spec = job_metric([PY, "-c", script]).model_dump(by_alias=True, exclude_none=True)
     spec["provider"]["job"]["spec"]["template"]["spec"]["containers"][0]["workingDir"] = str(tmp_path)
     outcome = measure(metric("m", **spec["provider"]))
-    assert outcome.phase == "Successful"
-    assert (tmp_path / "marker").read_text() == str(tmp_path)
+    cwd = outcome.metadata["message"].splitlines()[-1].removeprefix("cwd=")
+    assert cwd.endswith("/work" + str(tmp_path)) and cwd != str(tmp_path)
 
 
 def test_deadline_kills_and_fails(tmp_path: Path) -> None:

@@ -11,6 +11,13 @@ carries the last lines of the failed attempt's stderr. Each attempt is also a Po
 controller-uid, owned by the Job) whose log is the attempt's output, so `kubectl logs` finds it. A finished
 Job with `ttlSecondsAfterFinished` is deleted that long after it finished, as Kubernetes does.
 
+Containment: a Job's process starts in its own working folder, HOME/jobs/<job>-<uid>/work/, whatever its
+manifest says. Manifest paths are container paths and are read inside that folder: `workingDir: /app` is
+work/app (created), a `..` in it is refused; only `emptyDir` volumes are honoured (their mountPath, read
+the same way, is a folder under work/), every other volume source (hostPath above all), volumeDevices and
+subPathExpr are refused with a message naming the field; `$(VAR)` is not expanded in paths (nor is it by
+Kubernetes). Only the host's own image map may name a folder outside (its `workingDir`).
+
 Jobs outlive the cluster process: an attempt runs under job_runner.py in its own session, with no tie to
 its parent, and keeps its pid, output and exit status in a state folder, HOME/jobs/<job>-<uid>/. A cluster
 started again finds the attempt there and waits for it instead of starting a second one. A Job deleted
@@ -109,12 +116,16 @@ class JobPlan:
 
     argv: tuple[str, ...]
     env: Mapping[str, str]
-    working_dir: str | None
+    working_dir: str | None  # a host folder the image map names; None: inside the working folder
     deadline: float | None
     attempts: int
     grace: float
     container: str
     image: str
+    # Inside the working folder: where the process starts (relative, "" for the folder itself), and the
+    # folders emptyDir volumes are mounted at.
+    work_subdir: str = ""
+    mounts: tuple[str, ...] = ()
 
 
 def expand_references(text: str, values: Mapping[str, str]) -> str:
@@ -150,6 +161,11 @@ def plan_job(spec: JobSpec | Mapping[str, Any], *, images: ImageResolver | None,
                                "locally: give it a value (analysis args can carry secrets into it)")
         defined[var.name] = expand_references(var.value or "", defined)
     argv, env, working_dir = _command(container, defined, images)
+    work_subdir = ""
+    if container.working_dir is not None:
+        # The manifest's own workingDir: a path inside the job's working folder, never a host folder.
+        work_subdir, working_dir = contained_path(container.working_dir, f"{FIELD}.workingDir"), None
+    mounts = _mounts(pod.volumes or [], container)
     deadline = spec.active_deadline_seconds or pod.active_deadline_seconds
     if deadline is not None and deadline <= 0:
         raise JobSpecError(f"spec.activeDeadlineSeconds: {deadline} must be positive")
@@ -161,7 +177,52 @@ def plan_job(spec: JobSpec | Mapping[str, Any], *, images: ImageResolver | None,
     grace = pod.termination_grace_period_seconds
     return JobPlan(argv=argv, env=env, working_dir=working_dir, deadline=float(deadline) if deadline else None,
                    attempts=backoff + 1, grace=float(grace) if grace is not None else default_grace,
-                   container=container.name, image=container.image or "")
+                   container=container.name, image=container.image or "", work_subdir=work_subdir,
+                   mounts=mounts)
+
+
+def contained_path(path: str, field: str) -> str:
+    """A container path from the manifest as a path relative to the job's working folder (`/app` and `app`
+    are both work/app); raises JobSpecError for a `..` (which could climb out) or a NUL byte."""
+    if "\x00" in path:
+        raise JobSpecError(f"{field}: {path!r} holds a NUL byte")
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise JobSpecError(f"{field}: {path!r} uses '..': a job runs inside its own working folder here, so "
+                           "give a path without '..' (e.g. /workspace or work/data)")
+    return "/".join(parts)
+
+
+def _mounts(volumes: list[dict[str, Any]], container: Container) -> tuple[str, ...]:
+    """The folders emptyDir volumes are mounted at (inside the working folder); anything that would reach a
+    host path, or that the local runtime cannot provide, is refused with the field that asks for it."""
+    empty: set[str] = set()
+    for i, volume in enumerate(volumes):
+        name = str(volume.get("name") or "")
+        sources = sorted(k for k in volume if k != "name")
+        if sources != ["emptyDir"]:
+            what = ", ".join(sources) or "no source"
+            raise JobSpecError(
+                f"spec.template.spec.volumes[{i}] ({name}): {what} is not honoured by the local runtime (a job "
+                "runs in its own working folder and cannot reach host paths): use an emptyDir volume or none")
+        empty.add(name)
+    if container.volume_devices:
+        raise JobSpecError(f"{FIELD}.volumeDevices: devices are not honoured by the local runtime: remove them")
+    mounts: list[str] = []
+    for i, mount in enumerate(container.volume_mounts or []):
+        field = f"{FIELD}.volumeMounts[{i}]"
+        name = str(mount.get("name") or "")
+        if name not in empty:
+            raise JobSpecError(f"{field}: volume {name!r} is not an emptyDir volume of the pod: mount only "
+                               "emptyDir volumes listed in spec.template.spec.volumes")
+        if "subPathExpr" in mount:
+            raise JobSpecError(f"{field}.subPathExpr is not honoured by the local runtime: use subPath")
+        where = contained_path(str(mount.get("mountPath") or ""), f"{field}.mountPath")
+        contained_path(str(mount.get("subPath") or ""), f"{field}.subPath")
+        if not where:
+            raise JobSpecError(f"{field}.mountPath: give a folder, not the container's root")
+        mounts.append(where)
+    return tuple(mounts)
 
 
 def _command(container: Container, defined: dict[str, str],
@@ -291,6 +352,20 @@ class JobExecution:
             await asyncio.sleep(delay)
             number = attempt.number + 1
 
+    def _working_folder(self) -> Path:
+        """work/ (and the workingDir and mounts inside it), created; raises ValueError if one of them
+        resolves outside work/ (a symlink an earlier attempt left there)."""
+        scratch = self.folder / "work"
+        scratch.mkdir(exist_ok=True)
+        root = scratch.resolve()
+        for sub in (*self.plan.mounts, self.plan.work_subdir):
+            target = scratch / sub
+            target.mkdir(parents=True, exist_ok=True)
+            if not target.resolve().is_relative_to(root):
+                raise ValueError(f"{FIELD}: {sub!r} resolves outside the job's working folder {root} "
+                                 "(a symbolic link): refused")
+        return scratch / self.plan.work_subdir
+
     def _start_error(self, exc: OSError | ValueError) -> str:
         program = self.plan.argv[0]
         hint = ""
@@ -307,9 +382,7 @@ class JobExecution:
         stderr_path.unlink(missing_ok=True)
         workdir = self.plan.working_dir
         if workdir is None:
-            scratch = self.folder / "work"
-            scratch.mkdir(exist_ok=True)
-            workdir = str(scratch)
+            workdir = str(self._working_folder())
         env = {**self.base_env, "HOSTNAME": pod, "PYTHONUNBUFFERED": "1", **self.plan.env,
                MARKER_ENV: self.folder.name}
         attempt.log_path.parent.mkdir(parents=True, exist_ok=True)
