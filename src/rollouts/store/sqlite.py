@@ -241,8 +241,9 @@ class SQLiteStore:
                 try:
                     yield
                 except BaseException:
-                    conn.execute(f"ROLLBACK TO {name}")
-                    conn.execute(f"RELEASE {name}")
+                    if conn.in_transaction:  # SQLite may have rolled everything back itself (disk full)
+                        conn.execute(f"ROLLBACK TO {name}")
+                        conn.execute(f"RELEASE {name}")
                     raise
                 else:
                     conn.execute(f"RELEASE {name}")
@@ -256,10 +257,20 @@ class SQLiteStore:
                 yield
             except BaseException:
                 self._depth = 0
-                conn.execute("ROLLBACK")
+                # On some errors (SQLITE_FULL, SQLITE_IOERR, ...) SQLite has rolled the transaction back
+                # itself: a second ROLLBACK would fail and hide the cause behind "no transaction is active".
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             self._depth = 0
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                # A COMMIT that fails (the disk filled while the WAL grew) leaves the transaction open:
+                # without a rollback every later BEGIN on this shared connection would fail.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
             if self._dirty:
                 self._notify()
 
