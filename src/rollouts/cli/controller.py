@@ -54,6 +54,10 @@ def controller(
     notifications_config: Path | None = typer.Option(
         None, "--notifications-config",
         help="Notification services and templates (YAML); default: the argo-rollouts-notification-configmap."),
+    prometheus: bool = typer.Option(
+        True, "--prometheus/--no-prometheus",
+        help="Run Debian's prometheus as a pod of the local cluster it starts (when installed), scraping the pods, "
+             "the ingress proxy and this controller."),
     max_pods: int = typer.Option(
         110, "--max-pods", min=1,
         help="Most pods the local cluster it starts runs at once, as the kubelet's maxPods; the rest stay "
@@ -112,7 +116,7 @@ def controller(
         except LockHeld as exc:
             fail(str(exc))
         config = _local_cluster(folder, images=images, probe_period=probe_period, max_pods=max_pods,
-                                proxy_metrics_port=proxy_metrics_port)
+                                proxy_metrics_port=proxy_metrics_port, prometheus=prometheus)
         lock_home = folder
     typer.echo(f"cluster: {config.describe()}", err=True)
     if metrics_address:
@@ -167,7 +171,7 @@ def _configured(kubeconfig: Path | None, context: str | None) -> ClusterConfig:
 
 
 def _local_cluster(home: Path, *, images: Path | None, probe_period: float, max_pods: int,
-                   proxy_metrics_port: int | None) -> ClusterConfig:
+                   proxy_metrics_port: int | None, prometheus: bool = True) -> ClusterConfig:
     """The home's local cluster, started in the background with these runtime flags when not running."""
     from rollouts.cluster.apiserver.kubeconfig import kubeconfig_path
     from rollouts.cluster.apiserver.server import start_background, status
@@ -178,7 +182,7 @@ def _local_cluster(home: Path, *, images: Path | None, probe_period: float, max_
     running = status(home)
     if running is None:
         options = RuntimeOptions(images=images, probe_period=probe_period, max_pods=max_pods,
-                                 ingress_metrics_port=proxy_metrics_port)
+                                 ingress_metrics_port=proxy_metrics_port, prometheus=prometheus)
         try:
             running = start_background(home, runtime=options)
         except (OSError, RuntimeError) as exc:
