@@ -4,22 +4,61 @@ refused (Origin, Sec-Fetch-Site), and static paths cannot reach the file system.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.dashboard.helpers import AUTH, BASE, TOKEN, live_server, seed, seeded_db
+from tests.dashboard.helpers import AUTH, BASE, TOKEN, seed, seeded_db
+
+
+class Collected(logging.Handler):
+    """Every log record of every logger, uvicorn's own (which do not propagate) included."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.name} {record.getMessage()} {record.args!r}")
+
+
+LOGS = Collected()
 
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The dashboard as `rollouts dashboard` builds it (build_server: its uvicorn configuration, logging
+    included), served from a thread, with every logger's records collected."""
+    from rollouts.api.server import bound_port, build_server, serve_until, wait_started
+    from tests.dashboard.helpers import api_served, kube_factory
+
     db = seeded_db(tmp_path_factory.mktemp("dash") / "state.db", seed)
-    with live_server(db) as address:
-        yield address
+    loggers = [logging.getLogger(name) for name in ("", "uvicorn", "uvicorn.access", "uvicorn.error")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(LOGS)
+        logger.setLevel(logging.DEBUG)
+    with api_served(db) as kubeconfig:
+        server = build_server(kube_factory(kubeconfig), "127.0.0.1", 0, TOKEN)
+        loop = asyncio.new_event_loop()
+        stop = asyncio.Event()
+        thread = threading.Thread(target=loop.run_until_complete, args=(serve_until(server, stop),), daemon=True)
+        thread.start()
+        asyncio.run_coroutine_threadsafe(wait_started(server), loop).result(20)
+        try:
+            yield f"http://127.0.0.1:{bound_port(server)}"
+        finally:
+            loop.call_soon_threadsafe(stop.set)
+            thread.join(10)
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.removeHandler(LOGS)
+                logger.setLevel(level)
 
 
 @pytest.mark.parametrize(("path", "headers"), [
@@ -33,13 +72,14 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pytest.param(f"/?token={TOKEN}", {}, id="page-with-query-token"),
 ])
 def test_dashboard_refuses_token_in_query_or_cookie_and_never_logs_it(
-        url: str, path: str, headers: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG):
-        answer = httpx.get(url + path, headers=headers, timeout=10)
+        url: str, path: str, headers: dict[str, str]) -> None:
+    before = len(LOGS.lines)
+    answer = httpx.get(url + path, headers=headers, timeout=10)
     assert answer.status_code == 401, answer.text
     assert "Authorization: Bearer" in answer.json()["detail"]
     assert TOKEN not in answer.text
-    assert TOKEN not in caplog.text
+    assert httpx.get(url + "/nothing?probe=1", headers=AUTH, timeout=10).status_code == 404
+    assert not [line for line in LOGS.lines[before:] if TOKEN in line]
 
 
 def test_dashboard_ignores_cookies_of_other_local_apps(url: str) -> None:
