@@ -295,7 +295,12 @@ def run(runs: int, seed: int, workdir: Path, parallel: int = 8, error_limit: int
             chosen = [only] * runs if only else cases(runs, seed)
             futures = [pool.submit(one_run, ctl, i + 1, fault, provider, workdir, error_limit)
                        for i, (fault, provider) in enumerate(chosen)]
-            return [future.result() for future in futures]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                # An interrupted bench stops at the runs under way, not after every queued one.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     finally:
         ctl.stop_leaving_no_pods()
 
