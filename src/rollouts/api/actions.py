@@ -40,20 +40,22 @@ def load_rollout(store: ObjectStore, namespace: str, name: str) -> tuple[dict[st
 
 def write_patch(store: ObjectStore, namespace: str, name: str, patch: Patch,
                 resource_version: str | None = None) -> bool:
-    """Writes the spec part, then the status part (the order the kubectl plugin uses), in one transaction
-    where the store has them (SQLite): a process killed between the two leaves neither (a half-applied
-    promote or resume, spec unpaused but the pause conditions kept, would be read by the controller as a
-    different verb).
+    """Writes the status part, then the spec part, in one transaction where the store has them (SQLite): a
+    process killed between the two leaves neither (a half-applied promote or resume would be read by the
+    controller as a different verb).
+
+    A Kubernetes API has no transaction, so the order matters there. The status part carries what depends
+    on the state (promote's next step index); the spec part is `paused: false` whatever the state. Status
+    first makes the spec part the verb's last write, so concurrent verbs on one rollout always end as some
+    sequential order of them would (each in the order of its last write), and the moment between the two
+    holds the rollout still (spec.paused holds it, never a pause condition left over from before).
 
     `resource_version`: the version of the rollout the patch was computed from, for a verb whose patch
-    depends on what it read (promote's next step index). Then the status part goes first and carries it as
-    a precondition, so the verb applies to exactly the state it saw or fails with Conflict (409) having
-    written nothing; the spec part that follows (`paused: false`) is the same whatever the state, so it
-    needs none. A Kubernetes API has no transaction: without this order a spec part written first could be
-    acted on (an unpause advancing the step) before the status part, computed from the older state, landed."""
-    bodies = patch.bodies()
+    depends on what it read. The first write carries it as a precondition, so the verb applies to exactly
+    the state it saw or fails with Conflict (409) having written nothing; the constant spec part after it
+    needs none."""
+    bodies = sorted(patch.bodies(), key=lambda part: part[0] != "status")
     if resource_version and bodies:
-        bodies.sort(key=lambda part: part[0] != "status")
         first, body = bodies[0]
         bodies[0] = (first, {**body, "metadata": {"resourceVersion": str(resource_version)}})
     with store.transaction():
