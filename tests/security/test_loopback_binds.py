@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import struct
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -154,3 +155,20 @@ def test_dashboard_and_operator_metrics_bind_loopback_by_default() -> None:
     bound = asyncio.run(main())
     assert_loopback("the dashboard and the operator's /metrics", bound)
     assert len(bound) >= 2
+
+
+def test_job_process_binds_loopback_by_default(tmp_path: Path) -> None:
+    """A Job's process is told its pod's address (POD_IP, loopback, as its Pod shows it) and a server that
+    follows it (the demo service, the cluster's Prometheus launcher) listens there."""
+    from rollouts.runtime.local.jobs import run_job_locally
+
+    script = ("import os, socket; s = socket.socket(); s.bind((os.environ['POD_IP'], 0)); s.listen(); "
+              "print('bound=' + s.getsockname()[0])")
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "listen", "uid": "u1"},
+           "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [
+               {"name": "c", "command": [sys.executable, "-c", script]}]}}}}
+    status = asyncio.run(run_job_locally(job, tmp_path / "job"))
+    assert status["conditions"][0]["type"] == "Complete", status
+    output = "".join(p.read_text() for p in (tmp_path / "job").glob("*.log"))
+    bound = output.split("bound=")[1].split()[0]
+    assert ipaddress.ip_address(bound).is_loopback

@@ -90,6 +90,7 @@ LOG_ANNOTATION = "rollouts.io/log"
 PID_ANNOTATION = "rollouts.io/job-pid"
 PID_START_ANNOTATION = "rollouts.io/job-pid-start"
 MARKER_ENV = "ROLLOUTS_JOB"
+JOB_POD_IP = "127.0.0.1"  # a Job's attempts have no address of their own: the host's loopback
 STATE_FILE = "job.json"
 STATE_DIR = "jobs"
 FIELD = "spec.template.spec.containers[0]"
@@ -383,7 +384,9 @@ class JobExecution:
         workdir = self.plan.working_dir
         if workdir is None:
             workdir = str(self._working_folder())
-        env = {**self.base_env, "HOSTNAME": pod, "PYTHONUNBUFFERED": "1", **self.plan.env,
+        # POD_IP as pods get it (and as the attempt's Pod shows it): a job that serves anything listens on
+        # the loopback, as every server of the local cluster does unless told otherwise.
+        env = {**self.base_env, "HOSTNAME": pod, "PYTHONUNBUFFERED": "1", "POD_IP": JOB_POD_IP, **self.plan.env,
                MARKER_ENV: self.folder.name}
         attempt.log_path.parent.mkdir(parents=True, exist_ok=True)
         # Output goes to files, not pipes: the attempt then does not depend on this process staying alive.
@@ -794,7 +797,7 @@ def pod_status(plan: JobPlan, attempt: Attempt) -> JSONObject:
         reason = "Completed" if code == 0 else (DEADLINE_REASON if code is None else "Error")
         state = {"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": attempt.started_at,
                                 "finishedAt": attempt.finished_at}}
-    return {"phase": phase, "podIP": "127.0.0.1", "startTime": attempt.started_at,
+    return {"phase": phase, "podIP": JOB_POD_IP, "startTime": attempt.started_at,
             "conditions": [{"type": "Ready", "status": "True" if phase == "Running" else "False"}],
             "containerStatuses": [{"name": plan.container, "image": plan.image, "ready": phase == "Running",
                                    "restartCount": 0, "state": state}]}
