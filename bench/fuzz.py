@@ -21,10 +21,12 @@ import copy
 import json
 import multiprocessing
 import random
+import re
 import sys
 import tempfile
 import time
 import traceback
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -32,6 +34,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from fuzzlib.choices import ByteRandom
+from fuzzlib.expressions import expression_sources, results
+from fuzzlib.requests import (
+    COLLECTIONS,
+    NAMESPACES,
+    PATCH_TYPES,
+    QUERIES,
+    SUBRESOURCES,
+    WRITE_TYPES,
+    Request,
+    collection,
+    judge,
+)
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGO_EXAMPLES = Path("/work/shared/argo-examples")
@@ -97,6 +115,9 @@ HOSTILE_VALUES: list[Callable[[], Any]] = [
     lambda: "-5s", lambda: "1e400", lambda: "{{args.x}}", lambda: "{{", lambda: "\t", lambda: "🙂",
     lambda: deep_list(150), lambda: list(range(5000)), lambda: {"a": {"b": {"c": []}}}, lambda: [None],
     lambda: [[]], lambda: {"": ""}, lambda: {"kind": []}, lambda: "0x1F", lambda: "null", lambda: "~",
+    lambda: "名前-ü", lambda: "\U0001F600" * 300, lambda: "\ud800", lambda: {"\u0000": 1}, lambda: {"é/ключ": "v"},
+    lambda: -(2**63) - 1, lambda: 2**64, lambda: 10**400, lambda: 5e-324, lambda: "1" * 400, lambda: "+Inf",
+    lambda: "\u200b\ufeff", lambda: {"a": deep_list(60)}, lambda: [{"name": "x"}] * 2,
 ]
 
 HOT_KEYS = ["kind", "apiVersion", "metadata", "spec", "name", "namespace", "labels", "steps", "metrics",
@@ -167,6 +188,22 @@ def alias_bomb(rng: random.Random) -> str:
     return text
 
 
+DUPLICATE_VALUES = ["Service", "[]", "{}", "~", "-1", "99999999999999999999", '"é"', "*a", "&b x", "{name: y}"]
+
+
+def duplicate_key(rng: random.Random, lines: list[str]) -> str:
+    """A mapping key written twice (YAML says duplicates are errors; PyYAML keeps the last)."""
+    keyed = [i for i, line in enumerate(lines) if re.match(r"^\s*-?\s*[A-Za-z][\w.-]*:", line)]
+    if not keyed:
+        return "".join(lines)
+    index = rng.choice(keyed)
+    match = re.match(r"^(\s*)(-\s*)?([A-Za-z][\w.-]*):", lines[index])
+    assert match is not None
+    indent = match.group(1) + (" " * len(match.group(2)) if match.group(2) else "")
+    lines.insert(index + 1, f"{indent}{match.group(3)}: {rng.choice(DUPLICATE_VALUES)}\n")
+    return "".join(lines)
+
+
 def mutate_text(rng: random.Random, text: str) -> bytes:
     """Text-level damage: truncation, lost or repeated lines, stray bytes, deep nesting, alias bombs."""
     action = rng.random()
@@ -199,17 +236,89 @@ def mutate_text(rng: random.Random, text: str) -> bytes:
         depth = rng.choice([50, 199, 201, 1000, 20_000])
         opener, closer = rng.choice([("[", "]"), ("{a: ", "}")])
         return (text + "\nzz: " + opener * depth + closer * depth * rng.randint(0, 1) + "\n").encode()
-    if action < 0.9:
+    if action < 0.85:
         return alias_bomb(rng).encode()
+    if action < 0.93:
+        return duplicate_key(rng, lines).encode()
     return (text + "\n---\n" + rng.choice(["- a\n", "hello\n", "~\n", "123\n", "kind: []\n", "[]\n"])).encode()
 
 
-def manifest_cases(rng: random.Random, docs: list[dict[str, Any]], count: int) -> Iterator[Case]:
-    for _ in range(count):
+RANDOM_KINDS = [("argoproj.io/v1alpha1", "Rollout"), ("argoproj.io/v1alpha1", "AnalysisTemplate"),
+                ("argoproj.io/v1alpha1", "ClusterAnalysisTemplate"), ("argoproj.io/v1alpha1", "AnalysisRun"),
+                ("argoproj.io/v1alpha1", "Experiment"), ("v1", "Service"), ("networking.k8s.io/v1", "Ingress"),
+                ("v1", "ConfigMap"), ("v1", "Secret"), ("apps/v1", "Deployment"), ("v1", "Pod"),
+                ("argoproj.io/v1", "Rollout"), ("example.com/v1", "Frob"), ("v1", "")]
+NAMES = ["fz", "fz-1", "a" * 63, "a" * 64, "UPPER", "-x", "x-", "a.b", "a/b", "", "名前", "x\x00y", "1"]
+
+
+def random_manifest(rng: random.Random) -> dict[str, Any]:
+    """An object from scratch: a known (or unknown) kind with a random tree of its fields' names."""
+    def tree(depth: int) -> Any:
+        if depth <= 0 or rng.random() < 0.3:
+            return rng.choice(HOSTILE_VALUES)()
+        if rng.random() < 0.7:
+            return {rng.choice(HOT_KEYS): tree(depth - 1) for _ in range(rng.randint(0, 4))}
+        return [tree(depth - 1) for _ in range(rng.randint(0, 3))]
+
+    api_version, kind = rng.choice(RANDOM_KINDS)
+    meta: Any = {"name": rng.choice(NAMES)} if rng.random() < 0.9 else tree(2)
+    return {"apiVersion": api_version, "kind": kind, "metadata": meta, "spec": tree(5)}
+
+
+def _rename(rng: random.Random, obj: Any) -> None:
+    """A few dozen names per seed object, so accepted objects accumulate for the operator check afterwards
+    instead of only replacing one another."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if isinstance(meta, dict) and isinstance(meta.get("name"), str):
+        meta["name"] = f"{meta['name']}-{rng.randrange(40)}"
+
+
+def manifest_document(rng: random.Random, docs: list[dict[str, Any]]) -> tuple[list[Any], bytes]:
+    """(the objects before serialising, the file's bytes): mutated Argo examples, or an object from scratch,
+    serialised as YAML or JSON, sometimes damaged as text."""
+    choice = rng.random()
+    if choice < 0.1:
+        picked: list[Any] = [random_manifest(rng)]
+    elif choice < 0.3:  # examples as they are (renamed below): what is accepted must also be stored safely
+        picked = [copy.deepcopy(rng.choice(docs)) for _ in range(rng.choice([1, 1, 2]))]
+    else:
         picked = [mutate_object(rng, rng.choice(docs)) for _ in range(rng.choice([1, 1, 1, 2, 3]))]
-        text = _dump(rng, picked)
-        data = mutate_text(rng, text) if rng.random() < 0.35 else text.encode()
-        yield "manifest", data
+    if rng.random() < 0.4 or choice < 0.3:
+        for obj in picked:
+            _rename(rng, obj)
+    text = _dump(rng, picked)
+    data = mutate_text(rng, text) if rng.random() < 0.35 else text.encode()
+    return picked, data
+
+
+def http_request(rng: random.Random, docs: list[dict[str, Any]]) -> Request:
+    """A raw write to the API server carrying a fuzzed object: POST to a collection, PUT to the object,
+    PATCH (merge, JSON, strategic, apply) with a fuzzed body; sometimes to a mismatched kind or namespace."""
+    picked, data = manifest_document(rng, docs)
+    first = picked[0] if picked and isinstance(picked[0], dict) else {}
+    kind = first.get("kind") if isinstance(first.get("kind"), str) else "Rollout"
+    if rng.random() < 0.1:
+        kind = rng.choice(sorted(COLLECTIONS))
+    meta = first.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) and isinstance(meta.get("name"), str) else rng.choice(NAMES)
+    namespace = rng.choice(NAMESPACES)
+    if isinstance(meta, dict) and isinstance(meta.get("namespace"), str) and rng.random() < 0.5:
+        namespace = meta["namespace"]
+    namespace = urllib.parse.quote(namespace, safe="", errors="backslashreplace")  # a URL an HTTP client sends
+    method = rng.choice(["POST", "POST", "POST", "PUT", "PATCH", "PATCH"])
+    if rng.random() < 0.5:
+        body, content_type = json.dumps(first, default=str).encode(), "application/json"
+    else:
+        body, content_type = data, "application/yaml" if rng.random() < 0.7 else rng.choice(WRITE_TYPES)
+    query = rng.choice(QUERIES)
+    if method == "POST":
+        return Request(method, collection(kind, namespace) + query, content_type, body)
+    path = collection(kind, namespace) + "/" + urllib.parse.quote(name, safe="", errors="backslashreplace") + rng.choice(SUBRESOURCES)
+    if method == "PATCH":
+        content_type = rng.choice(PATCH_TYPES)
+        if "json-patch" in content_type and rng.random() < 0.7:
+            body = random_patch(rng)[1].encode() if rng.random() < 0.5 else rng.choice(HOSTILE_PATCHES)(rng)[1].encode()
+    return Request(method, path + query, content_type, body)
 
 
 # ---------------------------------------------------------------- expressions
@@ -255,12 +364,12 @@ def mutate_expression(rng: random.Random, source: str) -> str:
     return "".join(chars)
 
 
-def expression_cases(rng: random.Random, conditions: list[str], count: int) -> Iterator[Case]:
-    for _ in range(count):
-        source = mutate_expression(rng, rng.choice(conditions))
-        if rng.random() < 0.3:
-            source = mutate_expression(rng, source)
-        yield "expression", (source, expr_results(rng))
+def expression_case(rng: random.Random, conditions: list[str]) -> tuple[str, Any]:
+    """A mutation (or two) of a condition found in the seeds, with a provider-like result."""
+    source = mutate_expression(rng, rng.choice(conditions))
+    if rng.random() < 0.3:
+        source = mutate_expression(rng, source)
+    return source, expr_results(rng)
 
 
 # ---------------------------------------------------------------- patches
@@ -332,17 +441,68 @@ def patch_cases(rng: random.Random, count: int) -> Iterator[Case]:
         yield "patch", (rng.choice(PATCH_TARGETS), patch_type, text)
 
 
+# ---------------------------------------------------------------- hypothesis as the generator
+
+FAMILIES = ("expression", "lint", "apply", "http", "patch")
+
+
+def _weighted(branches: list[tuple[int, st.SearchStrategy[Any]]]) -> st.SearchStrategy[Any]:
+    table = [strategy for share, strategy in branches for _ in range(share)]
+    return st.integers(0, len(table) - 1).flatmap(lambda index: table[index])
+
+
+def strategies(docs: list[dict[str, Any]], conditions: list[str]) -> dict[str, st.SearchStrategy[Any]]:
+    """The payload strategy of each hypothesis-driven family. Each input is read from one drawn byte string
+    (fuzzlib.choices), so the mutators above, written against random.Random, are driven by hypothesis."""
+    def seeded(make: Callable[[random.Random], Any], size: int = 256) -> st.SearchStrategy[Any]:
+        return st.binary(max_size=size).map(lambda data: make(ByteRandom(data)))
+
+    manifest = seeded(lambda rng: manifest_document(rng, docs)[1])
+    return {
+        "expression": _weighted([(85, st.tuples(expression_sources(), results())),
+                                 (15, seeded(lambda rng: expression_case(rng, conditions), 64))]),
+        "lint": manifest,
+        "apply": manifest,
+        "http": seeded(lambda rng: http_request(rng, docs)),
+    }
+
+
+def drive(strategy: st.SearchStrategy[Any], count: int, seed: int, consume: Callable[[Any], None],
+          chunk: int = 500, deadline: float | None = None) -> None:
+    """Feed `count` inputs of `strategy` to `consume`, generated by hypothesis from `seed` (reproducible),
+    in chunks of runs so that hypothesis' record of what it tried stays small over 100,000 inputs. Past
+    `deadline` (time.monotonic()) nothing more is fed."""
+    fed = 0
+    for index in range(count):  # each round feeds at least one input, normally `chunk`
+        if fed >= count or (deadline is not None and time.monotonic() > deadline):
+            return
+        wanted = min(chunk, count - fed)
+
+        @hypothesis_seed(seed * 1_000_003 + index)
+        @settings(max_examples=wanted, database=None, deadline=None, phases=[Phase.generate],
+                  suppress_health_check=list(HealthCheck), derandomize=False)
+        @given(strategy)
+        def one(payload: Any) -> None:
+            nonlocal fed
+            if fed < count and (deadline is None or time.monotonic() <= deadline):
+                fed += 1
+                consume(payload)
+
+        one()
+
+
 # ---------------------------------------------------------------- the worker
 
 
 @dataclass
 class Outcome:
-    status: str  # "problem", "pass", "traceback"
+    status: str  # "problem" (a clean refusal), "pass" (accepted), "traceback" (a crash)
     detail: str = ""
 
 
 class Worker:
-    """Runs cases in this (child) process: a temporary home with a store for apply and patch."""
+    """Runs cases in this (child) process: a temporary home served API-only from a thread, seeded with the
+    example objects (the targets of patches)."""
 
     def __init__(self, seeds: list[dict[str, Any]]) -> None:
         from rollouts.store.sqlite import SQLiteStore
@@ -351,7 +511,25 @@ class Worker:
         self.store = SQLiteStore(self.home / "state.db")
         self.targets: dict[str, str] = {}
         self._seed_store(seeds)
+        self.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fuzz"}})
         _serve_api_only(self.home)
+        self.http = self._client()
+        self.case_file = self.home / "case.yaml"
+        self.command: Any = None
+
+    def _client(self) -> Any:
+        import ssl
+
+        import httpx
+
+        from rollouts.cluster.apiserver.kubeconfig import api_token
+        from rollouts.cluster.apiserver.server import read_state
+        from rollouts.cluster.apiserver.tls import CERT_FILE
+
+        state = read_state(self.home)
+        assert state is not None
+        return httpx.Client(base_url=state.url, headers={"Authorization": f"Bearer {api_token(self.home)}"},
+                            verify=ssl.create_default_context(cafile=str(self.home / CERT_FILE)), timeout=30)
 
     def _seed_store(self, seeds: list[dict[str, Any]]) -> None:
         from rollouts.spec.kinds import KINDS
@@ -374,41 +552,19 @@ class Worker:
     def run(self, case: Case) -> Outcome:
         family, payload = case
         try:
-            if family == "manifest":
-                return self.manifest(payload)
             if family == "expression":
                 return self.expression(*payload)
+            if family == "lint":
+                return self.lint(payload)
+            if family == "apply":
+                return self.apply(payload)
+            if family == "http":
+                return self.send(payload)
             return self.patch(*payload)
         except BaseException as exc:  # noqa: BLE001 - that is what the fuzzer counts
             if isinstance(exc, KeyboardInterrupt):
                 raise
             return Outcome("traceback", "".join(traceback.format_exception(exc))[-1500:])
-
-    def manifest(self, data: bytes) -> Outcome:
-        from rollouts.spec.kinds import KINDS
-        from rollouts.spec.loader import load_bytes
-        from rollouts.spec.validation import validate_objects
-        from rollouts.store.protocol import StoreError
-
-        result = load_bytes(data, "fuzz.yaml")
-        checked = validate_objects(result.objects)
-        problems = list(result.problems) + [p for c in checked for p in c.problems]
-        internal = [p.format() for p in problems if "internal error" in p.message]
-        if internal:
-            return Outcome("traceback", internal[0])
-        if any(p.is_error for p in problems):
-            return Outcome("problem")
-        for entry in checked:  # apply: what lint accepts must also be stored without surprises
-            if (entry.obj.api_version, entry.obj.kind) not in KINDS:
-                continue
-            obj = {k: v for k, v in entry.obj.data.items() if k != "status"}
-            obj["metadata"] = {**obj["metadata"], "namespace": entry.obj.namespace or "fuzz"}
-            try:
-                self.store.create(obj)
-                self.store.delete(entry.obj.kind, obj["metadata"]["namespace"], entry.obj.name)
-            except StoreError as exc:
-                return Outcome("problem", str(exc))
-        return Outcome("pass")
 
     def expression(self, source: str, result: Any) -> Outcome:
         from rollouts.analysis.expr import ExprError, evaluate_condition
@@ -418,6 +574,57 @@ class Worker:
         except ExprError:
             return Outcome("problem")
         return Outcome("pass")
+
+    def _cli(self, args: list[str]) -> tuple[int, str, BaseException | None]:
+        import typer.main
+        import typer.testing
+
+        from rollouts.cli import commands  # noqa: F401 - registers the verbs
+        from rollouts.cli.main import app
+
+        if self.command is None:
+            # typer rebuilds the click command from every verb's signature on each invoke (~0.4 s, most of a
+            # case): build it once, as the `rollouts` process does once per run.
+            self.command = typer.main.get_command(app)
+            typer.testing._get_command = lambda _app: self.command  # type: ignore[attr-defined]
+        result = typer.testing.CliRunner().invoke(app, args)
+        failure = result.exception if not isinstance(result.exception, SystemExit) else None
+        return result.exit_code, result.output, failure
+
+    def _verdict(self, verb: str, code: int, output: str, failure: BaseException | None) -> Outcome:
+        if failure is not None:
+            return Outcome("traceback", "".join(traceback.format_exception(failure))[-1500:])
+        if "Traceback" in output or "internal error" in output:
+            return Outcome("traceback", output[-1500:])
+        if code == 0:
+            return Outcome("pass")
+        if code == 1 and output.strip():
+            return Outcome("problem", output.strip().splitlines()[-1][:300])
+        return Outcome("traceback", f"`rollouts {verb}` exited {code} with output {output[-500:]!r}")
+
+    def lint(self, data: bytes) -> Outcome:
+        """`rollouts lint -f FILE`: exit 0, or exit 1 with a problem line. Gate checks run against a closed
+        port, so they are tried on every template without waiting on addresses from the manifest."""
+        self.case_file.write_bytes(data)
+        code, output, failure = self._cli(["lint", "-f", str(self.case_file),
+                                           "--prometheus-address", "http://127.0.0.1:9"])
+        if code == 1 and not failure and not any(line.startswith(str(self.case_file)) for line in output.splitlines()):
+            return Outcome("traceback", f"exit 1 without a problem line: {output[-500:]!r}")
+        return self._verdict("lint", code, output, failure)
+
+    def apply(self, data: bytes) -> Outcome:
+        """`rollouts apply -f FILE` to the worker's cluster (through its API)."""
+        self.case_file.write_bytes(data)
+        code, output, failure = self._cli(["apply", "-f", str(self.case_file), "--home", str(self.home),
+                                           "-n", "fuzz"])
+        return self._verdict("apply", code, output, failure)
+
+    def send(self, request: Request) -> Outcome:
+        """A raw request to the API server: 2xx accepted, 4xx refused, anything else a crash."""
+        headers = {"Content-Type": request.content_type} if request.content_type else {}
+        response = self.http.request(request.method, request.path, content=request.body, headers=headers)
+        status = judge(response.status_code)
+        return Outcome(status, f"HTTP {response.status_code}: {response.text[:400]}")
 
     def patch(self, kind: str, patch_type: str, text: str) -> Outcome:
         import io
@@ -469,6 +676,19 @@ class Worker:
             self.store.delete(kind, "scratch", name)
 
 
+    def wedge(self) -> Outcome:
+        """After the run: every stored object through the operator's paths (fuzzlib.wedge)."""
+        from fuzzlib.wedge import check_stored
+
+        from rollouts.cli.connection import connect
+
+        report = check_stored(connect(str(self.home)))
+        detail = json.dumps({"objects": report.objects, "reconciled": report.reconciled,
+                             "unreadable": report.unreadable, "failed": report.failed, "escaped": report.escaped,
+                             "slowest": report.slowest, "examples": report.examples})
+        return Outcome("pass" if report.clean else "traceback", detail)
+
+
 def _serve_api_only(home: Path, timeout: float = 60.0) -> None:
     """Serve the worker's home API-only from a daemon thread: the CLI verbs under test reach the store through
     the Kubernetes API, and a server in this process dies with it (a worker killed after a hang leaves nothing)."""
@@ -487,10 +707,17 @@ def _serve_api_only(home: Path, timeout: float = 60.0) -> None:
 
 
 def worker_main(conn: Connection, seeds: list[dict[str, Any]]) -> None:
+    import logging
+
+    logging.disable(logging.WARNING)  # the controller's and server's complaints about fuzzed objects
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
     worker = Worker(seeds)
-    worker.run(("expression", ("len(result) > 0", [1])))  # warm caches (grammar) outside the timed cases
-    worker.run(("manifest", b"apiVersion: v1\nkind: Service\nmetadata: {name: w}\nspec: {ports: [{port: 1}]}\n"))
+    # Warm caches (grammar, CLI verbs, connections) outside the timed cases.
+    worker.run(("expression", ("len(result) > 0", [1])))
+    service = b"apiVersion: v1\nkind: Service\nmetadata: {name: w}\nspec: {ports: [{port: 1}]}\n"
+    worker.run(("lint", service))
+    worker.run(("apply", service))
+    worker.run(("http", Request("GET", "/api/v1/namespaces/fuzz/services", "", b"")))
     worker.run(("patch", ("Service", "merge", "{}")))
     conn.send("ready")
     while True:
@@ -498,7 +725,7 @@ def worker_main(conn: Connection, seeds: list[dict[str, Any]]) -> None:
         if case is None:
             return
         start = time.monotonic()
-        outcome = worker.run(case)
+        outcome = worker.wedge() if case == "wedge" else worker.run(case)
         conn.send((outcome.status, outcome.detail, time.monotonic() - start))
 
 
@@ -517,9 +744,22 @@ class Tally:
     examples: list[str] = field(default_factory=list)
 
     def line(self, family: str) -> str:
-        return (f"{family:<11} cases={self.cases} clean_problems={self.problem} clean_passes={self.passed} "
-                f"tracebacks={self.traceback} hangs={self.hang} slow_over_1s={self.slow} "
+        return (f"{family:<11} cases={self.cases} refused={self.problem} accepted={self.passed} "
+                f"crashes={self.traceback} hangs={self.hang} slow_over_1s={self.slow} "
                 f"slowest={self.slowest:.2f}s")
+
+    def add(self, case: Case, status: str, detail: str, elapsed: float) -> None:
+        self.cases += 1
+        self.slowest = max(self.slowest, elapsed)
+        self.slow += elapsed > SLOW_SECONDS
+        if status == "problem":
+            self.problem += 1
+        elif status == "pass":
+            self.passed += 1
+        else:
+            setattr(self, status, getattr(self, status) + 1)
+            if len(self.examples) < 5:
+                self.examples.append(f"{status}: {describe_case(case)}\n    {detail.strip()}")
 
 
 class Runner:
@@ -567,64 +807,103 @@ class Runner:
 
 def describe_case(case: Case) -> str:
     family, payload = case
-    text = repr(payload)
+    text = payload.describe() + " " + repr(payload.body[:200]) if isinstance(payload, Request) else repr(payload)
     return f"{family}: {text[:300]}{'...' if len(text) > 300 else ''}"
 
 
-def run(seed: int, manifests: int, expressions: int, patches: int, timeout: float,
-        examples: Path = ARGO_EXAMPLES) -> dict[str, Tally]:
-    """Fuzz and return the tallies per family."""
-    rng = random.Random(seed)
+def run(seed: int, counts: dict[str, int], timeout: float, examples: Path = ARGO_EXAMPLES,
+        wedge_timeout: float = 1800.0, budget: float | None = None,
+        progress: float | None = None) -> tuple[dict[str, Tally], dict[str, Any] | None]:
+    """Fuzz and return the tallies per family, and the operator check of what was stored (None when nothing
+    was written through apply or HTTP). With `budget` (seconds), cases stop being generated after it and
+    the run ends with the operator check; with `progress` (seconds), the tallies are printed that often."""
+    deadline = time.monotonic() + budget if budget is not None else None
+    last_print = time.monotonic()
     docs = seed_documents([p for p in (examples, INFRA) if p.is_dir()])
     if not docs:
         raise SystemExit(f"no seed manifests found in {examples} or {INFRA}")
-    families: list[Iterator[Case]] = [
-        manifest_cases(random.Random(rng.random()), docs, manifests),
-        expression_cases(random.Random(rng.random()), seed_conditions(docs), expressions),
-        patch_cases(random.Random(rng.random()), patches),
-    ]
-    tallies: dict[str, Tally] = {"manifest": Tally(), "expression": Tally(), "patch": Tally()}
+    tallies = {family: Tally() for family in FAMILIES}
     runner = Runner(docs, timeout)
+    generated = strategies(docs, seed_conditions(docs))
+    wedge: dict[str, Any] | None = None
     try:
-        for cases in families:
-            for case in cases:
-                status, detail, elapsed = runner.run(case)
-                tally = tallies[case[0]]
-                tally.cases += 1
-                tally.slowest = max(tally.slowest, elapsed)
-                tally.slow += elapsed > SLOW_SECONDS
-                if status == "problem":
-                    tally.problem += 1
-                elif status == "pass":
-                    tally.passed += 1
-                else:
-                    setattr(tally, status, getattr(tally, status) + 1)
-                    if len(tally.examples) < 5:
-                        tally.examples.append(f"{status}: {describe_case(case)}\n    {detail.strip()}")
+        for number, family in enumerate(FAMILIES):
+            def consume(payload: Any, family: str = family) -> None:
+                nonlocal last_print
+                case = (family, payload)
+                tallies[family].add(case, *runner.run(case))
+                if progress is not None and time.monotonic() - last_print > progress:
+                    last_print = time.monotonic()
+                    print("progress " + tallies[family].line(family), flush=True)
+
+            if family == "patch":  # the hostile patch list, each shape at least once (seeded random)
+                for case in patch_cases(random.Random(seed * 31 + number), counts[family]):
+                    tallies[family].add(case, *runner.run(case))
+            else:
+                drive(generated[family], counts[family], seed * 31 + number, consume, deadline=deadline)
+        if counts["apply"] or counts["http"]:
+            runner.timeout = wedge_timeout
+            status, detail, elapsed = runner.run("wedge")  # type: ignore[arg-type]
+            try:
+                wedge = json.loads(detail)
+            except ValueError:
+                wedge = {"error": f"{status}: {detail}"}
+            wedge["seconds"] = elapsed
     finally:
         if runner.conn is not None and runner.process is not None and runner.process.is_alive():
             runner.conn.send(None)
         runner.stop()
-    return tallies
+    return tallies, wedge
+
+
+def wedge_line(wedge: dict[str, Any]) -> str:
+    if "error" in wedge:
+        return f"operator    check failed: {wedge['error'][:1500]}"
+    return (f"operator    stored_objects={wedge['objects']} reconciled={wedge['reconciled']} "
+            f"unreadable={wedge['unreadable']} reconcile_failures={wedge['failed']} escaped={wedge['escaped']} "
+            f"slowest={wedge['slowest']:.2f}s total={wedge['seconds']:.1f}s")
+
+
+def wedge_clean(wedge: dict[str, Any] | None) -> bool:
+    return wedge is None or ("error" not in wedge and not (wedge["unreadable"] or wedge["failed"] or wedge["escaped"]))
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates from the fuzzed input
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--manifests", type=int, default=2500)
-    parser.add_argument("--expressions", type=int, default=1105)
+    parser.add_argument("--expressions", type=int, default=2000)
+    parser.add_argument("--manifests", type=int, default=500, help="default count of each of lint, apply, http")
+    parser.add_argument("--lint", type=int, default=None)
+    parser.add_argument("--apply", type=int, default=None)
+    parser.add_argument("--http", type=int, default=None)
     parser.add_argument("--patches", type=int, default=84)
     parser.add_argument("--timeout", type=float, default=2.0, help="per-case time limit in seconds (a hang)")
     parser.add_argument("--examples", type=Path, default=ARGO_EXAMPLES, help="Argo's example manifests")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds after which no more cases are generated (the operator check still runs)")
+    parser.add_argument("--progress", type=float, default=None, help="print the tallies every this many seconds")
     args = parser.parse_args(argv)
+    counts = {"expression": args.expressions, "patch": args.patches,
+              **{family: args.manifests if getattr(args, family) is None else getattr(args, family)
+                 for family in ("lint", "apply", "http")}}
     start = time.monotonic()
-    tallies = run(args.seed, args.manifests, args.expressions, args.patches, args.timeout, args.examples)
+    tallies, wedge = run(args.seed, counts, args.timeout, args.examples, budget=args.budget, progress=args.progress)
     for family, tally in tallies.items():
         print(tally.line(family))
         for example in tally.examples:
-            print("  " + example)
-    print(f"seed={args.seed} timeout={args.timeout}s elapsed={time.monotonic() - start:.1f}s")
-    return 1 if any(t.traceback or t.hang for t in tallies.values()) else 0
+            print("  " + _printable(example))
+    if wedge is not None:
+        print(wedge_line(wedge))
+        for example in wedge.get("examples", []):
+            print("  " + _printable(example.replace("\n", "\n    ")))
+    print(f"seed={args.seed} timeout={args.timeout}s elapsed={time.monotonic() - start:.1f}s"
+          + (f" budget={args.budget:.0f}s" if args.budget is not None else ""))
+    crashed = any(t.traceback or t.hang for t in tallies.values())
+    return 1 if crashed or not wedge_clean(wedge) else 0
 
 
 if __name__ == "__main__":

@@ -161,9 +161,10 @@ def _typed(value: str, tag: str | None, implicit: tuple[bool, bool]) -> Any:
 class _Composer:
     """Builds plain Python values from YAML events, recording each field's line and counting aliases."""
 
-    def __init__(self, source: str, result: LoadResult) -> None:
+    def __init__(self, source: str, result: LoadResult, aliases: bool = True) -> None:
         self.source = source
         self.result = result
+        self.aliases = aliases
 
     def documents(self, text: str) -> None:
         anchors: dict[str, tuple[Any, int, int]] = {}
@@ -248,6 +249,8 @@ class _Composer:
                     frame = stack.pop()
                     attach(frame.container, frame.line, frame.nodes, frame.size, frame.anchor)
                 elif isinstance(event, yaml.AliasEvent):
+                    if not self.aliases:
+                        raise _ComposeError(line, f"YAML aliases (*{event.anchor}) are refused here")
                     if event.anchor not in anchors:
                         raise _ComposeError(line, f'alias "*{event.anchor}" refers to no complete anchor')
                     value, nodes, size = anchors[event.anchor]
@@ -302,12 +305,12 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def load_text(text: str, source: str, result: LoadResult | None = None) -> LoadResult:
-    """Objects in a YAML (or JSON) text of one or more documents."""
+def load_text(text: str, source: str, result: LoadResult | None = None, *, aliases: bool = True) -> LoadResult:
+    """Objects in a YAML (or JSON) text of one or more documents; `aliases=False` refuses any alias."""
     result = result if result is not None else LoadResult()
     before = len(result.objects)
     try:
-        _Composer(source, result).documents(text)
+        _Composer(source, result, aliases).documents(text)
     except _ComposeError as exc:
         result.add_problem(Problem(source, exc.line, "", "", "", exc.message))
     except yaml.MarkedYAMLError as exc:
@@ -339,7 +342,7 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def load_bytes(data: bytes, source: str, result: LoadResult | None = None) -> LoadResult:
+def load_bytes(data: bytes, source: str, result: LoadResult | None = None, *, aliases: bool = True) -> LoadResult:
     """Objects in raw bytes: refused when too large or not UTF-8 text."""
     result = result if result is not None else LoadResult()
     if len(data) > MAX_FILE_BYTES:
@@ -358,7 +361,7 @@ def load_bytes(data: bytes, source: str, result: LoadResult | None = None) -> Lo
         line = text.count("\n", 0, text.index("\x00")) + 1
         result.add_problem(Problem(source, line, "", "", "", "binary data (NUL byte); manifests must be text"))
         return result
-    return load_text(text, source, result)
+    return load_text(text, source, result, aliases=aliases)
 
 
 def _too_large(source: str, size: int | None) -> Problem:
