@@ -20,6 +20,9 @@ from tests.e2e.harness import wait_until  # noqa: E402
 
 from chaoslib import Outcome  # noqa: E402
 from chaoslib._release import CANARY_STEPS, Bench, Recorded, Release  # noqa: E402
+from rollouts.api import actions  # noqa: E402
+from rollouts.kube.client import KubeStore  # noqa: E402
+from rollouts.kube.config import load_config  # noqa: E402
 
 FAMILY = "operator-kill"
 
@@ -30,15 +33,18 @@ SCENARIOS: tuple[tuple[str, str, str], ...] = (
     ("bluegreen", "good", "analysis"), ("bluegreen", "good", "promotion"), ("bluegreen", "good", "status-write"),
     ("bluegreen", "bad", "abort"), ("bluegreen", "abort", "abort-issued"),
 )
-MOMENT_TIMEOUT = 45.0
+MOMENT_TIMEOUT = 90.0
+FINISHED = {"Successful", "Failed", "Error", "Inconclusive"}
 
 
 def wait_for_moment(release: Release, moment: str, rng: random.Random) -> str:
     """Block until `moment` of `release` comes (watching the store), and say what was seen."""
     cluster = release.bench.cluster
     if moment == "analysis":
-        wait_until(lambda: release.run_phase({"Running"}), MOMENT_TIMEOUT, "its AnalysisRun to run", interval=0.03)
-        return "analysis running"
+        # A short run on a loaded machine may be over between two looks: then the fault strikes just after it.
+        wait_until(lambda: release.run_phase({"Running", *FINISHED}), MOMENT_TIMEOUT, "its AnalysisRun to run",
+                   interval=0.03)
+        return "analysis running" if release.run_phase({"Running"}) else "analysis just finished"
     if moment == "promotion":
         if release.strategy == "canary":
             wait_until(lambda: release.status().get("currentStepIndex") == CANARY_STEPS
@@ -70,10 +76,16 @@ def wait_for_moment(release: Release, moment: str, rng: random.Random) -> str:
             wait_until(lambda: (release.status().get("currentStepIndex") or 0) >= 1, MOMENT_TIMEOUT,
                        "the first step", interval=0.03)
         else:
-            wait_until(lambda: release.run_phase({"Running"}), MOMENT_TIMEOUT, "its pre-promotion analysis",
-                       interval=0.03)
-        cluster.cli("abort", release.rollout)
-        return "just after `rollouts abort`"
+            wait_until(lambda: release.run_phase({"Running", *FINISHED}), MOMENT_TIMEOUT,
+                       "its pre-promotion analysis", interval=0.03)
+        # `rollouts abort`'s own code through the API, in-process: a CLI start on a loaded machine takes
+        # seconds, and the release may be over by then.
+        store = KubeStore(load_config(kubeconfig=cluster.kubeconfig), user_agent="chaos-abort")
+        try:
+            result = actions.abort(store, "default", release.rollout)
+        finally:
+            store.close()
+        return f"just after `rollouts abort` ({result.message})"
     raise ValueError(f"unknown moment {moment!r}")
 
 

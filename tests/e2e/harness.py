@@ -295,7 +295,7 @@ class RemoteCluster:
                     raise AssertionError(f"operator {name} exited with {process.returncode}:\n{self.tails()}")
                 return log.read_bytes().count(b"controller started") > before
 
-            wait_until(running, 40, f"operator {name} to start")
+            wait_until(running, 90, f"operator {name} to start")
         return process
 
     def signal_operator(self, name: str, sig: int = signal.SIGKILL) -> None:
