@@ -17,8 +17,8 @@ Judged per run:
 - lost: a request without a 200 answer (error, timeout, 5xx), or client and server counts that differ (the
   proxy's access log must hold exactly the requests the client sent);
 - wrong route: an answer from a revision with no weight in every table that could have routed it (the
-  canary's version while the weight is 0, after the abort included; the stable's while it is 100; any other
-  version at any time);
+  canary's version while the weight is 0, after the abort included; any other version at any time). The
+  stable version may always answer (see `allowed`); its answers under 100 % are counted apart;
 - split: per weight period with 0 < W < 100, the canary share of the requests wholly inside it, chi-square
   against W (1 degree of freedom), p must exceed 0.001.
 
@@ -129,11 +129,10 @@ def read_periods(log_text: str, since: float) -> list[Period]:
 
 
 def allowed(weight: int, total: int, canary: str) -> set[str]:
-    if weight <= 0:
-        return {STABLE}
-    if weight >= total:
-        return {canary}
-    return {STABLE, canary}
+    """The versions that may answer under this weight. The stable one always may: it is where an abort
+    sends traffic back, and Argo's abort also points the canary Service at the stable pods, which the
+    runtime can apply before the weight drops to 0 (those answers are counted apart, as `stable_at_100`)."""
+    return {STABLE} if weight <= 0 else {STABLE, canary}
 
 
 def chi_square_p(n: int, canary: int, share: float) -> float:
@@ -149,6 +148,7 @@ def chi_square_p(n: int, canary: int, share: float) -> float:
 class Verdict:
     lost: int
     wrong: int
+    stable_at_full: int   # stable answers while the canary weight was 100 % (the abort's Service switch)
     split_failures: int
     min_p: float
     periods: list[tuple[int, int, int, float]]  # weight, requests, canary answers, p
@@ -167,7 +167,7 @@ def judge(answers: list[Answer], sent: int, served: set[int], periods: list[Peri
         details.append(f"{lost} lost: {sent - len(answers)} unanswered, non-200 {dict(codes)}, "
                        f"{missing_server} answered but not in the access log, {extra_server} logged but never sent")
     starts = [p.start for p in periods]
-    wrong = 0
+    wrong = stable_at_full = 0
     inside: dict[int, list[Answer]] = {}
     for answer in answers:
         if answer.status != 200:
@@ -184,6 +184,9 @@ def judge(answers: list[Answer], sent: int, served: set[int], periods: list[Peri
                                f"{[p.weight for p in periods[first:last + 1]]}")
         if first == last:
             inside.setdefault(first, []).append(answer)
+            period = periods[first]
+            if period.weight >= period.total and answer.version == STABLE:
+                stable_at_full += 1
     split: list[tuple[int, int, int, float]] = []
     failures = 0
     min_p = 1.0
@@ -198,7 +201,9 @@ def judge(answers: list[Answer], sent: int, served: set[int], periods: list[Peri
         if p <= P_MIN:
             failures += 1
             details.append(f"weight {period.weight}: {hits}/{len(items)} canary answers, chi-square p={p:.2g}")
-    return Verdict(lost, wrong, failures, min_p, split, details)
+    if stable_at_full:
+        details.append(f"{stable_at_full} answered by the stable version while the weight was 100 %")
+    return Verdict(lost, wrong, stable_at_full, failures, min_p, split, details)
 
 
 # --- load process -----------------------------------------------------------------------------------
@@ -360,7 +365,8 @@ def one_run(ctl: Any, store: Any, port: int, number: int, seed: int, period: flo
                           f"p99 {_percentile(answers, 0.99):.3f}s; split {split}", *verdict.details]),
         extra={"requests": float(sent), "rate": sent / wall if wall else 0.0, "min_p": verdict.min_p,
                "p50_ms": _percentile(answers, 0.5) * 1e3, "p99_ms": _percentile(answers, 0.99) * 1e3,
-               "lost": float(verdict.lost), "misrouted": float(verdict.wrong)},
+               "lost": float(verdict.lost), "misrouted": float(verdict.wrong),
+               "stable_at_100": float(verdict.stable_at_full)},
     )
 
 

@@ -43,14 +43,19 @@ CASES = {
     "unknown-version": (numbered(split(11, 400, 2) + [Answer(0, 12.0, 12.1, 200, "v1-old")]), 0, 1, 0),
     "answered-503": (numbered(split(11, 400, 2) + [Answer(0, 12.0, 12.1, 503, "")]), 1, 0, 0),
     "split-skewed": (numbered(split(11, 400, 4)), 0, 0, 1),
+    "stable-during-100-after-abort-service-switch": (
+        numbered([Answer(0, 26.0, 26.1, 200, proxy_load.STABLE), Answer(0, 26.2, 26.3, 200, CANARY)]), 0, 0, 0),
 }
+FULL = [Period(0.0, 0), Period(25.0, 100)]
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_proxy_load_judge(case: str) -> None:
     answers, lost, wrong, split_failures = CASES[case]
-    verdict = judge(answers, len(answers), {a.index for a in answers}, PERIODS, CANARY)
+    periods = FULL if case.startswith("stable-during-100") else PERIODS
+    verdict = judge(answers, len(answers), {a.index for a in answers}, periods, CANARY)
     assert (verdict.lost, verdict.wrong, verdict.split_failures) == (lost, wrong, split_failures), verdict.details
+    assert verdict.stable_at_full == (1 if periods is FULL else 0)
 
 
 def test_proxy_load_judge_counts_requests_missing_on_either_side() -> None:
