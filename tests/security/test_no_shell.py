@@ -54,5 +54,9 @@ def test_shell_scanner_finds_what_it_must(source: str, count: int) -> None:
 def test_no_shell_in_src() -> None:
     files = sorted(SRC.rglob("*.py"))
     assert len(files) > 100
-    found = [use for path in files for use in shell_uses(path.read_text(encoding="utf-8"), str(path.relative_to(REPO)))]
+    # Only files that mention one of the names can use it: the others need no parsing.
+    words = ("shell", "system", "popen", "getoutput", "getstatusoutput", "spawn")
+    texts = {path: path.read_text(encoding="utf-8") for path in files}
+    found = [use for path, text in texts.items() if any(w in text for w in words)
+             for use in shell_uses(text, str(path.relative_to(REPO)))]
     assert found == []
