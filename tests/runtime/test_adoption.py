@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from rollouts.runtime.local.addresses import AddressPool
 from rollouts.runtime.local.processes import alive, recorded, start_time
 from rollouts.runtime.local.supervisor import PodPhase
 from tests.runtime.test_supervisor import demo, run, supervisor, until
@@ -133,3 +134,32 @@ def test_start_time_tells_a_recycled_pid_apart() -> None:
     mine = start_time(os.getpid())
     assert mine is not None and alive(os.getpid(), mine) and not alive(os.getpid(), mine + 1)
     assert start_time(2 ** 22 + 1) is None
+
+
+def test_adopted_pod_keeps_its_recorded_address_and_no_new_pod_is_given_it(tmp_path: Path) -> None:
+    recorded_ip = "127.1.200.3"
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "rollouts.demo.service"], start_new_session=True,
+                               env={**os.environ, "PORT": str(port), "POD_IP": recorded_ip},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = start_time(process.pid)
+    # A pool whose next address is the recorded one: only the reservation keeps a new pod off it.
+    pool = AddressPool("127.1.0.0/16", start=200 * 256 + 3)
+
+    async def scenario() -> tuple[str, str, str]:
+        sup = supervisor(tmp_path, detached=True, addresses=pool)
+        await sup.adopt_pod("web-1", {"app": "web"}, demo(), "default", port=port, pid=process.pid,
+                            pid_start=started, ip=recorded_ip)
+        ready = await until(sup, "web-1", lambda s: s.ready)  # probed on its own address
+        fresh = await sup.ensure_pod("web-2", {"app": "web"}, demo())
+        await sup.close(grace_seconds=5)
+        return ready.ip, fresh.ip, str(pool.taken())
+
+    try:
+        adopted_ip, new_ip, left = run(scenario())
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    assert adopted_ip == recorded_ip and new_ip != recorded_ip
+    assert left == "set()"  # both addresses released when their pods stopped
