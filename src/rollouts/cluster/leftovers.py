@@ -2,8 +2,9 @@
 (they are re-adopted when it starts again), so `rollouts cluster down` must find them even when the cluster
 process was SIGKILLed. They are read from the store (the pid and start time annotations of ReplicaSet pods and
 of Job attempts' pods) and from the Job controller's state folders (HOME/jobs, which also know an attempt
-whose Pod was not written yet); a recorded pid whose start time no longer matches is another program and is
-left alone."""
+whose Pod was not written yet), and from the processes' environment (a pod process started but not yet recorded
+names its cluster's home in ROLLOUTS_CLUSTER_HOME); a recorded pid whose start time no longer matches is another
+program and is left alone."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from rollouts.runtime.local.jobs import stop_job_processes
 from rollouts.runtime.local.processes import (
     JOB_PID_ANNOTATION,
     JOB_PID_START_ANNOTATION,
+    marked,
     recorded,
     stop_all,
 )
+from rollouts.runtime.local.supervisor import OWNER_ENV
 from rollouts.store.home import database_path
 from rollouts.store.sqlite import SQLiteStore
 
@@ -46,7 +49,10 @@ def stop_leftovers(home: Path, grace: float = 10.0) -> int:
     """Stop every pod and job process of HOME still running (SIGTERM to its group, SIGKILL after `grace`);
     returns how many there were. Call it only when the cluster process is not running."""
     count = stop_job_processes(home)  # first: the Job controller records in its folders how they ended
-    count += stop_all(recorded_pod_processes(home), grace)
+    # Recorded in the store, plus those started but not yet recorded when the cluster died (their environment
+    # names this home).
+    processes = set(recorded_pod_processes(home)) | set(marked(OWNER_ENV, str(home.resolve())))
+    count += stop_all(sorted(processes), grace)
     if count:
         log.info("stopped %d pod and job processes the local cluster of %s left running", count, home)
     return count

@@ -70,6 +70,26 @@ def signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
+def marked(key: str, value: str) -> list[tuple[int, int | None]]:
+    """(pid, start time) of every process group leader whose environment holds `key=value` (Linux /proc;
+    processes of other users, whose environment cannot be read, are not ours)."""
+    wanted = f"{key}={value}".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        pid = int(entry.name)
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as environ:
+                variables = environ.read().split(b"\0")
+            leader = os.getpgid(pid) == pid
+        except OSError:
+            continue
+        if leader and wanted in variables:
+            found.append((pid, start_time(pid)))
+    return found
+
+
 def stop_all(processes: Iterable[tuple[int, int | None]], grace: float = 10.0, poll: float = 0.05) -> int:
     """SIGTERM the group of every live process, SIGKILL those still alive after `grace` seconds; returns how
     many were alive. Processes that are not (or no longer) the recorded ones are never signalled."""

@@ -47,7 +47,8 @@ class LocalRuntime:
         self.stats = TrafficStats()
         self._on_change = on_change
         self.supervisor = PodSupervisor(self.logs_dir, images=ImageResolver(images), probe_period=probe_period,
-                                        on_change=self._pod_changed, detached=detached)
+                                        on_change=self._pod_changed, detached=detached,
+                                        owner=str(home.resolve()) if detached else None)
         self.lists = KindLists(store)  # the local cluster's feed follower tells it what changed
         self.pods = PodSync(store, self.supervisor, max_pods=max_pods, lists=self.lists)
         # The local cluster keeps core/v1 Endpoints (kubectl get endpoints); the controller-hosted runtime

@@ -79,6 +79,8 @@ INHERITED_ENV = (
     "SYSTEMROOT",
 )
 INHERITED_PREFIXES = ("LC_", "PYTHON")
+# The local cluster whose pod a process is (its home folder), in the process' environment.
+OWNER_ENV = "ROLLOUTS_CLUSTER_HOME"
 
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$")
 _PR_SET_PDEATHSIG = 1
@@ -210,9 +212,13 @@ class PodSupervisor:
         log_max_bytes: int = LOG_MAX_BYTES,
         log_max_files: int = LOG_MAX_FILES,
         detached: bool = False,
+        owner: str | None = None,
     ) -> None:
         self.logs_dir = Path(logs_dir)
         self.detached = detached
+        # Written into every pod's environment (OWNER_ENV): a process started but not yet recorded in the
+        # store when the cluster is SIGKILLed is still found by `cluster down` (rollouts.cluster.leftovers).
+        self.owner = owner
         self.images = images or ImageResolver()
         self.probe_period = probe_period
         self.on_change = on_change
@@ -438,7 +444,10 @@ class PodSupervisor:
         # What a manifest would take from the downward API; the demo service labels its metrics with it.
         if pod.state.labels.get("app"):
             defaults["POD_LABEL_APP"] = pod.state.labels["app"]
-        return {**inherited, **defaults, **resolved.env}
+        env = {**inherited, **defaults, **resolved.env}
+        if self.owner is not None:
+            env[OWNER_ENV] = self.owner
+        return env
 
     def _stopping(self, pod: _Pod) -> bool:
         return pod.stop.is_set()
