@@ -124,3 +124,19 @@ def test_seeded_fuzz_batch_has_no_crashes_hangs_or_wedged_objects(shared: Path) 
     [(stored, unreadable, failed, escaped)] = OPERATOR.findall(proc.stdout)
     assert int(stored) > 0 and (unreadable, failed, escaped) == ("0", "0", "0"), proc.stdout[-4000:]
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("duration", ["1" * 400, "-" + "1" * 400, "'" + "9" * 400 + "'"],
+                         ids=["int-past-float", "negative-int-past-float", "digit-string-past-float"])
+def test_pause_duration_past_float_range_is_a_clean_lint_error(duration: str) -> None:
+    """Found by the fuzzer: an integer duration of 400 digits was an "internal error" (OverflowError)."""
+    from rollouts.spec.loader import load_bytes
+    from rollouts.spec.validation import validate_objects
+
+    manifest = ("apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: r}\nspec:\n  replicas: 1\n"
+                "  selector: {matchLabels: {app: a}}\n"
+                "  template: {metadata: {labels: {app: a}}, spec: {containers: [{name: a, image: a}]}}\n"
+                f"  strategy:\n    canary:\n      steps:\n      - pause: {{duration: {duration}}}\n")
+    [checked] = validate_objects(load_bytes(manifest.encode(), "r.yaml").objects)
+    messages = [p.message for p in checked.problems if p.is_error]
+    assert messages and not any("internal error" in m for m in messages), messages

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -23,7 +24,10 @@ def parse_duration(value: str | int | float, *, bare_number_is_seconds: bool = T
     if isinstance(value, int | float):
         if not bare_number_is_seconds:
             raise DurationError(f"{value!r} needs a unit (s, m or h), e.g. {value}s")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer past any float (10**400): longer than every limit callers check
+            return math.inf if value > 0 else -math.inf
     text = value.strip()
     if bare_number_is_seconds and re.fullmatch(r"\d+", text):
         return float(text)
