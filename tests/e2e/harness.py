@@ -302,7 +302,7 @@ class RemoteCluster:
         process = self.operators[name]
         process.send_signal(sig)
         if sig in (signal.SIGKILL, signal.SIGTERM):
-            process.wait(timeout=30)
+            process.wait(timeout=90)  # a graceful stop on a machine loaded 10x over takes its time
 
     def cli(self, *args: str, timeout: float = 90, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run([sys.executable, "-m", "rollouts", *args],
