@@ -1,17 +1,26 @@
-"""Hostile-input fuzzer: mutated manifests through lint and apply, mutated expressions through the condition
-language, and hostile patches through `rollouts patch`; every case must end cleanly (a problem line, an
-ExprError, a refused or applied patch) within a per-case time limit.
+"""Hostile-input fuzzer, hypothesis as the generator: conditions through the condition language, manifests
+through `rollouts lint`, `rollouts apply` and raw HTTP writes to the API server, hostile patches through
+`rollouts patch`; then every object stored meanwhile through the operator's routing and one reconcile.
 
-Seeds are Argo's example manifests (/work/shared/argo-examples, or --examples) and this project's own
-infra/rollouts. Cases are generated from one seeded random source, so a run is reproducible. They run in a
-worker process that is killed and restarted when a case overruns the limit (a hang), so one stuck case
-cannot stall the run.
+Families and what "clean" means (fuzzlib has the generators):
+- expression: grammar-driven sources (fuzzlib.expressions follows expr.lark), random unicode and bytes,
+  mutations of the seeds' conditions; each ends in a value or an ExprError;
+- lint / apply: mutated Argo examples (/work/shared/argo-examples, or --examples) and infra/rollouts, and
+  objects from scratch (wrong types, huge numbers, deep nesting, unicode, missing fields, duplicate keys,
+  YAML anchors and bombs, damaged text); exit 0, or exit 1 with a problem line, never a traceback;
+- http: POST/PUT/PATCH of those to a local API-only cluster; 2xx or 4xx, never 5xx;
+- patch: the hostile patch list (doubling copies, deep JSON, bad labels...) through the store and the CLI;
+- operator: afterwards, no stored object makes the operator's code raise, fail a reconcile, or is one its
+  models cannot read.
+Cases run in a worker process killed and restarted when one overruns --timeout (a hang), so one stuck case
+cannot stall the run. Seeded: a run is reproducible. The issue's counts:
 
-    python bench/fuzz.py --seed 1 --manifests 2500 --expressions 1105 --patches 84
+    python bench/fuzz.py --seed 7 --expressions 100000 --manifests 10000 --patches 84
 
-Prints, per family, the number of cases, clean problems (refused input), clean passes, tracebacks (an
-exception escaping, or an "internal error" line), hangs, cases slower than 1 s, and the slowest case. Exit 1
-when any traceback or hang was seen.
+(each family can run on its own: --lint/--apply/--http N override --manifests; --budget stops generating
+after that many seconds and still runs the operator check; --progress prints the tallies periodically.)
+Prints, per family, the cases, clean refusals, accepted, crashes (an exception escaping, an "internal
+error" line, a 5xx), hangs, cases slower than 1 s and the slowest. Exit 1 on any crash, hang or wedge.
 """
 
 from __future__ import annotations
