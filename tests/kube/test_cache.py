@@ -239,3 +239,25 @@ def test_cache_correlates_repeated_events_in_memory_without_listing(cluster: Clu
     sent, events = _run(cluster, body)
     assert events == [("RolloutPaused", 2), ("RolloutResumed", 1)]
     assert sent == ["POST events", "PATCH events", "POST events"]  # no list, no update
+
+
+def test_cache_records_release_history_reading_the_owner_rollout_from_the_cache(cluster: Cluster) -> None:
+    async def body(cache: CachedStore, other: KubeStore) -> tuple[list[str], dict[str, Any]]:
+        other.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cache-history"}})
+        owner = other.create(_in("cache-history", rollout("web")))
+        await _until(lambda: cache.peek("Rollout", "cache-history", "web") is not None)
+        sent: list[str] = []
+        real = cache.store.request
+
+        def request(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+            sent.append(f"{method} {path.split('/namespaces/cache-history/')[-1]}")
+            return real(method, path, *args, **kwargs)
+        cache.store.request = request  # type: ignore[method-assign]
+        cache.record_revision("cache-history", "web", 1, "abc", {"app": "demo:1"}, {}, "current")
+        cache.set_revision_outcome("cache-history", "web", 1, "promoted")
+        history = other.get("ConfigMap", "cache-history", "web.rollout-history")
+        return sent, {"owner": owner["metadata"]["uid"], "history": history}
+    sent, found = _run(cluster, body)
+    # The history ConfigMap is read and written through the API; its owner, the Rollout, comes from the cache.
+    assert not any("rollouts/" in call for call in sent), sent
+    assert [ref["uid"] for ref in found["history"]["metadata"]["ownerReferences"]] == [found["owner"]]

@@ -40,6 +40,7 @@ from lightkube import AsyncClient, operators
 from rollouts.kube.client import KubeStore
 from rollouts.kube.informer import Informer, JSONObject
 from rollouts.kube.kinds import KINDS, kind_of
+from rollouts.store import history
 from rollouts.store.protocol import (
     Change,
     ChangeType,
@@ -73,6 +74,10 @@ def instance_selector(instance_id: str | None) -> str:
 
 
 @functools.lru_cache(maxsize=256)
+def _timestamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _selector(text: str | None) -> LabelSelector:
     return parse_label_selector(text)
 
@@ -344,7 +349,7 @@ class CachedStore:
         if ref_ns:
             ref["namespace"] = ref_ns
         subject = (namespace, kind, name, str(involved.get("uid") or ""))
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = _timestamp()
         last = self._events.get(subject)
         if last is not None and last[1:5] == (type, reason, message, source):
             try:
@@ -372,11 +377,13 @@ class CachedStore:
     def record_revision(self, namespace: str, rollout: str, revision: int, pod_hash: str,
                         images: Mapping[str, str], template: Mapping[str, Any], outcome: Outcome = "current",
                         cause: str = "") -> Revision:
-        return self.store.record_revision(namespace, rollout, revision, pod_hash, images, template, outcome, cause)
+        # Through this cache: the Rollout the history ConfigMap is owned by is read from it, not the API.
+        return history.record(self, namespace, rollout, revision, pod_hash, images, template, outcome, cause,
+                              _timestamp())
 
     def set_revision_outcome(self, namespace: str, rollout: str, revision: int, outcome: Outcome,
                              cause: str = "") -> Revision:
-        return self.store.set_revision_outcome(namespace, rollout, revision, outcome, cause)
+        return history.set_outcome(self, namespace, rollout, revision, outcome, cause, _timestamp())
 
     def list_revisions(self, namespace: str, rollout: str) -> builtins.list[Revision]:
         return self.store.list_revisions(namespace, rollout)
