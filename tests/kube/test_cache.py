@@ -261,3 +261,22 @@ def test_cache_records_release_history_reading_the_owner_rollout_from_the_cache(
     # The history ConfigMap is read and written through the API; its owner, the Rollout, comes from the cache.
     assert not any("rollouts/" in call for call in sent), sent
     assert [ref["uid"] for ref in found["history"]["metadata"]["ownerReferences"]] == [found["owner"]]
+
+
+def test_an_event_of_one_decision_is_recorded_once_by_a_restarted_operator(cluster: Cluster) -> None:
+    # The operator died after recording a decision's event and before storing its status: the decision is taken
+    # again from the same Rollout version by a new operator (no memory of the first event).
+    involved = {"kind": "Rollout", "namespace": "cache-decision", "name": "web", "uid": "u-2",
+                "apiVersion": "argoproj.io/v1alpha1", "resourceVersion": "41"}
+
+    async def body(cache: CachedStore, other: KubeStore) -> list[tuple[str, int]]:
+        cache.record_event(involved, "Normal", "RolloutCompleted", "Rollout completed update to revision 2")
+        return []
+    _run(cluster, body)
+    _run(cluster, body)  # a second operator: a fresh cache and event memory
+
+    async def later(cache: CachedStore, other: KubeStore) -> list[tuple[str, int]]:
+        # The next decision (from the version its status write made) is a new event.
+        cache.record_event({**involved, "resourceVersion": "43"}, "Normal", "RolloutPaused", "paused at step 1")
+        return sorted((e["reason"], e["count"]) for e in other.list("Event", "cache-decision"))
+    assert _run(cluster, later) == [("RolloutCompleted", 1), ("RolloutPaused", 1)]

@@ -199,8 +199,10 @@ def apply_action(store: ObjectStore, rollout: Rollout, action: t.Action) -> None
             except NotFound:
                 pass
         case t.EmitEvent():
+            # The Rollout's version the decision was taken on: a store may name the event after it, so that a
+            # decision taken again from the same version (nothing of it stored but its events) is not reported twice.
             involved = {"kind": "Rollout", "namespace": ns, "name": rollout.name, "uid": rollout.metadata.uid,
-                        "apiVersion": rollout.api_version}
+                        "apiVersion": rollout.api_version, "resourceVersion": rollout.metadata.resource_version}
             store.record_event(involved, action.type, action.reason, action.message)
         case _:
             raise ActionFailed(f"unknown action {action!r}")

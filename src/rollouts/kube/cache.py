@@ -27,6 +27,7 @@ from __future__ import annotations
 import builtins
 import copy
 import functools
+import hashlib
 import logging
 import uuid
 from collections import OrderedDict
@@ -42,6 +43,7 @@ from rollouts.kube.informer import Informer, JSONObject
 from rollouts.kube.kinds import KINDS, kind_of
 from rollouts.store import history
 from rollouts.store.protocol import (
+    AlreadyExists,
     Change,
     ChangeType,
     Conflict,
@@ -358,14 +360,29 @@ class CachedStore:
                 return answer
             except NotFound:
                 pass  # expired (events have a TTL): record a new one
-        answer = self.store.create({
+        basis = str(involved.get("resourceVersion") or "")
+        if basis:
+            # One decision, one event: named after the object version the decision was taken on, a decision
+            # taken again from the same version (the operator died before storing its status) finds its event
+            # already there instead of recording it twice.
+            digest = hashlib.sha256("\0".join((*subject, basis, type, reason, message)).encode()).hexdigest()
+            event_name = f"{name}.{digest[:16]}"
+        else:
+            event_name = f"{name}.{uuid.uuid4().hex[:16]}"
+        event = {
             "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{name}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+            "metadata": {"name": event_name, "namespace": namespace},
             "involvedObject": ref, "type": type, "reason": reason, "message": message,
             "source": {"component": source}, "count": 1, "firstTimestamp": now, "lastTimestamp": now,
             "reportingComponent": source,
-        })
-        self._remember(subject, (answer["metadata"]["name"], type, reason, message, source, 1))
+        }
+        try:
+            answer = self.store.create(event)
+        except AlreadyExists:
+            if not basis:
+                raise
+            answer = event  # recorded by the same decision before: nothing to add
+        self._remember(subject, (event_name, type, reason, message, source, 1))
         return answer
 
     def _remember(self, subject: tuple[str, str, str, str], event: tuple[str, str, str, str, str, int]) -> None:
