@@ -3,6 +3,8 @@ cluster without the Prometheus pod, and the default runs it."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,20 @@ from rollouts.cli import commands  # noqa: F401  (registers the verbs)
 from rollouts.cli.main import app
 from rollouts.cluster.apiserver import server
 from rollouts.cluster.runtime_options import RuntimeOptions
+
+
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """`rollouts controller` configures the process' logging (a handler on the stderr CliRunner captures, and
+    closes): put it back, or every later test's log lines go to a closed stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    chatty = {name: logging.getLogger(name).level for name in ("httpx", "httpx2", "httpcore")}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, saved in chatty.items():
+        logging.getLogger(name).setLevel(saved)
 
 
 @pytest.mark.parametrize(("flags", "prometheus"), [([], True), (["--no-prometheus"], False),

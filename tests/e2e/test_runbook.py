@@ -323,7 +323,8 @@ def test_runbook(runbook: Runbook) -> None:  # noqa: PLR0915 - the runbook is on
         out = rb.sh(f"rollouts get ingress auth-svc-auth-svc-canary -n {NS} -o yaml").stdout
         assert "canary-by-header: X-Canary" in out and "canary-weight" in out
         out = rb.sh(f"rollouts get endpoints auth-svc-canary -n {NS}").stdout
-        assert "127.0.0.1:" in out, out
+        # The canary pod's own address (local pods get one from 127.1.0.0/16) and port.
+        assert re.search(r"\b127\.1\.\d+\.\d+:\d+\b", out), out
         ingress = rb.port("Ingress", "auth-svc")
         header = rb.sh(f'curl -s -H "X-Canary: true" -H "Host: auth-svc.aivo.dev" http://127.0.0.1:{ingress}/')
         assert json.loads(header.stdout)["color"] == "1.3.0"
