@@ -38,3 +38,12 @@ def require_tool(name: str, install_hint: str) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{name} is not installed in CI: .ci/run must install it ({install_hint})")
     pytest.skip(f"{name} is not installed: {install_hint}")
+
+
+@pytest.fixture(autouse=True)
+def _cluster_selection_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI remembers a verb's --kubeconfig/--context for the rest of its process: each test starts with
+    none remembered, whatever a CLI invocation in an earlier test on the same worker chose."""
+    from rollouts.cli import connection
+
+    monkeypatch.setattr(connection, "selected", connection.Selection())
