@@ -6,7 +6,6 @@ lease stops the workers)."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -28,8 +27,8 @@ from rollouts.kube.leader import LeaderElector
 from rollouts.kube.permissions import triples
 from rollouts.store.protocol import NotFound
 from tests.cluster.conftest import Cluster, rollout, start_cluster
+from tests.controller.kubelet import Kubelet
 
-HASH = "rollouts-pod-template-hash"
 # Scaled down from client-go's 15/10/2 s, same proportions (the Lease holds whole seconds).
 TIMINGS = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.2}
 
@@ -39,44 +38,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     found, stop = start_cluster(tmp_path_factory.mktemp("operator-home"))
     yield found
     stop()
-
-
-class Kubelet(threading.Thread):
-    """What the ReplicaSet controller and kubelets would do, over the API: each ReplicaSet's pods exist and are
-    ready, and its status says so."""
-
-    def __init__(self, cluster: Cluster, namespace: str) -> None:
-        super().__init__(daemon=True)
-        self.store = KubeStore(load_config(kubeconfig=cluster.kubeconfig))
-        self.namespace = namespace
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while not self.halt.wait(0.05):
-                for rs in self.store.list("ReplicaSet", self.namespace):
-                    self._settle(rs)
-        finally:
-            self.store.close()
-
-    def _settle(self, rs: dict[str, Any]) -> None:
-        want = int(rs["spec"].get("replicas") or 0)
-        name = rs["metadata"]["name"]
-        labels = rs["spec"]["template"]["metadata"]["labels"]
-        pods = [p for p in self.store.list("Pod", self.namespace, label_selector=f"{HASH}={labels[HASH]}")]
-        for pod in pods[want:]:
-            self.store.delete("Pod", self.namespace, pod["metadata"]["name"])
-        for index in range(len(pods), want):
-            self.store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
-                "name": f"{name}-{index}", "namespace": self.namespace, "labels": dict(labels),
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name,
-                                     "uid": rs["metadata"].get("uid", ""), "controller": True}]},
-                "spec": rs["spec"]["template"]["spec"],
-                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
-        ready = {"replicas": want, "readyReplicas": want, "availableReplicas": want, "fullyLabeledReplicas": want,
-                 "observedGeneration": rs["metadata"].get("generation")}
-        if {k: (rs.get("status") or {}).get(k) for k in ready} != ready:
-            self.store.patch("ReplicaSet", self.namespace, name, {"status": ready}, subresource="status")
 
 
 async def _until(check: Callable[[], bool], timeout: float = 15) -> float:
