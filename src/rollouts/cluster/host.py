@@ -1,6 +1,8 @@
 """The local cluster's own controllers inside the cluster process: one `LocalRuntime` (ReplicaSets -> pods
 as processes, Services -> listeners, Ingresses -> the proxy) over the API server's store, on its own thread
-and event loop.
+and event loop. Ingresses reach the proxy apart from the sync passes, through the runtime's ingress feed
+(a thread following the change feed for Ingresses alone), so a weight change is applied as soon as it is
+written, not after the pods' work.
 
 Why a thread of its own: the runtime calls the synchronous store directly, and a call waiting on SQLite's
 write lock must not hold up API requests (nor the other way round). The runtime re-syncs when a kind it acts
@@ -27,8 +29,9 @@ from rollouts.store.protocol import Expired, ObjectStore
 log = logging.getLogger(__name__)
 
 SYNC_PERIOD = 0.5
-# Kinds whose changes the runtime acts on; everything else in the feed does not wake it.
-WATCHED_KINDS = frozenset({"ReplicaSet", "Pod", "Service", "Ingress", "Job"})
+# Kinds whose changes the sync pass acts on; everything else in the feed does not wake it (Ingresses have a
+# feed of their own).
+WATCHED_KINDS = frozenset({"ReplicaSet", "Pod", "Service", "Job"})
 # Changes arriving together (a rollout step writes several objects) are handled by one sync.
 COALESCE_SECONDS = 0.02
 
@@ -138,6 +141,7 @@ class RuntimeHost:
                                on_change=self.wake, metrics_port=self._ingress_metrics_port(),
                                max_pods=options.max_pods, detached=True)
         await runtime.start()
+        runtime.follow_ingresses()
         self.runtime = runtime
         follower = asyncio.create_task(self._follow_store(runtime), name="runtime-store-follower")
         started.set_result(None)

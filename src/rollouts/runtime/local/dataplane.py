@@ -4,7 +4,8 @@ lock held by another process, a long reconcile) delays a request.
 
 `DataPlaneLoop` owns the thread. `ThreadedServiceBalancer` and `ThreadedIngressProxy` are the balancer and
 proxy with their coroutines (listeners, the upstream HTTP session, routing-table swaps) run on that loop:
-callers on the controller's loop simply await them. Plain setters (`set_endpoints`,
+callers on the controller's loop simply await them; a plain thread (the ingress feed) calls
+`update_ingresses_from_thread`. Plain setters (`set_endpoints`,
 `set_traffic_identity`) are single assignments, safe from any thread. Port callbacks (which write to the
 store) are handed back to the loop that started the data plane: the data plane itself never touches the
 store. Traffic counters (TrafficStats) are shared and locked.
@@ -82,6 +83,16 @@ class DataPlaneLoop:
             return await coro
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
 
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run `coro` on the data-plane loop from a thread with no loop of its own, and wait for its result."""
+        if self._loop is None or not self.running:
+            coro.close()
+            raise RuntimeError("the data plane is not running")
+        if self.on_this_loop():
+            coro.close()
+            raise RuntimeError("call() would block the data-plane loop on itself")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
     def hand_back(self, callback: PortCallback | None) -> PortCallback | None:
         """`callback`, made to run on the loop that started the data plane instead of the data plane's."""
         if callback is None:
@@ -138,3 +149,8 @@ class ThreadedIngressProxy(IngressProxy):
 
     async def update_ingresses(self, ingresses: Iterable[Ingress | Mapping[str, Any]]) -> RoutingTable:
         return await self._data_plane.run(super().update_ingresses(list(ingresses)))
+
+    def update_ingresses_from_thread(self, ingresses: Iterable[Ingress | Mapping[str, Any]],
+                                     timeout: float = 30.0) -> RoutingTable:
+        """`update_ingresses` for a plain thread (the ingress feed's): blocks that thread, never a loop."""
+        return self._data_plane.call(IngressProxy.update_ingresses(self, list(ingresses)), timeout)

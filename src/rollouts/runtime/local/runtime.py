@@ -2,10 +2,13 @@
 the ingress proxy, and the traffic counters the `rollouts/traffic` provider reads.
 
 Each `sync()` makes the processes and listeners match the objects in the store; the store stays the
-only source of truth, so a restarted controller rebuilds all of it."""
+only source of truth, so a restarted controller rebuilds all of it. Once `follow_ingresses()` is called
+(the local cluster does), Ingress changes reach the proxy through their own feed (ingress_feed.py) rather
+than through `sync()`, so a weight change never waits behind the pods' work."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import logging
@@ -22,6 +25,7 @@ from rollouts.runtime.local.addresses import CLUSTER_PORTS_ANNOTATION, ServiceAd
 from rollouts.runtime.local.dataplane import DataPlaneLoop, ThreadedIngressProxy, ThreadedServiceBalancer
 from rollouts.runtime.local.endpoints import EndpointsSync, target_ports
 from rollouts.runtime.local.images import ImageResolver
+from rollouts.runtime.local.ingress_feed import IngressFeed
 from rollouts.runtime.local.jobs import JobController
 from rollouts.runtime.local.lists import KindLists
 from rollouts.runtime.local.pods import DEFAULT_MAX_PODS, POD_HASH_LABEL, PodSync
@@ -63,6 +67,7 @@ class LocalRuntime:
                                           access_log=self.logs_dir / "ingress.log", metrics_port=metrics_port,
                                           on_port=self._ingress_port)
         self._ingress_digest = ""
+        self.ingress_feed: IngressFeed | None = None
         self.service_addresses = ServiceAddresses()
         self._cluster_warned: dict[str, str] = {}  # Service key -> the listen problem last reported
 
@@ -102,10 +107,19 @@ class LocalRuntime:
         if self.jobs is not None:
             await self.jobs.start()
 
+    def follow_ingresses(self) -> IngressFeed:
+        """From now on apply Ingress changes from the store's change feed, on a thread of their own, as they
+        are written; `sync()` then leaves the proxy's routes to it. Call after `start()`."""
+        if self.ingress_feed is None:
+            self.ingress_feed = IngressFeed(self.store, self.proxy.update_ingresses_from_thread)
+        self.ingress_feed.start()
+        return self.ingress_feed
+
     async def sync(self) -> None:
         await self.pods.sync()
         await self._sync_services()
-        await self._sync_ingresses()
+        if self.ingress_feed is None:
+            await self._sync_ingresses()
 
     async def _sync_services(self) -> None:
         services = self.lists.list("Service")
@@ -184,6 +198,9 @@ class LocalRuntime:
         self._ingress_digest = digest
 
     async def close(self) -> None:
+        if self.ingress_feed is not None:
+            # Off the loop: the feed's thread may be waiting on the data plane, which this loop does not run.
+            await asyncio.to_thread(self.ingress_feed.stop)
         await self.proxy.close()
         await self.balancer.close()
         self.data_plane.stop()
