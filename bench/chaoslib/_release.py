@@ -23,9 +23,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.e2e.harness import RemoteCluster, wait_until  # noqa: E402
-from tests.e2e.manifests import shop_services  # noqa: E402
 
 from chaoslib import Outcome  # noqa: E402
+from rollouts.demo import releases  # noqa: E402
 from rollouts.demo.prometheus import free_port  # noqa: E402
 
 HASH_LABEL = "rollouts-pod-template-hash"
@@ -36,88 +36,15 @@ RELEASE_TIMEOUT = 150.0  # a release takes seconds; a machine loaded 10x over ta
 
 def manifests(canary_port: int, preview_port: int) -> str:
     """The template judges a Service's own /color: a `red...` build is a known-bad one."""
-    return f"""
-apiVersion: argoproj.io/v1alpha1
-kind: AnalysisTemplate
-metadata: {{name: not-red}}
-spec:
-  args:
-  - name: port
-  metrics:
-  - name: color
-    interval: 300ms
-    count: 3
-    failureLimit: 0
-    successCondition: "!(result startsWith 'red')"
-    provider:
-      web:
-        url: http://127.0.0.1:{{{{args.port}}}}/color
----
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata: {{name: shop}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: shop}}}}
-  template:
-    metadata: {{labels: {{app: shop}}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: shop
-        image: rollouts-demo:blue
-  strategy:
-    canary:
-      canaryService: shop-canary
-      stableService: shop-stable
-      abortScaleDownDelaySeconds: 1
-      scaleDownDelaySeconds: 1
-      trafficRouting:
-        nginx: {{stableIngress: shop}}
-      steps:
-      - setWeight: 30
-      - pause: {{duration: 1s}}
-      - analysis:
-          templates: [{{templateName: not-red}}]
-          args: [{{name: port, value: "{canary_port}"}}]
-      - setWeight: 60
-      - pause: {{duration: 1s}}
----
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata: {{name: bg}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: bg}}}}
-  template:
-    metadata: {{labels: {{app: bg}}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: bg
-        image: rollouts-demo:blue
-  strategy:
-    blueGreen:
-      activeService: bg-active
-      previewService: bg-preview
-      scaleDownDelaySeconds: 1
-      abortScaleDownDelaySeconds: 1
-      prePromotionAnalysis:
-        templates: [{{templateName: not-red}}]
-        args: [{{name: port, value: "{preview_port}"}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: bg-active}}
-spec: {{selector: {{app: bg}}, ports: [{{port: 80, targetPort: 8080}}]}}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: bg-preview
-  annotations: {{rollouts.io/port: "{preview_port}"}}
-spec: {{selector: {{app: bg}}, ports: [{{port: 80, targetPort: 8080}}]}}
-""" + shop_services(canary_port)
+    template = releases.color_template("not-red", "http://127.0.0.1:{{args.port}}/color", {
+        "interval": "300ms", "count": 3, "failureLimit": 0, "successCondition": "!(result startsWith 'red')"},
+        args=("port",))
+    shop = releases.shop_canary([{"setWeight": 30}, {"pause": {"duration": "1s"}},
+                                 {"analysis": releases.gate("not-red", port=canary_port)},
+                                 {"setWeight": 60}, {"pause": {"duration": "1s"}}], grace=1, delay=1)
+    bg = releases.bg_bluegreen(grace=1, delay=1, pre=releases.gate("not-red", port=preview_port))
+    return releases.to_yaml(template, shop, bg, *releases.bg_services(preview_port),
+                            *releases.shop_services(canary_port))
 
 
 class Recorded(list[Outcome]):

@@ -55,29 +55,13 @@ _WEIGHT = re.compile(r"default/shop \S+ canary \S+ weight (\d+)/(\d+)")
 
 
 def manifest() -> str:
-    from tests.e2e.manifests import shop_services
+    from rollouts.demo import releases
 
-    return f"""
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata: {{name: shop}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: shop}}}}
-  template:
-    metadata: {{labels: {{app: shop}}}}
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers: [{{name: shop, image: "rollouts-demo:{STABLE}"}}]
-  strategy:
-    canary:
-      canaryService: shop-canary
-      stableService: shop-stable
-      # abortScaleDownDelaySeconds stays Argo's 30 s: requests the canary took before the abort took effect
-      # (seconds of queueing at 10x load on a loaded machine) finish before its pods stop.
-      trafficRouting: {{nginx: {{stableIngress: shop}}}}
-      steps: [{{setWeight: 10}}, {{pause: {{}}}}]
-""" + shop_services()
+    # The scale-down delays stay Argo's (abortScaleDownDelaySeconds 30 s): requests the canary took before the
+    # abort took effect (seconds of queueing at 10x load on a loaded machine) finish before its pods stop.
+    shop = releases.shop_canary([{"setWeight": 10}, {"pause": {}}], delay=None,
+                                image=f"rollouts-demo:{STABLE}")
+    return releases.to_yaml(shop, *releases.shop_services())
 
 
 def steps(period: float) -> list[dict[str, Any]]:

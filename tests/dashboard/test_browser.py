@@ -18,17 +18,14 @@ import pytest
 from tests.conftest import REPO, require_tool
 from tests.dashboard.helpers import TOKEN, live_server
 from tests.e2e.harness import ControllerProcess, Load, wait_until
-from tests.e2e.manifests import CANARY
+from tests.e2e.manifests import GATE, canary
 
 pytestmark = pytest.mark.integration
 
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 # The e2e canary, ending on an indefinite pause so the buttons have something to act on.
-MANIFEST = CANARY.replace(
-    "      - setWeight: 60\n      - analysis: {templates: [{templateName: gate}]}\n",
-    "      - setWeight: 60\n      - pause: {}\n",
-)
+MANIFEST = canary([{"setWeight": 30}, GATE, {"setWeight": 60}, {"pause": {}}])
 
 
 @pytest.fixture
