@@ -108,6 +108,11 @@ class Feed:
                 found = [e for e in self._entries[start:] if e.change.kind == kind]
                 if found:
                     return found, found[-1].change.resource_version
+                if self._versions:
+                    # Nothing of this kind up to the newest change in memory: the next wake-up scans only
+                    # what arrives after it (a watch of a quiet kind rescanned the whole memory on every
+                    # change of any other kind, the server's main cost under a busy operator).
+                    since = max(since, self._versions[-1])
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return [], max(since, self._head)
