@@ -15,7 +15,11 @@ controller-runtime's split client, for our `ObjectStore` contract (rollouts.stor
   `--instance-id` (Rollouts, AnalysisRuns, Experiments); `instance_selector` builds Argo's selector;
 - events: created through the API and correlated in memory (a repeat bumps the count with a patch), as
   client-go's recorder does, instead of listing the involved object's Events on every call;
-- history, the change feed, transactions: delegated to the `KubeStore`.
+- release history: each Rollout's `<rollout>.rollout-history` ConfigMap is read from one more informer,
+  over the ConfigMaps carrying the history label only (other ConfigMaps, notification settings, are read
+  through the API); recording a revision is then one write, not a read and a write. A stale copy costs one
+  re-read: a 409 or an AlreadyExists on a history write re-reads it from the API before the retry;
+- listing history (`list_revisions`), the change feed, transactions: delegated to the `KubeStore`.
 
 Objects returned by `list` are the cache's own: read-only, as client-go's listers' are; `get` returns a
 copy (callers edit a fetched object and write it back). Use it from the event loop's thread, where the
@@ -116,7 +120,7 @@ def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
 class CachedStore:
     def __init__(self, store: KubeStore, client: AsyncClient, *, kinds: Iterable[str] = DEFAULT_KINDS,
                  namespace: str | None = None, label_selector: str | None = None,
-                 server_timeout: int = 300, page_size: int = 500,
+                 server_timeout: int = 300, page_size: int = 500, history_cache: bool = True,
                  on_error: Callable[[BaseException], None] | None = None) -> None:
         self.store, self.client = store, client
         self.namespace = namespace or None
@@ -126,6 +130,14 @@ class CachedStore:
         # involved object -> its latest event (name, type, reason, message, source, count), for correlation
         self._events: OrderedDict[tuple[str, str, str, str], tuple[str, str, str, str, str, int]] = OrderedDict()
         self.informers: dict[str, Informer] = {}
+        # The history ConfigMaps only (by their label): not in `informers`, so a get of any other
+        # ConfigMap still goes to the API, and nothing is routed to the work queues from it.
+        self.history_informer: Informer | None = None
+        if history_cache:
+            self.history_informer = Informer(
+                client, "ConfigMap", namespace=self.namespace, labels={history.HISTORY_LABEL: operators.exists()},
+                on_error=on_error or functools.partial(_report, "ConfigMap"), server_timeout=server_timeout,
+                page_size=page_size)
         for kind in kinds:
             k = kind_of(kind)
             filtered = self.label_selector is not None and kind in FILTERED_KINDS
@@ -145,22 +157,26 @@ class CachedStore:
 
     # -- running ---------------------------------------------------------------------------------------
 
+    def _every_informer(self) -> builtins.list[Informer]:
+        extra = [self.history_informer] if self.history_informer is not None else []
+        return [*self.informers.values(), *extra]
+
     async def start(self) -> None:
-        for informer in self.informers.values():
+        for informer in self._every_informer():
             if informer._task is None:
                 informer.start()
 
     async def wait_synced(self, timeout: float | None = None) -> None:
         import asyncio
 
-        await asyncio.wait_for(asyncio.gather(*(i.wait_synced() for i in self.informers.values())), timeout)
+        await asyncio.wait_for(asyncio.gather(*(i.wait_synced() for i in self._every_informer())), timeout)
 
     @property
     def has_synced(self) -> bool:
-        return all(i.has_synced for i in self.informers.values())
+        return all(i.has_synced for i in self._every_informer())
 
     async def stop(self) -> None:
-        for informer in self.informers.values():
+        for informer in self._every_informer():
             await informer.stop()
 
     async def aclose(self) -> None:
@@ -193,9 +209,13 @@ class CachedStore:
             return ""
         return namespace or self.store.config.namespace
 
-    def _informer(self, kind: str, namespace: str | None) -> Informer | None:
-        """The informer that answers for `kind` in `namespace` (None: all namespaces), if any."""
+    def _informer(self, kind: str, namespace: str | None, name: str = "") -> Informer | None:
+        """The informer that answers for `kind` in `namespace` (None: all namespaces), if any; a history
+        ConfigMap (by `name`) is answered by the history informer once it has listed."""
         informer = self.informers.get(kind)
+        if informer is None and kind == "ConfigMap" and name.endswith(history.HISTORY_SUFFIX):
+            synced = self.history_informer is not None and self.history_informer.has_synced
+            informer = self.history_informer if synced else None
         if informer is None:
             return None
         if self.namespace is not None and kind_of(kind).namespaced and namespace not in (None, self.namespace):
@@ -221,7 +241,7 @@ class CachedStore:
 
     def get(self, kind: str, namespace: str, name: str) -> JSONObject:
         ns = self._ns(kind, namespace)
-        informer = self._informer(kind, ns)
+        informer = self._informer(kind, ns, name)
         if informer is None:
             return self.store.get(kind, namespace, name)
         found = informer.get(ns, name)
@@ -250,7 +270,7 @@ class CachedStore:
 
     def _fold(self, kind: str, answer: JSONObject) -> JSONObject:
         meta = answer.get("metadata") or {}
-        informer = self._informer(kind, meta.get("namespace") or None)
+        informer = self._informer(kind, meta.get("namespace") or None, str(meta.get("name") or ""))
         if informer is not None and answer.get("kind") == kind:
             if self._in_view(kind, answer):
                 informer.fold(copy.deepcopy(answer))
@@ -260,13 +280,13 @@ class CachedStore:
 
     def _forget(self, kind: str, namespace: str, name: str) -> None:
         ns = self._ns(kind, namespace)
-        informer = self._informer(kind, ns)
+        informer = self._informer(kind, ns, name)
         if informer is not None:
             informer.fold_delete({"metadata": {"namespace": ns, "name": name}})
 
     def _reread(self, kind: str, namespace: str, name: str) -> None:
         """After a 409: the object as the API has it now, into the cache (or out of it, if gone)."""
-        if self._informer(kind, self._ns(kind, namespace)) is None:
+        if self._informer(kind, self._ns(kind, namespace), name) is None:
             return
         try:
             self._fold(kind, self.store.get(kind, namespace, name))
@@ -278,6 +298,10 @@ class CachedStore:
             answer = call()
         except Conflict:
             self._reread(kind, namespace, name)
+            raise
+        except AlreadyExists:
+            if self.informers.get(kind) is None:
+                self._reread(kind, namespace, name)  # a history ConfigMap the cache missed: retry on it
             raise
         except NotFound:
             self._forget(kind, namespace, name)

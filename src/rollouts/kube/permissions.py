@@ -39,7 +39,7 @@ class Permission:
 PERMISSIONS: tuple[Permission, ...] = (
     # Objects the operator caches (informers: list + watch) are read from the cache, so `get` is only granted
     # where a call needs it: the re-read after a 409 on a write carrying a resourceVersion (status updates),
-    # and the kinds it does not cache (Secrets, ConfigMaps, Leases).
+    # and the kinds it does not cache (Secrets, ConfigMaps other than release history, Leases).
     Permission("argoproj.io", "rollouts", ("get", "list", "watch"),
                "reconcile Rollouts (re-read after a conflicting status update)"),
     Permission("argoproj.io", "rollouts/status", ("update",),
@@ -68,9 +68,10 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("batch", "jobs", ("list", "watch", "create", "delete"),
                "run job metrics and stop the Job of a cancelled measurement"),
     Permission("", "events", ("create", "patch"), "report what the controller did on the Rollout (patch: a repeat)"),
-    Permission("", "configmaps", ("get", "create", "update"),
+    Permission("", "configmaps", ("get", "list", "watch", "create", "update"),
                "notification services and templates; each Rollout's release history ConfigMap "
-               "(<rollout>.rollout-history)"),
+               "(<rollout>.rollout-history, cached: list and watch of the ConfigMaps labelled "
+               "rollouts.argoproj.io/history-of; get re-reads one after a conflicting write)"),
     Permission("", "secrets", ("get",), "secretKeyRef analysis args and notification credentials"),
     Permission("coordination.k8s.io", "leases", ("get", "create", "update"),
                "leader election between the controller's replicas", scope="own"),

@@ -108,6 +108,11 @@ def write(store: ObjectStore, namespace: str, rollout: str, change: Change) -> R
                 store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data})
             else:
                 config_map["data"] = data
+                # A history ConfigMap made without the label (by hand) gets it: the operator's cache of
+                # history ConfigMaps selects by it.
+                labels = config_map.setdefault("metadata", {}).setdefault("labels", None) or {}
+                labels.setdefault(HISTORY_LABEL, rollout)
+                config_map["metadata"]["labels"] = labels
                 store.update(config_map)
             return to_revision(namespace, rollout, chosen)
         except (Conflict, AlreadyExists):
