@@ -54,6 +54,7 @@ EXAMPLES: dict[tuple[str, ...], list[tuple[str, str]]] = {
     ("dashboard",): [
         ("Serve the dashboard on the default port", "rollouts dashboard"),
         ("Print the token the dashboard's actions need", "rollouts dashboard --show-token"),
+        ("Serve it and open it in a browser, the token passed along", "rollouts dashboard --open"),
     ],
     ("delete",): [
         ("Delete a rollout and what it owns", "rollouts delete rollout shop"),
