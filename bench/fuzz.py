@@ -692,10 +692,7 @@ class Worker:
         from rollouts.cli.connection import connect
 
         report = check_stored(connect(str(self.home)))
-        detail = json.dumps({"objects": report.objects, "reconciled": report.reconciled,
-                             "unreadable": report.unreadable, "failed": report.failed, "escaped": report.escaped,
-                             "slowest": report.slowest, "examples": report.examples})
-        return Outcome("pass" if report.clean else "traceback", detail)
+        return Outcome("pass" if report.clean else "traceback", report.to_json())
 
 
 def _serve_api_only(home: Path, timeout: float = 60.0) -> None:
@@ -865,23 +862,15 @@ def run(seed: int, counts: dict[str, int], timeout: float, examples: Path = ARGO
     return tallies, wedge
 
 
-def wedge_line(wedge: dict[str, Any]) -> str:
-    if "error" in wedge:
-        return f"operator    check failed: {wedge['error'][:1500]}"
-    return (f"operator    stored_objects={wedge['objects']} reconciled={wedge['reconciled']} "
-            f"unreadable={wedge['unreadable']} reconcile_failures={wedge['failed']} escaped={wedge['escaped']} "
-            f"slowest={wedge['slowest']:.2f}s total={wedge['seconds']:.1f}s")
-
-
-def wedge_clean(wedge: dict[str, Any] | None) -> bool:
-    return wedge is None or ("error" not in wedge and not (wedge["unreadable"] or wedge["failed"] or wedge["escaped"]))
-
-
 def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates from the fuzzed input
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Here, not at the top: the check's module loads the operator, which the worker processes need, not the driver.
+    from fuzzlib.wedge import clean as wedge_clean
+    from fuzzlib.wedge import line as wedge_line
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--expressions", type=int, default=2000)
@@ -912,7 +901,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"seed={args.seed} timeout={args.timeout}s elapsed={time.monotonic() - start:.1f}s"
           + (f" budget={args.budget:.0f}s" if args.budget is not None else ""))
     crashed = any(t.traceback or t.hang for t in tallies.values())
-    return 1 if crashed or not wedge_clean(wedge) else 0
+    return 1 if crashed or (wedge is not None and not wedge_clean(wedge)) else 0
 
 
 if __name__ == "__main__":

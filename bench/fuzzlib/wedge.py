@@ -10,6 +10,8 @@ Counted per object: `escaped` (an exception out of the operator's code: a worker
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import time
 import traceback
 from collections.abc import Mapping
@@ -27,6 +29,7 @@ from rollouts.spec.rollout import Rollout
 from rollouts.store.protocol import NotFound
 
 KINDS = (*DEFAULT_KINDS, "Experiment", "ConfigMap", "Secret")
+WEDGING = ("unreadable", "failed", "escaped")  # the counts of which any one means an operator would wedge
 
 
 @dataclass
@@ -45,7 +48,24 @@ class WedgeReport:
 
     @property
     def clean(self) -> bool:
-        return not (self.unreadable or self.failed or self.escaped)
+        return clean(dataclasses.asdict(self))
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+
+def clean(report: Mapping[str, Any]) -> bool:
+    """A report (as a `WedgeReport` or its JSON, which the fuzz driver gets from its worker) without a wedge."""
+    return "error" not in report and not any(report[count] for count in WEDGING)
+
+
+def line(report: Mapping[str, Any]) -> str:
+    """The fuzz bench's `operator` line of a report, with the check's `seconds`, or why the check failed."""
+    if "error" in report:
+        return f"operator    check failed: {report['error'][:1500]}"
+    return (f"operator    stored_objects={report['objects']} reconciled={report['reconciled']} "
+            f"unreadable={report['unreadable']} reconcile_failures={report['failed']} escaped={report['escaped']} "
+            f"slowest={report['slowest']:.2f}s total={report['seconds']:.1f}s")
 
 
 class _StorePeek:
