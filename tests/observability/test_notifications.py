@@ -8,15 +8,15 @@ import base64
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from aiohttp import web
+from tests.providers.conftest import Reply, ScriptedServer, scripted_server
 
 from rollouts.controller.loop import Controller
 from rollouts.controller.notifications import Notifier
@@ -29,6 +29,7 @@ from rollouts.controller.notifications_config import (
     subscriptions,
     trigger_for,
 )
+from rollouts.demo.releases import rollout
 from rollouts.store.sqlite import SQLiteStore
 
 SECRET_TOKEN = "s3cr3t-token-value"
@@ -117,49 +118,13 @@ def test_config_file_accepts_configmap_and_secret_documents() -> None:
 # --- delivery against real receivers -----------------------------------------------------------------
 
 
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
-@dataclass
-class Receiver:
-    url: str
-    requests: list[Received] = field(default_factory=list)
-
-
-Behaviour = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@asynccontextmanager
-async def receiver(behaviour: str) -> AsyncIterator[Receiver]:
-    hang = asyncio.Event()  # never set: the hanging receiver waits on it until the client gives up
-    box = Receiver(url="")
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        box.requests.append(Received(request.method, request.path, dict(request.headers), json.loads(raw)))
-        if behaviour == "fail":
-            return web.Response(status=500, text="boom")
-        if behaviour == "hang":
-            await hang.wait()
-        return web.Response(status=200, text="ok")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1, access_log=None)  # the receiver's log is not ours
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    box.url = f"http://127.0.0.1:{port}"
-    try:
+@contextmanager
+def receiver(behaviour: str) -> Iterator[ScriptedServer]:
+    """A receiver on 127.0.0.1 for the hook and Slack paths that answers 200 ("ok"), 500 ("fail") or, "hang",
+    not before the block ends; `.seen` holds what it was sent."""
+    reply = {"ok": Reply(200, "ok"), "fail": Reply(500, "boom"), "hang": Reply(hold=True)}[behaviour]
+    with scripted_server({"/hook": reply, SLACK_PATH: reply}) as box:
         yield box
-    finally:
-        await runner.cleanup()
 
 
 def _configure(store: SQLiteStore, url: str, namespace: str = "default") -> None:
@@ -177,20 +142,10 @@ def _configure(store: SQLiteStore, url: str, namespace: str = "default") -> None
 
 
 def _rollout(annotations: dict[str, str]) -> dict[str, Any]:
-    return yaml.safe_load("""
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata: {name: web, namespace: default}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: "web:1"}]}
-  strategy:
-    canary:
-      steps: [{setWeight: 50}, {pause: {}}]
-""") | {"metadata": {"name": "web", "namespace": "default", "annotations": annotations}}
+    web = rollout("web", {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}, replicas=2, image="web:1",
+                  namespace="default")
+    web["metadata"]["annotations"] = annotations
+    return web
 
 
 @dataclass
@@ -207,7 +162,7 @@ def _store(tmp_path: Path) -> SQLiteStore:
 
 def test_delivers_webhook_and_slack_bodies_with_headers(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with receiver("ok") as box:
+        with receiver("ok") as box:
             store = _store(tmp_path)
             _configure(store, box.url)
             record = Recorder()
@@ -222,12 +177,12 @@ def test_delivers_webhook_and_slack_bodies_with_headers(tmp_path: Path) -> None:
             assert await notifier.join(5.0)
             await notifier.close()
             store.close()
-            by_path = sorted(box.requests, key=lambda r: (r.path, json.dumps(r.body)))
+            by_path = sorted(box.seen, key=lambda r: (r.path, r.body))
             assert [r.path for r in by_path] == ["/hook", SLACK_PATH, SLACK_PATH]
             hook = by_path[0]
             assert hook.headers["Authorization"] == f"Bearer {SECRET_TOKEN}"
             assert hook.headers["Content-Type"] == "application/json"
-            assert hook.body == {
+            assert json.loads(hook.body) == {
                 "trigger": "on-rollout-completed",
                 "message": "Rollout default/web completed: revision 4 is stable.",
                 "recipients": [],
@@ -236,7 +191,7 @@ def test_delivers_webhook_and_slack_bodies_with_headers(tmp_path: Path) -> None:
                 "rollout": {"name": "web", "namespace": "default", "revision": "4", "step": 2, "steps": 2,
                             "phase": "Healthy", "image": "web:1"},
             }
-            assert [r.body for r in by_path[1:]] == [
+            assert [json.loads(r.body) for r in by_path[1:]] == [
                 {"text": "Rollout default/web completed: revision 4 is stable.", "channel": "#ops"},
                 {"text": "Rollout default/web completed: revision 4 is stable.", "channel": "#releases"},
             ]
@@ -248,7 +203,7 @@ def test_delivers_webhook_and_slack_bodies_with_headers(tmp_path: Path) -> None:
 
 def test_custom_template_from_configmap(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with receiver("ok") as box:
+        with receiver("ok") as box:
             store = _store(tmp_path)
             _configure(store, box.url)
             cm = store.get("ConfigMap", "default", "argo-rollouts-notification-configmap")
@@ -262,7 +217,7 @@ def test_custom_template_from_configmap(tmp_path: Path) -> None:
             assert await notifier.join(5.0)
             await notifier.close()
             store.close()
-            assert [r.body for r in box.requests] == [{"text": "web@9 aborted at step 2/2: 2", "channel": "#ops"}]
+            assert [json.loads(r.body) for r in box.seen] == [{"text": "web@9 aborted at step 2/2: 2", "channel": "#ops"}]
 
     asyncio.run(scenario())
 
@@ -270,7 +225,7 @@ def test_custom_template_from_configmap(tmp_path: Path) -> None:
 def test_failing_receiver_is_retried_then_counted_and_logged_without_secrets(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> None:
-        async with receiver("fail") as box:
+        with receiver("fail") as box:
             store = _store(tmp_path)
             _configure(store, box.url)
             record = Recorder()
@@ -282,7 +237,7 @@ def test_failing_receiver_is_retried_then_counted_and_logged_without_secrets(
             elapsed = time.monotonic() - started
             await notifier.close()
             store.close()
-            assert len(box.requests) == 3
+            assert len(box.seen) == 3
             assert elapsed >= 0.05 + 0.1  # backoff 0.05 s then 0.1 s between the three tries
             assert record.calls == [("default", "web", "Warning", "AnalysisRunFailed", False)]
             assert (notifier.stats.sent, notifier.stats.failed) == (0, 1)
@@ -301,7 +256,7 @@ def test_hanging_receiver_times_out_and_never_slows_the_controller(tmp_path: Pat
     """The loop reconciles a rollout to Healthy while every notification it triggers hangs its receiver."""
 
     async def scenario() -> None:
-        async with receiver("hang") as box:
+        with receiver("hang") as box:
             store = _store(tmp_path)
             _configure(store, box.url)
             record = Recorder()
@@ -330,7 +285,7 @@ def test_hanging_receiver_times_out_and_never_slows_the_controller(tmp_path: Pat
             assert await notifier.join(5.0)
             await notifier.close()
             store.close()
-            assert len(box.requests) == 4
+            assert len(box.seen) == 4
             assert sorted(c[3] for c in record.calls) == ["RolloutCompleted", "RolloutUpdated"]
             assert all(not c[4] for c in record.calls)
 
@@ -388,7 +343,7 @@ def test_safe_url_hides_user_info_and_secret_path_segments(url: str, shown: str)
 def test_webhook_user_info_and_slack_path_redacted_in_every_log_line(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, behaviour: str) -> None:
     async def scenario() -> None:
-        async with receiver(behaviour) as box:
+        with receiver(behaviour) as box:
             store = _store(tmp_path)
             secret_url = box.url.replace("http://", f"http://hookuser:{HOOK_PASSWORD}@") + SLACK_PATH
             _configure(store, box.url)
@@ -401,7 +356,7 @@ def test_webhook_user_info_and_slack_path_redacted_in_every_log_line(
             assert await notifier.join(5.0)
             await notifier.close()
             store.close()
-            assert box.requests and box.requests[0].path == SLACK_PATH  # it was really sent there
+            assert box.seen and box.seen[0].path == SLACK_PATH  # it was really sent there
 
     caplog.set_level(logging.DEBUG)  # every logger, the HTTP client's own included
     asyncio.run(scenario())

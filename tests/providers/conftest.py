@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -105,18 +106,27 @@ def _handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    scripted = ScriptedServer()
+@contextmanager
+def scripted_server(routes: dict[Any, Route] | None = None) -> Iterator[ScriptedServer]:
+    """A ScriptedServer listening until the block ends (other test folders use it too)."""
+    scripted = ScriptedServer(dict(routes or {}))
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(scripted))
     httpd.daemon_threads = True
     scripted.port = httpd.server_address[1]
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield scripted
-    scripted.release.set()
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield scripted
+    finally:
+        scripted.release.set()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    with scripted_server() as scripted:
+        yield scripted
 
 
 @pytest.fixture

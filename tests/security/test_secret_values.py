@@ -7,19 +7,18 @@ recorded), `rollouts get analysisrun -o yaml`, the dashboard's JSON or the opera
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import sqlite3
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from rollouts.demo import releases
 from tests.e2e.harness import ControllerProcess, wait_until
+from tests.providers.conftest import Reply, ScriptedServer, Seen, scripted_server
 
 pytestmark = pytest.mark.integration
 
@@ -27,36 +26,20 @@ SECRET = f"h8-secret-{secrets.token_hex(8)}"
 FORMS = (SECRET, base64.b64encode(SECRET.encode()).decode(), SECRET[len("h8-secret-"):])
 
 
-class MetricServer(BaseHTTPRequestHandler):
-    seen: list[str] = []
+def _measure(seen: Seen) -> Reply:
+    given = seen.headers.get("Authorization", "")
+    return Reply(200, {"value": 1 if given == f"Bearer {SECRET}" else 0})
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        given = self.headers.get("Authorization", "")
-        MetricServer.seen.append(given)
-        if self.path == "/echo":  # a hostile or buggy source: the credential comes back in an error body
-            body, code = f"token {given!r} rejected".encode(), 500
-        else:
-            body, code = json.dumps({"value": 1 if given == f"Bearer {SECRET}" else 0}).encode(), 200
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json" if code == 200 else "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
-    def log_message(self, *args: Any) -> None:
-        pass
+def _echo(seen: Seen) -> Reply:
+    """A hostile or buggy source: the credential comes back in an error body."""
+    return Reply(500, f"token {seen.headers.get('Authorization', '')!r} rejected")
 
 
 @pytest.fixture
-def metric_server() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), MetricServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        thread.join(5)
+def metric_server() -> Iterator[ScriptedServer]:
+    with scripted_server({"/ok": _measure, "/echo": _echo}) as server:
+        yield server
 
 
 def manifests(port: int) -> str:
@@ -74,6 +57,8 @@ spec:
   args:
   - name: api-token
     valueFrom: {{secretKeyRef: {{name: gate-credentials, key: token}}}}
+  # A dry run: the echo's Error does not end the run before `ok` is measured (it would terminate it).
+  dryRun: [{{metricName: echo}}]
   metrics:
   - name: ok
     count: 2
@@ -94,12 +79,12 @@ def leaks(text: str) -> list[str]:
     return [form for form in FORMS if form in text]
 
 
-def test_secret_values_never_leave_the_secret(tmp_path: Path, metric_server: int) -> None:
+def test_secret_values_never_leave_the_secret(tmp_path: Path, metric_server: ScriptedServer) -> None:
     ctl = ControllerProcess(tmp_path / "home")
     ctl.start()
     try:
         path = tmp_path / "gate.yaml"
-        path.write_text(manifests(metric_server))
+        path.write_text(manifests(metric_server.port))
         ctl.cli("apply", "-f", str(path))
         ctl.cli("create", "analysisrun", "--from", "secret-gate", "--name", "secret-run")
 
@@ -109,10 +94,12 @@ def test_secret_values_never_leave_the_secret(tmp_path: Path, metric_server: int
             return run if status.get("phase") in ("Successful", "Failed", "Error", "Inconclusive") else None
 
         run = wait_until(finished, 60, "the analysis run to end")
-        assert f"Bearer {SECRET}" in MetricServer.seen  # the measurement did use the secret
+        # The measurements did use the secret.
+        assert f"Bearer {SECRET}" in [seen.headers.get("Authorization") for seen in metric_server.seen]
         measured = {m["name"]: m for m in run["status"]["metricResults"]}
-        assert measured["ok"]["measurements"][0]["value"] == "1"
-        assert measured["echo"]["phase"] == "Error"
+        assert [m["value"] for m in measured["ok"]["measurements"]] == ["1", "1"], measured
+        assert measured["echo"]["phase"] == "Error", measured
+        assert run["status"]["phase"] == "Successful", run["status"]
 
         pages = _dashboard(ctl)
         found: dict[str, list[str]] = {}
@@ -151,18 +138,8 @@ def _dashboard(ctl: ControllerProcess) -> dict[str, str]:
     from tests.dashboard.helpers import AUTH, TOKEN, kube_factory
 
     rollout = ctl.home / "rollout.yaml"
-    rollout.write_text("""
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata: {name: shop, namespace: default}
-spec:
-  replicas: 0
-  selector: {matchLabels: {app: shop}}
-  template:
-    metadata: {labels: {app: shop}}
-    spec: {containers: [{name: shop, image: "rollouts-demo:blue"}]}
-  strategy: {canary: {steps: [{pause: {}}]}}
-""")
+    rollout.write_text(releases.to_yaml(releases.rollout("shop", {"canary": {"steps": [{"pause": {}}]}}, replicas=0,
+                                                         namespace="default")))
     ctl.cli("apply", "-f", str(rollout))
     store = ctl.store()
     owner = store.get("Rollout", "default", "shop")
