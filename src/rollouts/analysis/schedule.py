@@ -35,8 +35,10 @@ def next_measurement_at(
     """When the metric's next measurement is due (the metric must have its arguments substituted).
 
     First measurement: `initialDelay` after the run started. In flight: its `resumeAt`. After an Error:
-    10 s later whatever the interval. Otherwise `interval` after the last one finished. None when the
-    metric is completed, its count is reached, or a single measurement is done.
+    10 s later whatever the interval, shorter or longer (Argo's `DefaultErrorRetryInterval`, which its
+    `generateMetricTasks` and `calculateNextReconcileTime` both pick when the last measurement is an Error).
+    Otherwise `interval` after the last one finished. None when the metric is completed, its count is
+    reached, or a single measurement is done.
     """
     try:
         limits = metric_limits(metric)
