@@ -12,17 +12,17 @@ old one, an Error aborts the update and an Inconclusive run pauses it. The undis
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import random
-import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from chaoslib import Outcome
+from chaoslib._judged_runs import control_then_faults
 
 FAMILY = "metric-source"
 PROVIDERS = ("prometheus", "web")
@@ -278,29 +278,14 @@ def run(runs: int, seed: int, workdir: Path, parallel: int = 8, error_limit: int
     which must promote, or no faulted run is judged). An Error retries after 10 s (as our analysis
     schedules it), so five in a row take ~50 s: runs go `parallel` at a time. `error_limit` overrides
     consecutiveErrorLimit (default 4) and `only` pins the (fault, provider) of every run, for fast tests."""
-    root = Path(__file__).resolve().parents[2]
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from tests.e2e.harness import ControllerProcess
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    ctl = ControllerProcess(workdir / "home")
-    ctl.start()
-    try:
-        control = one_run(ctl, 0, "ok", "prometheus", workdir)
-        if not control.ok:
-            control.fault = "undisturbed control run (no fault)"
-            return [control]
-        with ThreadPoolExecutor(max_workers=parallel) as pool:
-            chosen = [only] * runs if only else cases(runs, seed)
-            futures = [pool.submit(one_run, ctl, i + 1, fault, provider, workdir, error_limit)
-                       for i, (fault, provider) in enumerate(chosen)]
-            try:
-                return [future.result() for future in futures]
-            except BaseException:
-                # An interrupted bench stops at the runs under way, not after every queued one.
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-    finally:
-        ctl.stop_leaving_no_pods()
+    def control(ctl: Any) -> Outcome:
+        outcome = one_run(ctl, 0, "ok", "prometheus", workdir)
+        if not outcome.ok:
+            outcome.fault = "undisturbed control run (no fault)"
+        return outcome
 
+    chosen = [only] * runs if only else cases(runs, seed)
+    faulted = [functools.partial(one_run, index=i + 1, fault=fault, provider=provider, workdir=workdir,
+                                 error_limit=error_limit) for i, (fault, provider) in enumerate(chosen)]
+    return control_then_faults(workdir, control, faulted, parallel)

@@ -12,18 +12,19 @@ ProgressDeadlineExceeded, `ReplicaSet "<name>" has timed out progressing.`. The 
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import random
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from chaoslib import Outcome
+from chaoslib._judged_runs import control_then_faults
 
 FAMILY = "pod-faults"
 FAULTS = ("crash-loop", "never-ready")
@@ -185,27 +186,9 @@ def one_run(ctl: Any, index: int, fault: str, workdir: Path) -> Outcome:
 def run(runs: int, seed: int, workdir: Path, parallel: int = 6, only: str | None = None) -> list[Outcome]:
     """`runs` releases on one local cluster and operator, faults in a seed-shuffled cycle, after an
     undisturbed control release that must promote (or nothing is judged)."""
-    root = Path(__file__).resolve().parents[2]
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from tests.e2e.harness import ControllerProcess
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    ctl = ControllerProcess(workdir / "home")
-    ctl.start()
-    try:
-        control = one_run(ctl, 0, "ok", workdir)
-        if not control.ok:
-            return [control]
-        order = list(FAULTS)
-        random.Random(seed).shuffle(order)
-        chosen = [only or order[i % len(order)] for i in range(runs)]
-        with ThreadPoolExecutor(max_workers=parallel) as pool:
-            futures = [pool.submit(one_run, ctl, i + 1, fault, workdir) for i, fault in enumerate(chosen)]
-            try:
-                return [future.result() for future in futures]
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-    finally:
-        ctl.stop_leaving_no_pods()
+    order = list(FAULTS)
+    random.Random(seed).shuffle(order)
+    chosen = [only or order[i % len(order)] for i in range(runs)]
+    faulted = [functools.partial(one_run, index=i + 1, fault=fault, workdir=workdir) for i, fault in enumerate(chosen)]
+    return control_then_faults(workdir, functools.partial(one_run, index=0, fault="ok", workdir=workdir), faulted,
+                               parallel)
