@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from rollouts.runtime.local.proxy import IngressProxy
-from rollouts.runtime.local.routing import RoutingTable
+from rollouts.runtime.local.routing import RoutingTable, build_table
 from rollouts.runtime.local.services import ServiceBalancer
 from rollouts.spec.core import Ingress, Service
 
@@ -152,5 +152,10 @@ class ThreadedIngressProxy(IngressProxy):
 
     def update_ingresses_from_thread(self, ingresses: Iterable[Ingress | Mapping[str, Any]],
                                      timeout: float = 30.0) -> RoutingTable:
-        """`update_ingresses` for a plain thread (the ingress feed's): blocks that thread, never a loop."""
-        return self._data_plane.call(IngressProxy.update_ingresses(self, list(ingresses)), timeout)
+        """`update_ingresses` for a plain thread, the proxy's one updater (the ingress feed's): blocks that
+        thread, never a loop. A table that needs no listener changed (a weight change) is swapped in from this
+        thread at once: a data-plane loop busy serving requests would otherwise delay it by its backlog."""
+        table = build_table(list(ingresses), annotation_prefix=self.annotation_prefix)
+        if self.swap_in_place(table):
+            return table
+        return self._data_plane.call(self._update_locked(table), timeout)

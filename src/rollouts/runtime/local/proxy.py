@@ -17,7 +17,8 @@ would hide the application's own); it is on the optional admin listener (`metric
 serves `render_metrics()` itself.
 
 `update_ingresses` swaps the routing tables in one assignment: requests already routed finish on the backend
-they were given, new requests see the new weights.
+they were given, new requests see the new weights. `swap_in_place` does the same from another thread when no
+listener changes (a weight change), without waiting for the proxy's loop.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class IngressProxy:
         self.stats = stats
         self._access_log_path = access_log
         self._access_log: IO[str] | None = None
-        self._prefix = annotation_prefix
+        self.annotation_prefix = annotation_prefix
         self._host = host
         self._metrics_port = metrics_port
         self._on_port = on_port
@@ -133,8 +134,11 @@ class IngressProxy:
     async def update_ingresses(self, ingresses: Iterable[Ingress | Mapping[str, Any]]) -> RoutingTable:
         """Route by these Ingresses from now on (all of them: stable and canary). Returns the new table;
         its `problems` say what was ignored and why."""
+        return await self._update_locked(build_table(ingresses, annotation_prefix=self.annotation_prefix))
+
+    async def _update_locked(self, table: RoutingTable) -> RoutingTable:
         async with self._updating:
-            return await self._update(build_table(ingresses, annotation_prefix=self._prefix))
+            return await self._update(table)
 
     async def _update(self, table: RoutingTable) -> RoutingTable:
         wanted: dict[str, int] = {}
@@ -149,12 +153,7 @@ class IngressProxy:
         for port in tables:
             if port not in self._runners:
                 await self._start_listener(port)
-        # One assignment: a request reads self._tables once, so it sees either all old or all new routes.
-        self._tables = tables
-        self.table = table
-        # Logged before any await, so every request routed after this line's timestamp used these weights.
-        log.info("ingress: routes updated: %s", _canary_weights(table) or "no canary routes")
-        self.nginx_metrics.retain((s.namespace, s.name) for s in table.stable_ingresses)
+        self._swap(table, tables)
         for port in [p for p in self._runners if p not in tables]:
             await self._stop_listener(port)
         for key in [k for k in self._assigned if k not in wanted]:
@@ -168,6 +167,34 @@ class IngressProxy:
         for problem in table.problems:
             log.warning("ingress: %s", problem)
         return table
+
+    def _swap(self, table: RoutingTable, tables: dict[int, RoutingTable]) -> None:
+        # One assignment: a request reads self._tables once, so it sees either all old or all new routes.
+        self._tables = tables
+        self.table = table
+        # Logged before anything else, so every request routed after this line's timestamp used these weights.
+        log.info("ingress: routes updated: %s", _canary_weights(table) or "no canary routes")
+        self.nginx_metrics.retain((s.namespace, s.name) for s in table.stable_ingresses)
+
+    def swap_in_place(self, table: RoutingTable) -> bool:
+        """Route by `table` at once, from any thread, when it needs no listener started, stopped or moved (the
+        same stable Ingresses on the same ports: a weight change, say); False, changing nothing, otherwise or
+        while an update is under way. Only for the proxy's one updater (the ingress feed): it is a plain
+        assignment, not ordered against updates made by others."""
+        if self._updating.locked():
+            return False
+        by_port: dict[int, list[str]] = {}
+        for stable in table.stable_ingresses:
+            port = stable.port if stable.port is not None else self._assigned.get(stable.key)
+            if port is None or self.ports.get(stable.key) != port:
+                return False
+            by_port.setdefault(port, []).append(stable.key)
+        if len(self.ports) != len(table.stable_ingresses) or set(by_port) != set(self._runners):
+            return False
+        self._swap(table, {port: table.for_ingresses(keys) for port, keys in by_port.items()})
+        for problem in table.problems:
+            log.warning("ingress: %s", problem)
+        return True
 
     async def _allocate(self, key: str) -> int:
         sock = bind_socket(self._host, 0, what=f"Ingress {key}", field="port")
