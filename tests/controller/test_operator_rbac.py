@@ -363,7 +363,7 @@ def test_operator_uses_every_rbac_permission_and_no_other(cluster: Cluster, metr
                        "rolled back to the stable revision")
         releases.until(lambda: len(cli.list("ReplicaSet", namespace, label_selector="app=web")) <= 2,
                        "old ReplicaSets beyond the history limit deleted")
-        # Pausing twice repeats the same event: the second is a patch of the first (count + 1).
+        # Paused and resumed by hand, twice.
         for _ in range(2):
             actions.pause(cli, namespace, "web")
             releases.until(lambda: releases.status("web").get("phase") == "Paused", "paused by hand")
@@ -378,6 +378,17 @@ def test_operator_uses_every_rbac_permission_and_no_other(cluster: Cluster, metr
         releases.until(lambda: releases.status("bg").get("phase") == "Paused", "blue/green preview paused")
         actions.promote(cli, namespace, "bg")
         releases.until(lambda: releases.healthy_at_latest("bg"), "blue/green promoted")
+        # A rollout the operator cannot carry out (its canary Service is missing) says so again on each retry:
+        # the same event, its count bumped (the events patch).
+        cli.create({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                    "metadata": {"name": "broken", "namespace": namespace},
+                    "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "broken"}},
+                             "template": {"metadata": {"labels": {"app": "broken"}},
+                                          "spec": {"containers": [{"name": "app", "image": "broken:1"}]}},
+                             "strategy": {"canary": {"stableService": "web-stable", "canaryService": "nowhere",
+                                                     "steps": [{"setWeight": 50}]}}}})
+        releases.until(lambda: any(e["reason"] == "ActionFailed" and int(e.get("count") or 1) >= 2
+                                   for e in cli.list("Event", namespace)), "the failure said again", timeout=30)
 
     try:
         _with_operator(cluster, namespace, operator_store, flows)

@@ -53,6 +53,9 @@ def test_api_server_killed_and_restarted_mid_canary_release_ends_right(setup: Re
     messages = [e["message"] for e in completed]
     assert len(messages) == len(set(messages)) == 6, messages
     assert all(int(e.get("count") or 1) == 1 for e in completed), completed
+    # One promotion, one event: not said again by a decision taken again after the outage.
+    promoted = [e for e in setup.events("shop") if e["reason"] == "RolloutCompleted" and status["stableRS"] in e["message"]]
+    assert sum(int(e.get("count") or 1) for e in promoted) == 1, promoted
     assert "Traceback" not in setup.logs["operator"].read_text()
     # The operator's view from before the outage is stale now: a write carrying it is refused, not applied;
     # and every write of the operator the server refused as stale was re-read and written again.

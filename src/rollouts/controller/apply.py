@@ -4,6 +4,7 @@ the same objects as applying it once, so a controller that dies between two writ
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 from typing import Any
@@ -122,6 +123,25 @@ def _set_header_routes(store: ObjectStore, rollout: Rollout, routes: dict[str, A
     store.patch("Ingress", rollout.namespace, ingress["metadata"]["name"], {"metadata": {"annotations": annotations}})
 
 
+# The controller's own condition about a failed reconcile (controller.loop.RECONCILE_ERROR): written when a
+# decision could not be carried out, so the same decision taken again reads it; not part of what it decides on.
+_RECONCILE_ERROR = "ReconcileError"
+
+
+def decision_basis(rollout: Rollout) -> str:
+    """A digest of the stored status a decision starts from: what tells one decision from another.
+
+    Not the resourceVersion: another client's write (an annotation, a label) makes a new version of the same
+    status, and the decision taken again from it is the same one. A new decision starts from a new status (the
+    one its predecessor wrote), or says something else (a new revision's events name it); the same event said
+    again later, from a new status, counts again. Two decisions saying the same from one status are one."""
+    status = rollout.status.to_dict() if rollout.status is not None else {}
+    if status.get("conditions"):
+        status["conditions"] = [c for c in status["conditions"] if c.get("type") != _RECONCILE_ERROR]
+    text = json.dumps(status, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def apply_action(store: ObjectStore, rollout: Rollout, action: t.Action) -> None:
     ns = rollout.namespace
     match action:
@@ -199,10 +219,10 @@ def apply_action(store: ObjectStore, rollout: Rollout, action: t.Action) -> None
             except NotFound:
                 pass
         case t.EmitEvent():
-            # The Rollout's version the decision was taken on: a store may name the event after it, so that a
-            # decision taken again from the same version (nothing of it stored but its events) is not reported twice.
+            # What the decision started from: a store may name the event after it, so that the decision taken
+            # again (its status write refused or unanswered, the operator restarted) is not reported twice.
             involved = {"kind": "Rollout", "namespace": ns, "name": rollout.name, "uid": rollout.metadata.uid,
-                        "apiVersion": rollout.api_version, "resourceVersion": rollout.metadata.resource_version}
+                        "apiVersion": rollout.api_version, "decision": decision_basis(rollout)}
             store.record_event(involved, action.type, action.reason, action.message)
         case _:
             raise ActionFailed(f"unknown action {action!r}")

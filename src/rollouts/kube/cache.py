@@ -14,7 +14,8 @@ controller-runtime's split client, for our `ObjectStore` contract (rollouts.stor
 - scope: one namespace or all (None), and an optional label selector on the kinds Argo filters by
   `--instance-id` (Rollouts, AnalysisRuns, Experiments); `instance_selector` builds Argo's selector;
 - events: created through the API and correlated in memory (a repeat bumps the count with a patch), as
-  client-go's recorder does, instead of listing the involved object's Events on every call;
+  client-go's recorder does, instead of listing the involved object's Events on every call; one event per
+  decision; writes the API cannot take for now queued and retried (rollouts.kube.events);
 - release history: each Rollout's `<rollout>.rollout-history` ConfigMap is read from one more informer,
   over the ConfigMaps carrying the history label only (other ConfigMaps, notification settings, are read
   through the API); recording a revision is then one write, not a read and a write. A stale copy costs one
@@ -31,10 +32,7 @@ from __future__ import annotations
 import builtins
 import copy
 import functools
-import hashlib
 import logging
-import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -43,15 +41,15 @@ from typing import Any, Literal
 from lightkube import AsyncClient, operators
 
 from rollouts.kube.client import KubeStore
+from rollouts.kube.events import EventRecorder
 from rollouts.kube.informer import Informer, JSONObject
-from rollouts.kube.kinds import KINDS, kind_of
+from rollouts.kube.kinds import kind_of
 from rollouts.store import history
 from rollouts.store.protocol import (
     AlreadyExists,
     Change,
     ChangeType,
     Conflict,
-    Invalid,
     NotFound,
     Outcome,
     PatchType,
@@ -68,8 +66,6 @@ FILTERED_KINDS: frozenset[str] = frozenset({"Rollout", "AnalysisRun", "Experimen
 
 log = logging.getLogger("rollouts.kube.cache")
 
-EVENT_MEMORY = 10_000  # involved objects whose latest event is remembered for correlation
-
 Subscriber = Callable[[str, ChangeType, JSONObject], None]
 
 
@@ -79,7 +75,6 @@ def instance_selector(instance_id: str | None) -> str:
     return f"{INSTANCE_ID_LABEL}={instance_id}" if instance_id else f"!{INSTANCE_ID_LABEL}"
 
 
-@functools.lru_cache(maxsize=256)
 def _timestamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -127,8 +122,7 @@ class CachedStore:
         self.label_selector = label_selector or None
         self._selector = _selector(self.label_selector)  # raises Invalid, naming the bad selector
         self._subscribers: list[Subscriber] = []
-        # involved object -> its latest event (name, type, reason, message, source, count), for correlation
-        self._events: OrderedDict[tuple[str, str, str, str], tuple[str, str, str, str, str, int]] = OrderedDict()
+        self.events = EventRecorder(store)
         self.informers: dict[str, Informer] = {}
         # The history ConfigMaps only (by their label): not in `informers`, so a get of any other
         # ConfigMap still goes to the API, and nothing is routed to the work queues from it.
@@ -165,6 +159,7 @@ class CachedStore:
         for informer in self._every_informer():
             if informer._task is None:
                 informer.start()
+        self.events.start()
 
     async def wait_synced(self, timeout: float | None = None) -> None:
         import asyncio
@@ -178,6 +173,7 @@ class CachedStore:
     async def stop(self) -> None:
         for informer in self._every_informer():
             await informer.stop()
+        await self.events.stop()
 
     async def aclose(self) -> None:
         await self.stop()
@@ -294,6 +290,8 @@ class CachedStore:
             self._forget(kind, namespace, name)
 
     def _write(self, kind: str, namespace: str, name: str, call: Callable[[], JSONObject]) -> JSONObject:
+        if self.events.pending:
+            self.events.flush()  # events a decision could not record yet go before what follows them (its status)
         try:
             answer = call()
         except Conflict:
@@ -360,60 +358,9 @@ class CachedStore:
 
     def record_event(self, involved: Mapping[str, Any], type: str, reason: str, message: str,
                      source: str = "rollouts-controller") -> JSONObject:
-        """A core/v1 Event, correlated in memory as client-go's recorder does: a repeat of the involved
-        object's latest event bumps its count with a patch; no list of Events per call (the operator's RBAC
-        grants events create and patch only)."""
-        if type not in ("Normal", "Warning"):
-            raise Invalid(f'event type "{type}" is not one of Normal, Warning')
-        kind, name = involved.get("kind"), involved.get("name")
-        if not isinstance(kind, str) or not isinstance(name, str) or not kind or not name:
-            raise Invalid("an event's involved object needs kind and name")
-        scoped = kind in KINDS and not KINDS[kind].namespaced
-        ref_ns = "" if scoped else str(involved.get("namespace") or self.store.config.namespace)
-        namespace = ref_ns or "default"
-        ref: JSONObject = {k: involved[k] for k in ("apiVersion", "kind", "name", "uid") if involved.get(k)}
-        if ref_ns:
-            ref["namespace"] = ref_ns
-        subject = (namespace, kind, name, str(involved.get("uid") or ""))
-        now = _timestamp()
-        last = self._events.get(subject)
-        if last is not None and last[1:5] == (type, reason, message, source):
-            try:
-                answer = self.store.patch("Event", namespace, last[0], {"count": last[5] + 1, "lastTimestamp": now})
-                self._remember(subject, (last[0], type, reason, message, source, last[5] + 1))
-                return answer
-            except NotFound:
-                pass  # expired (events have a TTL): record a new one
-        basis = str(involved.get("resourceVersion") or "")
-        if basis:
-            # One decision, one event: named after the object version the decision was taken on, a decision
-            # taken again from the same version (the operator died before storing its status) finds its event
-            # already there instead of recording it twice.
-            digest = hashlib.sha256("\0".join((*subject, basis, type, reason, message)).encode()).hexdigest()
-            event_name = f"{name}.{digest[:16]}"
-        else:
-            event_name = f"{name}.{uuid.uuid4().hex[:16]}"
-        event = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": event_name, "namespace": namespace},
-            "involvedObject": ref, "type": type, "reason": reason, "message": message,
-            "source": {"component": source}, "count": 1, "firstTimestamp": now, "lastTimestamp": now,
-            "reportingComponent": source,
-        }
-        try:
-            answer = self.store.create(event)
-        except AlreadyExists:
-            if not basis:
-                raise
-            answer = event  # recorded by the same decision before: nothing to add
-        self._remember(subject, (event_name, type, reason, message, source, 1))
-        return answer
-
-    def _remember(self, subject: tuple[str, str, str, str], event: tuple[str, str, str, str, str, int]) -> None:
-        self._events[subject] = event
-        self._events.move_to_end(subject)
-        while len(self._events) > EVENT_MEMORY:
-            self._events.popitem(last=False)
+        """A core/v1 Event through `self.events` (rollouts.kube.events): correlated in memory, one per decision
+        named in `involved["decision"]`, kept and retried while the API cannot take it."""
+        return self.events.record(involved, type, reason, message, source)
 
     def record_revision(self, namespace: str, rollout: str, revision: int, pod_hash: str,
                         images: Mapping[str, str], template: Mapping[str, Any], outcome: Outcome = "current",
