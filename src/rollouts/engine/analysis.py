@@ -88,36 +88,54 @@ class RunRef:
     step_index: int | None = None
 
 
-def run_name(ctx: Context, ref: RunRef) -> str:
-    assert ctx.new_rs is not None
-    base = f"{ctx.name}-{ctx.pod_hash}-{ctx.revision}{ref.suffix}"
-    name, n = base, 0
-    while name in ctx.run_names:
-        n += 1
-        name = f"{base}.{n}"
-    return name
+def _started_before(ctx: Context, existing: AnalysisRun | None, run: AnalysisRun) -> bool:
+    """Whether `existing`, holding the name `run` would take, is that same run started by an earlier pass
+    whose status never said so (its status write refused as stale, or unanswered): this rollout's, not
+    finished, not being terminated, same labels and spec. Argo's collision check on create does the same."""
+    if existing is None or phase_of(existing) in COMPLETED or existing.spec.terminate:
+        return False
+    uid = ctx.rollout.metadata.uid or ""
+    if not any(o.uid == uid and o.controller for o in existing.metadata.owner_references or ()):
+        return False
+    if any(existing.metadata.labels.get(k) != v for k, v in run.metadata.labels.items()):
+        return False
+    return existing.spec.to_dict() == run.spec.to_dict()
 
 
 def create_run(ctx: Context, analysis: RolloutAnalysis, ref: RunRef) -> RolloutAnalysisRunStatus:
-    """Start a run for `analysis`; returns the status entry that now tracks it."""
+    """Start a run for `analysis`; returns the status entry that now tracks it. Named after the revision and
+    the run's kind, with a collision counter after a name already taken (an earlier run of the same step)."""
+    assert ctx.new_rs is not None
     templates = resolve_templates(
         analysis.templates, ctx.observed.analysis_templates, ctx.observed.cluster_analysis_templates
     )
-    name = run_name(ctx, ref)
     labels = {ROLLOUT_TYPE_LABEL: ref.kind, POD_TEMPLATE_HASH_LABEL: ctx.pod_hash}
     if ref.step_index is not None:
         labels[STEP_INDEX_LABEL] = str(ref.step_index)
     stable = ctx.stable_rs.pod_hash if ctx.stable_rs is not None else None
-    run = build_analysis_run(
-        rollout=ctx.rollout,
-        name=name,
-        templates=templates,
-        analysis=analysis,
-        stable_hash=stable,
-        latest_hash=ctx.pod_hash,
-        labels=labels,
-        now=ctx.now,
-    )
+
+    def build(name: str) -> AnalysisRun:
+        return build_analysis_run(
+            rollout=ctx.rollout,
+            name=name,
+            templates=templates,
+            analysis=analysis,
+            stable_hash=stable,
+            latest_hash=ctx.pod_hash,
+            labels=labels,
+            now=ctx.now,
+        )
+
+    base = f"{ctx.name}-{ctx.pod_hash}-{ctx.revision}{ref.suffix}"
+    observed = ctx.runs_by_name()
+    name, n = base, 0
+    while name in ctx.run_names:
+        if _started_before(ctx, observed.get(name), build(name)):
+            ctx.requeue_in(0)
+            return RolloutAnalysisRunStatus(name=name, status="", message="")  # its phase is read next pass
+        n += 1
+        name = f"{base}.{n}"
+    run = build(name)
     ctx.run_names.add(name)
     ctx.act(CreateAnalysisRun(run=run))
     ctx.requeue_in(0)
