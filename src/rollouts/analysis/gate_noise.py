@@ -7,6 +7,9 @@ template no Rollout uses is judged with its own defaults, and skipped when a req
 Nothing is said unless a Prometheus answers: the template's address (or `prometheus_address`, which
 replaces it; or ROLLOUTS_PROMETHEUS_ADDRESS when the metric names none) is probed once with a short
 timeout, and a gate whose baseline cannot be read is left out. Linting stays quiet and fast offline.
+An address that names a cluster Service (`http://prometheus.prometheus.svc:9090`, as the shipped templates
+do) is reached through a `resolver` over the local cluster when one is given (`connectable`), as the
+gates themselves reach it; without one such a name simply does not answer.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from rollouts.analysis.gate_shape import GateShape, NotAGate, gate_shape, prom_d
 
 if TYPE_CHECKING:
     from rollouts.analysis.gate_baseline import Baseline
+    from rollouts.kube.dns import ClusterResolver
 
 # The prometheus provider's fallbacks (providers.prometheus.ADDRESS_ENV_VARS), spelled here so that lint
 # does not load an HTTP client before a Prometheus answered.
@@ -170,6 +174,16 @@ def prometheus_reachable(address: str, timeout: float = PROBE_TIMEOUT_SECONDS) -
     return isinstance(body, dict) and body.get("status") == "success"
 
 
+def connectable(address: str, namespace: str, resolver: ClusterResolver | None) -> str:
+    """`address` as this process can connect to it: a cluster Service name mapped by `resolver` (over the
+    local cluster) to that Service's local listener, as a pod in `namespace` would mean it; unchanged
+    without a resolver or for any other host. Prometheus does not read the Host header, so the mapped URL
+    is enough. Raises rollouts.kube.dns.ResolveError for a cluster name with no Service or listener."""
+    if resolver is None:
+        return address
+    return resolver.resolve(address, namespace).url
+
+
 def _address(shape: GateShape, override: str | None, env: Mapping[str, str]) -> str | None:
     if override:
         return override
@@ -186,9 +200,11 @@ def noisy_gates(
     target: float = DEFAULT_TARGET,
     probe_timeout: float = PROBE_TIMEOUT_SECONDS,
     env: Mapping[str, str] | None = None,
+    resolver: ClusterResolver | None = None,
 ) -> list[NoisyGate]:
     """The fixed-threshold gates of the templates among `objects` (manifests or stored objects) that roll
-    back more than `target` of healthy releases at the live baseline; [] when no Prometheus answers."""
+    back more than `target` of healthy releases at the live baseline; [] when no Prometheus answers.
+    `resolver` maps cluster Service names in the addresses to the local cluster's listeners."""
     from rollouts.spec.analysis import AnalysisTemplate
 
     items = list(objects)
@@ -223,6 +239,12 @@ def noisy_gates(
                 address = _address(shape, prometheus_address, env)
                 if address is None:
                     continue
+                from rollouts.kube.dns import ResolveError
+
+                try:
+                    address = connectable(address, spec.metadata.namespace or "default", resolver)
+                except ResolveError:
+                    continue  # no such Service on the local cluster: nothing answers there
                 if address not in reachable:
                     reachable[address] = prometheus_reachable(address, probe_timeout)
                 if not reachable[address]:
@@ -244,4 +266,5 @@ def noisy_gates(
     return found
 
 
-__all__ = ["NoisyGate", "Usage", "check_line", "noisy_gates", "prometheus_reachable", "template_usages"]
+__all__ = ["NoisyGate", "Usage", "check_line", "connectable", "noisy_gates", "prometheus_reachable",
+           "template_usages"]

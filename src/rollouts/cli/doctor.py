@@ -215,13 +215,17 @@ def check_prometheus(docs: list[dict[str, Any]], override: str | None, store: Ob
     return Check("PASS", "prometheus", ", ".join(targets) + " healthy")
 
 
-def check_gate_noise(objects: list[dict[str, Any]], prometheus_address: str | None, lookback: str = "7d") -> Check:
+def check_gate_noise(objects: list[dict[str, Any]], prometheus_address: str | None, lookback: str = "7d",
+                     store: ObjectStore | None = None) -> Check:
     """Fixed-threshold gates a healthy release would often fail at the live baseline (`rollouts gate check`'s
-    estimate): a WARN, not a FAIL, since the setup works; the gate is what is likely to cry wolf."""
+    estimate): a WARN, not a FAIL, since the setup works; the gate is what is likely to cry wolf. With
+    `store`, a cluster Service name in an address reaches it as check_prometheus does."""
     from rollouts.analysis.gate_noise import noisy_gates
+    from rollouts.kube.dns import ClusterResolver
 
     try:
-        found = noisy_gates(objects, prometheus_address=prometheus_address, lookback=lookback)
+        found = noisy_gates(objects, prometheus_address=prometheus_address, lookback=lookback,
+                            resolver=ClusterResolver(store) if store is not None else None)
     except Exception as exc:  # noqa: BLE001 - an estimate that cannot be made is not a broken setup
         return Check("SKIP", "gate-noise", f"no estimate: {type(exc).__name__}: {exc}")
     if not found:
@@ -344,7 +348,7 @@ def run_checks(home: Path, namespace: str, rollout_name: str | None, prometheus_
         prometheus = check_prometheus(docs, prometheus_address, store, namespace)
         checks += [template_check, prometheus]
         if prometheus.verdict == "PASS":
-            checks.append(check_gate_noise([*stored, *docs], prometheus_address, lookback))
+            checks.append(check_gate_noise([*stored, *docs], prometheus_address, lookback, store))
         if template_check.verdict == "PASS":
             checks += [check_gates(store, r, prometheus_address) for r in rollouts]
     except StoreError as exc:

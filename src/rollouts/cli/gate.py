@@ -3,7 +3,11 @@ back a healthy release at the stable version's real traffic, and what regression
 
 One line per metric. The arithmetic is rollouts.analysis.noise (binomial over the window's request count,
 then the run's count/failureLimit), the metric's shape rollouts.analysis.gate_shape, the traffic
-rollouts.analysis.gate_baseline (Prometheus, or --error-rate/--slow-share and --rps by hand).
+rollouts.analysis.gate_baseline (Prometheus, or --error-rate/--slow-share and --rps by hand). A template
+address that names a cluster Service (http://prometheus.prometheus.svc:9090) reaches it through the home's
+local cluster while that runs, as `rollouts analyze` does. A rollouts/traffic gate with no Prometheus
+given reads the local cluster's own ingress-proxy counters instead (rollouts.analysis.gate_local), when
+the selected cluster is a local one that is running (it is never started for this).
 
 Exit codes: 0 every gate is within the false-rollback target, 1 at least one gate rolls back healthy
 releases more often than --target, 2 bad input (file, template, argument, no threshold metric),
@@ -13,7 +17,7 @@ releases more often than --target, 2 bad input (file, template, argument, no thr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -22,6 +26,8 @@ from rollouts.cli.main import app
 if TYPE_CHECKING:
     from rollouts.analysis.gate_baseline import Baseline
     from rollouts.analysis.gate_shape import GateShape
+    from rollouts.kube.client import KubeStore
+    from rollouts.kube.traffic import ClusterTrafficSource
 
 gate_app = typer.Typer(help="Check analysis gates against the service's real traffic.", no_args_is_help=True)
 app.add_typer(gate_app, name="gate")
@@ -42,6 +48,50 @@ def check_line(shape: GateShape, baseline: Baseline, *, gates: int, target: floa
 
     line, flagged, _ = judged(shape, baseline, gates=gates, target=target, canary_weight=canary_weight)
     return line, flagged
+
+
+class ProxyCounters:
+    """The selected local cluster's traffic API, connected on first use (None when the selected cluster is
+    not a running local one, or does not serve /traffic/v1); never starts a cluster."""
+
+    def __init__(self) -> None:
+        self._store: KubeStore | None = None
+        self._source: ClusterTrafficSource | None = None
+        self._tried = False
+
+    def source(self) -> ClusterTrafficSource | None:
+        if not self._tried:
+            self._tried = True
+            self._connect()
+        return self._source
+
+    def _connect(self) -> None:
+        import os
+        from pathlib import Path
+
+        from rollouts.cli.connection import recorded_running, selected
+        from rollouts.kube.client import KubeStore
+        from rollouts.kube.config import ConfigError, load_config, local_kubeconfig_path
+        from rollouts.kube.traffic import ClusterTrafficSource
+        from rollouts.store.protocol import StoreError
+
+        try:
+            if selected.kubeconfig or selected.context or os.environ.get("KUBECONFIG"):
+                config = load_config(kubeconfig=selected.kubeconfig, context=selected.context)
+            else:
+                folder = Path(os.environ.get("ROLLOUTS_HOME") or "~/.rollouts").expanduser()
+                if not (recorded_running(folder) and local_kubeconfig_path(folder).is_file()):
+                    return
+                config = load_config(local_kubeconfig_path(folder))
+            self._store = KubeStore(config, timeout=10)
+            self._source = ClusterTrafficSource.probe(self._store)
+        except (ConfigError, OSError, RuntimeError, StoreError) as exc:
+            typer.echo(f"note: the local cluster's proxy counters are not readable: {exc}", err=True)
+            self._source = None
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
 
 
 @gate_app.command("check")
@@ -67,9 +117,8 @@ def check_command(
     """Say, per fixed-threshold metric, how often it rolls back a healthy release and what it can catch.
 
     Exit 0 all within --target, 1 a gate is flagged, 2 bad input, 3 some traffic could not be read."""
-    from rollouts.analysis.gate_shape import NotAGate, gate_shape, prom_duration
-    from rollouts.cli.analysis import _parse_args
-    from rollouts.spec.analysis import AnalysisTemplate
+    from rollouts.analysis.gate_shape import prom_duration
+    from rollouts.cli.analysis import _local_cluster_dns, _parse_args
     from rollouts.spec.loader import load_paths
 
     loaded = load_paths(files)
@@ -94,6 +143,32 @@ def check_command(
         typer.echo(f"error: --lookback: {exc}", err=True)
         raise typer.Exit(EXIT_INPUT) from None
     manual = ManualBaseline(error_rate, slow_share, rps)
+    # Reach cluster Service names in the templates' addresses unless the baseline is given whole by hand.
+    by_hand = error_rate is not None and slow_share is not None and rps is not None
+    close_dns = None if by_hand else _local_cluster_dns(None, docs, prometheus_address)
+    counters = ProxyCounters()
+    try:
+        judged, flagged, unavailable = _check_all(docs, cli_args, manual, prometheus_address, lookback,
+                                                  lookback_seconds, gates=gates, target=target,
+                                                  canary_weight=canary_weight, counters=counters)
+    finally:
+        counters.close()
+        if close_dns is not None:
+            close_dns()
+    if not judged:
+        typer.echo("error: no metric with a fixed threshold on a success rate, error rate or latency quantile",
+                   err=True)
+        raise typer.Exit(EXIT_INPUT)
+    raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_NO_BASELINE if unavailable else EXIT_OK)
+
+
+def _check_all(docs: list[dict[str, Any]], cli_args: dict[str, str], manual: ManualBaseline,
+               prometheus_address: str | None, lookback: str, lookback_seconds: float, *, gates: int,
+               target: float, canary_weight: float, counters: ProxyCounters) -> tuple[int, int, int]:
+    """Print one line per metric; (metrics judged, flagged, without a baseline)."""
+    from rollouts.analysis.gate_shape import NotAGate, gate_shape
+    from rollouts.spec.analysis import AnalysisTemplate
+
     judged = flagged = unavailable = 0
     for doc in docs:
         spec = AnalysisTemplate.model_validate({**doc, "kind": "AnalysisTemplate"})
@@ -108,7 +183,8 @@ def check_command(
                 continue
             judged += 1
             try:
-                baseline = _baseline(shape, manual, prometheus_address, lookback, lookback_seconds)
+                baseline = _baseline(shape, manual, prometheus_address, lookback, lookback_seconds,
+                                     spec.metadata.namespace or "default", counters)
             except RuntimeError as exc:
                 unavailable += 1
                 typer.echo(f"{label}: no baseline: {exc}")
@@ -116,23 +192,38 @@ def check_command(
             line, is_flagged = check_line(shape, baseline, gates=gates, target=target, canary_weight=canary_weight)
             flagged += is_flagged
             typer.echo(f"{spec.metadata.name}/{line}" if len(docs) > 1 else line)
-    if not judged:
-        typer.echo("error: no metric with a fixed threshold on a success rate, error rate or latency quantile",
-                   err=True)
-        raise typer.Exit(EXIT_INPUT)
-    raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_NO_BASELINE if unavailable else EXIT_OK)
+    return judged, flagged, unavailable
 
 
 def _baseline(shape: GateShape, manual: ManualBaseline, address: str | None, lookback: str,
-              lookback_seconds: float) -> Baseline:
+              lookback_seconds: float, namespace: str, counters: ProxyCounters) -> Baseline:
     from rollouts.analysis.gate_baseline import Baseline, BaselineUnavailable, prometheus_baseline
+    from rollouts.analysis.gate_local import proxy_baseline
+    from rollouts.analysis.gate_noise import connectable
+    from rollouts.analysis.gate_shape import TrafficMetric
+    from rollouts.kube.dns import ResolveError, current_resolver
+    from rollouts.store.protocol import StoreError
 
     by_hand = manual.slow_share if shape.quantile is not None else manual.error_rate
     if by_hand is not None and manual.rps is not None:
         return Baseline(by_hand, manual.rps, "given")
     where = address or shape.address
-    if where is None:
+    if where is None and isinstance(shape.source, TrafficMetric):
+        source = counters.source()
+        if source is None:
+            raise BaselineUnavailable("no Prometheus address and no running local cluster whose proxy counts "
+                                      "the traffic (give --prometheus-address, or --error-rate and --rps)")
+        try:
+            found = proxy_baseline(shape, source, namespace, lookback, lookback_seconds)
+        except StoreError as exc:
+            raise BaselineUnavailable(f"the local cluster's proxy counters: {exc}") from None
+    elif where is None:
         raise BaselineUnavailable("no Prometheus address (give --prometheus-address, or --error-rate and --rps)")
-    found = prometheus_baseline(shape, where, lookback, lookback_seconds)
+    else:
+        try:
+            reached = connectable(where, namespace, current_resolver())
+        except ResolveError as exc:
+            raise BaselineUnavailable(str(exc)) from None
+        found = prometheus_baseline(shape, reached, lookback, lookback_seconds)
     return Baseline(found.bad_share if by_hand is None else by_hand,
                     found.rps if manual.rps is None else manual.rps, found.source)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rollouts.spec.problems import Problem
 
 if TYPE_CHECKING:
+    from rollouts.kube.dns import ClusterResolver
     from rollouts.spec.loader import LoadedObject
 
 
@@ -35,8 +36,13 @@ def noisy_gate_warnings(objects: Sequence[LoadedObject], check: GateCheck) -> di
     if not check.enabled or not templates:
         return {}
     found: dict[int, list[Problem]] = {}
-    for gate in noisy_gates([o.data for o in objects], prometheus_address=check.prometheus_address,
-                            lookback=check.lookback):
+    resolver, close = local_cluster_resolver([o.data for o in templates.values()], check.prometheus_address)
+    try:
+        gates = noisy_gates([o.data for o in objects], prometheus_address=check.prometheus_address,
+                            lookback=check.lookback, resolver=resolver)
+    finally:
+        close()
+    for gate in gates:
         obj = templates.get((gate.kind, gate.template))
         if obj is None:
             continue
@@ -44,6 +50,35 @@ def noisy_gate_warnings(objects: Sequence[LoadedObject], check: GateCheck) -> di
         found.setdefault(id(obj), []).append(
             Problem(obj.source, line, gate.kind, gate.template, gate.path, gate.message, "warning"))
     return found
+
+
+def local_cluster_resolver(templates: list[dict[str, Any]], prometheus_address: str | None
+                           ) -> tuple[ClusterResolver | None, Callable[[], None]]:
+    """A resolver of cluster Service names (http://prometheus.prometheus.svc:9090) over the home's local
+    cluster when the templates name one and that cluster is the one selected and already running (it is
+    never started, and nothing is said when it is not), with what closes it."""
+    import os
+    from pathlib import Path
+
+    from rollouts.cli.analysis import _cluster_addresses
+    from rollouts.cli.connection import recorded_running, selected
+    from rollouts.kube.config import LOCAL_CONTEXT, load_config, local_kubeconfig_path
+
+    def nothing() -> None:
+        return None
+
+    if not _cluster_addresses(templates, prometheus_address):
+        return None, nothing
+    if selected.kubeconfig or os.environ.get("KUBECONFIG") or selected.context not in (None, LOCAL_CONTEXT):
+        return None, nothing
+    folder = Path(os.environ.get("ROLLOUTS_HOME") or "~/.rollouts").expanduser()
+    if not (recorded_running(folder) and local_kubeconfig_path(folder).is_file()):
+        return None, nothing
+    from rollouts.kube.client import KubeStore
+    from rollouts.kube.dns import ClusterResolver
+
+    store = KubeStore(load_config(local_kubeconfig_path(folder)), timeout=5)
+    return ClusterResolver(store), store.close
 
 
 def lint_problems(paths: Sequence[str], gates: GateCheck | None = None) -> tuple[list[Problem], list[str]]:
