@@ -4,10 +4,12 @@ Status errors, object semantics, the status subresource, selectors, paging, tabl
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from rollouts.cluster.apiserver.app import LIST_SNAPSHOTS
 from tests.cluster.conftest import ROLLOUT_API, Cluster, rollout
 
 RO = f"{ROLLOUT_API}/namespaces/default/rollouts"
@@ -236,25 +238,48 @@ def test_list_field_selector(cluster: Cluster, labelled: None, path: str, select
 
 
 def test_list_paging_with_limit_and_continue_keeps_the_first_pages_version(cluster: Cluster) -> None:
-    with cluster.http() as http:
-        for n in range(7):
-            http.post("/api/v1/namespaces/paging/configmaps", json=_configmap(f"page-{n}"))
+    def read_pages(http: Any, namespace: str, between: Callable[[], None]) -> tuple[list[list[str]], set[str]]:
         pages, token, versions = [], None, set()
         while True:
             params = {"limit": "3", **({"continue": token} if token else {})}
-            page = http.get("/api/v1/namespaces/paging/configmaps", params=params).json()
+            page = http.get(f"/api/v1/namespaces/{namespace}/configmaps", params=params).json()
             pages.append([i["metadata"]["name"] for i in page["items"]])
             versions.add(page["metadata"]["resourceVersion"])
             token = page["metadata"].get("continue")
             if not token:
-                break
+                return pages, versions
             if len(pages) == 1:
                 assert page["metadata"]["remainingItemCount"] == 4
-                http.post("/api/v1/namespaces/paging/configmaps", json=_configmap("page-9"))  # appears later
+                between()
+
+    with cluster.http() as http:
+        for namespace in ("paging", "paging-evicted"):
+            for n in range(7):
+                http.post(f"/api/v1/namespaces/{namespace}/configmaps", json=_configmap(f"page-{n}"))
+
+        def change() -> None:
+            http.post("/api/v1/namespaces/paging/configmaps", json=_configmap("page-9"))
+            http.put("/api/v1/namespaces/paging/configmaps/page-4", json={**_configmap("page-4"), "data": {"k": "new"}})
+
+        # The next pages are cut from the first page's snapshot, as kube-apiserver serves them: what changed
+        # in between comes through a watch from the list's resourceVersion.
+        pages, versions = read_pages(http, "paging", change)
+        assert pages == [["page-0", "page-1", "page-2"], ["page-3", "page-4", "page-5"], ["page-6"]]
+        assert len(versions) == 1
         whole = http.get("/api/v1/namespaces/paging/configmaps").json()
-    assert pages == [["page-0", "page-1", "page-2"], ["page-3", "page-4", "page-5"], ["page-6", "page-9"]]
-    assert len(versions) == 1
-    assert int(whole["metadata"]["resourceVersion"]) > int(versions.pop())
+        assert int(whole["metadata"]["resourceVersion"]) > int(versions.pop())
+        assert "page-9" in [i["metadata"]["name"] for i in whole["items"]]
+
+        def crowd_out() -> None:
+            # More paged lists begun than the server keeps snapshots of: this one's is dropped, and its next
+            # pages continue over the current contents, still after the last key served.
+            http.post("/api/v1/namespaces/paging-evicted/configmaps", json=_configmap("page-9"))
+            for n in range(LIST_SNAPSHOTS + 1):
+                http.get("/api/v1/namespaces/paging/configmaps", params={"limit": "1", "labelSelector": f"n!={n}"})
+
+        pages, versions = read_pages(http, "paging-evicted", crowd_out)
+        assert pages == [["page-0", "page-1", "page-2"], ["page-3", "page-4", "page-5"], ["page-6", "page-9"]]
+        assert len(versions) == 1
 
 
 # ---- tables, CRDs, scale, logs --------------------------------------------------------------------------

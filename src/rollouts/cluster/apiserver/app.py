@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import bisect
 import contextvars
 import dataclasses
 import hmac
@@ -14,6 +15,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,7 @@ JSONObject = dict[str, Any]
 log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+LIST_SNAPSHOTS = 8  # paged lists whose first snapshot is kept for their next pages
 _TRUE = ("1", "true", "True")
 
 
@@ -140,6 +143,10 @@ class ApiServer:
         self._token = token
         self.settings = settings or Settings()
         self.feed = Feed(store, retain=self.settings.watch_memory)
+        # Paged lists being read: (kind, namespace, selectors, resourceVersion) -> the items of the first
+        # page's snapshot; the next pages slice it (as kube-apiserver serves one snapshot) instead of
+        # listing and decoding every object of the kind again for each page.
+        self._pages: OrderedDict[tuple[str, str | None, str, str, int], list[JSONObject]] = OrderedDict()
         self.metrics = ApiMetrics()
         self.traffic = TrafficEndpoints(traffic)
 
@@ -394,22 +401,33 @@ class ApiServer:
 
     async def _list(self, request: web.Request, target: Target) -> web.Response:
         q, res = request.query, target.resource
-        items, version = await self._call(target, self.objects.list_with_version, res, target.namespace, q.get("labelSelector"),
-                                          q.get("fieldSelector"), writing=False)
-        meta: JSONObject = {"resourceVersion": str(version)}
-        if q.get("continue"):
-            # The next page continues after the last key served, over the current contents; the list keeps
-            # the resourceVersion of its first page (kube-apiserver would serve that snapshot).
-            version, after = _decode_continue(q["continue"])
-            meta["resourceVersion"] = str(version)
-            items = [i for i in items if _key(i) > after]
         try:
             limit = int(q.get("limit") or 0)
         except ValueError:
             raise bad_request(f'limit: "{q.get("limit")}" is not a whole number') from None
+        selectors = (q.get("labelSelector") or "", q.get("fieldSelector") or "")
+        snapshot: list[JSONObject] | None = None
+        if q.get("continue"):
+            version, after = _decode_continue(q["continue"])
+            snapshot = self._pages.pop((res.kind, target.namespace, *selectors, version), None)
+        if snapshot is None:
+            items, version = await self._call(target, self.objects.list_with_version, res, target.namespace,
+                                              q.get("labelSelector"), q.get("fieldSelector"), writing=False)
+        else:
+            items = snapshot
+        meta: JSONObject = {"resourceVersion": str(version)}
+        if q.get("continue"):
+            # The next page continues after the last key served: over the first page's snapshot while it is
+            # kept, else over the current contents; the list keeps the resourceVersion of its first page.
+            version, after = _decode_continue(q["continue"])
+            meta["resourceVersion"] = str(version)
+            items = items[bisect.bisect_right([_key(i) for i in items], after):]
         if limit > 0 and len(items) > limit:
             meta["continue"] = _encode_continue(version, *_key(items[limit - 1]))
             meta["remainingItemCount"] = len(items) - limit
+            self._pages[(res.kind, target.namespace, *selectors, version)] = items
+            while len(self._pages) > LIST_SNAPSHOTS:
+                self._pages.popitem(last=False)
             items = items[:limit]
         return self._render(request, res, items, version, list_meta=meta)
 
