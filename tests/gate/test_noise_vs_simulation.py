@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 from rollouts.analysis.expr import evaluate_condition
+from rollouts.analysis.gate_baseline import Baseline
+from rollouts.analysis.gate_noise import check_line
 from rollouts.analysis.gate_shape import gate_shape
 from rollouts.analysis.noise import WindowGate, run_fail_probability
 from rollouts.simulate.requests import Routing, TrafficLedger, measure_from_traffic
@@ -50,10 +52,14 @@ def simulated_false_rollbacks(metric: Metric, *, rps: float, weight: float, erro
 
 
 def predicted(metric: Metric, *, rps: float, weight: float, error_rate: float) -> float:
+    """What `rollouts gate check --error-rate E --rps R --canary-weight W` computes for one gate (the same
+    check_line), beside the arithmetic spelled out here, which must agree with it."""
     shape = gate_shape(metric, {})
     gate = WindowGate(round(rps * weight / 100 * shape.window_seconds), shape.bad_share_limit, shape.fails_at_equal,
                       shape.count, shape.failure_limit, shape.window_seconds, shape.interval_seconds)
-    return run_fail_probability(error_rate, gate)
+    _, _, checked = check_line(shape, Baseline(error_rate, rps, "given"), gates=1, target=0.01, canary_weight=weight)
+    assert checked == pytest.approx(run_fail_probability(error_rate, gate)), (checked, gate)
+    return checked
 
 
 CASES = [
