@@ -1,4 +1,5 @@
-"""Shared test fixtures: where the shared reference data lives, and skip rules for missing tools."""
+"""Shared test fixtures: where the shared reference data lives, skip rules for missing tools, and the order the
+suite runs in (its slowest modules first, so that two xdist workers end together)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,42 @@ def _cluster_selection_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
     from rollouts.cli import connection
 
     monkeypatch.setattr(connection, "selected", connection.Selection())
+
+
+# The suite's slowest modules (each a real controller, cluster or Prometheus waiting out real gate intervals),
+# longest first as measured with `pytest -n 2 --durations`: run first, they overlap each other and the
+# thousands of quick tests fill in behind them. Collected last, as before, a 78 s test could start when the
+# other worker had nothing left and run alone at the end. The rest of tests/e2e follows them, then every other
+# test in collection order.
+SLOW_FIRST = (
+    "tests/e2e/test_demo.py",
+    "tests/e2e/test_infra_runbook_prometheus.py",
+    "tests/e2e/test_runbook.py",
+    "tests/e2e/test_demo_prometheus.py",
+    "tests/e2e/test_controller_restart.py",
+    "tests/gate/test_gate_check_prometheus.py",
+    "tests/gate/test_gate_check_local_cluster.py",
+    "tests/e2e/test_leader_failover.py",
+    "tests/e2e/test_adoption_e2e.py",
+    "tests/e2e/test_apiserver_restart.py",
+)
+SLOW_DIRS = ("tests/e2e/",)
+
+
+def _run_rank(item: pytest.Item) -> int:
+    path = Path(str(item.fspath)).resolve()
+    try:
+        relative = path.relative_to(REPO).as_posix()
+    except ValueError:
+        return len(SLOW_FIRST) + 1
+    if relative in SLOW_FIRST:
+        return SLOW_FIRST.index(relative)
+    return len(SLOW_FIRST) if relative.startswith(SLOW_DIRS) else len(SLOW_FIRST) + 1
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slowest modules first (a stable sort: every worker computes the same order, as xdist requires)."""
+    missing = [name for name in SLOW_FIRST if not (REPO / name).is_file()]
+    if missing:  # a renamed module would silently drop back to the end of the run
+        raise pytest.UsageError(f"tests/conftest.py SLOW_FIRST names modules that do not exist: {missing}")
+    items.sort(key=_run_rank)
