@@ -1,17 +1,22 @@
-"""Lease leader election against the real local API server: one leader, takeover, loss, release."""
+"""Lease leader election against the real local API server: one leader, takeover, loss, release; a leader
+whose renewals stop (a blocked loop, a foreign holder, an API server that never answers) stops acting."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import pytest
 from lightkube import AsyncClient
 from lightkube.resources.coordination_v1 import Lease
 
+from rollouts.kube.client import KubeStore
 from rollouts.kube.config import load_config
-from rollouts.kube.leader import LeaderElector
+from rollouts.kube.leader import FencedKubeStore, LeaderElector, LeaseLost
 from tests.kube.conftest import Cluster
 
 # Scaled down from client-go's 15/10/2 s, same proportions; the Lease holds whole seconds.
@@ -98,6 +103,89 @@ def test_leader_that_cannot_renew_stops_before_the_lease_expires(cluster: Cluste
         return stopped_after, TIMINGS["lease_duration"], log == ["start one", "stop one"]
     stopped_after, lease_duration, logged = _run(cluster, body)
     assert stopped_after < lease_duration and logged
+    # Seeing another holder ends leadership at the next renewal, not at the renew deadline.
+    assert stopped_after < TIMINGS["renew_deadline"], stopped_after
+
+
+def test_a_leader_whose_loop_is_blocked_past_the_renew_deadline_is_no_longer_leader(cluster: Cluster) -> None:
+    async def body(client: AsyncClient) -> tuple[bool, bool, bool, bool]:
+        one = _elector(client, "lead-e", "one", [])
+        one.start()
+        await _until(lambda: one.is_leader, 5)
+        one.fence()  # leading: writes pass
+        # A long synchronous reconcile holds the event loop: the renew loop cannot run, but the clock goes on.
+        time.sleep(TIMINGS["renew_deadline"] + 0.1)
+        leader_after = one.is_leader
+        try:
+            one.fence()
+            fenced = False
+        except LeaseLost:
+            fenced = True
+        # Once the loop turns again the renew loop ends leadership (the flag the operator waits on).
+        await _until(lambda: not one.leading.is_set(), 3)
+        stopped = not one.leading.is_set()
+        await one.stop()
+        return one.is_leader, leader_after, fenced, stopped
+    is_leader, leader_after, fenced, stopped = _run(cluster, body)
+    assert not leader_after and fenced and stopped and not is_leader
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never answers (an API server wedged under load)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+def test_attempts_and_the_release_are_bounded_when_the_api_server_never_answers(
+        cluster: Cluster, silent_server: int) -> None:
+    config = dataclasses.replace(load_config(kubeconfig=cluster.kubeconfig), server=f"https://127.0.0.1:{silent_server}")
+
+    async def main() -> tuple[float, float, bool, bool]:
+        client = AsyncClient(config=config.to_lightkube())
+        try:
+            one = _elector(client, "lead-f", "one", [])
+            began = time.monotonic()
+            won = await one._attempt()
+            attempt = time.monotonic() - began
+            one.leading.set()  # as if it had led: stop() must not wait on the silent server either
+            one._renewed_at = time.monotonic()
+            began = time.monotonic()
+            await one.stop(release=True)
+            return attempt, time.monotonic() - began, won, one.is_leader
+        finally:
+            await client.close()
+    attempt, stopping, won, leader = asyncio.run(asyncio.wait_for(main(), 30))
+    assert not won and not leader
+    assert attempt < TIMINGS["renew_deadline"] + 1.0, attempt  # lightkube alone would wait 10 s per request
+    assert stopping < 3.0 + 1.0, stopping  # leader.RELEASE_SECONDS
+
+
+def test_fenced_store_refuses_writes_once_the_lease_is_not_held(cluster: Cluster) -> None:
+    held = [True]
+
+    def fence() -> None:
+        if not held[0]:
+            raise LeaseLost("not leading")
+    base = KubeStore(load_config(kubeconfig=cluster.kubeconfig))
+    store = FencedKubeStore(base, fence)
+    try:
+        made = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fenced", "namespace": "default"}}
+        store.create(made)
+        held[0] = False
+        with pytest.raises(LeaseLost):
+            store.create({**made, "metadata": {"name": "fenced-2", "namespace": "default"}})
+        with pytest.raises(LeaseLost):
+            store.delete("ConfigMap", "default", "fenced")
+        assert store.get("ConfigMap", "default", "fenced")["metadata"]["name"] == "fenced"  # reads pass
+        with pytest.raises(Exception, match="not found"):
+            base.get("ConfigMap", "default", "fenced-2")  # nothing was sent
+    finally:
+        store.close()
+        base.close()
 
 
 def test_stale_write_loses_with_409(cluster: Cluster) -> None:

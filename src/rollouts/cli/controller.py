@@ -9,6 +9,7 @@ start and names the process holding it."""
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -137,6 +138,10 @@ def controller(
         fail(str(exc))
     finally:
         store.close()
+        # The interpreter's last collection walks the whole heap (every cached object): 1-2 s on a quiet
+        # machine, 10 s and more on a loaded one, after the Lease was already released. Frozen objects are
+        # skipped by it; the process is about to exit.
+        gc.freeze()
 
 
 def _in_a_pod() -> bool:

@@ -15,7 +15,12 @@ This replaces the controller's full pass over the store every 0.5 s (`Controller
   the safety net for a missed change;
 - with a `LeaderElector`, workers run only while it leads: on a lost lease the queues are shut down at
   once (nothing new is taken), then it campaigns again; on shutdown in-flight keys finish, then the Lease
-  is released so another replica takes over without waiting for it to expire.
+  is released so another replica takes over without waiting for it to expire. Each key asks the elector
+  first (`is_leader` turns false by the clock when renewals stop, even if the loop was too busy to notice);
+- on becoming leader every cached Rollout and AnalysisRun is queued (changes seen while standing by were
+  not), so the new leader picks up each release where the old one left it;
+- shutdown is bounded: in-flight keys get `SHUTDOWN_SECONDS` to finish, the Lease release and the analysis
+  executor's close get theirs, and each phase is logged with its duration.
 
 The controller's methods are synchronous and run on the event loop's thread (the analysis executor
 starts its measurements as tasks of this loop), one key at a time; each key yields to the loop first so
@@ -46,6 +51,9 @@ RESYNC_SECONDS = 900.0
 # client-go's cap, before retrying a rollout).
 BACKOFF_BASE, BACKOFF_CAP = 0.005, 10.0
 HEARTBEAT_SECONDS = 1.0
+# Graceful stop: how long in-flight keys and in-flight measurements may take to finish (a kubelet sends
+# SIGKILL after terminationGracePeriodSeconds, 30 s by default: this leaves room to release the Lease).
+SHUTDOWN_SECONDS = 10.0
 
 Key = tuple[str, str]  # (namespace, name)
 Ref = tuple[str, str, str]  # (kind, namespace, name) of an object a Rollout's spec names
@@ -321,7 +329,14 @@ class Operator:
             queues, self.queues = self.queues, {}
             for queue in queues.values():
                 await queue.shutdown(drain=False)  # queued keys are dropped; in-flight ones finish
-            await workers
+            began = asyncio.get_running_loop().time()
+            try:
+                await asyncio.wait_for(asyncio.shield(workers), SHUTDOWN_SECONDS)
+            except TimeoutError:
+                log.warning("in-flight keys did not finish in %.0fs: cancelled", SHUTDOWN_SECONDS)
+                workers.cancel()
+                await asyncio.gather(workers, return_exceptions=True)
+            log.info("work stopped: in-flight keys finished in %.1fs", asyncio.get_running_loop().time() - began)
             resync.cancel()
             stopped.cancel()
 
@@ -344,6 +359,7 @@ class Operator:
             while not stop.is_set():
                 lost: asyncio.Task[None] | None = None
                 if self.elector is not None:
+                    self.elector.may_acquire.set()  # synced: it may take the Lease now
                     lost = self.elector.start()
                     leading = asyncio.ensure_future(self.elector.leading.wait())
                     stopped = asyncio.ensure_future(stop.wait())
@@ -366,7 +382,10 @@ class Operator:
             heartbeat.cancel()
             if self.elector is not None:
                 await self.elector.stop(release=True)  # workers are done: another replica may start now
-            await self.controller.executor.close()
+            try:
+                await asyncio.wait_for(self.controller.executor.close(), SHUTDOWN_SECONDS)
+            except TimeoutError:
+                log.warning("in-flight measurements did not stop in %.0fs", SHUTDOWN_SECONDS)
 
 
 async def run_operator(controller: Controller, cache: CachedStore, stop: asyncio.Event, *, workers: int = 2,

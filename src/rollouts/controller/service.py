@@ -10,16 +10,22 @@ operator off it (and lets `rollouts doctor` find this one); on another cluster t
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import logging
 import os
 import signal
 import socket
+import sys
+import threading
+import traceback
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx2
 from lightkube import AsyncClient
 
 from rollouts.analysis.executor import AnalysisExecutor, store_secret_lookup
@@ -37,7 +43,7 @@ from rollouts.controller.parsed import ModelCache
 from rollouts.kube.cache import CachedStore, instance_selector
 from rollouts.kube.client import KubeStore
 from rollouts.kube.dns import ClusterResolver, set_resolver
-from rollouts.kube.leader import LeaderElector
+from rollouts.kube.leader import FencedKubeStore, LeaderElector
 from rollouts.kube.traffic import ClusterTrafficSource
 from rollouts.store.lock import HomeLock
 from rollouts.store.protocol import NotFound, ObjectStore
@@ -50,6 +56,11 @@ LIVENESS_SECONDS = 30.0
 LEASE_NAME = "argo-rollouts-controller-lock"
 # Parsed models kept between reconciles: room for every cached object of a large cluster (controller.parsed).
 MODEL_CACHE_LIMIT = 65_536
+# A graceful stop that has not finished this long after SIGTERM/SIGINT is cut short (`_shutdown_watchdog`):
+# in-flight keys and measurements get 10 s each (controller.operator.SHUTDOWN_SECONDS), the release 3 s.
+SHUTDOWN_WATCHDOG_SECONDS = 25.0
+# Per Lease request (lightkube's default is 10 s, the whole renew deadline).
+LEASE_REQUEST_SECONDS = 4.0
 # Something served beside the loop until the stop event is set (the dashboard).
 Companion = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -98,6 +109,42 @@ def register_traffic_plugins(store: KubeStore, lookups: ObjectStore | None = Non
     return source
 
 
+async def _bounded(step: Coroutine[Any, Any, Any], seconds: float) -> None:
+    """Await `step` for at most `seconds`, without cancelling it past that (an HTTP client's close with a
+    request still under way may never finish its cancellation): a stop must not wait on it."""
+    task = asyncio.ensure_future(step)
+    await asyncio.wait({task}, timeout=seconds)
+
+
+def _dump_tasks(loop: asyncio.AbstractEventLoop) -> str:
+    """Every task of `loop` with where it waits, and every thread's stack: what a stuck stop waits on."""
+    out = io.StringIO()
+    for task in list(asyncio.all_tasks(loop)):
+        out.write(f"task {task.get_name()}: {task.get_coro()!r}\n")
+        with contextlib.suppress(Exception):
+            task.print_stack(limit=12, file=out)
+    for ident, frame in sys._current_frames().items():
+        out.write(f"thread {ident}:\n{''.join(traceback.format_stack(frame, limit=12))}")
+    return out.getvalue()
+
+
+def _shutdown_watchdog(loop: asyncio.AbstractEventLoop, seconds: float | None = None) -> None:
+    """Bound a graceful stop: if the process still runs `seconds` after the signal, log what every task waits
+    on and exit (a kubelet would SIGKILL it after its grace period anyway; its Lease then simply expires).
+    A thread, so that a blocked event loop cannot keep it from firing."""
+    limit = SHUTDOWN_WATCHDOG_SECONDS if seconds is None else seconds
+
+    def fire() -> None:
+        log.error("graceful stop still unfinished after %.0fs: exiting now; waiting were:\n%s", limit,
+                  _dump_tasks(loop))
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(limit, fire)
+    timer.daemon = True
+    timer.start()
+
+
 def _metrics_target() -> str:
     return f"controller-{os.getpid()}"
 
@@ -134,9 +181,22 @@ async def run_controller(store: KubeStore, *, home: Path | None = None, promethe
     `stop` (the dashboard); one failing stops the operator."""
     stop = stop or asyncio.Event()
     lock = HomeLock(home).acquire() if home is not None else None
+    elector: LeaderElector | None = None
     try:
         scope = scope or Scope()
-        cache = CachedStore.connect(store, namespace=scope.namespace,
+        acting: KubeStore = store
+        if scope.lease_namespace is not None:
+            lease = LEASE_NAME if not scope.instance_id else f"{LEASE_NAME}-{scope.instance_id}"
+            # Lease requests time out well inside the renew deadline: one slow answer leaves time to retry.
+            client = AsyncClient(config=store.config.to_lightkube(), timeout=httpx2.Timeout(LEASE_REQUEST_SECONDS))
+            elector = LeaderElector(client, scope.lease_namespace, lease, scope.identity)
+            # Watch the Lease from now on, while the caches fill (a slow start must not delay the expiry clock
+            # of a dead leader's record); it is taken only once the operator has synced (`Operator.run`).
+            elector.may_acquire.clear()
+            elector.start()
+            # Every write the controller makes (through the cache) first checks the Lease is still held.
+            acting = FencedKubeStore(store, elector.fence)
+        cache = CachedStore.connect(acting, namespace=scope.namespace,
                                     label_selector=instance_selector(scope.instance_id))
         source = register_traffic_plugins(store, cache)
         if home is not None:
@@ -167,18 +227,22 @@ async def run_controller(store: KubeStore, *, home: Path | None = None, promethe
         controller.observers.append(notifier)
         await notifier.start()
         loop = asyncio.get_running_loop()
+        stopping: list[float] = []
+
+        def on_signal(sig: signal.Signals) -> None:
+            if not stopping:
+                stopping.append(loop.time())
+                log.info("%s: stopping", sig.name)
+                _shutdown_watchdog(loop)
+            stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
         log.info("controller started", extra={"fields": {
             "cluster": store.config.describe(), "home": str(home or ""), "pid": os.getpid(),
             "trafficSource": "cluster" if source is not None else "prometheus",
             "namespace": scope.namespace or "(all)", "instanceID": scope.instance_id or "",
             "leaderElection": scope.lease_namespace is not None}})
-        elector = None
-        if scope.lease_namespace is not None:
-            lease = LEASE_NAME if not scope.instance_id else f"{LEASE_NAME}-{scope.instance_id}"
-            elector = LeaderElector(AsyncClient(config=store.config.to_lightkube()), scope.lease_namespace,
-                                    lease, scope.identity)
 
         def stop_on_failure(done: asyncio.Task[None]) -> None:
             if not done.cancelled() and done.exception() is not None:
@@ -196,7 +260,8 @@ async def run_controller(store: KubeStore, *, home: Path | None = None, promethe
                 task.cancel()
             set_resolver(None)
             if elector is not None:
-                await elector.client.close()
+                await elector.stop(release=True)  # already done by the operator, unless it never ran
+                await _bounded(elector.client.close(), 2.0)
             await cache.stop()
             await cache.client.close()
             await notifier.close()
@@ -204,7 +269,10 @@ async def run_controller(store: KubeStore, *, home: Path | None = None, promethe
                 await _unregister_metrics(store)
             await server.close()
             controller_metrics.activate(None)
-        log.info("controller stopped", extra={"fields": {"cluster": store.config.server}})
+        took = f" ({loop.time() - stopping[0]:.1f}s after the signal)" if stopping else ""
+        log.info("controller stopped%s", took, extra={"fields": {"cluster": store.config.server}})
     finally:
+        if elector is not None and not elector.stopped:
+            await elector.stop(release=True)  # startup failed before the operator ran
         if lock is not None:
             lock.release()
