@@ -16,6 +16,7 @@ releases more often than --target, 2 bad input (file, template, argument, no thr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -51,13 +52,25 @@ def check_line(shape: GateShape, baseline: Baseline, *, gates: int, target: floa
 
 
 class ProxyCounters:
-    """The selected local cluster's traffic API, connected on first use (None when the selected cluster is
-    not a running local one, or does not serve /traffic/v1); never starts a cluster."""
+    """What the baselines read on the local cluster, set up on first use and never starting a cluster: its
+    cluster DNS for Service names in the templates' addresses (`names`), and its traffic API (`source`,
+    None when the selected cluster is not a running local one, or does not serve /traffic/v1)."""
 
-    def __init__(self) -> None:
+    def __init__(self, docs: list[dict[str, Any]], prometheus_address: str | None) -> None:
+        self._docs, self._prometheus_address = docs, prometheus_address
         self._store: KubeStore | None = None
         self._source: ClusterTrafficSource | None = None
         self._tried = False
+        self._close_dns: Callable[[], None] | None = None
+        self._named = False
+
+    def names(self) -> None:
+        """Install the cluster DNS once (as `rollouts analyze` does; it says so when the cluster is down)."""
+        if not self._named:
+            self._named = True
+            from rollouts.cli.analysis import _local_cluster_dns
+
+            self._close_dns = _local_cluster_dns(None, self._docs, self._prometheus_address)
 
     def source(self) -> ClusterTrafficSource | None:
         if not self._tried:
@@ -92,6 +105,8 @@ class ProxyCounters:
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+        if self._close_dns is not None:
+            self._close_dns()
 
 
 @gate_app.command("check")
@@ -118,7 +133,7 @@ def check_command(
 
     Exit 0 all within --target, 1 a gate is flagged, 2 bad input, 3 some traffic could not be read."""
     from rollouts.analysis.gate_shape import prom_duration
-    from rollouts.cli.analysis import _local_cluster_dns, _parse_args
+    from rollouts.cli.analysis import _parse_args
     from rollouts.spec.loader import load_paths
 
     loaded = load_paths(files)
@@ -143,18 +158,13 @@ def check_command(
         typer.echo(f"error: --lookback: {exc}", err=True)
         raise typer.Exit(EXIT_INPUT) from None
     manual = ManualBaseline(error_rate, slow_share, rps)
-    # Reach cluster Service names in the templates' addresses unless the baseline is given whole by hand.
-    by_hand = error_rate is not None and slow_share is not None and rps is not None
-    close_dns = None if by_hand else _local_cluster_dns(None, docs, prometheus_address)
-    counters = ProxyCounters()
+    counters = ProxyCounters(docs, prometheus_address)
     try:
         judged, flagged, unavailable = _check_all(docs, cli_args, manual, prometheus_address, lookback,
                                                   lookback_seconds, gates=gates, target=target,
                                                   canary_weight=canary_weight, counters=counters)
     finally:
         counters.close()
-        if close_dns is not None:
-            close_dns()
     if not judged:
         typer.echo("error: no metric with a fixed threshold on a success rate, error rate or latency quantile",
                    err=True)
@@ -220,6 +230,7 @@ def _baseline(shape: GateShape, manual: ManualBaseline, address: str | None, loo
     elif where is None:
         raise BaselineUnavailable("no Prometheus address (give --prometheus-address, or --error-rate and --rps)")
     else:
+        counters.names()
         try:
             reached = connectable(where, namespace, current_resolver())
         except ResolveError as exc:
