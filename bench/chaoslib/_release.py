@@ -74,6 +74,9 @@ class Release:
     before_events: collections.Counter[tuple[str, str]]
     before_runs: set[str]
     new_hash: str = ""
+    # The revision the last release left as current: an aborted one stays current (Argo keeps it), and must not
+    # be taken for this release's before the operator has seen the new image.
+    previous_hash: str = ""
     ungated: list[str] = field(default_factory=list)  # what the watcher saw pass without its evidence
 
     # -- watching ------------------------------------------------------------------------------------------
@@ -93,7 +96,7 @@ class Release:
 
     def current_hash(self) -> str:
         current = str(self.status().get("currentPodHash") or "")
-        if current and current != self.old_hash:
+        if current and current not in (self.old_hash, self.previous_hash):
             self.new_hash = current
         return self.new_hash
 
@@ -221,8 +224,9 @@ class Bench:
             before_runs = {r["metadata"]["name"] for r in store.list("AnalysisRun", "default")}
         wait_until(lambda: self.cluster.status(rollout).get("phase") in ("Healthy", "Degraded"), 60,
                    f"{rollout} to settle before the next release")
-        release = Release(self, rollout, strategy, kind, image, str(self.cluster.status(rollout).get("stableRS")),
-                          self.event_counts(rollout), before_runs)
+        before = self.cluster.status(rollout)
+        release = Release(self, rollout, strategy, kind, image, str(before.get("stableRS")),
+                          self.event_counts(rollout), before_runs, previous_hash=str(before.get("currentPodHash") or ""))
         stop = threading.Event()
 
         def watch() -> None:
