@@ -15,6 +15,10 @@ started here is stopped at the end; nothing runs longer than `--deadline` second
 
     python bench/ingress_lag.py --samples 30
     python bench/ingress_lag.py --samples 30 --cpu 8 --churn 30
+
+`--from-logs LOG...` reads cluster logs already written (the proxy-load chaos family's
+`home-*/logs/apiserver.log`) instead: for each weight change of a route, the lag from the API's log line for
+the last write to a canary Ingress before it to the proxy's `routes updated` line.
 """
 
 from __future__ import annotations
@@ -146,6 +150,54 @@ def _burners(count: int, seconds: float) -> list[subprocess.Popen[bytes]]:
     return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(count)]
 
 
+_WRITE = re.compile(rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO \S+: (?:create|patch|update) "
+                    rb"ingresses\.networking\.k8s\.io (\S+) -> 2\d\d", re.M)
+_ANY_WEIGHT = re.compile(rb"(\S+) \S+ canary (\S+) weight (\d+)/(\d+)")
+
+
+def figures(values: list[float]) -> str:
+    ordered = sorted(values)
+
+    def quantile(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return f"p50 {quantile(0.5):.3f} s  p90 {quantile(0.9):.3f} s  max {ordered[-1]:.3f} s"
+
+
+def lags_from_log(text: bytes) -> list[float]:
+    """Seconds from each canary Ingress write to the table swap that changed a route's weight. The API logs a
+    write once it has answered, so the swap can come first: then the write logged next (before any other swap)
+    is the one it applied, and the lag is negative."""
+    events: list[tuple[int, str, bytes]] = [(m.start(), "write", m[1]) for m in _WRITE.finditer(text)]
+    events += [(m.start(), "swap", m[0]) for m in _LINE.finditer(text)]
+    events.sort()
+    lags: list[float] = []
+    weights: dict[bytes, bytes] = {}
+    written: float | None = None  # the last write logged since the previous swap
+    awaiting: float | None = None  # a weight-changing swap logged before any write since the previous swap
+    for _, what, line in events:
+        if what == "write":
+            if awaiting is not None:
+                lags.append(awaiting - _stamp(line))
+                awaiting = None
+            else:
+                written = _stamp(line)
+            continue
+        match = _LINE.match(line)
+        assert match is not None
+        now = {m[1]: m[3] + b"/" + m[4] for m in _ANY_WEIGHT.finditer(match[2])}
+        changed = any(weights.get(route, weight) != weight for route, weight in now.items())
+        weights.update(now)
+        awaiting = None
+        if changed:
+            if written is not None:
+                lags.append(_stamp(match[1]) - written)
+            else:
+                awaiting = _stamp(match[1])
+        written = None
+    return lags
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=20)
@@ -153,7 +205,15 @@ def main() -> None:
     parser.add_argument("--churn", type=int, default=0, help="scale a third ReplicaSet 0 <-> N pods every second")
     parser.add_argument("--deadline", type=float, default=600.0, help="stop everything after this many seconds")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--from-logs", nargs="+", type=Path, metavar="LOG", help="judge these cluster logs")
     args = parser.parse_args()
+    if args.from_logs:
+        found = [lag for log in args.from_logs for lag in lags_from_log(log.read_bytes())]
+        if not found:
+            raise SystemExit("no weight change found in those logs")
+        print(f"ingress weight lag, {len(found)} weight changes in {len(args.from_logs)} logs")
+        print(f"  from the API's log line for the write to the proxy's table swap: {figures(found)}")
+        return
     rand = random.Random(args.seed)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ingress-lag-") as tmp:
@@ -240,14 +300,6 @@ def main() -> None:
             cluster.close()
     if not lags:
         raise SystemExit("no sample taken")
-
-    def figures(values: list[float]) -> str:
-        ordered = sorted(values)
-
-        def quantile(q: float) -> float:
-            return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-        return f"p50 {quantile(0.5):.3f} s  p90 {quantile(0.9):.3f} s  max {ordered[-1]:.3f} s"
 
     print(f"ingress weight lag, {len(lags)} samples, cpu burners {args.cpu}, churn {args.churn} pods, "
           f"load {os.getloadavg()[0]:.1f}")

@@ -1,6 +1,8 @@
 """Ingress changes reach the local cluster's proxy through their own feed: a canary-weight change is routed by
 while the runtime's sync pass is still busy with pods; the feed re-reads after a failed apply and applies an
-unchanged list only once; closing the host ends the feed's thread."""
+unchanged list only once; closing the host ends the feed's thread. Because a weight no longer waits for the
+pass, a pod is in its Service's endpoints before the store says it is Ready (what the operator raises the
+weight on)."""
 
 from __future__ import annotations
 
@@ -38,6 +40,23 @@ class BusyPassStore(SQLiteStore):
             self.in_pass.set()
             time.sleep(PASS_SECONDS)
         return found
+
+
+class SlowAfterReadyStore(SQLiteStore):
+    """Holds the sync pass for a while right after it writes a Pod's Ready status (before the pass reaches the
+    Services), as a pass with many pods to write does on a loaded machine."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.ready_written = threading.Event()
+
+    def patch(self, kind: str, namespace: str, name: str, body: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        written = super().patch(kind, namespace, name, body, *args, **kwargs)
+        conditions = ((body.get("status") or {}).get("conditions") or []) if kind == "Pod" else []
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+            self.ready_written.set()
+            time.sleep(PASS_SECONDS / 2)
+        return written
 
 
 def _until(what: str, check: Callable[[], Any], seconds: float) -> Any:
@@ -133,3 +152,25 @@ def test_ingress_feed_applies_each_list_once_and_retries_a_failed_apply(tmp_path
     finally:
         feed.stop()
     assert not feed.running
+
+
+def test_a_pod_is_in_its_services_endpoints_before_the_store_says_it_is_ready(tmp_path: Path) -> None:
+    store = SlowAfterReadyStore(database_path(tmp_path))
+    host = RuntimeHost(store, tmp_path, RuntimeOptions(prometheus=False, probe_period=0.1))
+    host.start()
+    try:
+        store.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "many", "namespace": "default"},
+                      "spec": {"selector": {"app": "many"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+        runtime = host.runtime
+        assert runtime is not None
+        _until("the Service's listener", lambda: "default/many" in runtime.balancer.ports, 20)
+        demo = _sleepers("many", 1)
+        demo["spec"]["template"]["spec"]["containers"] = [{"name": "c", "image": "rollouts-demo:blue"}]
+        store.create(demo)
+        assert store.ready_written.wait(30), "the pod never became Ready"
+        # The pass is held right after the Ready write: only the readiness change itself can have told the
+        # Service's listener.
+        endpoints = runtime.balancer.endpoints("default/many")
+        assert [e.pod for e in endpoints] == [p["metadata"]["name"] for p in store.list("Pod")]
+    finally:
+        host.close()

@@ -72,8 +72,30 @@ class LocalRuntime:
         self._cluster_warned: dict[str, str] = {}  # Service key -> the listen problem last reported
 
     def _pod_changed(self, state: PodState) -> None:
+        # The Services' listeners learn a pod's readiness the moment it changes, before any pass writes it to
+        # the store: the operator acts on the stored Ready (it raises the canary's weight), and with the
+        # ingress feed that weight reaches the proxy at once, so the canary Service must already send to it.
+        try:
+            self._refresh_endpoints(state.namespace)
+        except Exception:  # the next pass sets them anyway
+            log.exception("pod %s: updating its Services' endpoints failed", state.name)
         if self._on_change is not None:
             self._on_change()
+
+    def _ready_endpoints(self, svc: dict[str, Any]) -> list[Endpoint]:
+        """The Service's endpoints from the pods' readiness as it is now."""
+        namespace = svc["metadata"]["namespace"]
+        selector = (svc.get("spec") or {}).get("selector") or {}
+        if not selector:
+            return []
+        return [_endpoint(svc, p) for p in self.supervisor.pods(namespace, selector) if p.ready and not p.terminating]
+
+    def _refresh_endpoints(self, namespace: str) -> None:
+        for svc in self.lists.list("Service"):
+            meta = svc["metadata"]
+            key = f"{meta['namespace']}/{meta['name']}"
+            if meta["namespace"] == namespace and key in self.balancer.ports:
+                self.balancer.set_endpoints(key, self._ready_endpoints(svc))
 
     def _annotate_port(self, kind: str, key: str, port: int) -> None:
         namespace, _, name = key.partition("/")
@@ -124,7 +146,6 @@ class LocalRuntime:
     async def _sync_services(self) -> None:
         services = self.lists.list("Service")
         wanted = set()
-        ready = [p for p in self.supervisor.pods() if p.ready and not p.terminating]
         for svc in services:
             meta = svc["metadata"]
             key = f"{meta['namespace']}/{meta['name']}"
@@ -135,13 +156,9 @@ class LocalRuntime:
                 log.warning("Service %s: cannot listen: %s", key, exc)
                 continue
             await self._sync_cluster_ip(svc, key)
-            selector = (svc.get("spec") or {}).get("selector") or {}
-            endpoints = [
-                _endpoint(svc, p) for p in ready
-                if p.namespace == meta["namespace"] and selector
-                and all(p.labels.get(k) == v for k, v in selector.items())
-            ]
-            self.balancer.set_endpoints(key, endpoints)
+            # Readiness read now, after the awaits above: a snapshot from before them could undo what
+            # `_pod_changed` set meanwhile.
+            self.balancer.set_endpoints(key, self._ready_endpoints(svc))
             role = _blue_green_role(svc)
             if role:
                 self.balancer.set_traffic_identity(key, TrafficIdentity(namespace=meta["namespace"],
