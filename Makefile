@@ -19,6 +19,7 @@ demo: setup-demo
 lint-code:
 	ruff check src tests bench
 	mypy
+	lint-imports
 
 test: setup-test lint-code
 	# Two workers: the suite is mostly waiting on real processes, and two cores keep it under 15 minutes.

@@ -30,6 +30,7 @@ from rollouts.cluster.apiserver.server import start_background, stop_background
 from rollouts.cluster.apiserver.tls import CERT_FILE
 from rollouts.cluster.prometheus_pod import argv
 from rollouts.cluster.runtime_options import RuntimeOptions
+from rollouts.store import metrics_endpoints
 
 REPO = Path(__file__).resolve().parents[2]
 HAVE_PROMETHEUS = prometheus.find_binary() is not None
@@ -165,23 +166,23 @@ def test_controller_metrics_endpoints_keep_live_operators_and_drop_stopped_ones(
 
     store = SQLiteStore(tmp_path / "store.db")
     first, second = socket.create_server(("127.0.0.1", 0)), socket.create_server(("127.0.0.1", 0))
-    ep = prometheus.CONTROLLER_METRICS
+    ep = metrics_endpoints.CONTROLLER_METRICS
 
     def listed() -> list[tuple[str, int]]:
         obj = store.get("Endpoints", ep.namespace, ep.service)
         return [(s["addresses"][0]["targetRef"]["name"], s["ports"][0]["port"]) for s in obj["subsets"]]
 
     try:
-        prometheus.register_metrics(store, ep, "127.0.0.1", first.getsockname()[1], "controller-1")
-        prometheus.register_metrics(store, ep, "127.0.0.1", second.getsockname()[1], "controller-2")
+        metrics_endpoints.register_metrics(store, ep, "127.0.0.1", first.getsockname()[1], "controller-1")
+        metrics_endpoints.register_metrics(store, ep, "127.0.0.1", second.getsockname()[1], "controller-2")
         assert listed() == [("controller-1", first.getsockname()[1]), ("controller-2", second.getsockname()[1])]
         service = store.get("Service", ep.namespace, ep.service)
         assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "metrics"
         assert [p["name"] for p in service["spec"]["ports"]] == ["metrics"]
         first.close()  # controller-1 was killed: the next registration drops its address
-        prometheus.register_metrics(store, ep, "127.0.0.1", second.getsockname()[1], "controller-2")
+        metrics_endpoints.register_metrics(store, ep, "127.0.0.1", second.getsockname()[1], "controller-2")
         assert listed() == [("controller-2", second.getsockname()[1])]
-        prometheus.unregister_metrics(store, ep, "controller-2")
+        metrics_endpoints.unregister_metrics(store, ep, "controller-2")
         assert listed() == []
     finally:
         first.close()

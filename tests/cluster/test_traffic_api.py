@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from rollouts.runtime.local.traffic import TrafficStats
-from rollouts.runtime.local.traffic_json import (
+from rollouts.traffic_window import (
     bucket_of_upper_bound,
     bucket_upper_bound,
     window_from_json,

@@ -12,6 +12,7 @@ import pytest
 
 from rollouts.analysis.providers import JobMetricProvider
 from rollouts.analysis.providers.job import DEADLINE_MESSAGE, job_name
+from rollouts.runtime.local.job_metric import local_job_provider
 from tests.providers.conftest import (
     async_wait_until,
     make_ctx,
@@ -33,7 +34,7 @@ def job_metric(argv: list[str], **options: Any) -> Any:
 
 
 def measure(m: Any, provider: JobMetricProvider | None = None, **ctx: Any) -> Any:
-    return run((provider or JobMetricProvider()).measure(m, make_ctx(**ctx)))
+    return run((provider or local_job_provider()).measure(m, make_ctx(**ctx)))
 
 
 def test_exit_zero_is_successful() -> None:
@@ -93,7 +94,7 @@ def test_backoff_limit_retries_until_success(tmp_path: Path) -> None:
     attempts = tmp_path / "attempts"
     script = (f"import sys; f = open({str(attempts)!r}, 'a+'); f.write('x'); f.seek(0); "
               "sys.exit(0 if len(f.read()) >= 3 else 1)")
-    provider = JobMetricProvider(retry_delay_seconds=0.01)
+    provider = local_job_provider(retry_delay_seconds=0.01)
     outcome = measure(job_metric([PY, "-c", script], backoffLimit=2), provider)
     assert outcome.phase == "Successful"
     assert attempts.read_text() == "xxx"
@@ -102,7 +103,7 @@ def test_backoff_limit_retries_until_success(tmp_path: Path) -> None:
 def test_backoff_limit_exhausted_fails(tmp_path: Path) -> None:
     attempts = tmp_path / "attempts"
     script = f"import sys; open({str(attempts)!r}, 'a').write('x'); sys.exit(2)"
-    provider = JobMetricProvider(retry_delay_seconds=0.01)
+    provider = local_job_provider(retry_delay_seconds=0.01)
     outcome = measure(job_metric([PY, "-c", script], backoffLimit=1), provider)
     assert outcome.phase == "Failed" and "exit code 2" in outcome.metadata["message"]
     assert attempts.read_text() == "xx"
@@ -120,7 +121,7 @@ def test_cancellation_kills_the_process_group_and_propagates(tmp_path: Path) -> 
     )
 
     async def scenario() -> list[int]:
-        task = asyncio.create_task(JobMetricProvider(stop_grace_seconds=2).measure(
+        task = asyncio.create_task(local_job_provider(stop_grace_seconds=2).measure(
             job_metric([PY, "-c", script]), make_ctx()))
         assert await async_wait_until(pids.exists)
         running = [int(p) for p in pids.read_text().split()]

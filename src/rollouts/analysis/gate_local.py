@@ -22,8 +22,8 @@ from rollouts.analysis.gate_shape import GateShape, TrafficMetric
 from rollouts.runtime.local.traffic import (
     DEFAULT_COARSE_HORIZON_SECONDS,
     DEFAULT_HORIZON_SECONDS,
-    WindowStats,
 )
+from rollouts.traffic_window import WindowStats
 
 STABLE_VERSIONS = ("stable", "active")
 # TrafficStats' latency buckets: bucket i holds [1e-5 * 1.02**i, 1e-5 * 1.02**(i+1)) seconds; a bucket

@@ -325,9 +325,10 @@ async def _drive(run: AnalysisRun, output: str, prometheus_address: str | None) 
 
     from rollouts.analysis.executor import AnalysisExecutor
     from rollouts.controller.clock import SystemClock
+    from rollouts.runtime.local.job_metric import local_job_provider
 
     clock = SystemClock()
-    executor = AnalysisExecutor(prometheus_address=prometheus_address)
+    executor = AnalysisExecutor(prometheus_address=prometheus_address, providers={"job": local_job_provider()})
     shown: dict[str, int] = {}
     try:
         while True:

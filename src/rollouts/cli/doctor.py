@@ -258,9 +258,10 @@ async def _measure(run: AnalysisRun, prometheus_address: str | None) -> Analysis
 
     from rollouts.analysis.executor import AnalysisExecutor
     from rollouts.controller.clock import SystemClock
+    from rollouts.runtime.local.job_metric import local_job_provider
 
     clock = SystemClock()
-    executor = AnalysisExecutor(prometheus_address=prometheus_address)
+    executor = AnalysisExecutor(prometheus_address=prometheus_address, providers={"job": local_job_provider()})
     deadline = asyncio.get_running_loop().time() + GATE_TIMEOUT
     try:
         while True:

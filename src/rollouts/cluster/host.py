@@ -24,6 +24,7 @@ from rollouts.cluster import prometheus
 from rollouts.cluster.runtime_options import RuntimeOptions
 from rollouts.runtime.local.runtime import LocalRuntime
 from rollouts.runtime.local.traffic import TrafficStats
+from rollouts.store.metrics_endpoints import register_metrics
 from rollouts.store.protocol import Expired, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,7 @@ class RuntimeHost:
         try:
             metrics = runtime.proxy.metrics_address if runtime is not None else None
             if metrics is not None:
-                prometheus.register_metrics(self.store, prometheus.INGRESS_METRICS, metrics[0], metrics[1],
-                                            "ingress-proxy")
+                register_metrics(self.store, prometheus.INGRESS_METRICS, metrics[0], metrics[1], "ingress-proxy")
             binary = prometheus.find_binary() if self.options.prometheus else None
             if binary is None:
                 if self.options.prometheus:

@@ -29,7 +29,6 @@ import json
 import logging
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,13 @@ import yaml
 from rollouts.cluster.apiserver.kubeconfig import TOKEN_FILE
 from rollouts.cluster.apiserver.prometheus_sd import PATH as SD_PATH
 from rollouts.cluster.apiserver.tls import CERT_FILE
-from rollouts.store.protocol import AlreadyExists, NotFound, ObjectStore
+from rollouts.store.metrics_endpoints import (
+    CONTROLLER_METRICS_SERVICE,
+    MetricsEndpoint,
+    ensure_namespace,
+    ensure_service,
+)
+from rollouts.store.protocol import NotFound, ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +60,6 @@ DEFAULT_SCRAPE_INTERVAL = "2s"
 # The ingress proxy's metrics, where ingress-nginx's Helm chart puts its controller's.
 INGRESS_NAMESPACE = "ingress-nginx"
 INGRESS_METRICS_SERVICE = "ingress-nginx-controller-metrics"
-# The operator's metrics Service, as deploy/kubernetes/base/controller/service.yaml (kustomize namespace rollouts).
-CONTROLLER_NAMESPACE = "rollouts"
-CONTROLLER_METRICS_SERVICE = "rollouts-metrics"
-CONTROLLER_METRICS_LABELS = {"app.kubernetes.io/name": "rollouts", "app.kubernetes.io/part-of": "rollouts",
-                             "app.kubernetes.io/component": "metrics"}
 
 
 def find_binary() -> str | None:
@@ -207,46 +207,6 @@ def service() -> dict[str, Any]:
     }
 
 
-def _ensure_namespace(store: ObjectStore, name: str) -> None:
-    try:
-        store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    except AlreadyExists:
-        pass
-
-
-def _labels_match(current: dict[str, Any], labels: dict[str, str]) -> bool:
-    return all((current["metadata"].get("labels") or {}).get(k) == v for k, v in labels.items())
-
-
-def _ensure_service(store: ObjectStore, obj: dict[str, Any]) -> None:
-    """Create the Service, or set the selector, ports and labels it must have (what the cluster filled in,
-    such as a cluster IP, stays)."""
-    meta = obj["metadata"]
-    try:
-        current = store.get("Service", meta["namespace"], meta["name"])
-    except NotFound:
-        store.create({**obj, "spec": {k: v for k, v in obj["spec"].items() if v is not None}})
-        return
-    spec = current.get("spec") or {}
-    wanted = {k: obj["spec"].get(k) for k in ("selector", "ports")}
-    if all(spec.get(k) == v for k, v in wanted.items()) and _labels_match(current, meta["labels"]):
-        return
-    store.patch("Service", meta["namespace"], meta["name"], {"metadata": {"labels": meta["labels"]}, "spec": wanted})
-
-
-def _ensure_endpoints(store: ObjectStore, obj: dict[str, Any]) -> None:
-    meta = obj["metadata"]
-    try:
-        current = store.get("Endpoints", meta["namespace"], meta["name"])
-    except NotFound:
-        store.create(obj)
-        return
-    if current.get("subsets") == obj["subsets"] and _labels_match(current, meta["labels"]):
-        return
-    store.patch("Endpoints", meta["namespace"], meta["name"],
-                {"metadata": {"labels": meta["labels"]}, "subsets": obj["subsets"]})
-
-
 def _same_template(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return json.dumps(current, sort_keys=True) == json.dumps(wanted, sort_keys=True)
 
@@ -285,7 +245,7 @@ def install(store: ObjectStore, home: Path, api_url: str, binary: str,
     except OSError:
         before = ""
     config_path, digest = write_files(home, api_url, scrape_interval)
-    _ensure_namespace(store, NAMESPACE)
+    ensure_namespace(store, NAMESPACE)
     wanted = replica_set(home, binary, config_path)
     try:
         current = store.get("ReplicaSet", NAMESPACE, NAME)
@@ -302,7 +262,7 @@ def install(store: ObjectStore, home: Path, api_url: str, binary: str,
                     pass
         elif digest != before:
             _reload(store)
-    _ensure_service(store, service())
+    ensure_service(store, service())
     log.info("prometheus: %s (config %s, digest %s)", binary, config_path, digest)
 
 
@@ -321,68 +281,6 @@ def uninstall(store: ObjectStore) -> bool:
     return removed
 
 
-@dataclass(frozen=True)
-class MetricsEndpoint:
-    """A metrics listener registered as a selector-less Service with hand-kept Endpoints (as Kubernetes
-    Services for things outside the cluster are)."""
-
-    namespace: str
-    service: str
-    labels: dict[str, str]
-    port: int  # the Service's port (what a ServiceMonitor would name)
-
-
 INGRESS_METRICS = MetricsEndpoint(INGRESS_NAMESPACE, INGRESS_METRICS_SERVICE,
                                   {"app.kubernetes.io/name": "ingress-nginx",
                                    "app.kubernetes.io/component": "controller", **MANAGED_BY}, 10254)
-CONTROLLER_METRICS = MetricsEndpoint(CONTROLLER_NAMESPACE, CONTROLLER_METRICS_SERVICE,
-                                     dict(CONTROLLER_METRICS_LABELS), 8090)
-
-
-def _listening(subset: dict[str, Any]) -> bool:
-    """Whether a registered metrics listener still accepts connections (its process may have been killed)."""
-    import socket
-
-    addresses, ports = subset.get("addresses") or [], subset.get("ports") or []
-    if not addresses or not ports:
-        return False
-    try:
-        with socket.create_connection((str(addresses[0].get("ip")), int(ports[0].get("port"))), timeout=0.5):
-            return True
-    except (OSError, ValueError):
-        return False
-
-
-def _subset_of(subset: dict[str, Any]) -> str:
-    return str(((subset.get("addresses") or [{}])[0].get("targetRef") or {}).get("name") or "")
-
-
-def register_metrics(store: ObjectStore, endpoint: MetricsEndpoint, host: str, port: int, target: str) -> None:
-    """Make `endpoint`'s Service exist and its Endpoints list host:port as the address of `target` (its
-    targetRef name: several operators each have theirs). Addresses of other targets stay while their
-    listener still answers; those of killed processes go."""
-    _ensure_namespace(store, endpoint.namespace)
-    meta = {"name": endpoint.service, "namespace": endpoint.namespace, "labels": endpoint.labels}
-    _ensure_service(store, {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-                            "spec": {"selector": None,
-                                     "ports": [{"name": "metrics", "port": endpoint.port, "protocol": "TCP"}]}})
-    try:
-        current = store.get("Endpoints", endpoint.namespace, endpoint.service).get("subsets") or []
-    except NotFound:
-        current = []
-    others = [s for s in current if _subset_of(s) not in ("", target) and _listening(s)]
-    mine = {"addresses": [{"ip": host, "targetRef": {"kind": "Process", "name": target}}],
-            "ports": [{"name": "metrics", "port": port, "protocol": "TCP"}]}
-    subsets = sorted([*others, mine], key=_subset_of)
-    _ensure_endpoints(store, {"apiVersion": "v1", "kind": "Endpoints", "metadata": dict(meta), "subsets": subsets})
-
-
-def unregister_metrics(store: ObjectStore, endpoint: MetricsEndpoint, target: str) -> None:
-    """Take `target`'s address out of `endpoint`'s Endpoints (a process stopping cleanly)."""
-    try:
-        obj = store.get("Endpoints", endpoint.namespace, endpoint.service)
-    except NotFound:
-        return
-    kept = [s for s in obj.get("subsets") or [] if _subset_of(s) != target]
-    if kept != (obj.get("subsets") or []):
-        store.patch("Endpoints", endpoint.namespace, endpoint.service, {"subsets": kept})

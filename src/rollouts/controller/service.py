@@ -152,7 +152,7 @@ def _metrics_target() -> str:
 async def _register_metrics(store: KubeStore, host: str, port: int) -> None:
     """On a local cluster, the Service rollouts/rollouts-metrics (as deploy/kubernetes installs it) with
     Endpoints at this operator's /metrics, so the cluster's Prometheus discovers it through the API."""
-    from rollouts.cluster.prometheus import CONTROLLER_METRICS, register_metrics
+    from rollouts.store.metrics_endpoints import CONTROLLER_METRICS, register_metrics
 
     address = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host.strip("[]")
     try:
@@ -162,7 +162,7 @@ async def _register_metrics(store: KubeStore, host: str, port: int) -> None:
 
 
 async def _unregister_metrics(store: KubeStore) -> None:
-    from rollouts.cluster.prometheus import CONTROLLER_METRICS, unregister_metrics
+    from rollouts.store.metrics_endpoints import CONTROLLER_METRICS, unregister_metrics
 
     try:
         await asyncio.to_thread(unregister_metrics, store, CONTROLLER_METRICS, _metrics_target())

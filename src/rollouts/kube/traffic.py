@@ -20,9 +20,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rollouts.kube.client import ApiError, KubeStore
-from rollouts.runtime.local.traffic import WindowStats
-from rollouts.runtime.local.traffic_json import window_from_json
 from rollouts.store.protocol import NotFound
+from rollouts.traffic_window import WindowStats, window_from_json
 
 PREFIX = "/traffic/v1"
 

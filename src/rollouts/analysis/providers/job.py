@@ -4,14 +4,16 @@ With a store (the operator passes its `KubeStore`), the provider creates the Job
 (name `<run>.<metric>.<n>`, the metric's `provider.job.metadata` labels and annotations plus Argo's
 `analysisrun.argoproj.io/*` keys, owned by the AnalysisRun), waits for its Complete or Failed condition, and
 reports Successful or Failed with the condition's message. The cluster runs it: the local cluster's Job
-controller (rollouts.runtime.local.jobs), or a real cluster's. An operator restarted while a Job runs asks
+controller, or a real cluster's. An operator restarted while a Job runs asks
 for the same measurement under the same name, finds the Job it created and waits for it instead of creating
 a second one. A cancelled measurement (terminated run, operator shutdown) deletes the Job (propagation
 Background), which stops its pod. Jobs of finished measurements stay for `kubectl logs` / `describe`, the
 last ten of each run (Argo's measurement history limit); deleting the run deletes them all.
 
 Without a store (`rollouts analyze --once`, offline, no cluster), the same Job object runs here through the
-local cluster's own planner and attempt loop (`run_job_locally`): same limits, retries and messages.
+`run_here` runner the command passes (the local cluster's own planner and attempt loop, see
+rollouts.runtime.local.job_metric): same limits, retries and messages. This module does not import the
+local cluster, so the operator, which always has a store, never reaches it.
 """
 
 from __future__ import annotations
@@ -19,26 +21,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rollouts.analysis.outcome import MeasurementOutcome
 from rollouts.analysis.providers.base import MeasureContext
-from rollouts.runtime.local.images import ImageResolver
-from rollouts.runtime.local.jobs import (
-    DEADLINE_MESSAGE,
-    MARKER_ENV,
-    UNRUNNABLE_REASONS,
-    run_job_locally,
-    terminal_condition,
-)
 from rollouts.spec.analysis import Metric
+from rollouts.spec.job_status import DEADLINE_MESSAGE, UNRUNNABLE_REASONS, terminal_condition
 from rollouts.store.protocol import AlreadyExists, JSONObject, NotFound, ObjectStore, StoreError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEADLINE_MESSAGE", "MARKER_ENV", "JobMetricProvider", "job_manifest", "job_name", "job_outcome"]
+__all__ = ["DEADLINE_MESSAGE", "JobMetricProvider", "LocalJobRunner", "job_manifest", "job_name", "job_outcome"]
 
 JOB_NAME_KEY = "job-name"
 MESSAGE_KEY = "message"
@@ -52,20 +47,27 @@ HISTORY_LIMIT = 10
 MAX_STORE_FAILURES = 20
 
 
+class LocalJobRunner(Protocol):
+    """Runs a Job object here, without any store, to its end; returns its final status."""
+
+    def __call__(self, job: JSONObject, folder: Path, *, base_env: Mapping[str, str], retry_delay: float,
+                 default_grace: float) -> Awaitable[JSONObject]: ...
+
+
 class JobMetricProvider:
-    """Measures a metric by running a Job: on the cluster behind `store`, or here without one."""
+    """Measures a metric by running a Job: on the cluster behind `store`, or here with `run_here`."""
 
     type_label = "Job"
 
     def __init__(self, store: ObjectStore | None = None, *, poll_seconds: float = 0.25,
                  retry_delay_seconds: float = 10.0, stop_grace_seconds: float = 5.0,
-                 images: Path | None = None) -> None:
+                 run_here: LocalJobRunner | None = None) -> None:
         self._store = store
         self._poll = poll_seconds
         # Only for Jobs run here (no store): the cluster's Job controller has its own settings.
         self._retry_delay = retry_delay_seconds
         self._grace = stop_grace_seconds
-        self._images = images
+        self._run_here = run_here
 
     async def measure(self, metric: Metric, ctx: MeasureContext) -> MeasurementOutcome:
         name = job_name(ctx.run_name, metric.name, ctx.measurement_index)
@@ -121,11 +123,13 @@ class JobMetricProvider:
     # --- here, without a cluster ----------------------------------------------------------------------
 
     async def _measure_here(self, metric: Metric, ctx: MeasureContext, name: str) -> MeasurementOutcome:
+        if self._run_here is None:
+            return _error(ctx, f"job {name}: no cluster to run it on (job metrics run as batch/v1 Jobs: measure "
+                               "them under the operator, or with `rollouts analyze`)", {JOB_NAME_KEY: name})
         manifest = job_manifest(metric, ctx, name, "")
         with tempfile.TemporaryDirectory(prefix="rollouts-job-") as scratch:
-            status = await run_job_locally(manifest, Path(scratch), images=ImageResolver(self._images),
-                                           base_env=ctx.environment(), retry_delay=self._retry_delay,
-                                           default_grace=self._grace)
+            status = await self._run_here(manifest, Path(scratch), base_env=ctx.environment(),
+                                          retry_delay=self._retry_delay, default_grace=self._grace)
         return job_outcome(name, status, ctx)
 
 

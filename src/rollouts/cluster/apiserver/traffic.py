@@ -21,7 +21,7 @@ from aiohttp import web
 
 from rollouts.cluster.apiserver.errors import ApiError, bad_request, method_not_allowed
 from rollouts.runtime.local.traffic import TrafficStats
-from rollouts.runtime.local.traffic_json import window_to_json
+from rollouts.traffic_window import window_to_json
 
 PREFIX = "/traffic/v1/namespaces/{namespace}/services/{service}"
 

@@ -51,6 +51,16 @@ from pydantic import ValidationError
 
 from rollouts.runtime.local.images import ImageMapError, ImageNotResolvable, ImageResolver
 from rollouts.runtime.local.supervisor import INHERITED_ENV, INHERITED_PREFIXES
+from rollouts.spec.job_status import (
+    BACKOFF_MESSAGE,
+    BACKOFF_REASON,
+    DEADLINE_MESSAGE,
+    DEADLINE_REASON,
+    IMAGE_REASON,
+    INVALID_REASON,
+    START_REASON,
+    terminal_condition,
+)
 from rollouts.spec.pod import Container, JobSpec
 from rollouts.store.protocol import Conflict, Expired, JSONObject, NotFound, ObjectStore
 
@@ -70,16 +80,6 @@ ADOPTED_POLL_SECONDS = 0.2
 # The controller lists Jobs again at least this often, also when no change arrives.
 RESYNC_SECONDS = 2.0
 
-DEADLINE_REASON = "DeadlineExceeded"
-DEADLINE_MESSAGE = "Job was active longer than specified deadline"
-BACKOFF_REASON = "BackoffLimitExceeded"
-BACKOFF_MESSAGE = "Job has reached the specified backoff limit"
-# A Job this host cannot run at all (Kubernetes would keep its pod pending): failed at once, with a message
-# saying what to change. Providers report these as errors of the measurement, not as failed checks.
-INVALID_REASON = "InvalidJobSpec"
-IMAGE_REASON = "ImageNotResolvable"
-START_REASON = "StartError"
-UNRUNNABLE_REASONS = frozenset({INVALID_REASON, IMAGE_REASON, START_REASON})
 
 JOB_NAME_LABEL = "job-name"
 CONTROLLER_UID_LABEL = "controller-uid"
@@ -89,7 +89,7 @@ LOG_ANNOTATION = "rollouts.io/log"
 # Job pods keep their own pid keys: they are not the ReplicaSet pods the pod supervisor re-adopts.
 PID_ANNOTATION = "rollouts.io/job-pid"
 PID_START_ANNOTATION = "rollouts.io/job-pid-start"
-MARKER_ENV = "ROLLOUTS_JOB"
+MARKER_ENV = "ROLLOUTS_JOB"  # in every attempt's environment: the name of its Job's folder
 JOB_POD_IP = "127.0.0.1"  # a Job's attempts have no address of their own: the host's loopback
 STATE_FILE = "job.json"
 STATE_DIR = "jobs"
@@ -495,14 +495,6 @@ def _exit_code(exit_path: Path) -> int:
     if "error" in status:
         raise OSError(int(status.get("errno") or 0), str(status["error"]))
     return int(status["code"])
-
-
-def terminal_condition(job: Mapping[str, Any]) -> JSONObject | None:
-    """The Job's Complete or Failed condition with status True, if it has one."""
-    for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
-            return dict(condition)
-    return None
 
 
 async def run_job_locally(job: Mapping[str, Any], folder: Path, *, images: ImageResolver | None = None,

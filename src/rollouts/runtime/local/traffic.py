@@ -25,14 +25,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from rollouts.traffic_window import WindowStats, bucket_of
+
 DEFAULT_HORIZON_SECONDS = 35 * 60
 DEFAULT_COARSE_HORIZON_SECONDS = 24 * 3600
 
-# Latency buckets: bucket i holds [MIN * GROWTH**i, MIN * GROWTH**(i+1)); values below MIN land in bucket 0.
-_MIN_LATENCY = 1e-5
-_GROWTH = 1.02
-_LOG_GROWTH = math.log(_GROWTH)
-_MAX_BUCKET = int(math.log(3600 / _MIN_LATENCY) / _LOG_GROWTH)
 
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
 
@@ -44,17 +41,6 @@ _SeriesKey = tuple[str, str, str, str | None]
 
 def _status_class(status: int) -> int:
     return status // 100 - 1 if 100 <= status < 600 else 5
-
-
-def _bucket_of(seconds: float) -> int:
-    if seconds <= _MIN_LATENCY:
-        return 0
-    return min(int(math.log(seconds / _MIN_LATENCY) / _LOG_GROWTH), _MAX_BUCKET)
-
-
-def _bucket_value(index: int) -> float:
-    # Geometric middle of the bucket: the relative error is at most half the bucket width.
-    return _MIN_LATENCY * _GROWTH ** (index + 0.5)
 
 
 @dataclass
@@ -81,52 +67,6 @@ class _Series:
     first_seen: float | None = None
     total_requests: int = 0
     total_errors: int = 0
-
-
-@dataclass(frozen=True)
-class WindowStats:
-    """Requests served in a time window. Rates and quantiles are None when there were no requests."""
-
-    start: float
-    end: float
-    requests: int = 0
-    errors: int = 0
-    by_class: dict[str, int] = field(default_factory=dict)
-    latency_counts: tuple[tuple[int, int], ...] = ()
-    complete: bool = True
-
-    @property
-    def success_rate(self) -> float | None:
-        return None if self.requests == 0 else (self.requests - self.errors) / self.requests
-
-    @property
-    def error_rate(self) -> float | None:
-        return None if self.requests == 0 else self.errors / self.requests
-
-    @property
-    def p50(self) -> float | None:
-        return self.quantile(0.50)
-
-    @property
-    def p95(self) -> float | None:
-        return self.quantile(0.95)
-
-    @property
-    def p99(self) -> float | None:
-        return self.quantile(0.99)
-
-    def quantile(self, q: float) -> float | None:
-        """The q-quantile of latency in seconds (nearest rank), None without latency samples."""
-        total = sum(count for _, count in self.latency_counts)
-        if total == 0:
-            return None
-        rank = max(1, math.ceil(min(max(q, 0.0), 1.0) * total))
-        seen = 0
-        for index, count in self.latency_counts:
-            seen += count
-            if seen >= rank:
-                return _bucket_value(index)
-        return _bucket_value(self.latency_counts[-1][0])
 
 
 class TrafficStats:
@@ -171,7 +111,7 @@ class TrafficStats:
             series.total_errors += int(klass == 4)
             fine = _slot(series.seconds, second, _Second)
             fine.classes[klass] += 1
-            fine.latency[_bucket_of(duration)] += 1
+            fine.latency[bucket_of(duration)] += 1
             coarse = _slot(series.minutes, minute, _Minute)
             coarse.requests += 1
             coarse.errors += int(klass == 4)
