@@ -28,6 +28,7 @@ from rollouts.kube.permissions import triples
 from rollouts.store.protocol import NotFound
 from tests.cluster.conftest import Cluster, rollout, start_cluster
 from tests.controller.kubelet import Kubelet
+from tests.kube.conftest import until
 
 # Scaled down from client-go's 15/10/2 s, same proportions (the Lease holds whole seconds).
 TIMINGS = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.2}
@@ -38,15 +39,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     found, stop = start_cluster(tmp_path_factory.mktemp("operator-home"))
     yield found
     stop()
-
-
-async def _until(check: Callable[[], bool], timeout: float = 15) -> float:
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - started
 
 
 class Counting(Controller):
@@ -142,10 +134,10 @@ def test_operator_drives_a_canary_through_pause_and_promote(cluster: Cluster) ->
             async with _operator(cluster, namespace) as (operator, _, _):
                 calls.watch(operator.cache.store)
                 await asyncio.to_thread(_release, cli, namespace, "web", "demo:1")
-                await _until(lambda: _status(cli, namespace, "web").get("phase") == "Healthy")
+                await until(lambda: _status(cli, namespace, "web").get("phase") == "Healthy")
                 await asyncio.to_thread(_release, cli, namespace, "web", "demo:2")
-                await _until(lambda: (_status(cli, namespace, "web").get("phase"),
-                                      _status(cli, namespace, "web").get("currentStepIndex")) == ("Paused", 1))
+                await until(lambda: (_status(cli, namespace, "web").get("phase"),
+                                     _status(cli, namespace, "web").get("currentStepIndex")) == ("Paused", 1))
                 paused = _status(cli, namespace, "web")
                 # Paused on `pause: {}`: nothing is due, so nothing is reconciled while it waits.
                 controller = operator.controller
@@ -154,8 +146,8 @@ def test_operator_drives_a_canary_through_pause_and_promote(cluster: Cluster) ->
                 await asyncio.sleep(0.5)
                 assert controller.reconciles - before <= 1
                 await asyncio.to_thread(actions.promote, cli, namespace, "web")
-                await _until(lambda: _status(cli, namespace, "web").get("phase") == "Healthy"
-                             and _status(cli, namespace, "web").get("stableRS") == paused.get("currentPodHash"))
+                await until(lambda: _status(cli, namespace, "web").get("phase") == "Healthy"
+                            and _status(cli, namespace, "web").get("stableRS") == paused.get("currentPodHash"))
                 return _status(cli, namespace, "web"), operator, operator.metrics.render()
         finally:
             kubelet.halt.set()
@@ -193,7 +185,7 @@ def test_operator_retries_a_raising_key_with_capped_backoff(cluster: Cluster,
         try:
             async with _operator(cluster, namespace) as (operator, _, _):
                 await asyncio.to_thread(_release, cli, namespace, "web", "demo:1")
-                await _until(lambda: len(calls) >= 6)
+                await until(lambda: len(calls) >= 6)
                 return operator.metrics
         finally:
             cli.close()
@@ -213,7 +205,7 @@ def test_operator_resync_requeues_every_rollout(cluster: Cluster) -> None:
             async with _operator(cluster, namespace, resync=0.3) as (operator, _, _):
                 controller = operator.controller
                 assert isinstance(controller, Counting)
-                await _until(lambda: controller.reconciles >= 1)
+                await until(lambda: controller.reconciles >= 1)
                 await asyncio.sleep(0.3)
                 first = controller.reconciles
                 await asyncio.sleep(1.0)
@@ -239,10 +231,10 @@ def test_two_operators_on_one_lease_only_the_leader_acts_and_the_other_takes_ove
         cli = KubeStore(load_config(kubeconfig=cluster.kubeconfig))
         try:
             async with _operator(cluster, namespace, lease="rollouts-controller", identity="one") as (one, stop1, t1):
-                await _until(lambda: one.working)
+                await until(lambda: one.working)
                 async with _operator(cluster, namespace, lease="rollouts-controller", identity="two") as (two, _, _):
                     await asyncio.to_thread(_release, cli, namespace, "web", "demo:1")
-                    await _until(lambda: _status(cli, namespace, "web").get("phase") not in (None, ""))
+                    await until(lambda: _status(cli, namespace, "web").get("phase") not in (None, ""))
                     await asyncio.sleep(TIMINGS["lease_duration"] * 0.75)  # several renewals: two stays out
                     assert one.working and not two.working
                     acted_by_two = _workers(two)
@@ -256,11 +248,11 @@ def test_two_operators_on_one_lease_only_the_leader_acts_and_the_other_takes_ove
                     stop1.set()
                     await asyncio.wait_for(t1, 10)
                     assert not one.working
-                    await _until(lambda: two.working, TIMINGS["lease_duration"] + 2)
+                    await until(lambda: two.working, TIMINGS["lease_duration"] + 2)
                     waited = time.monotonic() - stopped_at
                     # The new leader picks the rollouts up: an edit is acted on by two.
                     await asyncio.to_thread(_release, cli, namespace, "web", "demo:2")
-                    await _until(lambda: _workers(two) > 0)
+                    await until(lambda: _workers(two) > 0)
                     return waited, acted_by_two, _workers(two)
         finally:
             cli.close()
@@ -283,7 +275,7 @@ def test_operator_stops_working_when_its_lease_is_taken(cluster: Cluster) -> Non
         try:
             await asyncio.to_thread(_release, cli, namespace, "web", "demo:1")
             async with _operator(cluster, namespace, lease="stolen", identity="one") as (one, _, _):
-                await _until(lambda: one.working)
+                await until(lambda: one.working)
                 # Someone else writes itself in as the holder (another replica that saw the lease expire).
                 lease = await client.get(Lease, "stolen", namespace=namespace)
                 assert lease.spec is not None
@@ -291,7 +283,7 @@ def test_operator_stops_working_when_its_lease_is_taken(cluster: Cluster) -> Non
                 lease.spec.renewTime = datetime.now(UTC) + timedelta(seconds=60)
                 await client.replace(lease)
                 taken = time.monotonic()
-                await _until(lambda: not one.working, TIMINGS["renew_deadline"] + 1)
+                await until(lambda: not one.working, TIMINGS["renew_deadline"] + 1)
                 lost_after = time.monotonic() - taken
                 # While another holds the lease nothing is reconciled, even on a change.
                 before = _workers(one)

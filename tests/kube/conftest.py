@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -62,3 +63,13 @@ def serve_on(home: Any, port: int) -> Callable[[], None]:
         store.close()
 
     return stop
+
+
+async def until(check: Callable[[], bool], timeout: float = 15) -> float:
+    """Poll `check` on the event loop until it holds; the seconds it took. AssertionError past `timeout`."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started

@@ -4,7 +4,6 @@ re-read, relist after 410, scoping, and the routing of a change to the key of th
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,15 +14,7 @@ from rollouts.kube.cache import INSTANCE_ID_LABEL, CachedStore, instance_selecto
 from rollouts.kube.client import KubeStore
 from rollouts.kube.config import load_config
 from rollouts.store.protocol import Conflict, NotFound
-from tests.kube.conftest import FEED_LIMIT, Cluster, rollout
-
-
-async def _until(check: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
+from tests.kube.conftest import FEED_LIMIT, Cluster, rollout, until
 
 
 def _run(cluster: Cluster, body: Callable[[CachedStore, KubeStore], Awaitable[Any]], **options: Any) -> Any:
@@ -74,10 +65,10 @@ def test_cache_follows_another_writers_changes_and_notifies_once(cluster: Cluste
         cache.subscribe(lambda kind, event, obj: seen.append((kind, event, obj["metadata"]["name"]))
                         if obj["metadata"].get("namespace") == "cache-other" else None)
         await asyncio.to_thread(other.create, _in("cache-other", rollout("theirs")))
-        await _until(lambda: cache.peek("Rollout", "cache-other", "theirs") is not None)
+        await until(lambda: cache.peek("Rollout", "cache-other", "theirs") is not None)
         mine = cache.patch("Rollout", "cache-other", "theirs", {"metadata": {"labels": {"x": "1"}}})
         await asyncio.to_thread(other.delete, "Rollout", "cache-other", "theirs")
-        await _until(lambda: cache.peek("Rollout", "cache-other", "theirs") is None)
+        await until(lambda: cache.peek("Rollout", "cache-other", "theirs") is None)
         await asyncio.sleep(0.3)
         assert mine["metadata"]["labels"] == {"x": "1"}
         return seen
@@ -105,7 +96,7 @@ def test_cache_relists_on_410_and_reports_the_difference(cluster: Cluster) -> No
     async def body(cache: CachedStore, other: KubeStore) -> tuple[list[tuple[str, str]], int]:
         for name in ("keep", "change", "gone"):
             other.create(_in("cache-410", rollout(name)))
-        await _until(lambda: len(cache.list("Rollout", "cache-410")) == 3)
+        await until(lambda: len(cache.list("Rollout", "cache-410")) == 3)
         await cache.stop()  # cache and resume points kept
         other.patch("Rollout", "cache-410", "change", {"metadata": {"labels": {"v": "2"}}})
         other.delete("Rollout", "cache-410", "gone")
@@ -118,7 +109,7 @@ def test_cache_relists_on_410_and_reports_the_difference(cluster: Cluster) -> No
                         if kind == "Rollout" else None)
         await cache.start()
         informer = cache.informers["Rollout"]
-        await _until(lambda: informer.lists == 2 and cache.peek("Rollout", "cache-410", "added") is not None)
+        await until(lambda: informer.lists == 2 and cache.peek("Rollout", "cache-410", "added") is not None)
         names = sorted(o["metadata"]["name"] for o in cache.list("Rollout", "cache-410"))
         assert names == ["added", "change", "keep"]
         assert cache.get("Rollout", "cache-410", "change")["metadata"]["labels"] == {"v": "2"}
@@ -142,7 +133,7 @@ def test_cache_scopes_to_namespace_and_instance_id(cluster: Cluster, instance_id
         other.create(_in(f"{namespace}-elsewhere", rollout("elsewhere")))
         other.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc", "namespace": namespace},
                       "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}})
-        await _until(lambda: cache.peek("Service", namespace, "svc") is not None)
+        await until(lambda: cache.peek("Service", namespace, "svc") is not None)
         await asyncio.sleep(0.3)
         names = sorted(o["metadata"]["name"] for o in cache.cached("Rollout"))
         # Outside the scope the cache answers nothing itself: the API is asked.
@@ -215,7 +206,7 @@ def test_cache_routes_a_live_replicaset_change_to_its_rollout_key(cluster: Clust
             "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "routed"}},
                      "template": {"metadata": {"labels": {"app": "routed"}},
                                   "spec": {"containers": [{"name": "app", "image": "demo:1"}]}}}})
-        await _until(lambda: bool(keys))
+        await until(lambda: bool(keys))
         return keys
     assert _run(cluster, body) == [("cache-route", "routed")]
 
@@ -245,7 +236,7 @@ def test_cache_records_release_history_reading_the_owner_rollout_from_the_cache(
     async def body(cache: CachedStore, other: KubeStore) -> tuple[list[str], dict[str, Any]]:
         other.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cache-history"}})
         owner = other.create(_in("cache-history", rollout("web")))
-        await _until(lambda: cache.peek("Rollout", "cache-history", "web") is not None)
+        await until(lambda: cache.peek("Rollout", "cache-history", "web") is not None)
         sent: list[str] = []
         real = cache.store.request
 

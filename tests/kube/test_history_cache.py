@@ -6,7 +6,6 @@ AlreadyExists and labelled, and ConfigMaps that are not history are still read t
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ from rollouts.kube.client import KubeStore
 from rollouts.kube.config import load_config
 from rollouts.store import history
 from rollouts.store.protocol import NotFound
-from tests.kube.conftest import Cluster, rollout
+from tests.kube.conftest import Cluster, rollout, until
 
 
 def _run(cluster: Cluster, body: Callable[[CachedStore, KubeStore, list[str]], Awaitable[Any]]) -> Any:
@@ -46,13 +45,6 @@ def _run(cluster: Cluster, body: Callable[[CachedStore, KubeStore, list[str]], A
     return asyncio.run(main())
 
 
-async def _until(check: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
-
 
 def _ns(namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
     obj["metadata"]["namespace"] = namespace
@@ -65,7 +57,7 @@ TEMPLATE = {"spec": {"containers": [{"name": "app", "image": "web:1"}]}}
 def test_recording_history_reads_the_config_map_from_the_cache(cluster: Cluster) -> None:
     async def body(cache: CachedStore, other: KubeStore, calls: list[str]) -> None:
         other.create(_ns("hist-cached", rollout("web")))
-        await _until(lambda: cache.peek("Rollout", "hist-cached", "web") is not None)
+        await until(lambda: cache.peek("Rollout", "hist-cached", "web") is not None)
         calls.clear()
         cache.record_revision("hist-cached", "web", 1, "abc", {"app": "web:1"}, TEMPLATE)
         cache.set_revision_outcome("hist-cached", "web", 1, "promoted", "done")
@@ -83,7 +75,7 @@ def test_recording_history_reads_the_config_map_from_the_cache(cluster: Cluster)
 def test_a_history_change_behind_the_cache_costs_one_reread_and_is_kept(cluster: Cluster) -> None:
     async def body(cache: CachedStore, other: KubeStore, calls: list[str]) -> None:
         other.create(_ns("hist-stale", rollout("web")))
-        await _until(lambda: cache.peek("Rollout", "hist-stale", "web") is not None)
+        await until(lambda: cache.peek("Rollout", "hist-stale", "web") is not None)
         cache.record_revision("hist-stale", "web", 1, "abc", {"app": "web:1"}, TEMPLATE)
         await cache.stop()  # the cache no longer hears of changes: the next write works on a stale copy
         history.set_outcome(other, "hist-stale", "web", 1, "aborted", "by hand", "2026-01-01T00:00:00Z")
@@ -107,8 +99,8 @@ def test_an_unlabelled_history_config_map_is_found_and_labelled(cluster: Cluster
         assert stored["metadata"]["labels"] == {history.HISTORY_LABEL: "web"}
         assert [r.revision for r in other.list_revisions("hist-bare", "web")] == [1, 2]
         # Labelled now: the cache hears of it, and the next record is one write.
-        await _until(lambda: cache.history_informer is not None
-                     and cache.history_informer.get("hist-bare", name) is not None)
+        await until(lambda: cache.history_informer is not None
+                    and cache.history_informer.get("hist-bare", name) is not None)
         calls.clear()
         cache.set_revision_outcome("hist-bare", "web", 2, "promoted", "")
         assert calls == ["PUT configmaps"], calls

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +16,7 @@ from rollouts.kube.informer import Informer
 from rollouts.store.home import database_path
 from rollouts.store.sqlite import SQLiteStore
 from tests.cluster.conftest import start_cluster
-from tests.kube.conftest import FEED_LIMIT, Cluster, serve_on
+from tests.kube.conftest import FEED_LIMIT, Cluster, serve_on, until
 
 
 def _cm(name: str, namespace: str = "default", **data: str) -> dict[str, Any]:
@@ -42,13 +41,6 @@ class Recorder:
     def handlers(self) -> dict[str, Any]:
         return {"on_add": self.add, "on_update": self.update, "on_delete": self.delete}
 
-
-async def _until(check: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 def _run(cluster: Cluster, body: Callable[[AsyncClient, KubeStore], Awaitable[Any]]) -> Any:
@@ -76,7 +68,7 @@ def test_informer_lists_then_watches_with_handlers(cluster: Cluster) -> None:
         await asyncio.to_thread(store.patch, "ConfigMap", "inf-a", "i-new", {"data": {"k": "2"}})
         await asyncio.to_thread(store.delete, "ConfigMap", "inf-a", "i-before")
         await asyncio.to_thread(store.create, _cm("i-elsewhere", "inf-b"))  # another namespace: not seen
-        await _until(lambda: len(seen.seen) >= 4)
+        await until(lambda: len(seen.seen) >= 4)
         await asyncio.sleep(0.2)
         await informer.stop()
         return seen, informer
@@ -99,7 +91,7 @@ def test_informer_resumes_after_watch_timeout_without_relist(cluster: Cluster) -
             # the server ends the watch (timeoutSeconds=1) between writes; lightkube's driver reopens it
             await asyncio.sleep(1.1)
             assert informer.watches == watches  # reopened from the last version, not by a new list+watch
-        await _until(lambda: len(seen.seen) >= 2)
+        await until(lambda: len(seen.seen) >= 2)
         await informer.stop()
         return seen, informer
     seen, informer = _run(cluster, body)
@@ -123,7 +115,7 @@ def test_informer_relists_after_410_and_reports_the_difference(cluster: Cluster)
         await asyncio.to_thread(store.create, _cm("i-added", "inf-d"))
         seen.seen.clear()
         informer.start()
-        await _until(lambda: informer.lists == 2 and informer.get("inf-d", "i-added") is not None)
+        await until(lambda: informer.lists == 2 and informer.get("inf-d", "i-added") is not None)
         await informer.stop()
         return seen, informer
     seen, informer = _run(cluster, body)
@@ -137,7 +129,7 @@ def test_informer_receives_bookmarks(cluster: Cluster) -> None:
         informer.start()
         await informer.wait_synced(10)
         await asyncio.to_thread(store.create, _cm("i-bm", "inf-other-2"))  # a change it does not see
-        await _until(lambda: informer.bookmarks > 0)  # the test server sends them every 0.3 s
+        await until(lambda: informer.bookmarks > 0)  # the test server sends them every 0.3 s
         await informer.stop()
         return informer
     informer = _run(cluster, body)
@@ -166,13 +158,13 @@ def test_informer_resumes_after_the_server_restarts(restartable: tuple[Cluster, 
         await informer.wait_synced(10)
         await asyncio.to_thread(stops.pop())  # the API server goes away
         cluster.store = None  # type: ignore[assignment]
-        await _until(lambda: bool(errors))  # the informer noticed and is retrying
+        await until(lambda: bool(errors))  # the informer noticed and is retrying
         offline = SQLiteStore(database_path(cluster.home))
         offline.create(_cm("i-during", "inf-f"))  # written while no server runs: seen on resume
         offline.close()
         stops.append(await asyncio.to_thread(serve_on, cluster.home, port))
         await asyncio.to_thread(store.create, _cm("i-after", "inf-f"))
-        await _until(lambda: len(seen.seen) >= 2)
+        await until(lambda: len(seen.seen) >= 2)
         await informer.stop()
         return seen, informer, errors
     seen, informer, errors = _run(cluster, body)
