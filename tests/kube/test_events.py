@@ -1,6 +1,7 @@
 """The operator's events against the real local API server (rollouts.kube.events through CachedStore): one
 decision, one event, however often it is taken again; the same event said again on a new status still counts;
-event writes the API could not take while it was down are kept, bounded, and land once it is back."""
+event writes the API could not take while it was down are kept, bounded, and land once it is back; a decision
+whose status write the API applied but never answered is not taken again from the status that write replaced."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from rollouts.controller.apply import apply_action
+from rollouts.controller.loop import Controller
+from rollouts.controller.operator import ROLLOUTS, Operator
 from rollouts.engine.types import EmitEvent
 from rollouts.kube.cache import CachedStore
 from rollouts.kube.client import ApiError, KubeStore, Unreachable
@@ -23,7 +26,7 @@ from rollouts.kube.events import unavailable
 from rollouts.spec.rollout import Rollout
 from rollouts.store.protocol import Conflict, Invalid, JSONObject
 from tests.cluster.conftest import start_cluster
-from tests.kube.conftest import FEED_LIMIT, Cluster, rollout, serve_on
+from tests.kube.conftest import FEED_LIMIT, Cluster, rollout, serve_on, until
 
 COMPLETED = "Rollout completed update to revision 2 (abc): Completed blue-green update"
 
@@ -239,3 +242,86 @@ def test_a_deferred_event_lands_before_the_next_write_of_the_cache(restartable: 
         cache.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "after", "namespace": "default"}})
         return _counts(other, "default")
     assert _run(cluster, body) == [("RolloutAborted", "Rollout aborted update to revision 2", 1)]
+
+
+class Promoting(Controller):
+    """Stands in for the engine's decisions on one rollout: at step 1 it moves to step 2; once the analysis has
+    passed (`passed`, the world seen by the decision) it promotes from whichever step it reads: RolloutCompleted,
+    named after the status the decision started from, then the promoted status (as the engine orders them)."""
+
+    go = False
+    passed = False
+
+    def reconcile_rollout(self, obj: Any) -> float | None:
+        status = dict(obj.get("status") or {})
+        if not self.go or status.get("phase") == "Healthy":
+            return None
+        if self.passed:
+            apply_action(self.store, Rollout.model_validate(obj), _event("RolloutCompleted", COMPLETED))
+            status.update(phase="Healthy", stableRS="abc")
+        else:
+            status["currentStepIndex"] = 2
+        try:
+            self.store.update_status({**obj, "status": status})
+        except Conflict:
+            return 0.0  # taken again on the status the 409 re-read
+        return 0.0
+
+
+def test_a_status_write_the_api_applied_but_never_answered_is_not_decided_again_from_the_status_before_it(
+        restartable: tuple[Cluster, list[Any]]) -> None:
+    # Chaos run 55: the API server applied the operator's status write (step 2) and was killed before answering.
+    # The analysis passed meanwhile; the decision retaken from the cache, which never saw that write, promoted
+    # from step 1 (its RolloutCompleted named after step 1's status), was refused with 409 and promoted again
+    # from step 2: two RolloutCompleted. The operator now re-reads the rollout from the API first.
+    cluster, stops = restartable
+    port = urlsplit(cluster.url).port
+    assert port is not None
+    ns = "default"
+
+    async def main() -> tuple[list[tuple[str, str, int]], dict[str, Any]]:
+        config = load_config(kubeconfig=cluster.kubeconfig)
+        other = KubeStore(config)
+        created = other.create({**rollout("web"), "metadata": {"name": "web", "namespace": ns}})
+        other.update_status({**created, "status": {"phase": "Progressing", "currentStepIndex": 1,
+                                                   "currentPodHash": "abc", "stableRS": "old"}})
+        cache = CachedStore.connect(KubeStore(config), kinds=("Rollout",))
+        controller = Promoting(store=cache)
+        operator = Operator(controller, cache)
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(operator.run(stop))
+        lost: list[str] = []
+        real = cache.store.update_status
+
+        def update_status(obj: Mapping[str, Any]) -> JSONObject:
+            answer = real(obj)
+            if not lost:
+                lost.append(answer["metadata"]["resourceVersion"])
+                stops.pop()()  # the API server goes away with the answer
+                controller.passed = True
+                raise Unreachable("the connection broke before the answer came")
+            return answer
+        cache.store.update_status = update_status  # type: ignore[method-assign]
+        try:
+            await until(lambda: bool(operator.queues) and cache.peek("Rollout", ns, "web") is not None)
+            # The watch that would have brought the applied write back is held off (as a watch that has not
+            # reconnected yet): the cache holds step 1 until something re-reads it.
+            await cache.informers["Rollout"].stop()
+            controller.go = True
+            operator.queues[ROLLOUTS].add((ns, "web"))
+            await until(lambda: bool(lost))
+            await asyncio.sleep(0.5)  # down a while: retakes fail meanwhile
+            stops.append(await asyncio.to_thread(serve_on, cluster.home, port))
+            await until(lambda: (other.get("Rollout", ns, "web").get("status") or {}).get("phase") == "Healthy",
+                        timeout=30)
+            await until(lambda: cache.events.pending == 0)
+            return _counts(other, ns), other.get("Rollout", ns, "web")["status"]
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 15)
+            await cache.aclose()
+            other.close()
+
+    counts, status = asyncio.run(main())
+    assert status["currentStepIndex"] == 2 and status["stableRS"] == "abc"
+    assert counts == [("RolloutCompleted", COMPLETED, 1)]

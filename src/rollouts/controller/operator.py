@@ -289,7 +289,9 @@ class Operator:
             await asyncio.sleep(0)  # let the informers, the elector and the stop signal in between keys
             if not self.working:
                 return None  # the lease was lost while this key waited
-            obj = self.cache.peek(kind, *key)
+            # Re-read from the API first if a write of it went unanswered (raising, so retried with backoff,
+            # while the API is away): a decision retaken from the state that write replaced acts twice.
+            obj = self.cache.confirmed(kind, *key)
             if obj is None:
                 return None  # deleted since it was queued
             return method(obj)

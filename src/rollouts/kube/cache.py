@@ -9,6 +9,10 @@ controller-runtime's split client, for our `ObjectStore` contract (rollouts.stor
   answer is folded into the cache at once, so the next read sees the writer's own write (the watch
   event of that write, arriving later, is dropped as not newer). A write answered 409 re-reads the
   object into the cache before the `Conflict` is raised, so the caller's retry works on fresh data;
+- a write left unanswered (no answer, 5xx: the API may have applied it, its watch event may never come
+  before the next decision) marks the object; `confirmed` re-reads a marked object from the API before a
+  decision starts from it, so a decision is not taken again from the state that write replaced (its events
+  would be named after that older state and recorded a second time);
 - `subscribe(callback)`: callback(kind, event_type, obj) for every change of the cache, once
   (ADDED / MODIFIED / DELETED), whether it came from a watch, a relist or a write;
 - scope: one namespace or all (None), and an optional label selector on the kinds Argo filters by
@@ -41,7 +45,7 @@ from typing import Any, Literal
 from lightkube import AsyncClient, operators
 
 from rollouts.kube.client import KubeStore
-from rollouts.kube.events import EventRecorder
+from rollouts.kube.events import EventRecorder, unavailable
 from rollouts.kube.informer import Informer, JSONObject
 from rollouts.kube.kinds import kind_of
 from rollouts.store import history
@@ -123,6 +127,9 @@ class CachedStore:
         self._selector = _selector(self.label_selector)  # raises Invalid, naming the bad selector
         self._subscribers: list[Subscriber] = []
         self.events = EventRecorder(store)
+        # (kind, namespace, name) of objects whose last write went unanswered: the cache may not hold what the
+        # API holds for them (see `confirmed`).
+        self.unanswered: set[tuple[str, str, str]] = set()
         self.informers: dict[str, Informer] = {}
         # The history ConfigMaps only (by their label): not in `informers`, so a get of any other
         # ConfigMap still goes to the API, and nothing is routed to the work queues from it.
@@ -228,6 +235,19 @@ class CachedStore:
         informer = self.informers.get(kind)
         return informer.get(self._ns(kind, namespace), name) if informer is not None else None
 
+    def confirmed(self, kind: str, namespace: str, name: str) -> JSONObject | None:
+        """The cached object as `peek` gives it, re-read from the API first when a write of it went unanswered
+        since: what a decision must start from. Raises what the read raises (the API still away), so the
+        decision waits for an answer rather than starting from the state the unanswered write may have replaced."""
+        key = (kind, self._ns(kind, namespace), name)
+        if key in self.unanswered:
+            try:
+                self._fold(kind, self.store.get(kind, namespace, name))
+            except NotFound:
+                self._forget(kind, namespace, name)
+            self.unanswered.discard(key)
+        return self.peek(kind, namespace, name)
+
     def cached(self, kind: str) -> builtins.list[JSONObject]:
         """Every cached object of `kind` (read-only)."""
         informer = self.informers.get(kind)
@@ -288,6 +308,14 @@ class CachedStore:
             self._fold(kind, self.store.get(kind, namespace, name))
         except NotFound:
             self._forget(kind, namespace, name)
+        self._answered(kind, namespace, name)
+
+    def _unanswered(self, kind: str, namespace: str, name: str, exc: BaseException) -> None:
+        if unavailable(exc) and self._informer(kind, self._ns(kind, namespace), name) is not None:
+            self.unanswered.add((kind, self._ns(kind, namespace), name))
+
+    def _answered(self, kind: str, namespace: str, name: str) -> None:
+        self.unanswered.discard((kind, self._ns(kind, namespace), name))
 
     def _write(self, kind: str, namespace: str, name: str, call: Callable[[], JSONObject]) -> JSONObject:
         if self.events.pending:
@@ -303,7 +331,12 @@ class CachedStore:
             raise
         except NotFound:
             self._forget(kind, namespace, name)
+            self._answered(kind, namespace, name)
             raise
+        except Exception as exc:
+            self._unanswered(kind, namespace, name, exc)
+            raise
+        self._answered(kind, namespace, name)
         return self._fold(kind, answer)
 
     @staticmethod
@@ -337,6 +370,10 @@ class CachedStore:
         except Conflict:
             self._reread(kind, namespace, name)
             raise
+        except Exception as exc:
+            self._unanswered(kind, namespace, name, exc)
+            raise
+        self._answered(kind, namespace, name)
         if answer.get("kind") == kind and (answer.get("metadata") or {}).get("deletionTimestamp"):
             self._fold(kind, answer)  # still terminating (finalizers, a pod's grace period): it stays
         else:
