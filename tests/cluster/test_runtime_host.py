@@ -17,17 +17,26 @@ from tests.runtime.test_max_pods import _replica_set
 
 
 class FlakyStore(SQLiteStore):
-    """Its first `failures` lists of ReplicaSets fail, as a store that is briefly unreadable would."""
+    """The first `failures` lists of ReplicaSets that hold `name` fail, as a store that is briefly unreadable
+    would.
 
-    def __init__(self, path: Path, failures: int) -> None:
+    Why only the lists holding `name`, not the next lists read: start() returns before the runtime's first
+    pass, and on a loaded machine that pass may still be reading when the test arms the failures; its read
+    then began before the arming, saw the new ReplicaSet and wrote its status, so the status came without
+    any failed pass. Failing on what the read returns makes every pass that could write the status fail
+    first, whatever the timing."""
+
+    def __init__(self, path: Path, failures: int, name: str) -> None:
         super().__init__(path)
         self.failures = failures
+        self.name = name
 
     def list(self, kind: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        if kind == "ReplicaSet" and self.failures > 0:
+        items = super().list(kind, *args, **kwargs)
+        if kind == "ReplicaSet" and self.failures > 0 and any(i["metadata"]["name"] == self.name for i in items):
             self.failures -= 1
             raise RuntimeError("database is locked")
-        return super().list(kind, *args, **kwargs)
+        return items
 
 
 def _status_written(store: SQLiteStore, name: str, deadline: float) -> dict[str, Any] | None:
@@ -40,12 +49,11 @@ def _status_written(store: SQLiteStore, name: str, deadline: float) -> dict[str,
 
 
 def test_runtime_host_failing_pass_is_retried_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    store = FlakyStore(database_path(tmp_path), failures=0)
+    store = FlakyStore(database_path(tmp_path), failures=2, name="idle")
     host = RuntimeHost(store, tmp_path, RuntimeOptions())
     host.start()
     try:
-        store.failures = 2  # the next two passes fail
-        store.create(_replica_set("idle", 0))
+        store.create(_replica_set("idle", 0))  # the first two passes that read it fail
         status = _status_written(store, "idle", time.monotonic() + 10)
         assert status is not None and status["replicas"] == 0
         assert host.failures == 2 and host.syncs >= 1
