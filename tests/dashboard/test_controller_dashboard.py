@@ -81,8 +81,11 @@ def test_controller_serves_the_dashboard_and_logs_its_address(tmp_path: Path) ->
 
 
 def test_controller_refuses_a_bad_dashboard_address(tmp_path: Path) -> None:
+    # The metrics address is checked (bound) first: on its default, 127.0.0.1:8090, another process on the host
+    # may listen, and the refusal would then be about that port. Port 0 is never checked.
     run = subprocess.run([sys.executable, "-m", "rollouts", "controller", "--home", str(tmp_path),
-                          "--dashboard-address", "127.0.0.1:notaport"], capture_output=True, text=True, timeout=60)
+                          "--metrics-address", "127.0.0.1:0", "--dashboard-address", "127.0.0.1:notaport"],
+                         capture_output=True, text=True, timeout=60)
     assert run.returncode == 1
     assert "--dashboard-address: '127.0.0.1:notaport': the port must be a number" in run.stderr
     # Refused before anything started: no local cluster was left running for the home.
