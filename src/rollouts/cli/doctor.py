@@ -253,16 +253,25 @@ def _uses_traffic_plugin(doc: dict[str, Any]) -> bool:
                for m in (doc.get("spec") or {}).get("metrics") or [])
 
 
-async def _measure(run: AnalysisRun, prometheus_address: str | None) -> AnalysisRun:
+async def _measure(run: AnalysisRun, prometheus_address: str | None,
+                   store: ObjectStore | None = None) -> AnalysisRun:
+    """One measurement per metric within GATE_TIMEOUT. With `store`, the providers resolve cluster Service
+    names (http://prometheus.prometheus.svc:9090) through its Services' local listeners for the time of
+    the measurement, as check_prometheus and `rollouts gate check` reach the same address; the host's own
+    resolver knows no such name."""
     import asyncio
 
     from rollouts.analysis.executor import AnalysisExecutor
     from rollouts.controller.clock import SystemClock
+    from rollouts.kube.dns import ClusterResolver, current_resolver, set_resolver
     from rollouts.runtime.local.job_metric import local_job_provider
 
     clock = SystemClock()
     executor = AnalysisExecutor(prometheus_address=prometheus_address, providers={"job": local_job_provider()})
     deadline = asyncio.get_running_loop().time() + GATE_TIMEOUT
+    previous = current_resolver()
+    if store is not None:
+        set_resolver(ClusterResolver(store))
     try:
         while True:
             run, delay = executor.step(run, clock.now())
@@ -277,6 +286,7 @@ async def _measure(run: AnalysisRun, prometheus_address: str | None) -> Analysis
                 return run
             await executor.wait_any(min(delay if delay is not None else 1.0, 1.0))
     finally:
+        set_resolver(previous)
         await executor.close()
 
 
@@ -309,7 +319,7 @@ def check_gates(store: ObjectStore, rollout: Rollout, prometheus_address: str | 
                                    namespace=rollout.namespace or "default")
     except typer.Exit:
         return Check("FAIL", name, "the gate's templates need arguments the rollout does not give")
-    final = asyncio.run(_measure(run, prometheus_address))
+    final = asyncio.run(_measure(run, prometheus_address, store))
     results = final.status.metric_results if final.status else []
     last = {r.name: r.measurements[-1] for r in results if r.measurements}
     passed = len(last) == len(final.spec.metrics) and all(m.phase == "Successful" for m in last.values())
