@@ -11,7 +11,9 @@ and the second gate's counts must cover the whole release, the first gate's requ
 from __future__ import annotations
 
 import json
+import math
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ pytestmark = pytest.mark.integration
 
 MAX_SAMPLES = 40  # each gate passes after this many canary requests of its own step without a regression
 SHIFT = 0.25  # seconds the stored start is moved by while no operator runs
+CANARY = "yellow:200"  # the Load's key for an answer of the canary's image
 
 # The shipped sequential-gate's shape (infra/rollouts/analysis-templates.yaml), at a scale a test can run.
 MANIFEST = f"""
@@ -108,7 +111,7 @@ def test_restarted_operator_continues_the_release_test_from_the_start_stored_in_
     cluster.cli("status", "shop", "--timeout", "60s")
     port = int(wait_until(lambda: ((cluster.read("Ingress", "shop") or {}).get("metadata", {})
                                    .get("annotations", {}).get("rollouts.io/port")), 20, "the ingress port"))
-    with Load(port, rate=40):
+    with Load(port, rate=40) as load:
         cluster.cli("set", "image", "shop", "shop=rollouts-demo:yellow")
         first = wait_until(lambda: _measuring(cluster), 60, f"gate 1 to be measuring\n{cluster.tails()}",
                            interval=0.05)
@@ -129,6 +132,17 @@ def test_restarted_operator_continues_the_release_test_from_the_start_stored_in_
         finally:
             kube.close()
 
+        # Before the restart, wait (with a deadline, whatever rate the loaded machine manages) until the
+        # canary has answered MAX_SAMPLES requests in whole seconds after the moved start: the counts are
+        # per-second buckets, and the second holding the start may be left out of a count. From then on
+        # every count from that start holds at least MAX_SAMPLES canary requests, so the second gate's
+        # opening can hold them only by counting from the release's start (its own run has seen ~none).
+        whole_second = math.floor(moved) + 2  # +2: a request answered after it was counted after +1
+        wait_until(lambda: time.time() >= whole_second, 10, "the second after the moved start")
+        counted = load.counts[CANARY]
+        wait_until(lambda: load.counts[CANARY] >= counted + MAX_SAMPLES, 120,
+                   f"{MAX_SAMPLES} canary requests after the moved start ({dict(load.counts)})")
+
         cluster.start_operator("operator")
         result = cluster.cli("status", "shop", "--timeout", "90s", check=False, timeout=120)
         assert result.returncode == 0, (result.stdout + result.stderr + cluster.tails()
@@ -146,7 +160,7 @@ def test_restarted_operator_continues_the_release_test_from_the_start_stored_in_
     starts = {float(m["metadata"]["start"]) for m in after_restart}
     assert starts == {moved}, [m["metadata"] for m in after_restart]
     # The second gate counts the whole release from that start: its first measurement, taken as its run
-    # began, already holds at least the first gate's sample budget of canary requests.
+    # began, already holds the MAX_SAMPLES canary requests waited for before the restart.
     opening = json.loads(_measurements(gate2)[0]["value"])
     assert opening["canaryRequests"] >= MAX_SAMPLES, opening
     closing = json.loads(_measurements(gate2)[-1]["value"])
