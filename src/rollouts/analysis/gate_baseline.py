@@ -1,7 +1,9 @@
 """The stable version's recent traffic for `rollouts gate check`: its share of bad requests and its request
 rate, read from Prometheus with the metric's own counters over a look-back (`increase()` of the query's
-numerator and denominator, or of the histogram's buckets; for `rollouts/traffic` metrics, the local ingress
-proxy's request metrics as a Prometheus scraping it sees them), or given by hand.
+numerator and denominator, or of the histogram's buckets; for `rollouts/traffic` metrics, the service's own
+request metrics `http_requests_total{service}` and `http_request_duration_seconds_bucket{service}`), or
+given by hand. (Without a Prometheus, rollouts/traffic gates are read from the local cluster's proxy
+counters instead: gate_local.py.)
 
 The look-back should lie inside the counters' history: a series younger than the look-back makes the rate
 (increase / look-back) too low. The bad share does not depend on that.
@@ -91,9 +93,11 @@ def prometheus_baseline(shape: GateShape, address: str, lookback: str, lookback_
 
 
 def traffic_series(source: TrafficMetric) -> PromRatio | PromQuantile:
-    """The counters behind a rollouts/traffic metric: the request metrics of the local ingress proxy
-    (`http_requests_total{service, version, code}`, `http_request_duration_seconds_bucket`), which the
-    runbook's exporters share, summed over every version (the stable version's traffic before a release)."""
+    """The series a rollouts/traffic metric's baseline is read from in Prometheus: the service's own request
+    metrics as the runbook's queries read them (`http_requests_total{service, code}`,
+    `http_request_duration_seconds_bucket{service}`, which the demo services export), summed over every
+    pod (the stable version's traffic before a release); not the local ingress proxy's own
+    `rollouts_ingress_http_*` series."""
     if source.service is None:
         raise BaselineUnavailable(f"rollouts/traffic {source.metric}: no service (give -a service-name=...)")
     service = source.service.replace("\\", "\\\\").replace('"', '\\"')
