@@ -48,8 +48,9 @@ _GATE = {"analysis": {"templates": [{"templateName": "success-rate"}],
 
 @pytest.mark.parametrize(("rollout", "expected"), [
     pytest.param(_rollout([{"setWeight": 25}, _GATE, {"setWeight": 50}, _GATE]),
-                 [Usage({"service-name": "shop"}, 2, 25.0, "shop")], id="two-gated-steps-weight-of-the-first"),
-    pytest.param(_rollout([_GATE]), [Usage({"service-name": "shop"}, 1, 10.0, "shop")],
+                 [Usage({"service-name": "shop"}, 2, 25.0, "shop", (25.0, 50.0))],
+                 id="two-gated-steps-weight-of-each"),
+    pytest.param(_rollout([_GATE]), [Usage({"service-name": "shop"}, 1, 10.0, "shop", (10.0,))],
                  id="no-weight-yet-default-10"),
     pytest.param(_rollout([], analysis=_GATE["analysis"]), [Usage({"service-name": "shop"}, 1, 10.0, "shop")],
                  id="background-analysis"),

@@ -2,7 +2,7 @@
 `rollouts doctor` can call (`noisy_gates`), from the same estimate as `rollouts gate check`.
 
 A metric is judged once per way a Rollout among the given objects uses its template (the Rollout's
-analysis args with a value, its number of gated steps, the canary weight at the first of them); a
+analysis args with a value, its gated steps and the canary weight at each of them); a
 template no Rollout uses is judged with its own defaults, and skipped when a required argument has none.
 Nothing is said unless a Prometheus answers: the template's address (or `prometheus_address`, which
 replaces it; or ROLLOUTS_PROMETHEUS_ADDRESS when the metric names none) is probed once with a short
@@ -15,11 +15,12 @@ gates themselves reach it; without one such a name simply does not answer.
 from __future__ import annotations
 
 import json
+import math
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -43,12 +44,18 @@ PROBE_TIMEOUT_SECONDS = 2.0
 
 @dataclass(frozen=True)
 class Usage:
-    """How one Rollout runs a template: its args with values, gated steps, canary weight at the first."""
+    """How one Rollout runs a template: its args with values, gated steps, canary weight at the first, and
+    the weight at every gated step in order (empty: all at `canary_weight`)."""
 
     args: Mapping[str, str] = field(default_factory=dict)
     gates: int = 1
     canary_weight: float = DEFAULT_CANARY_WEIGHT
     rollout: str | None = None
+    step_weights: tuple[float, ...] = ()
+
+    @property
+    def weights(self) -> float | tuple[float, ...]:
+        return self.step_weights if len(set(self.step_weights)) > 1 else self.canary_weight
 
 
 @dataclass(frozen=True)
@@ -75,20 +82,68 @@ def _share(value: float) -> str:
     return f"{value * 100:.2f} %"
 
 
-def check_line(shape: GateShape, baseline: Baseline, *, gates: int, target: float,
-               canary_weight: float) -> tuple[str, bool, float]:
-    """`rollouts gate check`'s line for one metric, whether it is flagged (a healthy release is rolled back
-    more often than `target`), and that release-level probability."""
+def _window_gate(shape: GateShape, baseline: Baseline, canary_weight: float) -> noise.WindowGate:
     share_of_traffic = canary_weight / 100 if shape.canary_scoped else 1.0
     requests = round(baseline.rps * share_of_traffic * shape.window_seconds)
-    gate = noise.WindowGate(requests, shape.bad_share_limit, shape.fails_at_equal, shape.count, shape.failure_limit,
-                            shape.window_seconds, shape.interval_seconds, shape.consecutive_success_limit)
+    return noise.WindowGate(requests, shape.bad_share_limit, shape.fails_at_equal, shape.count,
+                            shape.failure_limit, shape.window_seconds, shape.interval_seconds,
+                            shape.consecutive_success_limit)
+
+
+def _release_probability(runs: Sequence[float]) -> float:
+    """P(at least one of independent step gates fails), each with its own run probability."""
+    kept = 1.0
+    for run in runs:
+        kept *= 1.0 - run
+    return 1.0 - kept
+
+
+def _loosest_limit_per_step(gates: Sequence[noise.WindowGate], baseline: float, *, target: float,
+                            step: float = 0.0005) -> float | None:
+    """noise.loosest_safe_limit for gates whose windows differ (one canary weight per gated step): the
+    smallest bad-share limit above the current one, on the same grid, at which a healthy release is
+    rolled back at most `target` of the time over all of them."""
+    current = gates[0].bad_share_limit
+    limit = math.floor(round(current / step, 9)) * step
+    while limit <= 0.5:
+        if limit > current + 1e-12:
+            # As noise.loosest_safe_limit's search: fewer replays per candidate, the grid is coarse.
+            runs = [noise.run_fail_probability(baseline, replace(g, bad_share_limit=limit), replays=4_000)
+                    for g in gates]
+            if _release_probability(runs) <= target:
+                return round(limit, 6)
+        limit += step
+    return None
+
+
+def check_line(shape: GateShape, baseline: Baseline, *, gates: int, target: float,
+               canary_weight: float | Sequence[float]) -> tuple[str, bool, float]:
+    """`rollouts gate check`'s line for one metric, whether it is flagged (a healthy release is rolled back
+    more often than `target`), and that release-level probability.
+
+    `canary_weight` is one weight for every gate, or one per gated step (as many as `gates`): a metric on
+    the canary's own requests then sees a larger window at each later step, and the release figure
+    combines the steps' own probabilities. The line's other figures are the first step's."""
+    weights = [float(canary_weight)] if isinstance(canary_weight, int | float) else [float(w) for w in canary_weight]
+    if len(weights) not in (1, gates):
+        raise ValueError(f"{len(weights)} canary weights for {gates} gates: give one, or one per gate")
+    per_step = len(weights) > 1 and len(set(weights)) > 1 and shape.canary_scoped
+    first_weight = weights[0]
+    gate = _window_gate(shape, baseline, first_weight)
+    requests = gate.requests
     run = noise.run_fail_probability(baseline.bad_share, gate)
-    release = noise.release_fail_probability(run, gates)
+    step_gates = [_window_gate(shape, baseline, w) for w in weights] if per_step else [gate]
+    if per_step:
+        release = _release_probability([run] + [noise.run_fail_probability(baseline.bad_share, g)
+                                                for g in step_gates[1:]])
+    else:
+        release = noise.release_fail_probability(run, gates)
     latency = shape.quantile is not None
     rate_text = (f"{_share(baseline.bad_share)} of requests slower than {shape.threshold.bound:g}" if latency
                  else f"{_share(baseline.bad_share)} error rate")
-    over = f" ({_pct(release)} over {gates} gates)" if gates > 1 else ""
+    at = f" at {' / '.join(f'{w:g}' for w in weights)} %" if per_step else ""
+    over = f" ({_pct(release)} over {gates} gates{at})" if gates > 1 else ""
+    canary_weight = first_weight
     scope = f", the canary's {canary_weight:g} %" if shape.canary_scoped else ""
     line = (f"{shape.name} {shape.describe().split(' ', 1)[1]}: a healthy release fails it {_pct(run)} of the time"
             f"{over} at today's {rate_text} ({requests:,} requests a window{scope})")
@@ -103,9 +158,13 @@ def check_line(shape: GateShape, baseline: Baseline, *, gates: int, target: floa
     if flagged:
         advice = "consider rollouts/sequential"
         if not latency:
-            better = noise.loosest_safe_limit(gate, baseline.bad_share, gates=gates, target=target)
-            if better is not None:
-                bound = 1 - better.bad_share_limit if shape.value_is_good_share else better.bad_share_limit
+            if per_step:
+                limit = _loosest_limit_per_step(step_gates, baseline.bad_share, target=target)
+            else:
+                better = noise.loosest_safe_limit(gate, baseline.bad_share, gates=gates, target=target)
+                limit = better.bad_share_limit if better is not None else None
+            if limit is not None:
+                bound = 1 - limit if shape.value_is_good_share else limit
                 advice += f" or a threshold of {bound:.4g}"
         line += f"; {advice}"
     return line, flagged, release
@@ -141,16 +200,17 @@ def template_usages(objects: Iterable[Mapping[str, Any]]) -> dict[str, list[Usag
         canary, blue_green = _map(strategy.get("canary")), _map(strategy.get("blueGreen"))
         weight = 0.0
         first: dict[str, tuple[float, dict[str, str]]] = {}
-        gates: dict[str, int] = {}
+        weights: dict[str, list[float]] = {}
         for step in map(_map, _list(canary.get("steps"))):
             if isinstance(step.get("setWeight"), int | float):
                 weight = float(step["setWeight"])
             analysis = _map(step.get("analysis"))
             for template in _names(analysis):
-                gates[template] = gates.get(template, 0) + 1
+                weights.setdefault(template, []).append(weight or DEFAULT_CANARY_WEIGHT)
                 first.setdefault(template, (weight or DEFAULT_CANARY_WEIGHT, _given_args(analysis)))
         for template, (at, args) in first.items():
-            usages.setdefault(template, []).append(Usage(args, gates[template], at, name))
+            usages.setdefault(template, []).append(
+                Usage(args, len(weights[template]), at, name, tuple(weights[template])))
         background = _map(canary.get("analysis"))
         for template in _names(background):
             usages.setdefault(template, []).append(Usage(_given_args(background), 1, DEFAULT_CANARY_WEIGHT, name))
@@ -257,7 +317,7 @@ def noisy_gates(
                 except (BaselineUnavailable, RuntimeError):
                     continue
                 line, flagged, release = check_line(shape, baseline, gates=use.gates, target=target,
-                                                    canary_weight=use.canary_weight)
+                                                    canary_weight=use.weights)
                 if not flagged:
                     continue
                 where = f" (as Rollout {use.rollout} runs it)" if use.rollout else ""

@@ -7,7 +7,8 @@ rollouts.analysis.gate_baseline (Prometheus, or --error-rate/--slow-share and --
 address that names a cluster Service (http://prometheus.prometheus.svc:9090) reaches it through the home's
 local cluster while that runs, as `rollouts analyze` does. A rollouts/traffic gate with no Prometheus
 given reads the local cluster's own ingress-proxy counters instead (rollouts.analysis.gate_local), when
-the selected cluster is a local one that is running (it is never started for this).
+the selected cluster is a local one that is running (it is never started for this). --canary-weight
+given once per gate judges each gated step of a canary-scoped metric at its own weight.
 
 Exit codes: 0 every gate is within the false-rollback target, 1 at least one gate rolls back healthy
 releases more often than --target, 2 bad input (file, template, argument, no threshold metric),
@@ -16,7 +17,7 @@ releases more often than --target, 2 bad input (file, template, argument, no thr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,8 @@ class ManualBaseline:
     rps: float | None
 
 
-def check_line(shape: GateShape, baseline: Baseline, *, gates: int, target: float, canary_weight: float) -> tuple[str, bool]:
+def check_line(shape: GateShape, baseline: Baseline, *, gates: int, target: float,
+               canary_weight: float | Sequence[float]) -> tuple[str, bool]:
     """The report line of one metric and whether it is flagged (rollouts.analysis.gate_noise)."""
     from rollouts.analysis.gate_noise import check_line as judged
 
@@ -118,9 +120,10 @@ def check_command(
     prometheus_address: str | None = typer.Option(
         None, "--prometheus-address", help="Query this Prometheus instead of the address in the templates."),
     gates: int = typer.Option(1, "--gates", min=1, help="Gated steps per release (the runbook's plan has 4)."),
-    canary_weight: float = typer.Option(
-        10.0, "--canary-weight", min=0.1, max=100.0,
-        help="Canary traffic percent, for metrics that measure only the canary's pods."),
+    canary_weight: list[float] = typer.Option(
+        [10.0], "--canary-weight", min=0.1, max=100.0,
+        help="Canary traffic percent, for metrics that measure only the canary's pods: once for every gate, "
+             "or once per gate in step order (as many as --gates)."),
     target: float = typer.Option(0.01, "--target", min=0.0, max=1.0,
                                  help="Flag gates that roll back more healthy releases than this share."),
     error_rate: float | None = typer.Option(None, "--error-rate", min=0.0, max=1.0,
@@ -157,6 +160,10 @@ def check_command(
     except ValueError as exc:
         typer.echo(f"error: --lookback: {exc}", err=True)
         raise typer.Exit(EXIT_INPUT) from None
+    if len(canary_weight) not in (1, gates):
+        typer.echo(f"error: --canary-weight: {len(canary_weight)} weights for --gates {gates} (give one, or one "
+                   "per gate)", err=True)
+        raise typer.Exit(EXIT_INPUT)
     manual = ManualBaseline(error_rate, slow_share, rps)
     counters = ProxyCounters(docs, prometheus_address)
     try:
@@ -174,7 +181,7 @@ def check_command(
 
 def _check_all(docs: list[dict[str, Any]], cli_args: dict[str, str], manual: ManualBaseline,
                prometheus_address: str | None, lookback: str, lookback_seconds: float, *, gates: int,
-               target: float, canary_weight: float, counters: ProxyCounters) -> tuple[int, int, int]:
+               target: float, canary_weight: list[float], counters: ProxyCounters) -> tuple[int, int, int]:
     """Print one line per metric; (metrics judged, flagged, without a baseline)."""
     from rollouts.analysis.gate_shape import NotAGate, gate_shape
     from rollouts.spec.analysis import AnalysisTemplate
