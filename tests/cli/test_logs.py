@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli import interrupting
 from tests.cli.verbs_support import run, seeded_home, store
 
 PODS = {  # pod name -> (pod hash, log text)
@@ -91,11 +91,10 @@ def test_canary_before_any_release_is_an_error(home: Path) -> None:
 
 
 def test_follow_prints_new_lines_until_interrupted(home: Path) -> None:
-    env = {**os.environ, "ROLLOUTS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "rollouts", "logs", "ingress", "-f", "--tail", "0"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=interrupting.env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + interrupting.START_SECONDS
         line = ""
         with (home / "logs" / "ingress.log").open("a") as log:
             while time.monotonic() < deadline and not line:
@@ -106,9 +105,8 @@ def test_follow_prints_new_lines_until_interrupted(home: Path) -> None:
                 line = proc.stdout.readline()  # type: ignore[union-attr]
         assert line.strip() == "GET /new 200 canary"
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
-    assert proc.returncode in (0, 130)
+        returncode = interrupting.interrupt(proc)
+    assert returncode in (0, 130)
 
 
 def _read_until(proc: subprocess.Popen[str], wanted: str, deadline: float, poke: Any = None) -> list[str]:
@@ -126,13 +124,12 @@ def _read_until(proc: subprocess.Popen[str], wanted: str, deadline: float, poke:
 
 
 def test_follow_streams_pod_logs_through_the_api_and_picks_up_new_pods(home: Path) -> None:
-    env = {**os.environ, "ROLLOUTS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "rollouts", "logs", "-l", "rollouts-pod-template-hash=bbb",
-                             "-f", "--tail", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                             "-f", "--tail", "0"], env=interrupting.env(home), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         log = home / "logs" / "shop-bbb-1.log"
-        seen = _read_until(proc, "[shop-bbb-1] appended", time.monotonic() + 20,
+        seen = _read_until(proc, "[shop-bbb-1] appended", time.monotonic() + interrupting.START_SECONDS,
                            lambda: log.open("a").write("appended\n"))
         assert "[shop-bbb-1] appended" in seen
         assert "[shop-bbb-1] canary one" not in seen  # --tail 0: only what is written from now on
@@ -143,8 +140,7 @@ def test_follow_streams_pod_logs_through_the_api_and_picks_up_new_pods(home: Pat
                 "labels": {"app": "shop", "rollouts-pod-template-hash": "bbb"}}})
         assert "[shop-bbb-3] fresh pod" in _read_until(proc, "[shop-bbb-3] fresh pod", time.monotonic() + 20)
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
+        interrupting.interrupt(proc)
 
 
 def test_logs_on_a_cluster_that_is_not_a_local_home_use_only_the_api(home: Path, tmp_path: Path) -> None:

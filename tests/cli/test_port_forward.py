@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.cli import interrupting
 from tests.cli.verbs_support import run, seeded_home, store
 
 
@@ -50,9 +49,8 @@ def home(tmp_path: Path, backend: int) -> Path:
 
 
 def test_forwards_http_to_the_service(home: Path) -> None:
-    env = {**os.environ, "ROLLOUTS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "rollouts", "port-forward", "service/shop-stable", "0:80"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=interrupting.env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -63,9 +61,8 @@ def test_forwards_http_to_the_service(home: Path) -> None:
             response = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5)
             assert response.status_code == 200 and response.text == f"hello {path}"
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
-    assert proc.returncode in (0, 130)
+        returncode = interrupting.interrupt(proc)
+    assert returncode in (0, 130)
 
 
 def _free_port_in_use() -> socket.socket:
