@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from rollouts.runtime.local.images import ImageMap, ImageResolver
+from rollouts.runtime.local.processes import start_time
 from rollouts.runtime.local.supervisor import PodPhase, PodState, PodSupervisor
 from rollouts.spec.pod import Container
 
@@ -250,8 +251,19 @@ def test_delete_sigkills_a_process_that_ignores_sigterm_after_the_grace(tmp_path
     assert final.terminating and final.phase == PodPhase.FAILED
 
 
+def _describe(pid: int) -> str:
+    """A process still there, as `ps` would show it: pid, state, parent, command line."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return f"{pid} (gone)"
+    return f"{pid} state={fields[0]} ppid={fields[1]} {command[:120]}"
+
+
 def test_close_leaves_no_process_behind(tmp_path: Path) -> None:
     pids: list[int] = []
+    starts: list[int | None] = []  # each pid's start time: a pid reused by another process is not a survivor
 
     async def scenario() -> None:
         sup = supervisor(tmp_path)
@@ -279,7 +291,8 @@ def test_close_leaves_no_process_behind(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
         pids.append(int(p3.log_path.read_text().split("grandchild")[1].split()[0]))
-        assert all(alive(pid) for pid in pids)
+        starts.extend(start_time(pid) for pid in pids)
+        assert all(alive(pid) for pid in pids) and None not in starts
         await sup.close()
         assert sup.pods() == []
         with pytest.raises(RuntimeError):
@@ -287,10 +300,12 @@ def test_close_leaves_no_process_behind(tmp_path: Path) -> None:
 
     run(scenario())
     assert children() == set()
-    # The grandchild is reparented before it is reaped; give init a moment.
-    deadline = time.monotonic() + 5
-    while any(alive(pid) for pid in pids):
-        assert time.monotonic() < deadline, [pid for pid in pids if alive(pid)]
+    # The grandchild is reparented to init before it is reaped; on a loaded machine a killed process can take
+    # seconds to be scheduled and finish dying, so the deadline is generous (the loop ends as soon as all are
+    # gone). A pid is judged by its start time too: a number reused by another process is not ours.
+    deadline = time.monotonic() + 30
+    while left := [pid for pid, started in zip(pids, starts, strict=True) if alive(pid) and start_time(pid) == started]:
+        assert time.monotonic() < deadline, [_describe(pid) for pid in left]
         time.sleep(0.02)
 
 
