@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,13 +29,6 @@ from tests.kube.conftest import FEED_LIMIT, Cluster, rollout, serve_on, until
 
 COMPLETED = "Rollout completed update to revision 2 (abc): Completed blue-green update"
 
-
-async def _until(check: Callable[[], bool], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 def _run(cluster: Cluster, body: Callable[[CachedStore, KubeStore], Awaitable[Any]]) -> Any:
@@ -170,7 +162,7 @@ def test_events_written_while_the_api_server_is_down_land_once_it_is_back(
         pending = cache.events.pending
         await asyncio.sleep(0.5)  # bench-like outage: a few retries fail meanwhile
         stops.append(await asyncio.to_thread(serve_on, cluster.home, port))
-        await _until(lambda: cache.events.pending == 0)
+        await until(lambda: cache.events.pending == 0)
         return pending, _counts(other, ns)
     pending, counts = _run(cluster, body)
     assert pending == 2  # the abort, and the scale-down (created, then bumped, while waiting)
@@ -192,7 +184,7 @@ def test_pending_event_writes_are_bounded_and_a_dropped_one_is_logged(
             apply_action(cache, _rollout("default", str(40 + n), {"currentStepIndex": n}), _event(f"Step{n}"))
         assert cache.events.pending == 2 and cache.events.dropped == 2
         stops.append(await asyncio.to_thread(serve_on, cluster.home, port))
-        await _until(lambda: cache.events.pending == 0)
+        await until(lambda: cache.events.pending == 0)
         return _counts(other, "default")
     with caplog.at_level(logging.WARNING, logger="rollouts.kube.events"):
         counts = _run(cluster, body)
@@ -219,7 +211,7 @@ def test_an_event_create_whose_answer_was_lost_is_retried_without_a_second_event
         cache.store.create = create  # type: ignore[method-assign]
         apply_action(cache, _rollout(ns, "50", HEALTHY), _event("RolloutCompleted", COMPLETED))
         pending = cache.events.pending
-        await _until(lambda: cache.events.pending == 0)
+        await until(lambda: cache.events.pending == 0)
         return pending, _counts(other, ns)
     pending, counts = _run(cluster, body)
     assert pending == 1

@@ -17,7 +17,7 @@ from lightkube.resources.coordination_v1 import Lease
 from rollouts.kube.client import KubeStore
 from rollouts.kube.config import load_config
 from rollouts.kube.leader import FencedKubeStore, LeaderElector, LeaseLost
-from tests.kube.conftest import Cluster
+from tests.kube.conftest import Cluster, until
 
 # Scaled down from client-go's 15/10/2 s, same proportions; the Lease holds whole seconds.
 TIMINGS = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.2}
@@ -33,14 +33,6 @@ def _run(cluster: Cluster, body: Callable[[AsyncClient], Awaitable[Any]]) -> Any
     return asyncio.run(main())
 
 
-async def _until(check: Callable[[], bool], timeout: float) -> float:
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - started
-
 
 def _elector(client: AsyncClient, lease: str, identity: str, log: list[str]) -> LeaderElector:
     return LeaderElector(client, "default", lease, identity, **TIMINGS,
@@ -53,14 +45,14 @@ def test_two_electors_only_one_leads_and_the_other_takes_over(cluster: Cluster) 
         log: list[str] = []
         one, two = _elector(client, "lead-a", "one", log), _elector(client, "lead-a", "two", log)
         one.start()
-        await _until(lambda: one.is_leader, 5)
+        await until(lambda: one.is_leader, 5)
         two.start()
         await asyncio.sleep(TIMINGS["lease_duration"] * 0.75)  # several renewals: two must stay out
         assert one.is_leader and not two.is_leader and two.observed_holder == "one"
         # The holder stops renewing without releasing (a crash): two takes over within the lease duration
         # (plus one retry period to notice).
         await one.stop(release=False)
-        waited = await _until(lambda: two.is_leader, TIMINGS["lease_duration"] + 2 * TIMINGS["retry_period"] + 1)
+        waited = await until(lambda: two.is_leader, TIMINGS["lease_duration"] + 2 * TIMINGS["retry_period"] + 1)
         lease = await client.get(Lease, "lead-a", namespace="default")
         await two.stop()
         return log, waited, lease.spec
@@ -75,11 +67,11 @@ def test_graceful_release_hands_over_at_once(cluster: Cluster) -> None:
         log: list[str] = []
         one, two = _elector(client, "lead-b", "one", log), _elector(client, "lead-b", "two", log)
         one.start()
-        await _until(lambda: one.is_leader, 5)
+        await until(lambda: one.is_leader, 5)
         two.start()
         await asyncio.sleep(0.3)
         await one.stop(release=True)
-        waited = await _until(lambda: two.is_leader, 5)
+        waited = await until(lambda: two.is_leader, 5)
         await two.stop()
         return waited
     assert _run(cluster, body) < TIMINGS["lease_duration"]  # no wait for expiry after a release
@@ -90,14 +82,14 @@ def test_leader_that_cannot_renew_stops_before_the_lease_expires(cluster: Cluste
         log: list[str] = []
         one = _elector(client, "lead-c", "one", log)
         task = one.start()
-        await _until(lambda: one.is_leader, 5)
+        await until(lambda: one.is_leader, 5)
         lease = await client.get(Lease, "lead-c", namespace="default")
         renewed_at = time.monotonic()
         # Another writer grabs the Lease behind the leader's back (as if the leader were partitioned):
         # every renewal now sees a live foreign holder and fails.
         lease.spec.holderIdentity = "intruder"
         await client.replace(lease)
-        await _until(lambda: not one.is_leader, 5)
+        await until(lambda: not one.is_leader, 5)
         stopped_after = time.monotonic() - renewed_at
         await asyncio.wait_for(task, 2)  # run() returns after losing leadership
         return stopped_after, TIMINGS["lease_duration"], log == ["start one", "stop one"]
@@ -111,7 +103,7 @@ def test_a_leader_whose_loop_is_blocked_past_the_renew_deadline_is_no_longer_lea
     async def body(client: AsyncClient) -> tuple[bool, bool, bool, bool]:
         one = _elector(client, "lead-e", "one", [])
         one.start()
-        await _until(lambda: one.is_leader, 5)
+        await until(lambda: one.is_leader, 5)
         one.fence()  # leading: writes pass
         # A long synchronous reconcile holds the event loop: the renew loop cannot run, but the clock goes on.
         time.sleep(TIMINGS["renew_deadline"] + 0.1)
@@ -122,7 +114,7 @@ def test_a_leader_whose_loop_is_blocked_past_the_renew_deadline_is_no_longer_lea
         except LeaseLost:
             fenced = True
         # Once the loop turns again the renew loop ends leadership (the flag the operator waits on).
-        await _until(lambda: not one.leading.is_set(), 3)
+        await until(lambda: not one.leading.is_set(), 3)
         stopped = not one.leading.is_set()
         await one.stop()
         return one.is_leader, leader_after, fenced, stopped
