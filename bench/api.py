@@ -27,8 +27,8 @@ import httpx
 from rollouts.cluster.apiserver.kubeconfig import api_token
 from rollouts.cluster.apiserver.server import start_background, stop_background
 from rollouts.cluster.apiserver.tls import CERT_FILE
+from rollouts.cluster.store import SQLiteStore
 from rollouts.store.home import database_path
-from rollouts.store.sqlite import SQLiteStore
 
 
 def _populate(home: Path, pods: int) -> None:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from rollouts.cluster.apiserver.server import start_background, stop_background
-from rollouts.store.sqlite import SQLiteStore
+from rollouts.cluster.store import SQLiteStore
 
 
 def _populate(home: Path) -> None:

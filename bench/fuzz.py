@@ -514,7 +514,7 @@ class Worker:
     example objects (the targets of patches)."""
 
     def __init__(self, seeds: list[dict[str, Any]]) -> None:
-        from rollouts.store.sqlite import SQLiteStore
+        from rollouts.cluster.store import SQLiteStore
 
         self.home = Path(tempfile.mkdtemp(prefix="rollouts-fuzz-"))
         self.store = SQLiteStore(self.home / "state.db")

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from rollouts.api import actions
+from rollouts.cluster.store import SQLiteStore
 from rollouts.store.protocol import Conflict
-from rollouts.store.sqlite import SQLiteStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 

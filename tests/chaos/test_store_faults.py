@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.store.home import database_path
-from rollouts.store.sqlite import SQLiteStore
 from tests.cluster.conftest import Cluster, start_cluster
 
 UNLIMITED_PAGES = 1073741823

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.controller.loop import Controller
-from rollouts.store.sqlite import SQLiteStore
 from tests.cli.verbs_support import run
 
 MANIFEST = {

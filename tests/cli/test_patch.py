@@ -110,7 +110,7 @@ def test_scale_errors(home: Path, args: list[str], message: str) -> None:
 
 
 def test_a_concurrent_status_write_is_retried_not_reported(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rollouts.store.sqlite import SQLiteStore
+    from rollouts.cluster.store import SQLiteStore
 
     real_update = SQLiteStore.update
     calls = {"n": 0}

@@ -29,7 +29,7 @@ def test_no_module_outside_the_store_and_the_local_cluster_opens_sqlite() -> Non
 
 
 def test_the_pattern_catches_each_way_of_opening_the_store() -> None:
-    for line in ("import sqlite3", "from rollouts.store.sqlite import SQLiteStore", "store = SQLiteStore(p)",
+    for line in ("import sqlite3", "from rollouts.cluster.store import SQLiteStore", "store = SQLiteStore(p)",
                  "from rollouts.store.home import database_path", "conn = sqlite3.connect(p)"):
         assert OPENS_SQLITE.search(line), line
     assert not OPENS_SQLITE.search("from rollouts.store.protocol import ObjectStore")

@@ -10,7 +10,7 @@ from typer.testing import CliRunner, Result
 
 from rollouts.cli import commands  # noqa: F401  (registers the verbs)
 from rollouts.cli.main import app
-from rollouts.store.sqlite import SQLiteStore
+from rollouts.cluster.store import SQLiteStore
 from tests.cli.serving import serve
 from tests.e2e.manifests import CANARY
 

@@ -21,9 +21,9 @@ from rollouts.cluster.apiserver.app import ApiServer, Settings
 from rollouts.cluster.apiserver.kubeconfig import api_token, write_kubeconfig
 from rollouts.cluster.apiserver.server import state_path
 from rollouts.cluster.apiserver.tls import CERT_FILE, server_context
+from rollouts.cluster.store import SQLiteStore
 from rollouts.runtime.local.traffic import TrafficStats
 from rollouts.store.home import database_path
-from rollouts.store.sqlite import SQLiteStore
 
 
 @dataclass

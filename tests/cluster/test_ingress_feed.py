@@ -16,10 +16,10 @@ import httpx
 
 from rollouts.cluster.host import RuntimeHost
 from rollouts.cluster.runtime_options import RuntimeOptions
+from rollouts.cluster.store import SQLiteStore
 from rollouts.runtime.local.ingress_feed import IngressFeed
 from rollouts.runtime.local.routing import PORT_ANNOTATION
 from rollouts.store.home import database_path
-from rollouts.store.sqlite import SQLiteStore
 
 P = "nginx.ingress.kubernetes.io"
 PASS_SECONDS = 4.0

@@ -137,7 +137,7 @@ def test_prometheus_scrape_interval_option_is_a_prometheus_duration(interval: st
 
 
 def test_prometheus_objects_installed_once_and_removed_with_no_prometheus(tmp_path: Path) -> None:
-    from rollouts.store.sqlite import SQLiteStore
+    from rollouts.cluster.store import SQLiteStore
 
     store = SQLiteStore(tmp_path / "store.db")
     try:
@@ -162,7 +162,7 @@ def test_prometheus_objects_installed_once_and_removed_with_no_prometheus(tmp_pa
 def test_controller_metrics_endpoints_keep_live_operators_and_drop_stopped_ones(tmp_path: Path) -> None:
     import socket
 
-    from rollouts.store.sqlite import SQLiteStore
+    from rollouts.cluster.store import SQLiteStore
 
     store = SQLiteStore(tmp_path / "store.db")
     first, second = socket.create_server(("127.0.0.1", 0)), socket.create_server(("127.0.0.1", 0))

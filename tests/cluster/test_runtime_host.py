@@ -11,8 +11,8 @@ import pytest
 
 from rollouts.cluster.host import SYNC_PERIOD, RuntimeHost
 from rollouts.cluster.runtime_options import RuntimeOptions
+from rollouts.cluster.store import SQLiteStore
 from rollouts.store.home import database_path
-from rollouts.store.sqlite import SQLiteStore
 from tests.runtime.test_max_pods import _replica_set
 
 

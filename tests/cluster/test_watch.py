@@ -143,8 +143,8 @@ def test_watch_fan_out_delivers_every_change_to_every_watcher(cluster: Cluster) 
 
 def test_watch_sees_writes_of_another_store_connection(cluster: Cluster) -> None:
     """The controller and runtime still write the SQLite file directly: their changes reach watchers too."""
+    from rollouts.cluster.store import SQLiteStore
     from rollouts.store.home import database_path
-    from rollouts.store.sqlite import SQLiteStore
 
     start = _create(cluster, "w-foreign-start")["metadata"]["resourceVersion"]
     other = SQLiteStore(database_path(cluster.home))  # its own connection, no in-process wake-up

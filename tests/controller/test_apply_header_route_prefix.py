@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.controller.apply import apply_action
 from rollouts.engine import types as t
 from rollouts.runtime.local.routing import build_table, choose_backend
 from rollouts.spec.rollout import HeaderRoutingMatch, Rollout, StringMatch
-from rollouts.store.sqlite import SQLiteStore
 
 NGINX = "nginx.ingress.kubernetes.io"
 STABLE_INGRESS: dict[str, Any] = {

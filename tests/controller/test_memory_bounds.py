@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.controller.loop import Controller
 from rollouts.controller.parsed import ModelCache
 from rollouts.engine import hashing, validation
 from rollouts.engine.memo import MEMO_LIMIT
 from rollouts.spec.rollout import Rollout
-from rollouts.store.sqlite import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.controller import loop
 from rollouts.controller.loop import RECONCILE_ERROR, Controller
 from rollouts.engine import reconcile as real_reconcile
-from rollouts.store.sqlite import SQLiteStore
 
 
 def _rollout(name: str) -> dict[str, Any]:

@@ -17,10 +17,10 @@ from typing import Any
 import uvicorn
 
 from rollouts.api.app import create_app
+from rollouts.cluster.store import SQLiteStore
 from rollouts.kube.client import KubeStore
 from rollouts.kube.config import load_config
 from rollouts.store.protocol import ObjectStore
-from rollouts.store.sqlite import SQLiteStore
 from tests.cluster.conftest import start_cluster
 
 TOKEN = "test-token-0123456789abcdef"

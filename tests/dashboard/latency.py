@@ -20,10 +20,10 @@ import httpx
 import uvicorn
 
 from rollouts.api.app import create_app
+from rollouts.cluster.store import SQLiteStore
 from rollouts.kube.client import KubeStore
 from rollouts.kube.config import load_config
 from rollouts.store.protocol import ObjectStore
-from rollouts.store.sqlite import SQLiteStore
 from tests.dashboard.helpers import AUTH, TOKEN, api_served, live_server, seed, seeded_db
 
 WRITES = 30

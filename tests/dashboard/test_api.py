@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from rollouts.store.sqlite import SQLiteStore
+from rollouts.cluster.store import SQLiteStore
 from tests.dashboard.helpers import AUTH, BASE, TOKEN, in_process_client, live_server, seed, seeded_db
 
 

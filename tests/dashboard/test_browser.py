@@ -171,7 +171,7 @@ RUNBOOK_FAILURE = "len(result) > 0 && !isNaN(result[0]) && result[0] < 0.9"
 
 
 def _seed_for_page(db: Path) -> None:
-    from rollouts.store.sqlite import SQLiteStore
+    from rollouts.cluster.store import SQLiteStore
     from tests.dashboard.helpers import ROLLOUT, seed_mid_release
 
     with SQLiteStore(db) as store:

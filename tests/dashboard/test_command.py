@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rollouts.store.sqlite import SQLiteStore
+from rollouts.cluster.store import SQLiteStore
 from tests.cluster.conftest import start_cluster
 from tests.dashboard.helpers import seed, seeded_db
 from tests.e2e.harness import wait_until

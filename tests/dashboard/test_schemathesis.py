@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rollouts.store.sqlite import SQLiteStore
+from rollouts.cluster.store import SQLiteStore
 from tests.dashboard.helpers import TOKEN, live_server, seed
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from rollouts.api.availability import availability
 from rollouts.api.weights import weight_history
-from rollouts.store.sqlite import SQLiteStore
+from rollouts.cluster.store import SQLiteStore
 from tests.dashboard.helpers import AUTH, BASE, in_process_client, seed, seed_mid_release, seeded_db
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from rollouts.store.sqlite import SQLiteStore
+from rollouts.cluster.store import SQLiteStore
 from tests.integration.prometheus_server import free_port
 
 

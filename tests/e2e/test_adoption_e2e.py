@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.engine.hashing import pod_template_hash
 from rollouts.spec.pod import PodTemplateSpec
-from rollouts.store.sqlite import SQLiteStore
 from tests.e2e.harness import ControllerProcess, wait_until
 
 pytestmark = pytest.mark.integration

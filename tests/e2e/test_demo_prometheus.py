@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rollouts.store.sqlite import SQLiteStore
+from rollouts.cluster.store import SQLiteStore
 from tests.conftest import require_tool
 
 pytestmark = pytest.mark.integration

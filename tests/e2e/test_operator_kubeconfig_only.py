@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from rollouts.store.sqlite import SQLiteStore
+from rollouts.cluster.store import SQLiteStore
 from tests.e2e.harness import Load, sample_colors, wait_until
 from tests.e2e.manifests import CANARY
 from tests.e2e.processes import home_processes, living

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.controller.loop import Controller
 from rollouts.controller.observe import observe_rollout
 from rollouts.engine import intents
@@ -18,7 +19,6 @@ from rollouts.engine.adoption import equal_ignore_hash
 from rollouts.engine.hashing import argo_steps_hash, pod_template_hash, steps_hash
 from rollouts.spec.pod import PodTemplateSpec
 from rollouts.spec.rollout import CanaryStep, Rollout
-from rollouts.store.sqlite import SQLiteStore
 
 NS = "default"
 UID = "0b7c7a51-6d7e-4e53-9d1e-1c2a0d6c1f10"

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.runtime.local.traffic import TrafficStats
-from rollouts.store.sqlite import SQLiteStore
 from tests.cluster.conftest import start_cluster
 from tests.conftest import REPO, require_tool
 

@@ -117,7 +117,7 @@ def test_doctor_warns_about_the_gate_within_noise_without_failing(tmp_path: Path
     import yaml
 
     from rollouts.analysis.gate_noise import TEMPLATE_KINDS
-    from rollouts.store.sqlite import SQLiteStore
+    from rollouts.cluster.store import SQLiteStore
     from tests.cluster.conftest import start_cluster
     from tests.gate.test_gate_check_prometheus import ExactErrorRateTarget, wait_for_history
     from tests.integration.prometheus_server import PrometheusServer

@@ -14,10 +14,10 @@ from aiohttp import web
 from rollouts.cluster.apiserver.app import ApiServer, Settings
 from rollouts.cluster.apiserver.kubeconfig import api_token
 from rollouts.cluster.apiserver.tls import server_context
+from rollouts.cluster.store import SQLiteStore
 from rollouts.kube.client import KubeStore
 from rollouts.kube.config import load_config
 from rollouts.store.home import database_path
-from rollouts.store.sqlite import SQLiteStore
 from tests.cluster.conftest import Cluster, rollout, start_cluster
 
 __all__ = ["Cluster", "rollout"]

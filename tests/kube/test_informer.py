@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 import pytest
 from lightkube import AsyncClient
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.kube.client import KubeStore
 from rollouts.kube.config import load_config
 from rollouts.kube.informer import Informer
 from rollouts.store.home import database_path
-from rollouts.store.sqlite import SQLiteStore
 from tests.cluster.conftest import start_cluster
 from tests.kube.conftest import FEED_LIMIT, Cluster, serve_on, until
 

@@ -16,13 +16,13 @@ from aiohttp import web
 from rollouts.cluster.apiserver.app import ApiServer, Settings
 from rollouts.cluster.apiserver.kubeconfig import api_token, write_kubeconfig
 from rollouts.cluster.apiserver.tls import CERT_FILE, server_context
+from rollouts.cluster.store import SQLiteStore
 from rollouts.kube.client import KubeStore
 from rollouts.kube.config import ClusterConfig, load_config
 from rollouts.kube.traffic import ClusterTrafficSource
 from rollouts.runtime.local.traffic import TrafficStats
 from rollouts.store.home import database_path
 from rollouts.store.protocol import Invalid
-from rollouts.store.sqlite import SQLiteStore
 
 NOW = 1_700_000_000.0  # the stats' clock: fixed, so both sides compute over the same seconds
 

@@ -15,10 +15,10 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import REPO, require_tool
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.controller.metrics import ControllerMetrics
 from rollouts.demo.http_metrics import RequestMetrics as AppRequestMetrics
 from rollouts.runtime.local.proxy import IngressProxy
-from rollouts.store.sqlite import SQLiteStore
 
 GRAFANA = REPO / "deploy" / "grafana"
 DASHBOARDS = sorted(GRAFANA.glob("*.json"))

@@ -21,6 +21,7 @@ from tests.e2e.harness import ControllerProcess
 from tests.e2e.manifests import CANARY
 from tests.integration.prometheus_server import free_port
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.controller import metrics as controller_metrics
 from rollouts.controller.loop import Controller
 from rollouts.controller.metrics import ControllerMetrics
@@ -29,7 +30,6 @@ from rollouts.controller.metrics_phases import current_runs, metrics_phase, runb
 from rollouts.controller.service import _liveness
 from rollouts.engine.types import Decision, EmitEvent
 from rollouts.spec.rollout import Rollout, RolloutStatus
-from rollouts.store.sqlite import SQLiteStore
 
 # -- a small reader of the text format that keeps names as exposed (prometheus-client's parser renames) ----
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from tests.providers.conftest import Reply, ScriptedServer, scripted_server
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.controller.loop import Controller
 from rollouts.controller.notifications import Notifier
 from rollouts.controller.notifications_config import (
@@ -30,7 +31,6 @@ from rollouts.controller.notifications_config import (
     trigger_for,
 )
 from rollouts.demo.releases import rollout
-from rollouts.store.sqlite import SQLiteStore
 
 SECRET_TOKEN = "s3cr3t-token-value"
 SLACK_PATH = "/services/T000/B000/XXXXSECRETPATH"

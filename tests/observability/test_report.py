@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from rollouts.cli import commands  # noqa: F401  (registers the verbs)
 from rollouts.cli.main import app
+from rollouts.cluster.store import SQLiteStore
 from rollouts.report.releases import (
     Release,
     assess_releases,
@@ -24,7 +25,6 @@ from rollouts.report.releases import (
     sparkline,
 )
 from rollouts.store.home import database_path
-from rollouts.store.sqlite import SQLiteStore
 
 NOW = datetime(2024, 3, 31, tzinfo=UTC)
 

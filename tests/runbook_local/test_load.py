@@ -19,8 +19,8 @@ import pytest
 
 from rollouts.cli.load import LoadStats, parse_header, percentile, summary
 from rollouts.cli.load_target import LoadTarget, TargetError, resolve_target
+from rollouts.cluster.store import SQLiteStore
 from rollouts.kube.client import KubeStore
-from rollouts.store.sqlite import SQLiteStore
 from tests.cluster.conftest import Cluster, start_cluster
 
 NS = "aivo-system"

@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.demo.prometheus import free_port
 from rollouts.runtime.local.dataplane import DataPlaneLoop, ThreadedIngressProxy, ThreadedServiceBalancer
 from rollouts.runtime.local.services import Endpoint
 from rollouts.runtime.local.traffic import TrafficStats
-from rollouts.store.sqlite import SQLiteStore
 
 HOLD_SECONDS = 4.0
 SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app-stable", "namespace": "ns"},

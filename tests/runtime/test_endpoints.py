@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.runtime.local.endpoints import MANAGED_BY, MANAGED_BY_LABEL, EndpointsSync
 from rollouts.runtime.local.supervisor import PodPhase, PodState
 from rollouts.store.protocol import NotFound
-from rollouts.store.sqlite import SQLiteStore
 
 
 def pod(name: str, port: int, *, ready: bool = True, app: str = "shop", namespace: str = "default",

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.runtime.local.images import ImageResolver
 from rollouts.runtime.local.jobs import (
     BACKOFF_REASON,
@@ -29,7 +30,6 @@ from rollouts.runtime.local.jobs import (
     terminal_condition,
 )
 from rollouts.store.home import database_path
-from rollouts.store.sqlite import SQLiteStore
 from tests.providers.conftest import process_gone, wait_until
 
 PY = sys.executable
@@ -218,7 +218,7 @@ CLUSTER = textwrap.dedent("""
     from pathlib import Path
     from rollouts.runtime.local.jobs import JobController
     from rollouts.store.home import database_path
-    from rollouts.store.sqlite import SQLiteStore
+    from rollouts.cluster.store import SQLiteStore
 
     async def main() -> None:
         home = Path(sys.argv[1])

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.runtime.local.lists import KindLists
 from rollouts.runtime.local.pods import PodSync
-from rollouts.store.sqlite import SQLiteStore
 from tests.runtime.test_max_pods import FakeSupervisor, _replica_set
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.runtime.local.pods import DEFAULT_MAX_PODS, UNSCHEDULABLE_REASON, PodSync
 from rollouts.runtime.local.supervisor import PodPhase, PodState
-from rollouts.store.sqlite import SQLiteStore
 
 
 class FakeSupervisor:

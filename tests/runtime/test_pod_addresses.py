@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.runtime.local.addresses import (
     CLUSTER_PORTS_ANNOTATION,
     AddressesExhausted,
@@ -23,7 +24,6 @@ from rollouts.runtime.local.addresses import (
     ServiceAddresses,
 )
 from rollouts.runtime.local.runtime import LocalRuntime
-from rollouts.store.sqlite import SQLiteStore
 
 POD_NETWORK = ipaddress.IPv4Network("127.1.0.0/16")
 SERVICE_NETWORK = ipaddress.IPv4Network("127.2.0.0/16")

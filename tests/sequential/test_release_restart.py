@@ -15,8 +15,8 @@ from rollouts.analysis.executor import AnalysisExecutor
 from rollouts.analysis.providers.base import MeasureContext
 from rollouts.analysis.providers.sequential import SequentialMetricProvider
 from rollouts.analysis.sequential.release_start import release_start_of, store_release_start
+from rollouts.cluster.store import SQLiteStore
 from rollouts.spec.analysis import AnalysisRun, Metric
-from rollouts.store.sqlite import SQLiteStore
 from tests.sequential.test_restart import RUN_START, SecondStats
 
 RELEASE_START = RUN_START  # the canary's first request (stats count from here)

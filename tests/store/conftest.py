@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rollouts.store.sqlite import SQLiteStore
+from rollouts.cluster.store import SQLiteStore
 
 
 class FakeClock:

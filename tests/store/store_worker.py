@@ -6,9 +6,9 @@ import sys
 import time
 from pathlib import Path
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.store.lock import HomeLock
 from rollouts.store.protocol import Conflict
-from rollouts.store.sqlite import SQLiteStore
 
 
 def wait_for(path: Path, seconds: float = 30.0) -> None:

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.store.protocol import AlreadyExists, Conflict, Invalid, NotFound, ObjectStore
-from rollouts.store.sqlite import SQLiteStore
 
 
 def test_store_satisfies_protocol(store: SQLiteStore) -> None:

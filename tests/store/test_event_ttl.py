@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from tests.store.conftest import FakeClock
 
-from rollouts.store import sqlite
-from rollouts.store.sqlite import SQLiteStore
+from rollouts.cluster import store as sqlite
+from rollouts.cluster.store import SQLiteStore
 
 
 def _pod(name: str) -> dict[str, Any]:

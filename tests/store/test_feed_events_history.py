@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.store.protocol import Expired, Invalid, NotFound
-from rollouts.store.sqlite import SQLiteStore
 
 
 def _owned(kind: str, name: str, owner: dict, *more_owners: dict) -> dict:

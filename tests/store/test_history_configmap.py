@@ -7,8 +7,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.store.history import HISTORY_LABEL, config_map_name
-from rollouts.store.sqlite import SQLiteStore
 
 ROLLOUT = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
            "metadata": {"name": "web", "namespace": "default"}, "spec": {}}

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.store.patch import json_equal, json_patch, merge_patch
 from rollouts.store.protocol import Conflict, Invalid
-from rollouts.store.sqlite import SQLiteStore
 
 MERGE_CASES = [
     ({"a": "b"}, {"a": "c"}, {"a": "c"}),

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.store.home import database_path, rollouts_home
 from rollouts.store.lock import HomeLock, LockHeld
-from rollouts.store.sqlite import SQLiteStore
 
 WORKER = str(Path(__file__).with_name("store_worker.py"))
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.store.protocol import Invalid
 from rollouts.store.selectors import label_selector_from_spec, parse_field_selector, parse_label_selector
-from rollouts.store.sqlite import SQLiteStore
 
 LABELS = {"app": "web", "tier": "frontend", "example.com/team": "blue", "empty": ""}
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rollouts.store.sqlite import SQLiteStore
+from rollouts.cluster.store import SQLiteStore
 
 ROLLOUT: dict[str, Any] = {
     "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "shop", "namespace": "default"},
@@ -26,7 +26,7 @@ PAUSE = [{"reason": "CanaryPauseStep", "startTime": "2024-05-01T12:00:00Z"}]
 CHILD = textwrap.dedent("""
     import os, signal, sys
     from rollouts.api import actions
-    from rollouts.store.sqlite import SQLiteStore
+    from rollouts.cluster.store import SQLiteStore
     writes = []
     original = SQLiteStore.patch
     def patch(self, *args, **kwargs):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.runtime.local.jobs import stop_job_processes
 from rollouts.runtime.local.processes import (
     JOB_PID_ANNOTATION,
@@ -21,7 +22,6 @@ from rollouts.runtime.local.processes import (
 )
 from rollouts.runtime.local.supervisor import OWNER_ENV
 from rollouts.store.home import database_path
-from rollouts.store.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-"""Object storage for the local runtime: the store protocol, its SQLite implementation, the home folder and
-the single-controller lock."""
+"""The object-store protocol every client of the Kubernetes API shares (errors, changes, revisions), the home
+folder and the single-controller lock. The local cluster's SQLite implementation is rollouts.cluster.store."""
 
 from rollouts.store.home import database_path, rollouts_home
 from rollouts.store.lock import HomeLock, LockHeld
@@ -15,20 +15,6 @@ from rollouts.store.protocol import (
     StoreError,
 )
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from rollouts.store.sqlite import SQLiteStore
-
-
-def __getattr__(name: str) -> object:
-    # Imported on first use only: clients of the Kubernetes API import this package's protocol and never
-    # need the SQLite implementation (nor the sqlite3 module).
-    if name == "SQLiteStore":
-        from rollouts.store.sqlite import SQLiteStore
-
-        return SQLiteStore
-    raise AttributeError(name)
-
 __all__ = [
     "AlreadyExists",
     "Change",
@@ -40,7 +26,6 @@ __all__ = [
     "NotFound",
     "ObjectStore",
     "Revision",
-    "SQLiteStore",
     "StoreError",
     "database_path",
     "rollouts_home",

@@ -2,7 +2,7 @@
 
 Objects are plain JSON documents shaped like Kubernetes objects (apiVersion, kind, metadata, spec,
 status). A store keys them by (kind, namespace, name); cluster-scoped kinds use namespace "".
-Implementations: `rollouts.store.sqlite.SQLiteStore` (local runtime); a Kubernetes adapter can satisfy
+Implementations: `rollouts.cluster.store.SQLiteStore` (local runtime); a Kubernetes adapter can satisfy
 the same protocol.
 """
 

@@ -43,11 +43,11 @@ from rollouts.cluster.apiserver.resources import Registry, Resource
 from rollouts.cluster.apiserver.storage_errors import storage_error
 from rollouts.cluster.apiserver.tables import to_table, wants_table
 from rollouts.cluster.apiserver.traffic import TrafficEndpoints
+from rollouts.cluster.store import SQLiteStore
 from rollouts.runtime.local.traffic import TrafficStats
 from rollouts.store.patch import json_patch, merge_patch
 from rollouts.store.protocol import Change, Expired, StoreError
 from rollouts.store.selectors import FieldSelector, LabelSelector, parse_field_selector, parse_label_selector
-from rollouts.store.sqlite import SQLiteStore
 
 JSONObject = dict[str, Any]
 log = logging.getLogger(__name__)

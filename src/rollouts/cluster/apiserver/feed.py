@@ -17,8 +17,8 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+from rollouts.cluster.store import SQLiteStore
 from rollouts.store.protocol import Change, Expired
-from rollouts.store.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from rollouts.cluster.apiserver.customresources import CRD_KIND
 from rollouts.cluster.apiserver.errors import ApiError, bad_request, invalid, unsupported_media_type
 from rollouts.cluster.apiserver.patches import server_side_apply, strategic_merge
 from rollouts.cluster.apiserver.resources import ARGO_GROUP, BY_KIND, CLUSTER_SCOPED, Registry, Resource
+from rollouts.cluster.store import SQLiteStore
 from rollouts.store.patch import json_patch, merge_patch
 from rollouts.store.protocol import AlreadyExists, Conflict, NotFound
-from rollouts.store.sqlite import SQLiteStore
 
 JSONObject = dict[str, Any]
 

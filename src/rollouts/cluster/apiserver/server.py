@@ -36,8 +36,8 @@ from rollouts.cluster.apiserver.tls import CERT_FILE, server_context
 from rollouts.cluster.host import RuntimeHost
 from rollouts.cluster.leftovers import stop_leftovers
 from rollouts.cluster.runtime_options import RuntimeOptions
+from rollouts.cluster.store import SQLiteStore
 from rollouts.store.home import HOME_ENV, database_path, rollouts_home
-from rollouts.store.sqlite import SQLiteStore
 
 STATE_FILE = "apiserver.json"
 LOG_FILE = "apiserver.log"
